@@ -1,0 +1,1 @@
+"""CURE: Copernicus geo-processing apps as a service."""

@@ -1,0 +1,70 @@
+"""Settings: every value comes from a ``CURE_*`` environment variable, with working local defaults."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 (a placeholder, refused outside dev)
+DEV_STORAGE_SECRET = "dev-only-insecure-storage-secret-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CURE_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cure"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "cure"
+    jwt_audience: str = "cure-api"
+    access_token_ttl_seconds: int = 3600
+    default_scopes: list[str] = Field(default_factory=lambda: ["orders:read", "orders:write"])
+
+    # Storage: "s3" (MinIO, AWS, any S3-compatible server) or "local" (a directory, with links
+    # the API signs and serves itself) for a single machine with no S3 service.
+    storage_backend: Literal["s3", "local"] = "local"
+    storage_dir: Path = Path("var/storage")
+    storage_secret: str = DEV_STORAGE_SECRET
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "cure-results"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    result_link_ttl_seconds: int = 3600
+
+    apps_dir: Path = Path(__file__).parent / "apps"
+    docker_url: str | None = None  # None: the environment's DOCKER_HOST or the local socket
+    container_memory_mb: int = 512
+    container_cpus: float = 1.0
+    container_pids: int = 128
+    container_timeout_seconds: int = 600
+    max_output_bytes: int = 256 * 1024 * 1024
+
+    orders_queue: str = "cure.orders"
+    events_queue: str = "cure.order_events"
+    relay_poll_seconds: float = 0.5
+    run_background_services: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "Settings":
+        if self.environment == "production":
+            if self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32:
+                raise ValueError("CURE_JWT_SECRET must be set to a random value of 32+ characters")
+            if self.storage_backend == "local" and self.storage_secret == DEV_STORAGE_SECRET:
+                raise ValueError("CURE_STORAGE_SECRET must be set outside development")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Shared plumbing: database session, base schemas, errors."""

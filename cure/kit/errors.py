@@ -1,0 +1,105 @@
+"""One error hierarchy and the handlers that give every error the same JSON shape."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class CureError(Exception):
+    status_code = 400
+    headers: dict[str, str] | None = None
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+class NotFound(CureError):
+    status_code = 404
+
+
+class Conflict(CureError):
+    status_code = 409
+
+
+class InvalidInput(CureError):
+    status_code = 422
+
+
+class Unauthorized(CureError):
+    status_code = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(CureError):
+    status_code = 403
+
+
+class ServiceUnavailable(CureError):
+    status_code = 503
+    headers = {"Retry-After": "5"}
+
+
+def error_body(name: str, detail: object) -> dict[str, object]:
+    return {"error": name, "detail": detail}
+
+
+def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    # Never echo submitted values back (they may be passwords); location, message and type suffice.
+    return [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CureError)
+    async def _cure_error(_: Request, exc: CureError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.name, exc.message), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            error_body("ValidationError", _clean_validation_errors(exc)), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        return JSONResponse(
+            error_body(name, exc.detail), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _db_unavailable(_: Request, exc: DBAPIError) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return JSONResponse(
+            error_body("ServiceUnavailable", "the database is unavailable; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(OSError)
+    async def _os_error(_: Request, exc: OSError) -> JSONResponse:
+        # asyncpg raises plain OSError (connection refused) before SQLAlchemy can wrap it.
+        log.warning("backing service unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            error_body("ServiceUnavailable", "a backing service is unavailable; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )

@@ -1,0 +1,9 @@
+"""Every domain's tables, imported in one place so Alembic sees them all."""
+
+from cure.auth.models import OAuthClient
+from cure.crm.models import Customer
+from cure.kit.db import Base
+from cure.orders.models import Order, OrderEvent
+from cure.outbox.models import OutboxMessage
+
+__all__ = ["Base", "Customer", "OAuthClient", "Order", "OrderEvent", "OutboxMessage"]

@@ -1,0 +1,1 @@
+"""Orders: submit, status, results."""

@@ -1,0 +1,68 @@
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cure.kit.db import Base, utcnow
+from cure.orders.lifecycle import OrderStatus
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
+        CheckConstraint("end_date >= start_date", name="dates_ordered"),
+        Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    app_id: Mapped[str] = mapped_column(String(64), index=True)
+    app_version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RECEIVED.value)
+    roi: Mapped[WKBElement] = mapped_column(
+        Geometry(geometry_type="GEOMETRY", srid=4326, spatial_index=True)
+    )
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    message: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(default=1)
+    progress: Mapped[int | None] = mapped_column(default=None)
+    result_key: Mapped[str | None] = mapped_column(String(512))
+    result_size: Mapped[int | None] = mapped_column(BigInteger)
+    result_media_type: Mapped[str | None] = mapped_column(String(128))
+    result_checksum: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    events: Mapped[list["OrderEvent"]] = relationship(
+        lazy="raise", order_by="OrderEvent.id", back_populates="order"
+    )
+
+
+class OrderEvent(Base):
+    """One stored transition (or progress report) of an order."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(default=1)
+    actor: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[int | None] = mapped_column(default=None)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    order: Mapped[Order] = relationship(lazy="raise", back_populates="events")

@@ -1,0 +1,1 @@
+"""Transactional outbox: messages written with the data they belong to, published after commit."""
