@@ -1,10 +1,10 @@
 import asyncio
 from logging.config import fileConfig
 
-from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from cure.config import get_settings
 from cure.kit.db import make_engine
 from cure.models import Base

@@ -3,9 +3,16 @@
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Annotated
 
+from fastapi import Depends
 from sqlalchemy import DateTime, MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 from cure.config import get_settings
@@ -51,3 +58,8 @@ async def get_session() -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+# "function" scope: the commit happens when the endpoint returns, before the response is sent, so
+# a client never sees a 2xx for data that then fails to commit or is not yet visible.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

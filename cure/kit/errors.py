@@ -25,6 +25,9 @@ class CureError(Exception):
     def name(self) -> str:
         return type(self).__name__
 
+    def body(self) -> dict[str, object]:
+        return error_body(self.name, self.message)
+
 
 class NotFound(CureError):
     status_code = 404
@@ -67,9 +70,7 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, obje
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CureError)
     async def _cure_error(_: Request, exc: CureError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.name, exc.message), status_code=exc.status_code, headers=exc.headers
-        )
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,14 +17,22 @@ FINAL_STATES = frozenset(
     {OrderStatus.SUCCESS, OrderStatus.FAILED, OrderStatus.INVALID, OrderStatus.CANCELLED}
 )
 
-# RECEIVED -> RUNNING is legal: delivery is at least once, so a worker can start an order whose
-# relay crashed after the broker confirmed the task but before the QUEUED mark was committed.
+# Forward skips are legal because delivery is at least once and events from one worker can be
+# applied by competing consumers: RECEIVED -> RUNNING (the relay crashed after the broker confirmed
+# the task, before its QUEUED mark committed) and QUEUED -> a final state (the final event overtook
+# RUNNING, which then arrives late and is dropped). Nothing ever moves backwards.
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.RECEIVED: frozenset(
         {OrderStatus.QUEUED, OrderStatus.RUNNING, OrderStatus.FAILED, OrderStatus.CANCELLED}
     ),
     OrderStatus.QUEUED: frozenset(
-        {OrderStatus.RUNNING, OrderStatus.FAILED, OrderStatus.INVALID, OrderStatus.CANCELLED}
+        {
+            OrderStatus.RUNNING,
+            OrderStatus.SUCCESS,
+            OrderStatus.FAILED,
+            OrderStatus.INVALID,
+            OrderStatus.CANCELLED,
+        }
     ),
     OrderStatus.RUNNING: frozenset(
         {OrderStatus.SUCCESS, OrderStatus.FAILED, OrderStatus.INVALID, OrderStatus.CANCELLED}

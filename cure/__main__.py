@@ -1,0 +1,3 @@
+from cure.cli import main
+
+main()

@@ -1,0 +1,26 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from cure.apps import registry as app_registry
+from cure.apps.schemas import AppRead
+from cure.config import Settings, get_settings
+from cure.kit.schemas import error_responses
+
+router = APIRouter(prefix="/v1/apps", tags=["apps"])
+
+
+def _read(app: app_registry.App) -> AppRead:
+    return AppRead.model_validate(app.manifest.model_dump())
+
+
+@router.get("", response_model=list[AppRead])
+async def list_apps(settings: Annotated[Settings, Depends(get_settings)]) -> list[AppRead]:
+    """The apps that can be ordered, each with the JSON Schema of its parameters."""
+    return [_read(app) for app in app_registry.get_registry(settings).public()]
+
+
+@router.get("/{app_id}", response_model=AppRead, responses=error_responses(404))
+async def get_app(app_id: str, settings: Annotated[Settings, Depends(get_settings)]) -> AppRead:
+    """One app, with the JSON Schema of its parameters."""
+    return _read(app_registry.get_registry(settings).get(app_id))

@@ -1,0 +1,114 @@
+"""The ``cure`` command: api, worker, status-manager, relay, flower, db upgrade, apps build."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from cure.config import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "cure.main:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level="info",
+    )
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from cure.workers.celery_app import celery_app
+
+    argv = [
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={args.concurrency}",
+        f"--queues={get_settings().orders_queue}",
+    ]
+    if args.hostname:
+        argv.append(f"--hostname={args.hostname}")
+    celery_app.worker_main(argv)
+
+
+def _flower(args: argparse.Namespace) -> None:
+    from cure.workers.celery_app import celery_app
+
+    celery_app.start(["flower", "--address=127.0.0.1", f"--port={args.port}"])
+
+
+async def _run_alone(which: str) -> None:
+    from cure.kit.db import get_sessionmaker
+    from cure.outbox.relay import OutboxRelay
+    from cure.status.consumer import StatusManager
+
+    settings = get_settings()
+    service = (StatusManager if which == "status-manager" else OutboxRelay)(
+        settings, get_sessionmaker()
+    )
+    await service.run()
+
+
+def _db_upgrade(args: argparse.Namespace) -> None:
+    from cure.kit.provision import ensure_database, migrate
+
+    url = get_settings().database_url
+    asyncio.run(ensure_database(url))
+    migrate(url, args.revision)
+
+
+def _apps_build(args: argparse.Namespace) -> None:
+    from cure.apps.images import build_all
+
+    for app_id, tag in build_all(get_settings(), force=args.force):
+        print(f"{app_id}: {tag}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="cure", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    api = sub.add_parser("api", help="run the HTTP API (with the relay and the status manager)")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=_api)
+
+    worker = sub.add_parser("worker", help="run a Celery worker for orders")
+    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument("--hostname")
+    worker.set_defaults(func=_worker)
+
+    flower = sub.add_parser("flower", help="run the Flower dashboard")
+    flower.add_argument("--port", type=int, default=5555)
+    flower.set_defaults(func=_flower)
+
+    for name in ("status-manager", "relay"):
+        alone = sub.add_parser(name, help=f"run the {name} alone (it also runs inside `cure api`)")
+        alone.set_defaults(func=lambda _a, n=name: asyncio.run(_run_alone(n)))
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="create the database if missing, then migrate")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=_db_upgrade)
+
+    apps = sub.add_parser("apps", help="app commands")
+    apps_sub = apps.add_subparsers(dest="apps_command", required=True)
+    build = apps_sub.add_parser("build", help="build every app's image (only missing ones)")
+    build.add_argument("--force", action="store_true", help="rebuild images that exist")
+    build.set_defaults(func=_apps_build)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+from cure.kit.errors import Conflict, InvalidInput
+
+
+class EmailTaken(Conflict):
+    pass
+
+
+class WeakPassword(InvalidInput):
+    pass

@@ -1,0 +1,121 @@
+"""GeoJSON at the edges: parse and check a region of interest, convert to and from PostGIS."""
+
+import math
+from typing import Any
+
+from geoalchemy2 import WKBElement
+from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+
+ROI_TYPES = ("Polygon", "MultiPolygon")
+WGS84_NAMES = {
+    "urn:ogc:def:crs:OGC:1.3:CRS84",
+    "urn:ogc:def:crs:OGC::CRS84",
+    "urn:ogc:def:crs:EPSG::4326",
+    "EPSG:4326",
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+}
+MAX_VERTICES = 100_000
+
+
+def _check_crs(crs: Any) -> None:
+    # RFC 7946 dropped "crs": coordinates are WGS84. Accept only a member that says so.
+    name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
+    if name not in WGS84_NAMES:
+        raise ValueError("roi must be in WGS84 (EPSG:4326 / CRS84) longitude, latitude")
+
+
+def _positions(geo_type: str, coordinates: Any) -> list[list[list[Any]]]:
+    """The rings of the geometry, after checking the nesting GeoJSON prescribes."""
+    polygons = [coordinates] if geo_type == "Polygon" else coordinates
+    if not isinstance(polygons, list) or not polygons:
+        raise ValueError("roi.coordinates must be a non-empty array")
+    rings: list[list[list[Any]]] = []
+    for polygon in polygons:
+        if not isinstance(polygon, list) or not polygon:
+            raise ValueError("each polygon must be a non-empty array of linear rings")
+        for ring in polygon:
+            if not isinstance(ring, list) or len(ring) < 4:
+                raise ValueError("each linear ring needs at least 4 positions")
+            rings.append(ring)
+    return rings
+
+
+def _check_position(position: Any) -> None:
+    if (
+        not isinstance(position, list)
+        or len(position) not in (2, 3)
+        or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in position)
+    ):
+        raise ValueError("each position must be [longitude, latitude] numbers")
+    lon, lat = position[0], position[1]
+    if (
+        not (math.isfinite(lon) and math.isfinite(lat))
+        or not -180 <= lon <= 180
+        or not -90 <= lat <= 90
+    ):
+        raise ValueError(
+            f"position {position[:2]} is outside WGS84 bounds (longitude -180..180, latitude -90..90)"
+        )
+
+
+def parse_roi(value: Any) -> BaseGeometry:
+    """A valid 2D Polygon or MultiPolygon in WGS84, or ValueError with a reason a person can act on."""
+    if not isinstance(value, dict):
+        raise ValueError("roi must be a GeoJSON geometry object")
+    geo_type = value.get("type")
+    if geo_type not in ROI_TYPES:
+        raise ValueError(f"roi.type must be one of {', '.join(ROI_TYPES)}, not {geo_type!r}")
+    unknown = set(value) - {"type", "coordinates", "crs", "bbox"}
+    if unknown:
+        raise ValueError(f"roi has unknown members: {', '.join(sorted(unknown))}")
+    if "crs" in value:
+        _check_crs(value["crs"])
+    rings = _positions(geo_type, value.get("coordinates"))
+    vertices = 0
+    for ring in rings:
+        for position in ring:
+            _check_position(position)
+        if ring[0][:2] != ring[-1][:2]:
+            raise ValueError("each linear ring must be closed (first and last positions equal)")
+        vertices += len(ring)
+    if vertices > MAX_VERTICES:
+        raise ValueError(f"roi has {vertices} positions; at most {MAX_VERTICES} are accepted")
+    geometry = shape({"type": geo_type, "coordinates": value["coordinates"]})
+    if geometry.has_z:
+        geometry = shape({"type": geo_type, "coordinates": _drop_z(value["coordinates"])})
+    if geometry.is_empty or geometry.area == 0:
+        raise ValueError("roi has no area")
+    if not geometry.is_valid:
+        raise ValueError(f"roi is not a valid geometry: {explain_validity(geometry)}")
+    return geometry
+
+
+def _drop_z(coordinates: Any) -> Any:
+    if coordinates and isinstance(coordinates[0], int | float):
+        return coordinates[:2]
+    return [_drop_z(c) for c in coordinates]
+
+
+def to_geojson(geometry: BaseGeometry) -> dict[str, Any]:
+    return dict(mapping(geometry))
+
+
+def to_db(geometry: BaseGeometry) -> WKBElement:
+    return from_shape(geometry, srid=4326)
+
+
+def from_db(element: WKBElement) -> dict[str, Any]:
+    return _lists(to_geojson(to_shape(element)))
+
+
+def _lists(value: Any) -> Any:
+    # shapely's mapping() gives tuples; GeoJSON readers (and equality in tests) expect lists.
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value

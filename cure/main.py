@@ -1,0 +1,69 @@
+"""The API process: every domain's router, error handlers, and the consumers in its lifespan."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from cure.apps.router import router as apps_router
+from cure.auth.router import router as auth_router
+from cure.config import Settings, get_settings
+from cure.crm.router import router as crm_router
+from cure.kit.db import SessionDep, get_engine, get_sessionmaker
+from cure.kit.errors import install_error_handlers
+from cure.orders.router import router as orders_router
+from cure.outbox.relay import OutboxRelay
+from cure.status.consumer import StatusManager
+from cure.storage.router import router as storage_router
+from cure.storage.service import S3Storage
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        relay = OutboxRelay(settings, get_sessionmaker())
+        if settings.storage_backend == "s3":
+            await S3Storage(settings).ensure_bucket()
+        if settings.run_background_services:
+            app.state.relay = relay
+            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+            status_manager = StatusManager(settings, get_sessionmaker())
+            tasks.append(asyncio.create_task(status_manager.run(), name="status-manager"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await relay.close()
+            await get_engine().dispose()
+
+    app = FastAPI(
+        title="CURE",
+        version="0.1.0",
+        description=(
+            "Copernicus geo-processing as a service. Register (POST /v1/crm/customers), get a token "
+            "(POST /v1/auth/token), order an app (POST /v1/apps/{app_id}/orders), follow the order "
+            "(GET /v1/orders/{order_id}) and download its result (GET /v1/orders/{order_id}/result)."
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (auth_router, crm_router, apps_router, orders_router, storage_router):
+        app.include_router(router)
+
+    @app.get("/health", tags=["health"])
+    async def health(session: SessionDep) -> dict[str, str]:
+        """Liveness and database reachability."""
+        await session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,71 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
+from fastapi.responses import RedirectResponse
+
+from cure.auth.dependencies import require_scope
+from cure.auth.service import Principal
+from cure.config import Settings, get_settings
+from cure.kit.db import SessionDep
+from cure.kit.schemas import error_responses
+from cure.orders import service as order_service
+from cure.orders.dependencies import StorageDep
+from cure.orders.schemas import OrderCreate, OrderRead
+
+router = APIRouter(tags=["orders"])
+
+Reader = Annotated[Principal, Depends(require_scope("orders:read"))]
+Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@router.post(
+    "/v1/apps/{app_id}/orders",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OrderRead,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def submit_order(
+    app_id: str,
+    data: OrderCreate,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Writer,
+) -> OrderRead:
+    """Order an app for a region of interest and a period; follow it at the Location given."""
+    order = await order_service.submit(session, settings, principal, app_id=app_id, data=data)
+    response.headers["Location"] = f"/v1/orders/{order.id}"
+    relay = getattr(request.app.state, "relay", None)
+    if relay is not None:
+        background.add_task(relay.wake)  # runs after the commit; the relay also polls
+    return order_service.to_read(order)
+
+
+@router.get(
+    "/v1/orders/{order_id}", response_model=OrderRead, responses=error_responses(401, 403, 404)
+)
+async def get_order(order_id: uuid.UUID, session: SessionDep, principal: Reader) -> OrderRead:
+    """An order's status, history and, once it succeeded, its result."""
+    return order_service.to_read(await order_service.get(session, principal, order_id))
+
+
+@router.get(
+    "/v1/orders/{order_id}/result",
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    response_class=RedirectResponse,
+    responses=error_responses(401, 403, 404, 409),
+)
+async def get_order_result(
+    order_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    principal: Reader,
+) -> RedirectResponse:
+    """Redirect to an expiring link to the order's result file."""
+    url = await order_service.result_link(session, settings, storage, principal, order_id)
+    return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)

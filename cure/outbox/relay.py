@@ -1,0 +1,120 @@
+"""Publishes committed outbox messages to RabbitMQ with publisher confirms, then marks them sent."""
+
+import asyncio
+import logging
+import uuid
+
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cure.config import Settings
+from cure.kit import broker
+from cure.kit.db import utcnow
+from cure.orders import service as order_service
+from cure.orders.lifecycle import OrderStatus
+from cure.orders.models import Order
+from cure.orders.schemas import OrderEventMessage
+from cure.outbox.models import OutboxMessage
+from cure.outbox.service import RUN_ORDER
+from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
+
+log = logging.getLogger(__name__)
+BATCH = 50
+
+
+class OutboxRelay:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self._wake = asyncio.Event()
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _ensure_channel(self) -> AbstractChannel:
+        if self._connection is None:
+            self._connection = await broker.connect(self.settings.broker_url)
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self._connection.channel(publisher_confirms=True)
+            await broker.declare_durable_queue(self._channel, self.settings.orders_queue)
+        return self._channel
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many messages were sent."""
+        channel = await self._ensure_channel()
+        async with self.sessionmaker() as session, session.begin():
+            messages = (
+                (
+                    await session.execute(
+                        select(OutboxMessage)
+                        .where(OutboxMessage.sent_at.is_(None))
+                        .order_by(OutboxMessage.id)
+                        .limit(BATCH)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not messages:
+                return 0
+            # Lock the orders first, so a worker's RUNNING event waits for our QUEUED mark.
+            order_ids = [m.order_id for m in messages if m.order_id is not None]
+            if order_ids:
+                await session.execute(
+                    select(Order.id).where(Order.id.in_(order_ids)).with_for_update()
+                )
+            for message in messages:
+                await self._publish(channel, message)
+                message.sent_at = utcnow()
+                message.attempts += 1
+                if message.kind == RUN_ORDER and message.order_id is not None:
+                    await order_service.apply_event(session, _queued(message.order_id))
+        return len(messages)
+
+    async def _publish(self, channel: AbstractChannel, message: OutboxMessage) -> None:
+        if message.kind != RUN_ORDER:
+            raise ValueError(f"unknown outbox message kind {message.kind!r}")
+        body, headers, properties = celery_task_message(
+            RUN_ORDER_TASK,
+            task_id=f"order-{message.payload['order_id']}-{message.id}",
+            args=[message.payload["order_id"]],
+        )
+        await broker.publish_confirmed(
+            channel, queue=self.settings.orders_queue, body=body, headers=headers, **properties
+        )
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                sent = await self.relay_once()
+                backoff = 0.5
+                if sent:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying in %.1fs", backoff)
+                self._channel = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.relay_poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def _queued(order_id: uuid.UUID) -> OrderEventMessage:
+    return OrderEventMessage(
+        order_id=order_id, status=OrderStatus.QUEUED, actor="relay", occurred_at=utcnow()
+    )

@@ -1,0 +1,1 @@
+"""Status manager: consumes order events and applies them to the order rows."""

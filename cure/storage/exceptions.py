@@ -1,0 +1,5 @@
+from cure.kit.errors import Forbidden
+
+
+class LinkInvalid(Forbidden):
+    pass

@@ -1,0 +1,110 @@
+"""Put result objects and hand out expiring links to them."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote, urlencode
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from cure.config import Settings
+
+
+class Storage(Protocol):
+    async def put(self, key: str, data: bytes, *, media_type: str) -> None: ...
+
+    async def presigned_url(self, key: str, *, expires_in: int) -> str: ...
+
+
+class S3Storage:
+    def __init__(self, settings: Settings) -> None:
+        self._bucket = settings.s3_bucket
+        self._session = aioboto3.Session()
+        self._client_args = {
+            "endpoint_url": settings.s3_endpoint_url,
+            "region_name": settings.s3_region,
+            "aws_access_key_id": settings.s3_access_key_id,
+            "aws_secret_access_key": settings.s3_secret_access_key,
+            "config": Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        }
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        return self._session.client("s3", **self._client_args)
+
+    async def ensure_bucket(self) -> None:
+        async with self._client() as s3:
+            try:
+                await s3.head_bucket(Bucket=self._bucket)
+            except ClientError:
+                await s3.create_bucket(Bucket=self._bucket)
+
+    async def put(self, key: str, data: bytes, *, media_type: str) -> None:
+        async with self._client() as s3:
+            await s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=media_type)
+
+    async def presigned_url(self, key: str, *, expires_in: int) -> str:
+        async with self._client() as s3:
+            url: str = await s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            )
+            return url
+
+
+class LocalStorage:
+    """Files under a directory, served by the API itself through HMAC-signed, expiring links.
+
+    For a single machine with no S3 service: results survive restarts, links behave like S3's.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.root = settings.storage_dir.resolve()
+        self._secret = settings.storage_secret.encode()
+        self._base = settings.public_url.rstrip("/")
+
+    def path_of(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError("key escapes the storage directory")
+        return path
+
+    async def put(self, key: str, data: bytes, *, media_type: str) -> None:
+        await asyncio.to_thread(self._write, key, data, media_type)
+
+    def _write(self, key: str, data: bytes, media_type: str) -> None:
+        path = self.path_of(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)  # readers see the whole object or none of it
+        path.with_name(path.name + ".type").write_text(media_type)
+
+    def media_type(self, key: str) -> str:
+        type_file = self.path_of(key).with_name(self.path_of(key).name + ".type")
+        return type_file.read_text() if type_file.exists() else "application/octet-stream"
+
+    def signature(self, key: str, expires: int) -> str:
+        mac = hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def verify(self, key: str, expires: int, signature: str) -> bool:
+        return expires >= time.time() and hmac.compare_digest(
+            self.signature(key, expires), signature
+        )
+
+    async def presigned_url(self, key: str, *, expires_in: int) -> str:
+        expires = int(time.time()) + expires_in
+        query = urlencode({"expires": expires, "signature": self.signature(key, expires)})
+        return f"{self._base}/v1/storage/{quote(key)}?{query}"
+
+
+def make_storage(settings: Settings) -> S3Storage | LocalStorage:
+    if settings.storage_backend == "s3":
+        return S3Storage(settings)
+    return LocalStorage(settings)

@@ -1,0 +1,1 @@
+"""Celery workers: run an order's app container and report its events."""

@@ -1,0 +1,162 @@
+"""Runs one app container, hardened, through the Docker SDK (synchronous: call it in a thread).
+
+Data moves with the archive API (put_archive / get_archive) into a volume mounted at /job, so it
+works against a remote engine and with the worker itself in a container.
+"""
+
+import io
+import json
+import logging
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import requests
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+
+log = logging.getLogger(__name__)
+
+APP_UID = 65534
+ORDER_LABEL = "cure.order_id"
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    memory_mb: int
+    cpus: float
+    pids: int
+    timeout_seconds: int
+    max_output_bytes: int
+
+
+@dataclass
+class ContainerOutcome:
+    exit_code: int | None
+    timed_out: bool
+    logs: list[str]
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    output_error: str | None = None
+
+
+class OutputTooLarge(Exception):
+    pass
+
+
+def _job_archive(job: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in ("inputs", "outputs"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.uid = info.gid = APP_UID
+            tar.addfile(info)
+        data = json.dumps(job).encode()
+        info = tarfile.TarInfo("params.json")
+        info.size = len(data)
+        info.mode = 0o444
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _read_outputs(container: Container, limit: int) -> dict[str, bytes]:
+    stream, _ = container.get_archive("/job/outputs")
+    buffer = io.BytesIO()
+    for chunk in stream:
+        buffer.write(chunk)
+        if buffer.tell() > limit + 1024 * 1024:  # tar headers add a little
+            raise OutputTooLarge(f"the app wrote more than {limit} bytes")
+    buffer.seek(0)
+    outputs: dict[str, bytes] = {}
+    with tarfile.open(fileobj=buffer) as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            name = member.name.split("/", 1)[1] if "/" in member.name else member.name
+            extracted = tar.extractfile(member)
+            if extracted is not None:
+                outputs[name] = extracted.read()
+    return outputs
+
+
+def docker_client(base_url: str | None) -> docker.DockerClient:
+    """The configured engine, or the environment's (DOCKER_HOST or the local socket)."""
+    return docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+
+
+def remove_leftovers(client: docker.DockerClient, order_id: str) -> int:
+    """Remove containers and volumes an earlier attempt of this order left behind."""
+    removed = 0
+    selector = {"label": f"{ORDER_LABEL}={order_id}"}
+    for container in client.containers.list(all=True, filters=selector):
+        container.remove(force=True)
+        removed += 1
+    for volume in client.volumes.list(filters=selector):
+        volume.remove(force=True)
+    return removed
+
+
+def run_app_container(
+    client: docker.DockerClient,
+    *,
+    image: str,
+    order_id: str,
+    job: dict[str, Any],
+    limits: ContainerLimits,
+) -> ContainerOutcome:
+    labels = {ORDER_LABEL: order_id, "cure.role": "app-run"}
+    remove_leftovers(client, order_id)
+    volume = client.volumes.create(labels=labels)
+    container: Container | None = None
+    try:
+        memory = f"{limits.memory_mb}m"
+        container = client.containers.create(
+            image,
+            detach=True,
+            labels=labels,
+            network_mode="none",
+            read_only=True,
+            user=f"{APP_UID}:{APP_UID}",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=memory,
+            memswap_limit=memory,
+            nano_cpus=int(limits.cpus * 1e9),
+            pids_limit=limits.pids,
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108 (inside the container)
+            volumes={volume.name: {"bind": "/job", "mode": "rw"}},
+            working_dir="/job",
+        )
+        container.put_archive("/job", _job_archive(job))
+        container.start()
+        timed_out = False
+        exit_code: int | None = None
+        try:
+            exit_code = int(container.wait(timeout=limits.timeout_seconds)["StatusCode"])
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            timed_out = True
+            container.kill()
+            container.wait(timeout=30)
+        logs = container.logs(stdout=True, stderr=True).decode(errors="replace").splitlines()
+        outcome = ContainerOutcome(exit_code=exit_code, timed_out=timed_out, logs=logs[-500:])
+        if exit_code == 0:
+            try:
+                outcome.outputs = _read_outputs(container, limits.max_output_bytes)
+            except OutputTooLarge as exc:
+                outcome.output_error = str(exc)
+        return outcome
+    finally:
+        if container is not None:
+            _quietly(container.remove, force=True)
+        _quietly(volume.remove, force=True)
+
+
+def _quietly(call: Any, **kwargs: Any) -> None:
+    try:
+        call(**kwargs)
+    except NotFound:
+        pass
+    except APIError:
+        log.exception("docker clean-up failed")

@@ -1,0 +1,56 @@
+"""Publishes order events from a worker to the status manager's queue, with publisher confirms."""
+
+from types import TracebackType
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from cure.config import Settings
+from cure.kit import broker
+from cure.kit.db import utcnow
+from cure.orders.lifecycle import OrderStatus
+from cure.orders.schemas import OrderEventMessage
+
+
+class EventPublisher:
+    def __init__(self, settings: Settings, *, order_id: Any, attempt: int, actor: str) -> None:
+        self.settings = settings
+        self.order_id = order_id
+        self.attempt = attempt
+        self.actor = actor
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+
+    async def __aenter__(self) -> "EventPublisher":
+        self._connection = await broker.connect(self.settings.broker_url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        await broker.declare_durable_queue(self._channel, self.settings.events_queue)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def publish(self, status: OrderStatus, **fields: Any) -> OrderEventMessage:
+        assert self._channel is not None, "use EventPublisher as an async context manager"
+        event = OrderEventMessage(
+            order_id=self.order_id,
+            status=status,
+            attempt=self.attempt,
+            actor=self.actor,
+            occurred_at=utcnow(),
+            **fields,
+        )
+        await broker.publish_confirmed(
+            self._channel,
+            queue=self.settings.events_queue,
+            body=event.model_dump_json().encode(),
+            content_type="application/json",
+            message_id=str(event.event_id),
+        )
+        return event
