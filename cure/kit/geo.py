@@ -101,7 +101,8 @@ def _drop_z(coordinates: Any) -> Any:
 
 
 def to_geojson(geometry: BaseGeometry) -> dict[str, Any]:
-    return dict(mapping(geometry))
+    result: dict[str, Any] = _lists(mapping(geometry))
+    return result
 
 
 def to_db(geometry: BaseGeometry) -> WKBElement:
@@ -109,7 +110,7 @@ def to_db(geometry: BaseGeometry) -> WKBElement:
 
 
 def from_db(element: WKBElement) -> dict[str, Any]:
-    return _lists(to_geojson(to_shape(element)))
+    return to_geojson(to_shape(element))
 
 
 def _lists(value: Any) -> Any:
