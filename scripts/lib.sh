@@ -1,0 +1,117 @@
+# Shared set-up for scripts/run and scripts/test: install or start only what is missing.
+# Sourced, not run. Every step is idempotent, so it works on a fresh machine and on a laptop.
+
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+mkdir -p var/log
+STARTED_PIDS=()
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]}"
+  if [ "$APT_UPDATED" -eq 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq 1 $((seconds * 4))); do "$@" && return 0; sleep 0.25; done
+  echo "timed out waiting for $what" >&2; return 1
+}
+
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null; then apt_install postgresql; fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  apt_install "postgresql-$version-postgis-3"
+  if ! port_open 5432; then
+    say "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    wait_for 30 PostgreSQL port_open 5432
+  fi
+}
+
+ensure_rabbitmq() {
+  if port_open 5672; then return 0; fi
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  say "starting RabbitMQ"
+  as_root rabbitmq-server -detached
+  wait_for 60 RabbitMQ port_open 5672
+  as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
+}
+
+DOCKERD_PID=""
+ensure_docker() {
+  command -v docker >/dev/null || apt_install docker.io
+  if docker info >/dev/null 2>&1; then return 0; fi
+  command -v dockerd >/dev/null || apt_install docker.io
+  say "starting the Docker engine (no bridge network)"
+  if [ "$(id -u)" -eq 0 ]; then
+    dockerd --bridge=none --iptables=false >var/log/dockerd.log 2>&1 &
+  else
+    sudo dockerd --bridge=none --iptables=false >var/log/dockerd.log 2>&1 &
+  fi
+  DOCKERD_PID=$!
+  STARTED_PIDS+=("$DOCKERD_PID")
+  wait_for 60 "the Docker engine" docker info >/dev/null 2>&1 \
+    || { tail -n 20 var/log/dockerd.log >&2; return 1; }
+}
+
+ensure_base_image() {
+  # No image registry here: build debian:bookworm-slim locally, once, with python3 in it.
+  # On a machine with a registry the app Dockerfiles pull the official image instead.
+  docker image inspect debian:bookworm-slim >/dev/null 2>&1 && return 0
+  apt_install debootstrap
+  say "building the base image debian:bookworm-slim with debootstrap (about a minute)"
+  local rootfs
+  rootfs=$(mktemp -d)
+  as_root debootstrap --variant=minbase --include=python3 bookworm "$rootfs" >var/log/debootstrap.log 2>&1
+  as_root tar -C "$rootfs" -c . | docker import - debian:bookworm-slim >/dev/null
+  as_root rm -rf "$rootfs"
+}
+
+ensure_venv() {
+  local stamp=.venv/.installed
+  if [ ! -x .venv/bin/python ]; then
+    say "creating the virtualenv"
+    python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
+  fi
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    say "installing CURE and its dependencies"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    touch "$stamp"
+  fi
+}
+
+set_up_everything() {
+  ensure_postgres
+  ensure_rabbitmq
+  ensure_docker
+  ensure_base_image
+  ensure_venv
+  say "building app images (only missing ones)"
+  .venv/bin/cure apps build
+}
+
+stop_started() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${STARTED_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}

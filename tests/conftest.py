@@ -1,0 +1,185 @@
+"""Test set-up against the real services: PostGIS, RabbitMQ, Docker, S3 over HTTP (moto's server).
+
+Each run gets its own database (cure_test) and its own RabbitMQ virtual host (cure_test), both made
+anew, so a stack started by scripts/run on the same machine is never touched.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DB = "cure_test"
+TEST_VHOST = "cure_test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_moto() -> tuple[object, str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _reset_vhost() -> None:
+    ctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*ctl, "delete_vhost", TEST_VHOST], capture_output=True, check=False)
+    subprocess.run([*ctl, "add_vhost", TEST_VHOST], capture_output=True, check=True)
+    subprocess.run(
+        [*ctl, "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+        capture_output=True,
+        check=True,
+    )
+
+
+# Settings are read from the environment once: set it before anything imports cure.
+_moto_server, MOTO_URL = _start_moto()
+os.environ.update(
+    {
+        "CURE_ENVIRONMENT": "test",
+        "CURE_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{TEST_DB}",
+        "CURE_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
+        "CURE_STORAGE_BACKEND": "s3",
+        "CURE_S3_ENDPOINT_URL": MOTO_URL,
+        "CURE_S3_ACCESS_KEY_ID": "testing",
+        "CURE_S3_SECRET_ACCESS_KEY": "testing",
+        "CURE_S3_BUCKET": "cure-test-results",
+        "CURE_JWT_SECRET": "test-secret-" + "x" * 40,
+    }
+)
+
+
+def _reset_database() -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def recreate() -> None:
+        admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{TEST_DB}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(recreate())
+    from cure.kit.provision import migrate
+
+    migrate(os.environ["CURE_DATABASE_URL"])
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _reset_database()
+    _reset_vhost()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _moto_server.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def settings():  # type: ignore[no-untyped-def]
+    from cure.config import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+async def app(settings):  # type: ignore[no-untyped-def]
+    """The API in-process, without its background consumers (the live stack has those)."""
+    from cure.main import create_app
+    from cure.storage.service import S3Storage
+
+    await S3Storage(settings).ensure_bucket()
+    return create_app(settings.model_copy(update={"run_background_services": False}))
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+        yield http
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[object]:
+    from cure.kit.db import get_sessionmaker
+
+    async with get_sessionmaker()() as db:
+        yield db
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {seconds}s")
+
+
+def _spawn(args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+    log_dir = ROOT / "var" / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / log_name, "wb")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(args, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_api() -> Iterator[str]:
+    """The API as a real uvicorn process, with its outbox relay and status manager."""
+    port = free_port()
+    process = _spawn(
+        [sys.executable, "-m", "cure", "api", "--host", "127.0.0.1", "--port", str(port)],
+        "test-api.log",
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def worker() -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process consuming the test vhost's order queue."""
+    process = _spawn(
+        [sys.executable, "-m", "cure", "worker", "--concurrency", "2", "--hostname", "test@%h"],
+        "test-worker.log",
+    )
+    try:
+        yield process
+    finally:
+        _stop(process)

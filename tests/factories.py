@@ -1,0 +1,45 @@
+"""Small helpers that make test data through the public API."""
+
+import uuid
+from typing import Any
+
+import httpx
+
+PASSWORD = "a long enough passphrase"
+
+VIENNA = {
+    "type": "Polygon",
+    "coordinates": [[[16.3, 48.2], [16.4, 48.2], [16.4, 48.3], [16.3, 48.3], [16.3, 48.2]]],
+}
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.org"
+
+
+async def create_customer(http: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    body = {"name": "Test Customer", "email": unique_email(), "password": PASSWORD, **overrides}
+    response = await http.post("/v1/crm/customers", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def get_token(http: httpx.AsyncClient, customer: dict[str, Any], scope: str | None = None) -> str:
+    form = {"grant_type": "client_credentials"}
+    if scope is not None:
+        form["scope"] = scope
+    response = await http.post(
+        "/v1/auth/token", data=form, auth=(customer["client_id"], customer["client_secret"])
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def customer_with_token(http: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, str]]:
+    customer = await create_customer(http)
+    token = await get_token(http, customer)
+    return customer, {"Authorization": f"Bearer {token}"}
+
+
+def order_body(**overrides: Any) -> dict[str, Any]:
+    return {"roi": VIENNA, "start_date": "2024-07-01", "end_date": "2024-07-31", "params": {}, **overrides}
