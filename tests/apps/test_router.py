@@ -1,0 +1,31 @@
+import pytest
+
+from cure.apps.exceptions import InvalidParameters
+from cure.apps.registry import get_registry
+
+
+async def test_list_and_get_apps(client) -> None:
+    apps = (await client.get("/v1/apps")).json()
+    roi_stats = next(app for app in apps if app["id"] == "roi_stats")
+    assert roi_stats["title"] and roi_stats["description"] and roi_stats["version"]
+    assert roi_stats["parameters"]["type"] == "object"
+    one = await client.get("/v1/apps/roi_stats")
+    assert one.status_code == 200
+    assert one.json() == roi_stats
+    assert "image" not in one.json()  # operators' details stay inside
+
+
+async def test_unknown_app_is_404(client) -> None:
+    response = await client.get("/v1/apps/no_such_app")
+    assert response.status_code == 404
+    assert response.json() == {"error": "AppNotFound", "detail": "no app with id 'no_such_app'"}
+
+
+def test_params_get_defaults_and_are_checked(settings) -> None:
+    app = get_registry(settings).get("roi_stats")
+    assert app.validate_params({}) == {"area_unit": "km2", "precision": 3}
+    assert app.validate_params({"precision": 0})["precision"] == 0
+    with pytest.raises(InvalidParameters) as caught:
+        app.validate_params({"area_unit": "acres", "precision": 99, "colour": "red"})
+    problems = " ".join(caught.value.problems)
+    assert "acres" in problems and "99" in problems and "colour" in problems
