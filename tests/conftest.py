@@ -157,9 +157,31 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+def _retire_unsent_outbox() -> None:
+    """Mark the outbox rows of in-process tests' orders as sent: no worker is meant to run them.
+
+    Without this, a live relay would publish every order earlier tests submitted in-process, and
+    the worker would spend the module's time running them.
+    """
+    import asyncio
+
+    import asyncpg
+
+    async def retire() -> None:
+        db = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}")
+        try:
+            await db.execute("UPDATE outbox_messages SET sent_at = now() WHERE sent_at IS NULL")
+        finally:
+            await db.close()
+
+    asyncio.run(retire())
+
+
+# Module scope: the live relay competes for outbox rows, so it runs only in the modules that use it.
+@pytest.fixture(scope="module")
 def live_api() -> Iterator[str]:
     """The API as a real uvicorn process, with its outbox relay and status manager."""
+    _retire_unsent_outbox()
     port = free_port()
     process = _spawn(
         [sys.executable, "-m", "cure", "api", "--host", "127.0.0.1", "--port", str(port)],
@@ -172,7 +194,7 @@ def live_api() -> Iterator[str]:
         _stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker() -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process consuming the test vhost's order queue."""
     process = _spawn(

@@ -24,7 +24,9 @@ async def create_customer(http: httpx.AsyncClient, **overrides: Any) -> dict[str
     return dict(response.json())
 
 
-async def get_token(http: httpx.AsyncClient, customer: dict[str, Any], scope: str | None = None) -> str:
+async def get_token(
+    http: httpx.AsyncClient, customer: dict[str, Any], scope: str | None = None
+) -> str:
     form = {"grant_type": "client_credentials"}
     if scope is not None:
         form["scope"] = scope
@@ -42,4 +44,10 @@ async def customer_with_token(http: httpx.AsyncClient) -> tuple[dict[str, Any], 
 
 
 def order_body(**overrides: Any) -> dict[str, Any]:
-    return {"roi": VIENNA, "start_date": "2024-07-01", "end_date": "2024-07-31", "params": {}, **overrides}
+    return {
+        "roi": VIENNA,
+        "start_date": "2024-07-01",
+        "end_date": "2024-07-31",
+        "params": {},
+        **overrides,
+    }

@@ -67,7 +67,10 @@ async def test_register_token_order_follow_download(live_api: str, worker: objec
         assert final["status"] == "SUCCESS", final
         seen = [event["status"] for event in final["history"]]
         assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == [
-            "RECEIVED", "QUEUED", "RUNNING", "SUCCESS"
+            "RECEIVED",
+            "QUEUED",
+            "RUNNING",
+            "SUCCESS",
         ]
         assert all(event["at"] for event in final["history"])
 
@@ -78,7 +81,10 @@ async def test_register_token_order_follow_download(live_api: str, worker: objec
         assert "X-Amz-Signature=" in link and "X-Amz-Expires=" in link
         downloaded = httpx.get(link)
         assert downloaded.status_code == 200
-        assert f"sha256:{hashlib.sha256(downloaded.content).hexdigest()}" == final["result"]["checksum"]
+        assert (
+            f"sha256:{hashlib.sha256(downloaded.content).hexdigest()}"
+            == final["result"]["checksum"]
+        )
         assert len(downloaded.content) == final["result"]["size"]
 
         feature = json.loads(downloaded.content)["features"][0]

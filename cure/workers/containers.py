@@ -36,6 +36,7 @@ class ContainerOutcome:
     exit_code: int | None
     timed_out: bool
     logs: list[str]
+    errors: list[str] = field(default_factory=list)  # stderr alone: where apps give reasons
     outputs: dict[str, bytes] = field(default_factory=dict)
     output_error: str | None = None
 
@@ -128,6 +129,8 @@ def run_app_container(
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108 (inside the container)
             volumes={volume.name: {"bind": "/job", "mode": "rw"}},
             working_dir="/job",
+            # Python apps: log lines arrive in the order they were written, stdout and stderr alike.
+            environment={"PYTHONUNBUFFERED": "1"},
         )
         container.put_archive("/job", _job_archive(job))
         container.start()
@@ -140,7 +143,10 @@ def run_app_container(
             container.kill()
             container.wait(timeout=30)
         logs = container.logs(stdout=True, stderr=True).decode(errors="replace").splitlines()
-        outcome = ContainerOutcome(exit_code=exit_code, timed_out=timed_out, logs=logs[-500:])
+        errors = container.logs(stdout=False, stderr=True).decode(errors="replace").splitlines()
+        outcome = ContainerOutcome(
+            exit_code=exit_code, timed_out=timed_out, logs=logs[-500:], errors=errors[-100:]
+        )
         if exit_code == 0:
             try:
                 outcome.outputs = _read_outputs(container, limits.max_output_bytes)

@@ -78,9 +78,13 @@ def _limits(settings: Settings, app: app_registry.App) -> ContainerLimits:
     )
 
 
-def _last_line(outcome: ContainerOutcome) -> str:
-    lines = [line.strip() for line in outcome.logs if line.strip()]
-    return lines[-1][:500] if lines else "no output"
+def _last_line(outcome: ContainerOutcome, *, prefer_errors: bool = True) -> str:
+    """The app's own last word: its last stderr line (where reasons go), else its last output."""
+    for source in (outcome.errors if prefer_errors else [], outcome.logs):
+        lines = [line.strip() for line in source if line.strip()]
+        if lines:
+            return lines[-1][:500]
+    return "no output"
 
 
 def _run_in_docker(
@@ -159,4 +163,7 @@ async def _execute(
         media_type=media_type,
         checksum=f"sha256:{hashlib.sha256(data).hexdigest()}",
     )
-    return OrderStatus.SUCCESS, {"result": result, "message": _last_line(outcome)}
+    return OrderStatus.SUCCESS, {
+        "result": result,
+        "message": _last_line(outcome, prefer_errors=False),
+    }

@@ -79,7 +79,9 @@ async def test_scope_subset_and_unknown_scope(client) -> None:
     customer = await create_customer(client)
     auth = (customer["client_id"], customer["client_secret"])
     narrow = await client.post(
-        "/v1/auth/token", data={"grant_type": "client_credentials", "scope": "orders:read"}, auth=auth
+        "/v1/auth/token",
+        data={"grant_type": "client_credentials", "scope": "orders:read"},
+        auth=auth,
     )
     assert narrow.json()["scope"] == "orders:read"
     too_much = await client.post(
@@ -116,11 +118,19 @@ async def test_forged_tokens_are_refused(client, settings) -> None:
         "expired": jwt.encode(
             {**claims, "iat": now - 7200, "exp": now - 3600}, settings.jwt_secret, algorithm="HS256"
         ),
-        "wrong audience": jwt.encode({**claims, "aud": "other"}, settings.jwt_secret, algorithm="HS256"),
-        "wrong issuer": jwt.encode({**claims, "iss": "other"}, settings.jwt_secret, algorithm="HS256"),
+        "wrong audience": jwt.encode(
+            {**claims, "aud": "other"}, settings.jwt_secret, algorithm="HS256"
+        ),
+        "wrong issuer": jwt.encode(
+            {**claims, "iss": "other"}, settings.jwt_secret, algorithm="HS256"
+        ),
         "other algorithm": jwt.encode(claims, settings.jwt_secret, algorithm="HS512"),
         "tampered payload": ".".join(
-            [token.split(".")[0], _b64({**claims, "scope": "admin orders:read"}), token.split(".")[2]]
+            [
+                token.split(".")[0],
+                _b64({**claims, "scope": "admin orders:read"}),
+                token.split(".")[2],
+            ]
         ),
     }
     for name, bad in forged.items():
@@ -143,7 +153,9 @@ async def test_token_without_scope_gets_403_insufficient_scope(client) -> None:
     assert response.json()["error"] == "insufficient_scope"
     no_app = await get_token(client, customer, scope="orders:read orders:write")
     response = await client.post(
-        "/v1/apps/roi_stats/orders", json=order_body(), headers={"Authorization": f"Bearer {no_app}"}
+        "/v1/apps/roi_stats/orders",
+        json=order_body(),
+        headers={"Authorization": f"Bearer {no_app}"},
     )
     assert response.status_code == 403
     assert "app:roi_stats" in response.json()["detail"]

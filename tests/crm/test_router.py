@@ -33,9 +33,7 @@ async def test_duplicate_email_is_409(client) -> None:
 
 
 async def _count(session, email: str) -> int:
-    return (
-        await session.execute(select(func.count()).where(Customer.email == email))
-    ).scalar_one()
+    return (await session.execute(select(func.count()).where(Customer.email == email))).scalar_one()
 
 
 async def test_bad_registrations_are_4xx_and_store_nothing(client, session) -> None:

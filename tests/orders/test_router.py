@@ -58,7 +58,9 @@ BAD_ROIS = {
     },
     "projected coordinates": {
         "type": "Polygon",
-        "coordinates": [[[600000, 5300000], [610000, 5300000], [610000, 5310000], [600000, 5300000]]],
+        "coordinates": [
+            [[600000, 5300000], [610000, 5300000], [610000, 5310000], [600000, 5300000]]
+        ],
     },
     "non-WGS84 crs": {
         "type": "Polygon",
@@ -104,7 +106,9 @@ BAD_BODIES = {
 @pytest.mark.parametrize("case", sorted(BAD_BODIES))
 async def test_bad_order_body_is_422_and_stores_nothing(client, session, case: str) -> None:
     customer, headers = await customer_with_token(client)
-    response = await client.post("/v1/apps/roi_stats/orders", json=BAD_BODIES[case], headers=headers)
+    response = await client.post(
+        "/v1/apps/roi_stats/orders", json=BAD_BODIES[case], headers=headers
+    )
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "ValidationError"
     assert await _stored(session, customer["customer_id"]) == (0, 0)

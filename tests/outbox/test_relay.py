@@ -1,0 +1,84 @@
+"""The outbox relay publishes only committed messages, as Celery task messages, and marks QUEUED."""
+
+import json
+import uuid
+
+import aio_pika
+import pytest
+
+from cure.kit.db import get_sessionmaker
+from cure.orders.models import Order
+from cure.outbox.models import OutboxMessage
+from cure.outbox.relay import OutboxRelay
+from tests.factories import customer_with_token, order_body
+
+
+@pytest.fixture
+async def relay_settings(settings):
+    # A queue of its own, so the session's live worker does not take these messages.
+    queue = f"cure.orders.relay-test-{uuid.uuid4().hex[:8]}"
+    yield settings.model_copy(update={"orders_queue": queue})
+    connection = await aio_pika.connect(settings.broker_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+
+
+async def _drain(settings) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection = await aio_pika.connect(settings.broker_url)
+    messages = []
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(settings.orders_queue, durable=True)
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            messages.append(message)
+    return messages
+
+
+async def _pending_ids(session) -> set[int]:
+    from sqlalchemy import select
+
+    rows = await session.execute(select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)))
+    return set(rows.scalars())
+
+
+async def test_uncommitted_orders_are_not_published(client, relay_settings) -> None:
+    from cure.auth.service import Principal
+    from cure.orders import service as order_service
+    from cure.orders.schemas import OrderCreate
+
+    customer, _ = await customer_with_token(client)
+    principal = Principal(
+        customer_id=uuid.UUID(customer["customer_id"]),
+        client_id=customer["client_id"],
+        scopes=frozenset(customer["scopes"]),
+        is_admin=False,
+    )
+    relay = OutboxRelay(relay_settings, get_sessionmaker())
+    # drain whatever earlier tests left unsent, so this test sees only its own message
+    while await relay.relay_once():
+        pass
+    await _drain(relay_settings)
+
+    async with get_sessionmaker()() as writer:
+        order = await order_service.submit(
+            writer, relay_settings, principal, app_id="roi_stats", data=OrderCreate(**order_body())
+        )
+        assert await relay.relay_once() == 0  # the transaction is still open
+        assert await _drain(relay_settings) == []
+        await writer.commit()
+
+    assert await relay.relay_once() == 1
+    published = await _drain(relay_settings)
+    assert len(published) == 1
+    message = published[0]
+    assert message.headers["task"] == "cure.run_order"
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    args, kwargs, _embed = json.loads(message.body)
+    assert args == [str(order.id)] and kwargs == {}
+
+    async with get_sessionmaker()() as reader:
+        stored = await reader.get(Order, order.id)
+        assert stored.status == "QUEUED"
+        assert not (await _pending_ids(reader))
+    await relay.close()

@@ -1,0 +1,78 @@
+"""App containers on the real Docker engine: hardened, bounded in time, always removed."""
+
+import json
+import uuid
+
+from cure.workers.containers import ContainerLimits, run_app_container
+from tests.workers.conftest import PROBE_IMAGE
+
+LIMITS = ContainerLimits(
+    memory_mb=96, cpus=0.5, pids=32, timeout_seconds=20, max_output_bytes=1024 * 1024
+)
+
+
+def run(engine, limits: ContainerLimits = LIMITS, **params):
+    order_id = str(uuid.uuid4())
+    job = {"order_id": order_id, "params": params}
+    outcome = run_app_container(
+        engine, image=PROBE_IMAGE, order_id=order_id, job=job, limits=limits
+    )
+    return order_id, outcome
+
+
+def assert_removed(engine, order_id: str) -> None:
+    label = {"label": f"cure.order_id={order_id}"}
+    assert engine.containers.list(all=True, filters=label) == []
+    assert engine.volumes.list(filters=label) == []
+
+
+def test_container_is_hardened(engine) -> None:
+    order_id, outcome = run(engine, mode="report", answer=42)
+    assert outcome.exit_code == 0, outcome.logs
+    report = json.loads(outcome.outputs["report.json"])
+    assert report["params"] == {"mode": "report", "answer": 42}
+    assert (report["uid"], report["gid"]) == (65534, 65534)
+    assert int(report["cap_eff"], 16) == 0
+    assert report["no_new_privs"] == "1"
+    assert report["root_writable"] is False
+    assert report["tmp_writable"] is True
+    assert report["interfaces"] == ["lo"]
+    assert report["routes"] == []
+    if report["memory_max"] is not None:
+        assert int(report["memory_max"]) == 96 * 1024 * 1024
+    if report["pids_max"] is not None:
+        assert int(report["pids_max"]) == 32
+    assert "probe ran" in outcome.logs
+    assert_removed(engine, order_id)
+
+
+def test_timeout_kills_and_removes(engine) -> None:
+    limits = ContainerLimits(
+        memory_mb=96, cpus=0.5, pids=32, timeout_seconds=2, max_output_bytes=1024
+    )
+    order_id, outcome = run(engine, limits, mode="sleep")
+    assert outcome.timed_out
+    assert outcome.outputs == {}
+    assert_removed(engine, order_id)
+
+
+def test_exit_codes_and_logs_are_reported(engine) -> None:
+    order_id, invalid = run(engine, mode="invalid")
+    assert invalid.exit_code == 3
+    assert "no product for this date" in invalid.logs
+    assert_removed(engine, order_id)
+    order_id, crashed = run(engine, mode="crash")
+    assert crashed.exit_code == 7
+    assert crashed.errors == ["something broke"]
+    assert set(crashed.logs) == {"probe ran", "something broke"}
+    assert_removed(engine, order_id)
+
+
+def test_output_over_the_limit_is_refused(engine) -> None:
+    limits = ContainerLimits(
+        memory_mb=96, cpus=0.5, pids=32, timeout_seconds=20, max_output_bytes=10
+    )
+    order_id, outcome = run(engine, limits, mode="report", padding="x" * 2_000_000)
+    assert outcome.exit_code == 0
+    assert outcome.output_error and "more than 10 bytes" in outcome.output_error
+    assert_removed(engine, order_id)

@@ -1,0 +1,117 @@
+"""The worker pipeline with the status manager: exit codes become SUCCESS, INVALID or FAILED."""
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cure.auth.service import Principal
+from cure.kit.db import get_sessionmaker
+from cure.orders import service as order_service
+from cure.orders.models import Order
+from cure.orders.schemas import OrderCreate
+from cure.status.consumer import StatusManager
+from cure.storage.service import make_storage
+from cure.workers import pipeline
+from tests.factories import customer_with_token, order_body
+from tests.workers.conftest import PROBE_IMAGE
+
+
+@pytest.fixture
+def probe_settings(settings, tmp_path: Path):
+    app_dir = tmp_path / "apps" / "probe"
+    app_dir.mkdir(parents=True)
+    manifest = {
+        "id": "probe",
+        "title": "Probe",
+        "description": "Reports its sandbox",
+        "version": "0.0.1",
+        "image": PROBE_IMAGE,
+        "public": False,
+        "result": {"path": "report.json", "media_type": "application/json"},
+        "limits": {"timeout_seconds": 3, "memory_mb": 96},
+        "parameters": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"mode": {"type": "string", "default": "report"}},
+        },
+    }
+    (app_dir / "manifest.json").write_text(json.dumps(manifest))
+    return settings.model_copy(
+        update={
+            "apps_dir": tmp_path / "apps",
+            "events_queue": f"cure.events-{uuid.uuid4().hex[:8]}",
+        }
+    )
+
+
+@pytest.fixture
+async def status_manager(probe_settings):
+    task = asyncio.create_task(StatusManager(probe_settings, get_sessionmaker()).run())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def order_and_run(client, probe_settings, mode: str) -> Order:
+    customer, _ = await customer_with_token(client)
+    principal = Principal(
+        uuid.UUID(customer["customer_id"]), customer["client_id"], frozenset({"app:probe"}), False
+    )
+    async with get_sessionmaker()() as session:
+        order = await order_service.submit(
+            session,
+            probe_settings,
+            principal,
+            app_id="probe",
+            data=OrderCreate(**order_body(params={"mode": mode})),
+        )
+        await session.commit()
+    await pipeline.run_order(probe_settings, order.id)
+    for _ in range(100):
+        async with get_sessionmaker()() as session:
+            stored = await session.get(Order, order.id)
+            if stored.status in {"SUCCESS", "FAILED", "INVALID"}:
+                return stored
+        await asyncio.sleep(0.1)
+    pytest.fail(f"order stayed {stored.status}")
+
+
+async def test_success_stores_the_result(client, engine, probe_settings, status_manager) -> None:
+    order = await order_and_run(client, probe_settings, "report")
+    assert order.status == "SUCCESS", order.message
+    assert order.result_key == f"results/{order.id}/report.json"
+    assert order.result_media_type == "application/json"
+    url = await make_storage(probe_settings).presigned_url(order.result_key, expires_in=60)
+    body = httpx.get(url)
+    assert len(body.content) == order.result_size
+    assert json.loads(body.content)["uid"] == 65534
+
+
+async def test_invalid_input_exit_code(client, engine, probe_settings, status_manager) -> None:
+    order = await order_and_run(client, probe_settings, "invalid")
+    assert order.status == "INVALID"
+    assert order.message == "no product for this date"
+
+
+async def test_crash_is_failed_with_reason(client, engine, probe_settings, status_manager) -> None:
+    order = await order_and_run(client, probe_settings, "crash")
+    assert order.status == "FAILED"
+    assert order.message == "the app exited with code 7: something broke"
+    assert order.result_key is None
+
+
+async def test_timeout_is_failed(client, engine, probe_settings, status_manager) -> None:
+    order = await order_and_run(client, probe_settings, "sleep")
+    assert order.status == "FAILED"
+    assert order.message == "the app ran longer than 3s"
+
+
+async def test_finished_order_is_not_run_again(
+    client, engine, probe_settings, status_manager
+) -> None:
+    order = await order_and_run(client, probe_settings, "crash")
+    assert await pipeline.run_order(probe_settings, order.id) is None
