@@ -79,7 +79,7 @@ async def test_register_token_order_follow_download(live_api: str, worker: objec
         assert result.status_code == 307
         link = result.headers["Location"]
         assert "X-Amz-Signature=" in link and "X-Amz-Expires=" in link
-        downloaded = httpx.get(link)
+        downloaded = await http.get(link)
         assert downloaded.status_code == 200
         assert (
             f"sha256:{hashlib.sha256(downloaded.content).hexdigest()}"
@@ -135,7 +135,7 @@ async def test_multipolygon_order_over_http(live_api: str, worker: object) -> No
         assert final["status"] == "SUCCESS"
         assert final["end_date"] == "2024-07-01"  # defaults to start_date
         link = (await http.get(final["result"]["href"], headers=headers)).headers["Location"]
-        properties = json.loads(httpx.get(link).content)["features"][0]["properties"]
+        properties = json.loads((await http.get(link)).content)["features"][0]["properties"]
         assert properties["polygons"] == 2
         assert properties["area_unit"] == "km2"
         assert 164 < properties["area"] < 166  # two ~82.3 km2 squares

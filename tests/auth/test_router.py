@@ -1,7 +1,7 @@
 import base64
-import uuid
 import json
 import time
+import uuid
 
 from jose import jwt
 

@@ -86,7 +86,8 @@ async def test_success_stores_the_result(client, engine, probe_settings, status_
     assert order.result_key == f"results/{order.id}/report.json"
     assert order.result_media_type == "application/json"
     url = await make_storage(probe_settings).presigned_url(order.result_key, expires_in=60)
-    body = httpx.get(url)
+    async with httpx.AsyncClient() as http:
+        body = await http.get(url)
     assert len(body.content) == order.result_size
     assert json.loads(body.content)["uid"] == 65534
 
