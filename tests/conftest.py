@@ -4,6 +4,7 @@ Each run gets its own database (cure_test) and its own RabbitMQ virtual host (cu
 anew, so a stack started by scripts/run on the same machine is never touched.
 """
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -140,11 +141,11 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30) 
     raise RuntimeError(f"{url} did not come up in {seconds}s")
 
 
-def _spawn(args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log_name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log_dir = ROOT / "var" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / log_name, "wb")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen(args, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log)
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -177,31 +178,36 @@ def _retire_unsent_outbox() -> None:
     asyncio.run(retire())
 
 
+@contextlib.contextmanager
+def running_stack(name: str, **overrides: str) -> Iterator[str]:
+    """A real uvicorn API process (with its relay and status manager) and a real Celery worker.
+
+    ``overrides`` are CURE_* settings for both processes; yields the API's base URL.
+    """
+    _retire_unsent_outbox()
+    port = free_port()
+    env = {**os.environ, "CURE_PUBLIC_URL": f"http://127.0.0.1:{port}", **overrides}
+    api = _spawn(
+        [sys.executable, "-m", "cure", "api", "--host", "127.0.0.1", "--port", str(port)],
+        f"test-{name}-api.log",
+        env,
+    )
+    worker = _spawn(
+        [sys.executable, "-m", "cure", "worker", "--concurrency", "2", "--hostname", f"{name}@%h"],
+        f"test-{name}-worker.log",
+        env,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", api)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(worker)
+        _stop(api)
+
+
 # Module scope: the live relay competes for outbox rows, so it runs only in the modules that use it.
 @pytest.fixture(scope="module")
 def live_api() -> Iterator[str]:
-    """The API as a real uvicorn process, with its outbox relay and status manager."""
-    _retire_unsent_outbox()
-    port = free_port()
-    process = _spawn(
-        [sys.executable, "-m", "cure", "api", "--host", "127.0.0.1", "--port", str(port)],
-        "test-api.log",
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(process)
-
-
-@pytest.fixture(scope="module")
-def worker() -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process consuming the test vhost's order queue."""
-    process = _spawn(
-        [sys.executable, "-m", "cure", "worker", "--concurrency", "2", "--hostname", "test@%h"],
-        "test-worker.log",
-    )
-    try:
-        yield process
-    finally:
-        _stop(process)
+    """The API and a worker as real processes, storing results in S3 (moto's server)."""
+    with running_stack("s3") as url:
+        yield url

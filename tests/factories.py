@@ -1,5 +1,7 @@
 """Small helpers that make test data through the public API."""
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -51,3 +53,20 @@ def order_body(**overrides: Any) -> dict[str, Any]:
         "params": {},
         **overrides,
     }
+
+
+TERMINAL = {"SUCCESS", "FAILED", "INVALID", "CANCELLED"}
+
+
+async def wait_final(
+    http: httpx.AsyncClient, order_id: str, headers: dict[str, str], seconds: float = 60
+) -> dict[str, Any]:
+    """Poll the order until it reaches a final state; fails the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
+        if body["status"] in TERMINAL:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"order {order_id} did not finish: {body}")

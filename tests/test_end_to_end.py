@@ -1,30 +1,16 @@
 """Steps 1-6 of the README over HTTP against a running API process and a Celery worker."""
 
-import asyncio
 import hashlib
 import json
-import time
 
 import docker
 import httpx
 import pytest
 
-from tests.factories import VIENNA, order_body, unique_email
-
-TERMINAL = {"SUCCESS", "FAILED", "INVALID", "CANCELLED"}
+from tests.factories import VIENNA, order_body, unique_email, wait_final
 
 
-async def wait_final(http: httpx.AsyncClient, order_id: str, headers: dict[str, str]) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        body = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
-        if body["status"] in TERMINAL:
-            return dict(body)
-        await asyncio.sleep(0.2)
-    pytest.fail(f"order {order_id} did not finish: {body}")
-
-
-async def test_register_token_order_follow_download(live_api: str, worker: object) -> None:
+async def test_register_token_order_follow_download(live_api: str) -> None:
     async with httpx.AsyncClient(base_url=live_api, timeout=10) as http:
         # 1. register
         registered = await http.post(
@@ -104,7 +90,7 @@ async def test_register_token_order_follow_download(live_api: str, worker: objec
     engine.close()
 
 
-async def test_multipolygon_order_over_http(live_api: str, worker: object) -> None:
+async def test_multipolygon_order_over_http(live_api: str) -> None:
     async with httpx.AsyncClient(base_url=live_api, timeout=10) as http:
         customer = (
             await http.post(

@@ -1,0 +1,62 @@
+"""scripts/run's default: results on local disk, served by the API through signed links."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import running_stack
+from tests.factories import order_body, unique_email, wait_final
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    storage_dir = tmp_path_factory.mktemp("storage")
+    with running_stack(
+        "local",
+        CURE_STORAGE_BACKEND="local",
+        CURE_STORAGE_DIR=str(storage_dir),
+        CURE_STORAGE_SECRET="local-stack-secret",
+    ) as url:
+        yield url, storage_dir
+
+
+async def test_order_result_is_kept_on_disk_and_served_by_signed_link(local_stack) -> None:
+    url, storage_dir = local_stack
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        customer = (
+            await http.post(
+                "/v1/crm/customers",
+                json={"name": "Lu", "email": unique_email(), "password": "local disk passphrase"},
+            )
+        ).json()
+        token = (
+            await http.post(
+                "/v1/auth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(customer["client_id"], customer["client_secret"]),
+            )
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        order_id = (
+            await http.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
+        ).json()["order_id"]
+        final = await wait_final(http, order_id, headers)
+        assert final["status"] == "SUCCESS", final
+
+        redirect = await http.get(f"/v1/orders/{order_id}/result", headers=headers)
+        assert redirect.status_code == 307
+        link = redirect.headers["Location"]
+        assert link.startswith(f"{url}/v1/storage/results/{order_id}/result.geojson?expires=")
+        downloaded = await http.get(link)  # no token: the signature is the authorisation
+        assert downloaded.status_code == 200
+        assert downloaded.headers["content-type"] == "application/geo+json"
+        digest = hashlib.sha256(downloaded.content).hexdigest()
+        assert f"sha256:{digest}" == final["result"]["checksum"]
+
+    on_disk = storage_dir / "results" / order_id / "result.geojson"
+    assert on_disk.read_bytes() == downloaded.content
+    assert json.loads(on_disk.read_bytes())["features"][0]["properties"]["order_id"] == order_id
