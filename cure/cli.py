@@ -3,7 +3,6 @@
 import argparse
 import asyncio
 import logging
-import sys
 from pathlib import Path
 
 from cure.config import get_settings
@@ -67,7 +66,7 @@ def _db_upgrade(args: argparse.Namespace) -> None:
 def _apps_build(args: argparse.Namespace) -> None:
     from cure.apps.images import build_all
 
-    for app_id, tag in build_all(get_settings(), force=args.force):
+    for app_id, tag in build_all(get_settings(), no_cache=args.no_cache):
         print(f"{app_id}: {tag}")
 
 
@@ -102,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
 
     apps = sub.add_parser("apps", help="app commands")
     apps_sub = apps.add_subparsers(dest="apps_command", required=True)
-    build = apps_sub.add_parser("build", help="build every app's image (only missing ones)")
-    build.add_argument("--force", action="store_true", help="rebuild images that exist")
+    build = apps_sub.add_parser("build", help="build every app's image (cached layers are reused)")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     build.set_defaults(func=_apps_build)
 
     args = parser.parse_args(argv)
@@ -111,4 +110,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

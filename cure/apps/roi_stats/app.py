@@ -15,7 +15,7 @@ EXIT_INVALID = 3
 AREA_FACTORS = {"m2": 1.0, "ha": 1e-4, "km2": 1e-6}
 
 
-def ring_area(ring):
+def ring_area(ring: list[list[float]]) -> float:
     """Signed spherical area of a closed lon/lat ring, in square metres (Chamberlain & Duquette)."""
     total = 0.0
     for (lon1, lat1), (lon2, lat2) in zip(ring, ring[1:]):
@@ -25,7 +25,7 @@ def ring_area(ring):
     return total * EARTH_RADIUS_M**2 / 2
 
 
-def haversine(a, b):
+def haversine(a: list[float], b: list[float]) -> float:
     lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
     h = (
         math.sin((lat2 - lat1) / 2) ** 2
@@ -34,7 +34,7 @@ def haversine(a, b):
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
 
 
-def planar_centroid(polygons):
+def planar_centroid(polygons: list[list[list[list[float]]]]) -> list[float] | None:
     """Area-weighted centroid in lon/lat of polygons given as lists of rings (holes subtract)."""
     weight_sum = cx = cy = 0.0
     for rings in polygons:
@@ -56,7 +56,7 @@ def planar_centroid(polygons):
     return [cx / weight_sum, cy / weight_sum]
 
 
-def main():
+def main() -> int:
     with open(f"{JOB}/params.json") as fh:
         job = json.load(fh)
     params = job["params"]
@@ -80,6 +80,7 @@ def main():
     digits = params["precision"]
     unit = params["area_unit"]
     days = (date.fromisoformat(job["end_date"]) - date.fromisoformat(job["start_date"])).days + 1
+    area_out = round(area * AREA_FACTORS[unit], digits)
     result = {
         "type": "FeatureCollection",
         "features": [
@@ -88,7 +89,7 @@ def main():
                 "geometry": {"type": "Point", "coordinates": [round(c, 7) for c in centroid]},
                 "properties": {
                     "order_id": job["order_id"],
-                    "area": round(area * AREA_FACTORS[unit], digits),
+                    "area": area_out,
                     "area_unit": unit,
                     "perimeter_km": round(perimeter / 1000, digits),
                     "bbox": [min(lons), min(lats), max(lons), max(lats)],
@@ -102,7 +103,7 @@ def main():
     }
     with open(f"{JOB}/outputs/result.geojson", "w") as fh:
         json.dump(result, fh, indent=2)
-    print(f"area {result['features'][0]['properties']['area']} {unit}, {days} day(s)")
+    print(f"area {area_out} {unit}, {days} day(s)")
     return 0
 
 
