@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_DB = "cure_test"
-TEST_VHOST = "cure_test"
+# Overridable so two checkouts can run their suites on one machine at the same time.
+TEST_DB = os.environ.get("CURE_TEST_DB", "cure_test")
+TEST_VHOST = os.environ.get("CURE_TEST_VHOST", "cure_test")
 
 
 def free_port() -> int:
