@@ -47,12 +47,16 @@ async def _run_alone(which: str) -> None:
     from cure.kit.db import get_sessionmaker
     from cure.outbox.relay import OutboxRelay
     from cure.status.consumer import StatusManager
+    from cure.status.reconciler import Reconciler
 
-    settings = get_settings()
-    service = (StatusManager if which == "status-manager" else OutboxRelay)(
-        settings, get_sessionmaker()
+    settings, sessions = get_settings(), get_sessionmaker()
+    if which == "relay":
+        await OutboxRelay(settings, sessions).run()
+        return
+    manager = StatusManager(settings, sessions)
+    await asyncio.gather(
+        manager.run(), manager.run_dead_letters(), Reconciler(settings, sessions).run()
     )
-    await service.run()
 
 
 def _db_upgrade(args: argparse.Namespace) -> None:

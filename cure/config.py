@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 (a placeholder, refused outside dev)
 DEV_STORAGE_SECRET = "dev-only-insecure-storage-secret-change-me"  # noqa: S105
+DEV_CALLBACK_KEY = "dev-only-insecure-callback-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -50,7 +51,32 @@ class Settings(BaseSettings):
     container_timeout_seconds: int = 600
     max_output_bytes: int = 256 * 1024 * 1024
 
+    # Per-customer limits on submitting: orders not yet final, and orders per window.
+    max_active_orders: int = 10
+    max_orders_per_window: int = 200
+    orders_window_seconds: int = 3600
+
+    # Callbacks: loopback, link-local and private targets are refused unless allowed here.
+    allow_private_callbacks: bool = False
+    callback_signing_key: str = DEV_CALLBACK_KEY
+    callback_timeout_seconds: float = 10
+    callback_max_attempts: int = 6
+
+    # Reconciler: an order is stuck when its worker has been silent past these deadlines.
+    heartbeat_interval_seconds: float = 10
+    heartbeat_timeout_seconds: float = 60
+    queued_timeout_seconds: float = 3600
+    max_attempts: int = 3
+    reconcile_interval_seconds: float = 15
+
+    # Celery: an infrastructure failure is retried this often, then the task is dead-lettered.
+    task_max_retries: int = 3
+    task_retry_backoff_seconds: float = 2
+    delivery_limit: int = 3  # redeliveries (e.g. a worker killed mid-task) before dead-lettering
+
     orders_queue: str = "cure.orders"
+    dead_letter_exchange: str = "cure.dead"
+    dead_letter_queue: str = "cure.dead"
     events_queue: str = "cure.order_events"
     relay_poll_seconds: float = 0.5
     run_background_services: bool = True
@@ -62,6 +88,8 @@ class Settings(BaseSettings):
                 raise ValueError("CURE_JWT_SECRET must be set to a random value of 32+ characters")
             if self.storage_backend == "local" and self.storage_secret == DEV_STORAGE_SECRET:
                 raise ValueError("CURE_STORAGE_SECRET must be set outside development")
+            if self.callback_signing_key == DEV_CALLBACK_KEY:
+                raise ValueError("CURE_CALLBACK_SIGNING_KEY must be set outside development")
         return self
 
 

@@ -17,6 +17,7 @@ from cure.kit.errors import install_error_handlers
 from cure.orders.router import router as orders_router
 from cure.outbox.relay import OutboxRelay
 from cure.status.consumer import StatusManager
+from cure.status.reconciler import Reconciler
 from cure.storage.router import router as storage_router
 from cure.storage.service import S3Storage
 
@@ -36,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.relay = relay
             tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
             status_manager = StatusManager(settings, get_sessionmaker())
-            tasks.append(asyncio.create_task(status_manager.run(), name="status-manager"))
+            reconciler = Reconciler(settings, get_sessionmaker())
+            tasks += [
+                asyncio.create_task(status_manager.run(), name="status-manager"),
+                asyncio.create_task(status_manager.run_dead_letters(), name="dead-letters"),
+                asyncio.create_task(reconciler.run(), name="reconciler"),
+            ]
         try:
             yield
         finally:

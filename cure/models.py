@@ -3,7 +3,15 @@
 from cure.auth.models import OAuthClient
 from cure.crm.models import Customer
 from cure.kit.db import Base
-from cure.orders.models import Order, OrderEvent
+from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.outbox.models import OutboxMessage
 
-__all__ = ["Base", "Customer", "OAuthClient", "Order", "OrderEvent", "OutboxMessage"]
+__all__ = [
+    "Base",
+    "Customer",
+    "IdempotencyKey",
+    "OAuthClient",
+    "Order",
+    "OrderEvent",
+    "OutboxMessage",
+]

@@ -43,3 +43,23 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 
 def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
     return new in TRANSITIONS[current]
+
+
+# A new attempt (the reconciler requeues an order whose worker went silent) restarts from QUEUED.
+RETRYABLE_STATES = frozenset({OrderStatus.QUEUED, OrderStatus.RUNNING})
+ACTIVE_STATES = frozenset({OrderStatus.RECEIVED, OrderStatus.QUEUED, OrderStatus.RUNNING})
+
+
+def can_apply(
+    current: OrderStatus, current_attempt: int, new: OrderStatus, new_attempt: int
+) -> bool:
+    """Whether an event (state and attempt) may move the order: the one rule the system follows.
+
+    Attempts only grow; within an attempt the table above decides; a later attempt may only start
+    over from QUEUED, and only from a state that can be retried.
+    """
+    if new_attempt < current_attempt:
+        return False
+    if new_attempt > current_attempt:
+        return new == OrderStatus.QUEUED and current in RETRYABLE_STATES
+    return can_transition(current, new)

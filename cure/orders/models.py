@@ -3,7 +3,18 @@ from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, Uuid
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -19,6 +30,13 @@ class Order(Base):
         CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
         CheckConstraint("end_date >= start_date", name="dates_ordered"),
         Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+        Index("ix_orders_customer_id_updated_at", "customer_id", "updated_at"),
+        Index(
+            "ix_orders_active_status",
+            "status",
+            "updated_at",
+            postgresql_where=text("status IN ('QUEUED', 'RUNNING')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -39,8 +57,12 @@ class Order(Base):
     result_size: Mapped[int | None] = mapped_column(BigInteger)
     result_media_type: Mapped[str | None] = mapped_column(String(128))
     result_checksum: Mapped[str | None] = mapped_column(String(100))
+    notify_email: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Last sign of life from the worker running the current attempt (see the reconciler).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
 
     events: Mapped[list["OrderEvent"]] = relationship(
         lazy="raise", order_by="OrderEvent.id", back_populates="order"
@@ -66,3 +88,19 @@ class OrderEvent(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     order: Mapped[Order] = relationship(lazy="raise", back_populates="events")
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key on submit: the same key and body give back the same order."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "key", name="uq_idempotency_keys_customer_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

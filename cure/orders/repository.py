@@ -1,10 +1,14 @@
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from cure.orders.models import Order, OrderEvent
+from cure.orders.lifecycle import ACTIVE_STATES
+from cure.orders.models import IdempotencyKey, Order, OrderEvent
+from cure.orders.schemas import OrderFilter
 
 
 async def add(session: AsyncSession, order: Order, event: OrderEvent) -> Order:
@@ -26,10 +30,13 @@ async def get_with_events(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def get_for_update(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
-    return (
-        await session.execute(select(Order).where(Order.id == order_id).with_for_update())
-    ).scalar_one_or_none()
+async def get_for_update(
+    session: AsyncSession, order_id: uuid.UUID, *, customer_id: uuid.UUID | None = None
+) -> Order | None:
+    query = select(Order).where(Order.id == order_id).with_for_update()
+    if customer_id is not None:
+        query = query.where(Order.customer_id == customer_id)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def event_exists(session: AsyncSession, event_id: uuid.UUID) -> bool:
@@ -40,3 +47,119 @@ async def event_exists(session: AsyncSession, event_id: uuid.UUID) -> bool:
 async def add_event(session: AsyncSession, event: OrderEvent) -> None:
     session.add(event)
     await session.flush()
+
+
+async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Serialise one customer's submissions until the transaction ends (limits stay exact)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"orders:{customer_id}"},
+    )
+
+
+async def count_active(session: AsyncSession, customer_id: uuid.UUID) -> int:
+    query = select(func.count()).where(
+        Order.customer_id == customer_id, Order.status.in_([s.value for s in ACTIVE_STATES])
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def created_since(
+    session: AsyncSession, customer_id: uuid.UUID, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many orders the customer created since ``since``, and the oldest of them."""
+    query = select(func.count(), func.min(Order.created_at)).where(
+        Order.customer_id == customer_id, Order.created_at >= since
+    )
+    count, oldest = (await session.execute(query)).one()
+    return int(count), oldest
+
+
+async def get_idempotency_key(
+    session: AsyncSession, customer_id: uuid.UUID, key: str
+) -> IdempotencyKey | None:
+    query = select(IdempotencyKey).where(
+        IdempotencyKey.customer_id == customer_id, IdempotencyKey.key == key
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def add_idempotency_key(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    order_id: uuid.UUID,
+) -> bool:
+    """Record the key; False when a concurrent request recorded it first."""
+    inserted = await session.execute(
+        insert(IdempotencyKey)
+        .values(customer_id=customer_id, key=key, request_hash=request_hash, order_id=order_id)
+        .on_conflict_do_nothing(constraint="uq_idempotency_keys_customer_key")
+        .returning(IdempotencyKey.id)
+    )
+    return inserted.first() is not None
+
+
+def _filtered(query: Select[Order], filters: OrderFilter) -> Select[Order]:
+    if filters.status:
+        query = query.where(Order.status.in_([s.value for s in filters.status]))
+    if filters.app_id is not None:
+        query = query.where(Order.app_id == filters.app_id)
+    if filters.customer_id is not None:
+        query = query.where(Order.customer_id == filters.customer_id)
+    for column, after, before in (
+        (Order.created_at, filters.created_after, filters.created_before),
+        (Order.updated_at, filters.updated_after, filters.updated_before),
+    ):
+        if after is not None:
+            query = query.where(column >= after)
+        if before is not None:
+            query = query.where(column < before)
+    bbox = filters.bbox_numbers()
+    if bbox is not None:
+        # ST_Intersects against an envelope uses the GiST index on roi.
+        query = query.where(func.ST_Intersects(Order.roi, func.ST_MakeEnvelope(*bbox, 4326)))
+    return query
+
+
+async def list_page(
+    session: AsyncSession,
+    filters: OrderFilter,
+    *,
+    customer_id: uuid.UUID | None,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[Order]:
+    """One page in a stable order: the sort column, then the id, both the same direction."""
+    column = Order.updated_at if filters.sort.lstrip("-") == "updated_at" else Order.created_at
+    descending = filters.sort.startswith("-")
+    query = _filtered(select(Order), filters)
+    if customer_id is not None:
+        query = query.where(Order.customer_id == customer_id)
+    if after is not None:
+        key = tuple_(column, Order.id)
+        query = query.where(key < tuple_(*after) if descending else key > tuple_(*after))
+    order_by = (column.desc(), Order.id.desc()) if descending else (column.asc(), Order.id.asc())
+    query = query.order_by(*order_by).limit(filters.limit + 1)
+    return list((await session.execute(query)).scalars())
+
+
+async def stuck_orders(
+    session: AsyncSession, *, queued_before: datetime, silent_before: datetime, limit: int = 100
+) -> list[Order]:
+    """QUEUED orders waiting too long and RUNNING orders whose worker went silent, locked."""
+    last_sign = func.coalesce(Order.heartbeat_at, Order.updated_at)
+    query = (
+        select(Order)
+        .where(
+            or_(
+                and_(Order.status == "QUEUED", Order.updated_at < queued_before),
+                and_(Order.status == "RUNNING", last_sign < silent_before),
+            )
+        )
+        .order_by(Order.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(query)).scalars())

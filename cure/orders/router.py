@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from cure.auth.dependencies import require_scope
@@ -11,7 +11,7 @@ from cure.kit.db import SessionDep
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
 from cure.orders.dependencies import StorageDep
-from cure.orders.schemas import OrderCreate, OrderRead
+from cure.orders.schemas import OrderCreate, OrderEventRead, OrderFilter, OrderPage, OrderRead
 
 router = APIRouter(tags=["orders"])
 
@@ -24,7 +24,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
     "/v1/apps/{app_id}/orders",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=OrderRead,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 429),
 )
 async def submit_order(
     app_id: str,
@@ -35,14 +35,34 @@ async def submit_order(
     session: SessionDep,
     settings: SettingsDep,
     principal: Writer,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Repeat a submit safely: the same key and body return the same order",
+        ),
+    ] = None,
 ) -> OrderRead:
     """Order an app for a region of interest and a period; follow it at the Location given."""
-    order = await order_service.submit(session, settings, principal, app_id=app_id, data=data)
+    order, created = await order_service.submit(
+        session, settings, principal, app_id=app_id, data=data, idempotency_key=idempotency_key
+    )
     response.headers["Location"] = f"/v1/orders/{order.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
     relay = getattr(request.app.state, "relay", None)
-    if relay is not None:
+    if created and relay is not None:
         background.add_task(relay.wake)  # runs after the commit; the relay also polls
     return order_service.to_read(order)
+
+
+@router.get("/v1/orders", response_model=OrderPage, responses=error_responses(401, 403, 422))
+async def list_orders(
+    session: SessionDep, principal: Reader, filters: Annotated[OrderFilter, Query()]
+) -> OrderPage:
+    """The caller's orders (admins: everyone's), filtered, sorted and paginated by cursor."""
+    return await order_service.list_orders(session, principal, filters)
 
 
 @router.get(
@@ -51,6 +71,40 @@ async def submit_order(
 async def get_order(order_id: uuid.UUID, session: SessionDep, principal: Reader) -> OrderRead:
     """An order's status, history and, once it succeeded, its result."""
     return order_service.to_read(await order_service.get(session, principal, order_id))
+
+
+@router.get(
+    "/v1/services/order_status/{order_id}",
+    response_model=OrderRead,
+    responses=error_responses(401, 403, 404),
+)
+async def get_order_status(
+    order_id: uuid.UUID, session: SessionDep, principal: Reader
+) -> OrderRead:
+    """The same as GET /v1/orders/{order_id}, under the original CURE platform's name."""
+    return order_service.to_read(await order_service.get(session, principal, order_id))
+
+
+@router.get(
+    "/v1/orders/{order_id}/events",
+    response_model=list[OrderEventRead],
+    responses=error_responses(401, 403, 404),
+)
+async def get_order_events(
+    order_id: uuid.UUID, session: SessionDep, principal: Reader
+) -> list[OrderEventRead]:
+    """Every transition and progress report of the order, oldest first."""
+    return order_service.events_of(await order_service.get(session, principal, order_id))
+
+
+@router.post(
+    "/v1/orders/{order_id}/cancel",
+    response_model=OrderRead,
+    responses=error_responses(401, 403, 404, 409),
+)
+async def cancel_order(order_id: uuid.UUID, session: SessionDep, principal: Writer) -> OrderRead:
+    """Cancel an order: a queued one never starts, a running one's container is stopped."""
+    return order_service.to_read(await order_service.cancel(session, principal, order_id))
 
 
 @router.get(

@@ -1,8 +1,9 @@
+import math
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, HttpUrl, field_validator, model_validator
 
 from cure.kit.geo import parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
@@ -27,6 +28,14 @@ class OrderCreate(InputSchema):
     end_date: date | None = Field(default=None, description="Defaults to start_date")
     params: dict[str, Any] = Field(
         default_factory=dict, description="The app's parameters (see its JSON Schema)"
+    )
+    notify_email: bool = Field(
+        default=True,
+        description="Email the customer when the order ends SUCCESS, FAILED or INVALID",
+    )
+    callback_url: HttpUrl | None = Field(
+        default=None,
+        description="Receives a signed JSON POST on each final state (http or https)",
     )
 
     @field_validator("roi")
@@ -61,21 +70,35 @@ class OrderResultRead(BaseSchema):
     checksum: str
 
 
-class OrderRead(BaseSchema):
+class OrderSummary(BaseSchema):
     order_id: uuid.UUID
+    customer_id: uuid.UUID
     app_id: str
     app_version: str
     status: OrderStatus
-    message: str | None
-    progress: int | None
-    roi: dict[str, Any]
+    message: str | None = Field(description="The latest step, or the reason of a final state")
+    progress: int | None = Field(description="Percent done, while RUNNING")
+    attempt: int
     start_date: date
     end_date: date
-    params: dict[str, Any]
     created_at: datetime
     updated_at: datetime
-    history: list[OrderEventRead]
     result: OrderResultRead | None = None
+
+
+class OrderRead(OrderSummary):
+    roi: dict[str, Any]
+    params: dict[str, Any]
+    notify_email: bool
+    callback_url: str | None
+    history: list[OrderEventRead]
+
+
+class OrderPage(BaseSchema):
+    items: list[OrderSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
 
 
 class OrderResultInfo(BaseSchema):
@@ -97,3 +120,47 @@ class OrderEventMessage(BaseSchema):
     message: str | None = None
     progress: int | None = Field(default=None, ge=0, le=100)
     result: OrderResultInfo | None = None
+    heartbeat: bool = Field(default=False, description="Only a sign of life; not a transition")
+
+
+class OrderFilter(InputSchema):
+    """Query parameters of GET /v1/orders; a bad one is a 422 that names it."""
+
+    status: list[OrderStatus] = Field(default_factory=list, description="Repeat for several")
+    app_id: str | None = None
+    customer_id: uuid.UUID | None = Field(default=None, description="Admins only")
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+    updated_after: AwareDatetime | None = None
+    updated_before: AwareDatetime | None = None
+    bbox: str | None = Field(
+        default=None,
+        description="min_lon,min_lat,max_lon,max_lat (WGS84): orders whose region intersects it",
+        examples=["16.2,48.1,16.5,48.4"],
+    )
+    sort: Literal["created_at", "-created_at", "updated_at", "-updated_at"] = "-created_at"
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=500)
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.split(",")
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError("bbox must be four numbers: min_lon,min_lat,max_lon,max_lat") from None
+        if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+            raise ValueError("bbox must be four numbers: min_lon,min_lat,max_lon,max_lat")
+        min_lon, min_lat, max_lon, max_lat = numbers
+        if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+            raise ValueError("bbox must lie within WGS84 bounds with min <= max on both axes")
+        return value
+
+    def bbox_numbers(self) -> tuple[float, float, float, float] | None:
+        if self.bbox is None:
+            return None
+        a, b, c, d = (float(p) for p in self.bbox.split(","))
+        return a, b, c, d

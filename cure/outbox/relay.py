@@ -16,7 +16,6 @@ from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
 from cure.orders.schemas import OrderEventMessage
 from cure.outbox.models import OutboxMessage
-from cure.outbox.service import RUN_ORDER
 from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class OutboxRelay:
             self._connection = await broker.connect(self.settings.broker_url)
         if self._channel is None or self._channel.is_closed:
             self._channel = await self._connection.channel(publisher_confirms=True)
-            await broker.declare_durable_queue(self._channel, self.settings.orders_queue)
+            await broker.declare_orders_queue(self._channel, self.settings)
         return self._channel
 
     async def relay_once(self) -> int:
@@ -71,17 +70,15 @@ class OutboxRelay:
                 await self._publish(channel, message)
                 message.sent_at = utcnow()
                 message.attempts += 1
-                if message.kind == RUN_ORDER and message.order_id is not None:
-                    await order_service.apply_event(session, _queued(message.order_id))
+                if message.order_id is not None:
+                    attempt = int(message.payload.get("attempt", 1))
+                    await order_service.apply_event(session, _queued(message.order_id, attempt))
         return len(messages)
 
     async def _publish(self, channel: AbstractChannel, message: OutboxMessage) -> None:
-        if message.kind != RUN_ORDER:
-            raise ValueError(f"unknown outbox message kind {message.kind!r}")
+        order_id, attempt = message.payload["order_id"], int(message.payload.get("attempt", 1))
         body, headers, properties = celery_task_message(
-            RUN_ORDER_TASK,
-            task_id=f"order-{message.payload['order_id']}-{message.id}",
-            args=[message.payload["order_id"]],
+            RUN_ORDER_TASK, task_id=f"order-{order_id}-{attempt}", args=[order_id, attempt]
         )
         await broker.publish_confirmed(
             channel, queue=self.settings.orders_queue, body=body, headers=headers, **properties
@@ -114,7 +111,11 @@ class OutboxRelay:
             await self._connection.close()
 
 
-def _queued(order_id: uuid.UUID) -> OrderEventMessage:
+def _queued(order_id: uuid.UUID, attempt: int) -> OrderEventMessage:
     return OrderEventMessage(
-        order_id=order_id, status=OrderStatus.QUEUED, actor="relay", occurred_at=utcnow()
+        order_id=order_id,
+        status=OrderStatus.QUEUED,
+        attempt=attempt,
+        actor="relay",
+        occurred_at=utcnow(),
     )

@@ -5,7 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.outbox.models import OutboxMessage
 
-RUN_ORDER = "run_order"
+RUN_ORDER = "run_order"  # published to RabbitMQ by the relay
+ORDER_EMAIL = "order_email"  # sent over SMTP by the notifier
+ORDER_CALLBACK = "order_callback"  # POSTed to the order's callback URL by the notifier
 
 
 async def enqueue(

@@ -1,7 +1,14 @@
-"""Consumes order events from RabbitMQ; each is acked only after its DB transaction commits."""
+"""Consumes order events from RabbitMQ; each is acked only after its DB transaction commits.
+
+Also consumes the dead-letter queue: an order task that RabbitMQ gave up on (it failed or killed
+its worker too often) ends its order FAILED with that reason, so no order waits forever.
+"""
 
 import asyncio
+import json
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
@@ -9,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.config import Settings
 from cure.kit import broker
+from cure.kit.db import utcnow
 from cure.orders import service as order_service
+from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
 
 log = logging.getLogger(__name__)
@@ -20,13 +29,7 @@ class StatusManager:
         self.settings = settings
         self.sessionmaker = sessionmaker
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
-        try:
-            event = OrderEventMessage.model_validate_json(message.body)
-        except ValidationError:
-            log.error("dropping a malformed order event (%d bytes)", len(message.body))
-            await message.reject(requeue=False)
-            return
+    async def _apply(self, message: AbstractIncomingMessage, event: OrderEventMessage) -> None:
         try:
             async with self.sessionmaker() as session, session.begin():
                 applied = await order_service.apply_event(session, event)
@@ -36,23 +39,79 @@ class StatusManager:
             await message.nack(requeue=True)
             return
         await message.ack()
-        log.info(
-            "order %s: %s %s", event.order_id, event.status, "applied" if applied else "ignored"
+        outcome = "applied" if applied else "ignored"
+        log.info("order %s: %s %s", event.order_id, event.status, outcome)
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = OrderEventMessage.model_validate_json(message.body)
+        except ValidationError:
+            log.error("dropping a malformed order event (%d bytes)", len(message.body))
+            await message.reject(requeue=False)
+            return
+        await self._apply(message, event)
+
+    async def handle_dead_letter(self, message: AbstractIncomingMessage) -> None:
+        try:
+            args = json.loads(message.body)[0]
+            order_id = uuid.UUID(str(args[0]))
+            attempt = int(args[1]) if len(args) > 1 and args[1] is not None else 1
+        except (ValueError, TypeError, IndexError, KeyError):
+            log.error(
+                "dead letter that is not an order task (%d bytes): dropped", len(message.body)
+            )
+            await message.ack()
+            return
+        tries = _delivery_count(message)
+        log.error("order %s: its task was dead-lettered after %s deliveries", order_id, tries)
+        event = OrderEventMessage(
+            # One event id per dead letter: a redelivered dead letter is applied once.
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"cure:dead:{order_id}:{attempt}"),
+            order_id=order_id,
+            status=OrderStatus.FAILED,
+            attempt=attempt,
+            actor="dead-letter",
+            occurred_at=utcnow(),
+            message="the order could not be processed: its task failed repeatedly",
         )
+        await self._apply(message, event)
 
     async def run(self) -> None:
+        await self._consume(
+            lambda channel: broker.declare_durable_queue(channel, self.settings.events_queue),
+            self.handle,
+        )
+
+    async def run_dead_letters(self) -> None:
+        await self._consume(
+            lambda channel: broker.declare_dead_letters(channel, self.settings),
+            self.handle_dead_letter,
+        )
+
+    async def _consume(
+        self,
+        declare: Callable[..., Awaitable[object]],
+        handler: Callable[[AbstractIncomingMessage], Awaitable[None]],
+    ) -> None:
         while True:
             try:
                 connection = await broker.connect(self.settings.broker_url)
                 async with connection:
                     channel = await connection.channel()
-                    # One at a time: events of one order are then applied in the order they were published.
+                    # One at a time: events of one order are applied in the order published.
                     await channel.set_qos(prefetch_count=1)
-                    queue = await broker.declare_durable_queue(channel, self.settings.events_queue)
-                    await queue.consume(self.handle)
+                    queue = await declare(channel)
+                    await queue.consume(handler)  # type: ignore[attr-defined]
                     await asyncio.Future()  # consume until cancelled
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("status manager lost its broker connection; reconnecting")
                 await asyncio.sleep(2)
+
+
+def _delivery_count(message: AbstractIncomingMessage) -> object:
+    deaths = (message.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return deaths[0].get("count", "?")
+    return (message.headers or {}).get("x-delivery-count", "?")

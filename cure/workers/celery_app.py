@@ -1,19 +1,33 @@
-"""The Celery application: RabbitMQ broker, at-least-once delivery."""
+"""The Celery application: RabbitMQ broker, at-least-once delivery, bounded retries."""
+
+from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from celery.signals import worker_init
+from kombu import Exchange, Queue
 
 from cure.config import get_settings
+from cure.kit.broker import orders_queue_arguments
 
 settings = get_settings()
 
 celery_app = Celery("cure", broker=settings.broker_url, include=["cure.workers.tasks"])
 celery_app.conf.update(
-    task_acks_late=True,  # a task is acked when it ends, so a lost worker's task is redelivered
+    task_acks_late=True,  # acked when the task ends, so a lost worker's task is redelivered
     task_reject_on_worker_lost=True,
+    # A task that finally fails is rejected, not acked, so RabbitMQ dead-letters it.
+    task_acks_on_failure_or_timeout=False,
     worker_prefetch_multiplier=1,
     task_default_queue=settings.orders_queue,
-    task_queues=[Queue(settings.orders_queue, durable=True)],
+    task_queues=[
+        Queue(
+            settings.orders_queue,
+            Exchange(settings.orders_queue, type="direct", durable=True),
+            routing_key=settings.orders_queue,
+            durable=True,
+            queue_arguments=orders_queue_arguments(settings),
+        )
+    ],
     task_ignore_result=True,
     task_serializer="json",
     accept_content=["json"],
@@ -21,4 +35,15 @@ celery_app.conf.update(
     broker_transport_options={"confirm_publish": True},
     worker_send_task_events=True,  # for Flower
     task_send_sent_event=True,
+    worker_cancel_long_running_tasks_on_connection_loss=False,
 )
+
+
+@worker_init.connect
+def _declare_dead_letters(**_: Any) -> None:
+    """Make sure the dead-letter exchange exists before this worker can reject anything."""
+    with celery_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        channel.exchange_declare(settings.dead_letter_exchange, "fanout", durable=True)
+        channel.queue_declare(settings.dead_letter_queue, durable=True)
+        channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange, "")

@@ -8,8 +8,10 @@ import io
 import json
 import logging
 import tarfile
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import docker
 import requests
@@ -31,11 +33,23 @@ class ContainerLimits:
     max_output_bytes: int
 
 
+class ContainerControl(Protocol):
+    def tick(self, new_lines: list[str]) -> bool:
+        """Called about once a second while the app runs, with its new log lines; True stops it."""
+        ...
+
+
+class NoControl:
+    def tick(self, new_lines: list[str]) -> bool:
+        return False
+
+
 @dataclass
 class ContainerOutcome:
     exit_code: int | None
     timed_out: bool
     logs: list[str]
+    stopped: bool = False  # stopped on request (the order was cancelled or handed on)
     errors: list[str] = field(default_factory=list)  # stderr alone: where apps give reasons
     outputs: dict[str, bytes] = field(default_factory=dict)
     output_error: str | None = None
@@ -106,6 +120,7 @@ def run_app_container(
     order_id: str,
     job: dict[str, Any],
     limits: ContainerLimits,
+    control: ContainerControl | None = None,
 ) -> ContainerOutcome:
     labels = {ORDER_LABEL: order_id, "cure.role": "app-run"}
     remove_leftovers(client, order_id)
@@ -134,18 +149,15 @@ def run_app_container(
         )
         container.put_archive("/job", _job_archive(job))
         container.start()
-        timed_out = False
-        exit_code: int | None = None
-        try:
-            exit_code = int(container.wait(timeout=limits.timeout_seconds)["StatusCode"])
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            timed_out = True
-            container.kill()
-            container.wait(timeout=30)
+        exit_code, timed_out, stopped = _supervise(container, limits, control or NoControl())
         logs = container.logs(stdout=True, stderr=True).decode(errors="replace").splitlines()
         errors = container.logs(stdout=False, stderr=True).decode(errors="replace").splitlines()
         outcome = ContainerOutcome(
-            exit_code=exit_code, timed_out=timed_out, logs=logs[-500:], errors=errors[-100:]
+            exit_code=exit_code,
+            timed_out=timed_out,
+            stopped=stopped,
+            logs=logs[-500:],
+            errors=errors[-100:],
         )
         if exit_code == 0:
             try:
@@ -157,6 +169,58 @@ def run_app_container(
         if container is not None:
             _quietly(container.remove, force=True)
         _quietly(volume.remove, force=True)
+
+
+def _supervise(
+    container: Container, limits: ContainerLimits, control: ContainerControl
+) -> tuple[int | None, bool, bool]:
+    """Wait for the app: (exit code, timed out, stopped on request). Kills it past its time."""
+    deadline = time.monotonic() + limits.timeout_seconds
+    cursor = _LogCursor()
+    while True:
+        try:
+            return int(container.wait(timeout=1)["StatusCode"]), False, False
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            pass
+        stop = control.tick(cursor.new_lines(container))
+        if stop or time.monotonic() > deadline:
+            container.kill()
+            container.wait(timeout=30)
+            return None, not stop, stop
+
+
+class _LogCursor:
+    """Reads only the log lines written since the last read.
+
+    Docker's ``since`` counts whole seconds, so the lines of the last second come back again;
+    their timestamped text (nanoseconds) tells which were read already.
+    """
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.seen: set[str] = set()
+
+    def new_lines(self, container: Container) -> list[str]:
+        since = {"since": self.second} if self.second else {}  # the API refuses since=0
+        raw = container.logs(stdout=True, stderr=True, timestamps=True, **since)
+        lines: list[str] = []
+        for entry in raw.decode(errors="replace").splitlines():
+            if entry in self.seen:
+                continue
+            stamp, _, text = entry.partition(" ")
+            second = _epoch_second(stamp)
+            if second > self.second:
+                self.second, self.seen = second, set()
+            self.seen.add(entry)
+            lines.append(text)
+        return lines
+
+
+def _epoch_second(stamp: str) -> int:
+    try:
+        return int(datetime.fromisoformat(stamp[:19] + "+00:00").timestamp())
+    except ValueError:
+        return 0
 
 
 def _quietly(call: Any, **kwargs: Any) -> None:

@@ -1,19 +1,27 @@
-"""One order's pipeline on a worker: read the order, run its app container, store the result."""
+"""One order's pipeline on a worker: read the order, run its app container, store the result.
+
+While the app runs, a watch reports its progress, sends heartbeats, and stops the container as
+soon as the order is cancelled or was handed to a newer attempt.
+"""
 
 import asyncio
 import hashlib
 import logging
+import re
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from docker.errors import ImageNotFound
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cure.apps import registry as app_registry
+from cure.apps.exceptions import AppNotFound
 from cure.config import Settings
 from cure.kit.geo import from_db
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
@@ -30,6 +38,9 @@ from cure.workers.events import EventPublisher
 
 log = logging.getLogger(__name__)
 
+# An app reports progress by printing "CURE_PROGRESS <percent> <step name>" on a line of its own.
+PROGRESS_LINE = re.compile(r"^CURE_PROGRESS\s+(\d{1,3})(?:\s+(.{1,200}))?$")
+
 
 @dataclass(frozen=True)
 class OrderJob:
@@ -43,16 +54,15 @@ class OrderJob:
     params: dict[str, Any]
 
 
-async def load_order(settings: Settings, order_id: uuid.UUID) -> OrderJob | None:
+async def _read_state(engine: AsyncEngine, order_id: uuid.UUID) -> Any:
+    async with engine.connect() as connection:
+        query = select(Order.__table__).where(Order.id == order_id)
+        return (await connection.execute(query)).first()
+
+
+async def load_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderJob | None:
     # Workers read orders but never write them: state changes go through events.
-    engine = create_async_engine(settings.database_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            row = (
-                await connection.execute(select(Order.__table__).where(Order.id == order_id))
-            ).first()
-    finally:
-        await engine.dispose()
+    row = await _read_state(engine, order_id)
     if row is None:
         return None
     return OrderJob(
@@ -81,52 +91,128 @@ def _limits(settings: Settings, app: app_registry.App) -> ContainerLimits:
 def _last_line(outcome: ContainerOutcome, *, prefer_errors: bool = True) -> str:
     """The app's own last word: its last stderr line (where reasons go), else its last output."""
     for source in (outcome.errors if prefer_errors else [], outcome.logs):
-        lines = [line.strip() for line in source if line.strip()]
+        lines = [
+            line.strip()
+            for line in source
+            if line.strip() and not PROGRESS_LINE.match(line.strip())
+        ]
         if lines:
             return lines[-1][:500]
     return "no output"
 
 
+class OrderWatch:
+    """The container's control while it runs (called from the Docker thread, works on the loop)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        job: OrderJob,
+        events: EventPublisher,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.job = job
+        self.events = events
+        self.loop = loop
+        self.progress = 10
+        self.last_heartbeat = time.monotonic()
+        self.stop_reason: str | None = None
+
+    def tick(self, new_lines: list[str]) -> bool:
+        future = asyncio.run_coroutine_threadsafe(self._tick(new_lines), self.loop)
+        try:
+            return future.result(timeout=30)
+        except Exception:
+            log.exception("order %s: watch failed; the app keeps running", self.job.order_id)
+            return False
+
+    async def _tick(self, new_lines: list[str]) -> bool:
+        for line in new_lines:
+            match = PROGRESS_LINE.match(line.strip())
+            if match:
+                await self._progress(int(match.group(1)), match.group(2))
+        if time.monotonic() - self.last_heartbeat >= self.settings.heartbeat_interval_seconds:
+            await self.events.publish(OrderStatus.RUNNING, heartbeat=True)
+            self.last_heartbeat = time.monotonic()
+        row = await _read_state(self.engine, self.job.order_id)
+        if row is None or row.status in FINAL_STATES:
+            self.stop_reason = f"the order is {row.status if row else 'gone'}"
+        elif row.attempt != self.job.attempt:
+            self.stop_reason = f"attempt {row.attempt} took over"
+        return self.stop_reason is not None
+
+    async def _progress(self, app_percent: int, step: str | None) -> None:
+        # The app's 0-100 maps onto 10-89: before is staging, after is storing the result.
+        overall = 10 + min(app_percent, 100) * 79 // 100
+        if overall > self.progress:
+            self.progress = overall
+            await self.events.publish(
+                OrderStatus.RUNNING, progress=overall, message=step or "running the app"
+            )
+
+
 def _run_in_docker(
-    settings: Settings, image: str, order_id: str, job: dict[str, Any], limits: ContainerLimits
+    settings: Settings,
+    image: str,
+    order_id: str,
+    job: dict[str, Any],
+    limits: ContainerLimits,
+    watch: OrderWatch,
 ) -> ContainerOutcome:
     client = docker_client(settings.docker_url)
     try:
-        return run_app_container(client, image=image, order_id=order_id, job=job, limits=limits)
+        return run_app_container(
+            client, image=image, order_id=order_id, job=job, limits=limits, control=watch
+        )
     finally:
         client.close()
 
 
-async def run_order(settings: Settings, order_id: uuid.UUID) -> OrderStatus | None:
-    """Run the order once; returns the final state reported, or None when there was nothing to do."""
-    job = await load_order(settings, order_id)
-    if job is None:
-        log.warning("order %s does not exist; dropping its task", order_id)
-        return None
-    if job.status in FINAL_STATES:
-        log.info("order %s is already %s; not running it again", order_id, job.status)
-        return None
-    actor = f"worker:{socket.gethostname()}"
-    async with EventPublisher(
-        settings, order_id=order_id, attempt=job.attempt, actor=actor
-    ) as events:
-        try:
-            final, fields = await _execute(settings, job, events)
-        except Exception as exc:
-            log.exception("order %s failed in the worker", order_id)
-            final, fields = (
-                OrderStatus.FAILED,
-                {"message": f"internal error ({type(exc).__name__})"},
-            )
-        await events.publish(final, **fields)
-        return final
+async def run_order(
+    settings: Settings, order_id: uuid.UUID, attempt: int | None = None
+) -> OrderStatus | None:
+    """Run the order once; returns the final state reported, or None when there was nothing to do.
+
+    Raises on infrastructure failures (database, broker, Docker engine, storage) so the task can
+    be tried again; the app's own failures end the order FAILED or INVALID.
+    """
+    engine = create_async_engine(settings.database_url, poolclass=NullPool)
+    try:
+        job = await load_order(engine, order_id)
+        if job is None:
+            log.warning("order %s does not exist; dropping its task", order_id)
+            return None
+        if job.status in FINAL_STATES:
+            log.info("order %s is already %s; not running it", order_id, job.status)
+            return None
+        if attempt is not None and attempt != job.attempt:
+            log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
+            return None
+        actor = f"worker:{socket.gethostname()}"
+        async with EventPublisher(
+            settings, order_id=order_id, attempt=job.attempt, actor=actor
+        ) as events:
+            outcome = await _execute(settings, engine, job, events)
+            if outcome is None:
+                return None
+            final, fields = outcome
+            await events.publish(final, **fields)
+            return final
+    finally:
+        await engine.dispose()
 
 
 async def _execute(
-    settings: Settings, job: OrderJob, events: EventPublisher
-) -> tuple[OrderStatus, dict[str, Any]]:
-    app = app_registry.get_registry(settings).get(job.app_id)
-    await events.publish(OrderStatus.RUNNING, progress=0, message="starting the app container")
+    settings: Settings, engine: AsyncEngine, job: OrderJob, events: EventPublisher
+) -> tuple[OrderStatus, dict[str, Any]] | None:
+    try:
+        app = app_registry.get_registry(settings).get(job.app_id)
+    except AppNotFound:
+        return OrderStatus.FAILED, {"message": f"the app {job.app_id} is not installed here"}
+    await events.publish(OrderStatus.RUNNING, progress=5, message="starting the app container")
     params = {
         "order_id": str(job.order_id),
         "app_id": app.id,
@@ -136,9 +222,16 @@ async def _execute(
         "params": job.params,
     }
     limits = _limits(settings, app)
-    outcome = await asyncio.to_thread(
-        _run_in_docker, settings, app.manifest.image, str(job.order_id), params, limits
-    )
+    watch = OrderWatch(settings, engine, job, events, asyncio.get_running_loop())
+    try:
+        outcome = await asyncio.to_thread(
+            _run_in_docker, settings, app.manifest.image, str(job.order_id), params, limits, watch
+        )
+    except ImageNotFound:
+        return OrderStatus.FAILED, {"message": f"the app image {app.manifest.image} is missing"}
+    if outcome.stopped:
+        log.info("order %s: container stopped: %s", job.order_id, watch.stop_reason)
+        return None
     if outcome.timed_out:
         return OrderStatus.FAILED, {"message": f"the app ran longer than {limits.timeout_seconds}s"}
     if outcome.exit_code == app.manifest.invalid_exit_code:

@@ -6,10 +6,24 @@ from datetime import UTC, datetime
 import pytest
 
 from cure.orders import service as order_service
-from cure.orders.lifecycle import FINAL_STATES, TRANSITIONS, OrderStatus, can_transition
+from cure.orders.lifecycle import (
+    FINAL_STATES,
+    TRANSITIONS,
+    OrderStatus,
+    can_apply,
+    can_transition,
+)
 from cure.orders.models import Order
 from cure.orders.schemas import OrderEventMessage, OrderResultInfo
 from tests.factories import customer_with_token, order_body
+
+
+def test_attempts_only_grow_and_restart_from_queued() -> None:
+    assert can_apply(OrderStatus.RUNNING, 1, OrderStatus.QUEUED, 2)
+    assert can_apply(OrderStatus.QUEUED, 1, OrderStatus.QUEUED, 2)
+    assert not can_apply(OrderStatus.RUNNING, 1, OrderStatus.RUNNING, 2)
+    assert not can_apply(OrderStatus.SUCCESS, 1, OrderStatus.QUEUED, 2)
+    assert not can_apply(OrderStatus.RUNNING, 2, OrderStatus.SUCCESS, 1)
 
 
 def test_final_states_go_nowhere_and_nothing_goes_back() -> None:
@@ -65,15 +79,41 @@ async def test_stale_and_illegal_events_are_dropped(session, order_id) -> None:
     assert order.status == "FAILED" and order.message == "boom"
 
 
-async def test_progress_updates_while_running_and_old_attempts_are_ignored(
-    session, order_id
-) -> None:
+async def test_a_new_attempt_starts_over_and_old_attempts_are_ignored(session, order_id) -> None:
+    assert await apply(session, event(order_id, OrderStatus.RUNNING, progress=40))
+    # a new attempt may only start from QUEUED
+    assert not await apply(session, event(order_id, OrderStatus.RUNNING, attempt=2))
+    assert await apply(session, event(order_id, OrderStatus.QUEUED, attempt=2))
     assert await apply(session, event(order_id, OrderStatus.RUNNING, attempt=2, progress=10))
     assert await apply(session, event(order_id, OrderStatus.RUNNING, attempt=2, progress=60))
     assert not await apply(session, event(order_id, OrderStatus.SUCCESS, attempt=1))
     order = await session.get(Order, order_id)
     await session.refresh(order)
     assert (order.status, order.progress, order.attempt) == ("RUNNING", 60, 2)
+
+
+async def test_heartbeats_touch_only_the_current_attempt(session, order_id) -> None:
+    assert await apply(session, event(order_id, OrderStatus.RUNNING))
+    async with session.begin():
+        first = (await session.get(Order, order_id, populate_existing=True)).heartbeat_at
+    assert first is not None
+    assert await apply(session, event(order_id, OrderStatus.RUNNING, heartbeat=True))
+    assert not await apply(session, event(order_id, OrderStatus.RUNNING, attempt=0, heartbeat=True))
+    async with session.begin():
+        later = (await session.get(Order, order_id, populate_existing=True)).heartbeat_at
+    assert later > first
+    assert [e.status for e in await _events(session, order_id)] == ["RECEIVED", "RUNNING"]
+
+
+async def _events(session, order_id):
+    from sqlalchemy import select
+
+    from cure.orders.models import OrderEvent
+
+    rows = await session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    )
+    return list(rows.scalars())
 
 
 async def test_event_for_unknown_order_is_dropped(session) -> None:

@@ -6,6 +6,7 @@ import uuid
 import aio_pika
 import pytest
 
+from cure.kit import broker
 from cure.kit.db import get_sessionmaker
 from cure.orders.models import Order
 from cure.outbox.models import OutboxMessage
@@ -29,7 +30,7 @@ async def _drain(settings) -> list[aio_pika.abc.AbstractIncomingMessage]:
     messages = []
     async with connection:
         channel = await connection.channel()
-        queue = await channel.declare_queue(settings.orders_queue, durable=True)
+        queue = await broker.declare_orders_queue(channel, settings)
         while (message := await queue.get(fail=False, no_ack=True)) is not None:
             messages.append(message)
     return messages
@@ -61,7 +62,7 @@ async def test_uncommitted_orders_are_not_published(client, relay_settings) -> N
     await _drain(relay_settings)
 
     async with get_sessionmaker()() as writer:
-        order = await order_service.submit(
+        order, _ = await order_service.submit(
             writer, relay_settings, principal, app_id="roi_stats", data=OrderCreate(**order_body())
         )
         assert await relay.relay_once() == 0  # the transaction is still open
@@ -75,7 +76,7 @@ async def test_uncommitted_orders_are_not_published(client, relay_settings) -> N
     assert message.headers["task"] == "cure.run_order"
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     args, kwargs, _embed = json.loads(message.body)
-    assert args == [str(order.id)] and kwargs == {}
+    assert args == [str(order.id), 1] and kwargs == {}
 
     async with get_sessionmaker()() as reader:
         stored = await reader.get(Order, order.id)

@@ -62,7 +62,7 @@ async def order_and_run(client, probe_settings, mode: str) -> Order:
         uuid.UUID(customer["customer_id"]), customer["client_id"], frozenset({"app:probe"}), False
     )
     async with get_sessionmaker()() as session:
-        order = await order_service.submit(
+        order, _ = await order_service.submit(
             session,
             probe_settings,
             principal,

@@ -62,6 +62,7 @@ def main() -> int:
     params = job["params"]
     roi = job["roi"]
     polygons = roi["coordinates"] if roi["type"] == "MultiPolygon" else [roi["coordinates"]]
+    print("CURE_PROGRESS 10 measuring the region", flush=True)
 
     area = perimeter = 0.0
     lons, lats = [], []
@@ -72,6 +73,7 @@ def main() -> int:
             perimeter += sum(haversine(a, b) for a, b in zip(ring, ring[1:]))
             lons += [p[0] for p in ring]
             lats += [p[1] for p in ring]
+    print("CURE_PROGRESS 80 locating the centroid", flush=True)
     centroid = planar_centroid(polygons)
     if area <= 0 or centroid is None:
         print("the region of interest has no area", file=sys.stderr)

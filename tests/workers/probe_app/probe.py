@@ -49,6 +49,10 @@ report = {
 print("probe ran")
 if mode == "sleep":
     time.sleep(600)
+if mode == "progress":
+    for percent in (25, 50, 75):
+        print(f"CURE_PROGRESS {percent} step {percent}", flush=True)
+        time.sleep(float(job["params"].get("pause", 1.2)))
 if mode == "invalid":
     print("no product for this date", file=sys.stderr)
     sys.exit(3)

@@ -1,0 +1,92 @@
+"""Finds orders stuck past a deadline and requeues them as a new attempt, or fails them.
+
+Stuck means QUEUED for longer than ``queued_timeout_seconds`` (the task message was lost), or
+RUNNING with no heartbeat for ``heartbeat_timeout_seconds`` (the worker died or hangs). Rows are
+claimed with FOR UPDATE SKIP LOCKED, so several API replicas can run it side by side.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cure.config import Settings
+from cure.kit.db import utcnow
+from cure.orders import repository as order_repository
+from cure.orders import service as order_service
+from cure.orders.lifecycle import OrderStatus
+from cure.orders.models import Order
+from cure.orders.schemas import OrderEventMessage
+from cure.outbox import service as outbox_service
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+
+    async def reconcile_once(self) -> int:
+        """Handle the stuck orders found now; returns how many."""
+        now = utcnow()
+        async with self.sessionmaker() as session, session.begin():
+            stuck = await order_repository.stuck_orders(
+                session,
+                queued_before=now - timedelta(seconds=self.settings.queued_timeout_seconds),
+                silent_before=now - timedelta(seconds=self.settings.heartbeat_timeout_seconds),
+            )
+            for order in stuck:
+                await self._handle(session, order)
+        return len(stuck)
+
+    async def _handle(self, session: AsyncSession, order: Order) -> None:
+        why = (
+            "waited in the queue too long"
+            if order.status == OrderStatus.QUEUED
+            else "its worker stopped sending heartbeats"
+        )
+        if order.attempt >= self.settings.max_attempts:
+            log.warning("order %s %s; failing it after %d attempts", order.id, why, order.attempt)
+            await order_service.apply_event(
+                session,
+                OrderEventMessage(
+                    order_id=order.id,
+                    status=OrderStatus.FAILED,
+                    attempt=order.attempt,
+                    actor="reconciler",
+                    occurred_at=utcnow(),
+                    message=f"the order {why}, {order.attempt} times; giving up",
+                ),
+            )
+            return
+        attempt = order.attempt + 1
+        log.warning("order %s %s; requeueing it as attempt %d", order.id, why, attempt)
+        await order_service.apply_event(
+            session,
+            OrderEventMessage(
+                order_id=order.id,
+                status=OrderStatus.QUEUED,
+                attempt=attempt,
+                actor="reconciler",
+                occurred_at=utcnow(),
+                message=f"the order {why}; requeued as attempt {attempt}",
+            ),
+        )
+        await outbox_service.enqueue(
+            session,
+            kind=outbox_service.RUN_ORDER,
+            payload={"order_id": str(order.id), "attempt": attempt},
+            order_id=order.id,
+        )
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconciler pass failed")
+            await asyncio.sleep(self.settings.reconcile_interval_seconds)
