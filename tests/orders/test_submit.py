@@ -1,0 +1,135 @@
+"""Submitting safely (Idempotency-Key, limits, callback targets), cancel, events, the old name."""
+
+import uuid
+
+import pytest
+
+from cure.orders.models import Order
+from tests.factories import customer_with_token, order_body
+
+
+async def submit(client, headers, key: str | None = None, **overrides):
+    extra = {"Idempotency-Key": key} if key else {}
+    return await client.post(
+        "/v1/apps/roi_stats/orders", json=order_body(**overrides), headers={**headers, **extra}
+    )
+
+
+async def test_same_idempotency_key_and_body_give_the_same_order(client, session) -> None:
+    customer, headers = await customer_with_token(client)
+    first = await submit(client, headers, key="order-2024-07")
+    again = await submit(client, headers, key="order-2024-07")
+    assert first.status_code == again.status_code == 202
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = await submit(client, headers, key="order-2024-08")
+    assert other.json()["order_id"] != first.json()["order_id"]
+    # keys are per customer: another customer's same key is a new order
+    _, stranger = await customer_with_token(client)
+    theirs = await submit(client, stranger, key="order-2024-07")
+    assert theirs.json()["order_id"] != first.json()["order_id"]
+
+
+async def test_same_key_with_another_body_is_refused(client) -> None:
+    _, headers = await customer_with_token(client)
+    await submit(client, headers, key="k1")
+    changed = await submit(client, headers, key="k1", start_date="2024-08-01", end_date=None)
+    assert changed.status_code == 422
+    assert changed.json()["error"] == "IdempotencyKeyReused"
+
+
+async def test_active_order_limit_is_429_with_retry_after(client, settings, app) -> None:
+    from cure.config import get_settings
+
+    limited = settings.model_copy(update={"max_active_orders": 2})
+    app.dependency_overrides[get_settings] = lambda: limited
+    try:
+        _, headers = await customer_with_token(client)
+        assert (await submit(client, headers)).status_code == 202
+        assert (await submit(client, headers)).status_code == 202
+        refused = await submit(client, headers)
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "TooManyOrders"
+        assert int(refused.headers["retry-after"]) > 0
+    finally:
+        app.dependency_overrides.clear()
+
+
+async def test_orders_per_window_limit(client, settings, app) -> None:
+    from cure.config import get_settings
+
+    limited = settings.model_copy(update={"max_orders_per_window": 1, "orders_window_seconds": 600})
+    app.dependency_overrides[get_settings] = lambda: limited
+    try:
+        _, headers = await customer_with_token(client)
+        assert (await submit(client, headers)).status_code == 202
+        refused = await submit(client, headers)
+        assert refused.status_code == 429
+        assert 500 < int(refused.headers["retry-after"]) <= 601
+    finally:
+        app.dependency_overrides.clear()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://[::1]/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.1.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://0.0.0.0/",
+        "ftp://example.org/hook",
+        "http://user:pass@203.0.113.10/hook",
+    ],
+)
+async def test_callbacks_to_private_targets_are_refused(client, url: str) -> None:
+    _, headers = await customer_with_token(client)
+    response = await submit(client, headers, callback_url=url)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] in {"CallbackRefused", "ValidationError"}
+
+
+async def test_cancel_a_queued_order_and_then_409(client, session) -> None:
+    _, headers = await customer_with_token(client)
+    order_id = (await submit(client, headers)).json()["order_id"]
+    cancelled = await client.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert [e["status"] for e in cancelled.json()["history"]] == ["RECEIVED", "CANCELLED"]
+    again = await client.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+    assert again.status_code == 409
+    assert again.json()["error"] == "OrderFinished"
+    stored = await session.get(Order, uuid.UUID(order_id))
+    assert stored.status == "CANCELLED"
+
+
+async def test_cancel_needs_ownership(client) -> None:
+    _, owner = await customer_with_token(client)
+    _, stranger = await customer_with_token(client)
+    order_id = (await submit(client, owner)).json()["order_id"]
+    response = await client.post(f"/v1/orders/{order_id}/cancel", headers=stranger)
+    assert response.status_code == 404
+    still = await client.get(f"/v1/orders/{order_id}", headers=owner)
+    assert still.json()["status"] == "RECEIVED"
+
+
+async def test_events_and_the_original_status_path(client) -> None:
+    _, headers = await customer_with_token(client)
+    order_id = (await submit(client, headers)).json()["order_id"]
+    events = await client.get(f"/v1/orders/{order_id}/events", headers=headers)
+    assert events.status_code == 200
+    assert [e["status"] for e in events.json()] == ["RECEIVED"]
+    assert events.json()[0]["actor"].startswith("customer:")
+    legacy = await client.get(f"/v1/services/order_status/{order_id}", headers=headers)
+    modern = await client.get(f"/v1/orders/{order_id}", headers=headers)
+    assert legacy.status_code == 200
+    assert legacy.json() == modern.json()
+    _, stranger = await customer_with_token(client)
+    assert (
+        await client.get(f"/v1/orders/{order_id}/events", headers=stranger)
+    ).status_code == 404
+    assert (
+        await client.get(f"/v1/services/order_status/{order_id}", headers=stranger)
+    ).status_code == 404
