@@ -6,6 +6,7 @@ anew, so a stack started by scripts/run on the same machine is never touched.
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -145,8 +146,9 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30) 
 def _spawn(args: list[str], log_name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log_dir = ROOT / "var" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = open(log_dir / log_name, "wb")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
+    log = open(log_dir / log_name, "ab")  # noqa: SIM115 (closed with the process)
+    # A session of its own, so a test can kill the process with all its children at once.
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -155,15 +157,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
-def _retire_unsent_outbox() -> None:
-    """Mark the outbox rows of in-process tests' orders as sent: no worker is meant to run them.
+def _retire_earlier_orders() -> None:
+    """Close what in-process tests left open, so a live stack starts with no work of theirs.
 
-    Without this, a live relay would publish every order earlier tests submitted in-process, and
-    the worker would spend the module's time running them.
+    Their unsent outbox rows are marked sent and their unfinished orders cancelled: otherwise the
+    live relay, notifier and reconciler would spend the module's time on them.
     """
     import asyncio
 
@@ -173,42 +175,129 @@ def _retire_unsent_outbox() -> None:
         db = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}")
         try:
             await db.execute("UPDATE outbox_messages SET sent_at = now() WHERE sent_at IS NULL")
+            await db.execute(
+                "UPDATE orders SET status = 'CANCELLED'"
+                " WHERE status IN ('RECEIVED', 'QUEUED', 'RUNNING')"
+            )
         finally:
             await db.close()
 
     asyncio.run(retire())
 
 
-@contextlib.contextmanager
-def running_stack(name: str, **overrides: str) -> Iterator[str]:
-    """A real uvicorn API process (with its relay and status manager) and a real Celery worker.
+class Stack:
+    """A real uvicorn API process (with relay, status manager, reconciler) and Celery workers."""
 
-    ``overrides`` are CURE_* settings for both processes; yields the API's base URL.
-    """
-    _retire_unsent_outbox()
-    port = free_port()
-    env = {**os.environ, "CURE_PUBLIC_URL": f"http://127.0.0.1:{port}", **overrides}
-    api = _spawn(
-        [sys.executable, "-m", "cure", "api", "--host", "127.0.0.1", "--port", str(port)],
-        f"test-{name}-api.log",
-        env,
-    )
-    worker = _spawn(
-        [sys.executable, "-m", "cure", "worker", "--concurrency", "2", "--hostname", f"{name}@%h"],
-        f"test-{name}-worker.log",
-        env,
-    )
+    def __init__(self, name: str, overrides: dict[str, str]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "CURE_PUBLIC_URL": self.url, **overrides}
+        self.api: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start_api(self) -> None:
+        self.api = _spawn(
+            [sys.executable, "-m", "cure", "api", "--host", "127.0.0.1", "--port", str(self.port)],
+            f"test-{self.name}-api.log",
+            self.env,
+        )
+        _wait_http(f"{self.url}/health", self.api)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        number = len(self.workers)
+        worker = _spawn(
+            [
+                sys.executable,
+                "-m",
+                "cure",
+                "worker",
+                "--concurrency",
+                "2",
+                "--hostname",
+                f"{self.name}-{number}@%h",
+            ],
+            f"test-{self.name}-worker.log",
+            self.env,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """kill -9 the worker and every process of its session (the pool's children)."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            _stop(worker)
+        if self.api is not None:
+            _stop(self.api)
+
+
+@contextlib.contextmanager
+def running_stack(name: str, **overrides: str) -> Iterator[Stack]:
+    """Start a Stack; ``overrides`` are CURE_* settings for all its processes."""
+    _retire_earlier_orders()
+    stack = Stack(name, overrides)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", api)
-        yield f"http://127.0.0.1:{port}"
+        stack.start_worker()
+        stack.start_api()
+        yield stack
     finally:
-        _stop(worker)
-        _stop(api)
+        stack.stop()
 
 
 # Module scope: the live relay competes for outbox rows, so it runs only in the modules that use it.
 @pytest.fixture(scope="module")
 def live_api() -> Iterator[str]:
     """The API and a worker as real processes, storing results in S3 (moto's server)."""
-    with running_stack("s3") as url:
-        yield url
+    with running_stack("s3") as stack:
+        yield stack.url
+
+
+PROBE_IMAGE = "cure-test-probe:latest"
+PROBE_MANIFEST = {
+    "id": "probe",
+    "title": "Probe",
+    "description": "A test app that reports its sandbox and fails, sleeps or reports progress on request",
+    "version": "0.0.1",
+    "image": PROBE_IMAGE,
+    "public": True,
+    "result": {"path": "report.json", "media_type": "application/json"},
+    "limits": {"timeout_seconds": 3, "memory_mb": 96},
+    "parameters": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "mode": {"type": "string", "default": "report"},
+            "pause": {"type": "number", "default": 1.2},
+        },
+    },
+}
+
+
+def write_apps_dir(root: Path, *, probe_timeout: int = 3) -> Path:
+    """An apps folder with the probe app and roi_stats, for stacks and pipelines under test."""
+    import json
+    import shutil
+
+    apps = root / "apps"
+    (apps / "probe").mkdir(parents=True, exist_ok=True)
+    manifest = {**PROBE_MANIFEST, "limits": {"timeout_seconds": probe_timeout, "memory_mb": 96}}
+    (apps / "probe" / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copytree(ROOT / "cure" / "apps" / "roi_stats", apps / "roi_stats", dirs_exist_ok=True)
+    return apps
+
+
+@pytest.fixture(scope="session")
+def engine():  # type: ignore[no-untyped-def]
+    """The real Docker engine, with the probe app's image built."""
+    import docker
+
+    client = docker.from_env()
+    client.images.build(
+        path=str(ROOT / "tests" / "probe_app"), tag=PROBE_IMAGE, network_mode="host", rm=True
+    )
+    yield client
+    client.close()

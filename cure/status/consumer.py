@@ -76,6 +76,23 @@ class StatusManager:
         )
         await self._apply(message, event)
 
+    async def _park(self, message: AbstractIncomingMessage) -> None:
+        """Keep a dead letter that names no order in the parked queue, for an operator to read."""
+        log.error("dead letter that names no order (%d bytes): parked", len(message.body))
+        connection = await broker.connect(self.settings.broker_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            parked = f"{self.settings.dead_letter_queue}.parked"
+            await broker.declare_durable_queue(channel, parked)
+            await broker.publish_confirmed(
+                channel,
+                queue=parked,
+                body=message.body,
+                headers=message.headers,
+                content_type=message.content_type,
+            )
+        await message.ack()  # only once the parked copy is confirmed
+
     async def run(self) -> None:
         await self._consume(
             lambda channel: broker.declare_durable_queue(channel, self.settings.events_queue),

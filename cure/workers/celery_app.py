@@ -44,6 +44,8 @@ def _declare_dead_letters(**_: Any) -> None:
     """Make sure the dead-letter exchange exists before this worker can reject anything."""
     with celery_app.connection_for_write() as connection:
         channel = connection.default_channel
-        channel.exchange_declare(settings.dead_letter_exchange, "fanout", durable=True)
-        channel.queue_declare(settings.dead_letter_queue, durable=True)
+        channel.exchange_declare(
+            settings.dead_letter_exchange, "fanout", durable=True, auto_delete=False
+        )
+        channel.queue_declare(settings.dead_letter_queue, durable=True, auto_delete=False)
         channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange, "")

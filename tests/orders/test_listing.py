@@ -122,7 +122,9 @@ async def test_customer_filter_is_for_admins(client, session) -> None:
     row = await session.get(Customer, uuid.UUID(admin["customer_id"]))
     row.is_admin = True
     admin_client = (
-        await session.execute(select(OAuthClient).where(OAuthClient.client_id == admin["client_id"]))
+        await session.execute(
+            select(OAuthClient).where(OAuthClient.client_id == admin["client_id"])
+        )
     ).scalar_one()
     admin_client.scopes = [*admin_client.scopes, "admin"]
     await session.commit()

@@ -127,9 +127,7 @@ async def test_events_and_the_original_status_path(client) -> None:
     assert legacy.status_code == 200
     assert legacy.json() == modern.json()
     _, stranger = await customer_with_token(client)
-    assert (
-        await client.get(f"/v1/orders/{order_id}/events", headers=stranger)
-    ).status_code == 404
+    assert (await client.get(f"/v1/orders/{order_id}/events", headers=stranger)).status_code == 404
     assert (
         await client.get(f"/v1/services/order_status/{order_id}", headers=stranger)
     ).status_code == 404

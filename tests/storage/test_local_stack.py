@@ -20,8 +20,8 @@ def local_stack(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         CURE_STORAGE_BACKEND="local",
         CURE_STORAGE_DIR=str(storage_dir),
         CURE_STORAGE_SECRET="local-stack-secret",
-    ) as url:
-        yield url, storage_dir
+    ) as stack:
+        yield stack.url, storage_dir
 
 
 async def test_order_result_is_kept_on_disk_and_served_by_signed_link(local_stack) -> None:

@@ -4,7 +4,7 @@ import json
 import uuid
 
 from cure.workers.containers import ContainerLimits, run_app_container
-from tests.workers.conftest import PROBE_IMAGE
+from tests.conftest import PROBE_IMAGE
 
 LIMITS = ContainerLimits(
     memory_mb=96, cpus=0.5, pids=32, timeout_seconds=20, max_output_bytes=1024 * 1024

@@ -16,33 +16,15 @@ from cure.orders.schemas import OrderCreate
 from cure.status.consumer import StatusManager
 from cure.storage.service import make_storage
 from cure.workers import pipeline
+from tests.conftest import write_apps_dir
 from tests.factories import customer_with_token, order_body
-from tests.workers.conftest import PROBE_IMAGE
 
 
 @pytest.fixture
 def probe_settings(settings, tmp_path: Path):
-    app_dir = tmp_path / "apps" / "probe"
-    app_dir.mkdir(parents=True)
-    manifest = {
-        "id": "probe",
-        "title": "Probe",
-        "description": "Reports its sandbox",
-        "version": "0.0.1",
-        "image": PROBE_IMAGE,
-        "public": False,
-        "result": {"path": "report.json", "media_type": "application/json"},
-        "limits": {"timeout_seconds": 3, "memory_mb": 96},
-        "parameters": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"mode": {"type": "string", "default": "report"}},
-        },
-    }
-    (app_dir / "manifest.json").write_text(json.dumps(manifest))
     return settings.model_copy(
         update={
-            "apps_dir": tmp_path / "apps",
+            "apps_dir": write_apps_dir(tmp_path),
             "events_queue": f"cure.events-{uuid.uuid4().hex[:8]}",
         }
     )
