@@ -57,10 +57,7 @@ class StatusManager:
             order_id = uuid.UUID(str(args[0]))
             attempt = int(args[1]) if len(args) > 1 and args[1] is not None else 1
         except (ValueError, TypeError, IndexError, KeyError):
-            log.error(
-                "dead letter that is not an order task (%d bytes): dropped", len(message.body)
-            )
-            await message.ack()
+            await self._park(message)
             return
         tries = _delivery_count(message)
         log.error("order %s: its task was dead-lettered after %s deliveries", order_id, tries)

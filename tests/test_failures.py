@@ -1,0 +1,289 @@
+"""Failure tests on real processes and services: the order lifecycle never loses an order.
+
+Each test drives a real API process and real Celery workers (see ``Stack``) against PostgreSQL,
+RabbitMQ, the Docker engine and S3 (moto), and breaks one of them on purpose.
+"""
+
+import asyncio
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import aioboto3
+import docker
+import httpx
+import pytest
+
+from cure.kit import broker
+from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
+from tests.conftest import Stack, running_stack, write_apps_dir
+from tests.factories import order_body, unique_email, wait_final
+
+
+@pytest.fixture(scope="module")
+def stack(engine, tmp_path_factory) -> Iterator[Stack]:
+    apps = write_apps_dir(tmp_path_factory.mktemp("failures"), probe_timeout=60)
+    with running_stack(
+        "failures",
+        CURE_APPS_DIR=str(apps),
+        CURE_HEARTBEAT_INTERVAL_SECONDS="1",
+        CURE_TASK_MAX_RETRIES="2",
+        CURE_TASK_RETRY_BACKOFF_SECONDS="0.2",
+        CURE_RECONCILE_INTERVAL_SECONDS="2",
+        CURE_MAX_ACTIVE_ORDERS="50",
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(stack: Stack):
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture
+async def headers(http) -> dict[str, str]:
+    customer = (
+        await http.post(
+            "/v1/crm/customers",
+            json={"name": "Fay", "email": unique_email(), "password": "failure passphrase"},
+        )
+    ).json()
+    token = (
+        await http.post(
+            "/v1/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(customer["client_id"], customer["client_secret"]),
+        )
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def submit(http, headers, app: str = "probe", **params) -> str:
+    response = await http.post(
+        f"/v1/apps/{app}/orders", json=order_body(params=params), headers=headers
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["order_id"])
+
+
+async def wait_for(http, headers, order_id: str, predicate, seconds: float = 30) -> dict:
+    deadline = time.monotonic() + seconds
+    body: dict = {}
+    while time.monotonic() < deadline:
+        response = await http.get(f"/v1/orders/{order_id}", headers=headers)
+        if response.status_code == 200:
+            body = response.json()
+            if predicate(body):
+                return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"order {order_id} never got there: {body}")
+
+
+def containers_of(order_id: str) -> list:
+    client = docker.from_env()
+    try:
+        return client.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
+    finally:
+        client.close()
+
+
+async def eventually_no_containers(order_id: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while containers_of(order_id):
+        assert time.monotonic() < deadline, f"containers of {order_id} are still there"
+        await asyncio.sleep(0.3)
+
+
+def statuses(order: dict) -> list[str]:
+    return [event["status"] for event in order["history"]]
+
+
+async def test_progress_is_reported_while_running(http, headers) -> None:
+    order_id = await submit(http, headers, mode="progress", pause=1.0)
+    running = await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
+    assert running["status"] == "RUNNING"
+    assert running["message"].startswith("step")
+    final = await wait_final(http, order_id, headers)
+    assert final["status"] == "SUCCESS"
+    progress = [e["progress"] for e in final["history"] if e["progress"] is not None]
+    assert {29, 49, 69} <= set(progress)
+    assert progress == sorted(progress)
+
+
+async def test_cancel_running_stops_and_removes_the_container(http, headers) -> None:
+    order_id = await submit(http, headers, mode="sleep")
+    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    deadline = time.monotonic() + 10
+    while not containers_of(order_id):
+        assert time.monotonic() < deadline, "the app container never started"
+        await asyncio.sleep(0.2)
+    cancelled = await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "CANCELLED"
+    await eventually_no_containers(order_id, seconds=10)
+    await asyncio.sleep(2)  # nothing the stopped worker says afterwards changes the order
+    final = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
+    assert final["status"] == "CANCELLED"
+    assert statuses(final)[-1] == "CANCELLED"
+    again = await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+    assert again.status_code == 409
+
+
+async def test_cancelled_queued_order_never_starts(http, headers) -> None:
+    blockers = [await submit(http, headers, mode="sleep") for _ in range(2)]  # both worker slots
+    for blocker in blockers:
+        await wait_for(http, headers, blocker, lambda o: o["status"] == "RUNNING")
+    waiting = await submit(http, headers, mode="report")
+    await wait_for(http, headers, waiting, lambda o: o["status"] == "QUEUED")
+    assert (await http.post(f"/v1/orders/{waiting}/cancel", headers=headers)).status_code == 200
+    for blocker in blockers:
+        await http.post(f"/v1/orders/{blocker}/cancel", headers=headers)
+    await asyncio.sleep(4)  # a free slot takes the cancelled order's task, and drops it
+    final = (await http.get(f"/v1/orders/{waiting}", headers=headers)).json()
+    assert statuses(final) == ["RECEIVED", "QUEUED", "CANCELLED"]
+    assert containers_of(waiting) == []
+
+
+async def result_keys(stack: Stack, order_id: str) -> list[str]:
+    session = aioboto3.Session()
+    async with session.client(
+        "s3",
+        endpoint_url=stack.env["CURE_S3_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ) as s3:
+        listed = await s3.list_objects_v2(
+            Bucket=stack.env["CURE_S3_BUCKET"], Prefix=f"results/{order_id}/"
+        )
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+
+async def test_kill_9_worker_while_its_container_runs(stack, http, headers) -> None:
+    order_id = await submit(http, headers, mode="progress", pause=1.5)
+    await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
+    assert containers_of(order_id), "the app container should be running"
+    victim = stack.workers[0]
+    stack.kill_worker(victim)
+    stack.workers.remove(victim)
+    stack.start_worker()  # the task is redelivered to the new worker
+    final = await wait_final(http, order_id, headers, seconds=90)
+    assert final["status"] == "SUCCESS", final
+    assert statuses(final).count("SUCCESS") == 1
+    assert await result_keys(stack, order_id) == [f"results/{order_id}/report.json"]
+    await eventually_no_containers(order_id)
+
+
+def _rabbitmq_restart(pause: float) -> None:
+    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
+    time.sleep(pause)
+    subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True)
+
+
+async def test_rabbitmq_restart_during_a_burst(http, headers) -> None:
+    restart = threading.Thread(target=_rabbitmq_restart, args=(3,))
+    accepted: list[str] = []
+    restart.start()
+    try:
+        for _ in range(12):
+            accepted.append(await submit(http, headers, app="roi_stats"))
+            await asyncio.sleep(0.25)
+    finally:
+        await asyncio.to_thread(restart.join)
+    finals = [await wait_final(http, order_id, headers, seconds=120) for order_id in accepted]
+    assert [f["status"] for f in finals] == ["SUCCESS"] * len(accepted)
+
+
+def _pg(action: str) -> None:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(
+        [
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            version,
+            "main",
+            action,
+            *(["-m", "fast"] if action == "stop" else []),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+async def test_postgres_outage_is_503_and_loses_no_event(http, headers) -> None:
+    order_id = await submit(http, headers, mode="progress", pause=1.5)
+    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    await asyncio.to_thread(_pg, "stop")
+    try:
+        started = time.monotonic()
+        down = await http.get(f"/v1/orders/{order_id}", headers=headers)
+        assert down.status_code == 503
+        assert down.json()["error"] == "ServiceUnavailable"
+        assert "retry-after" in down.headers
+        assert time.monotonic() - started < 10
+        await asyncio.sleep(6)  # the app finishes and reports while the database is down
+    finally:
+        await asyncio.to_thread(_pg, "start")
+    final = await wait_final(http, order_id, headers, seconds=60)
+    assert final["status"] == "SUCCESS"
+    progress = {e["progress"] for e in final["history"] if e["progress"] is not None}
+    assert {29, 49, 69} <= progress  # reported during the outage, applied after it
+
+
+async def publish_raw(stack: Stack, body: bytes, **properties) -> None:
+    connection = await aio_pika.connect(stack.env["CURE_BROKER_URL"])
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await broker.publish_confirmed(
+            channel,
+            queue=stack.env.get("CURE_ORDERS_QUEUE", "cure.orders"),
+            body=body,
+            **properties,
+        )
+
+
+async def test_poison_message_is_dead_lettered_and_work_goes_on(stack, http, headers) -> None:
+    body, task_headers, properties = celery_task_message(
+        RUN_ORDER_TASK, task_id=f"poison-{uuid.uuid4()}", args=["not-an-order-id", 1]
+    )
+    await publish_raw(stack, body, headers=task_headers, **properties)
+    connection = await aio_pika.connect(stack.env["CURE_BROKER_URL"])
+    async with connection:
+        channel = await connection.channel()
+        parked = await channel.declare_queue("cure.dead.parked", durable=True)
+        deadline = time.monotonic() + 30
+        message = None
+        while message is None:
+            assert time.monotonic() < deadline, "the poison message never reached the dead letters"
+            message = await parked.get(fail=False, no_ack=True)
+            await asyncio.sleep(0.3)
+        assert json.loads(message.body)[0] == ["not-an-order-id", 1]
+        assert message.headers["x-death"][0]["reason"] == "rejected"
+    # the worker still serves everyone else
+    order_id = await submit(http, headers, app="roi_stats")
+    assert (await wait_final(http, order_id, headers))["status"] == "SUCCESS"
+
+
+async def test_a_dead_lettered_order_task_fails_the_order(stack, http, headers) -> None:
+    order_id = await submit(http, headers, mode="sleep")
+    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    body, task_headers, properties = celery_task_message(
+        RUN_ORDER_TASK, task_id=f"order-{order_id}-1", args=[order_id, 1]
+    )
+    connection = await aio_pika.connect(stack.env["CURE_BROKER_URL"])
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("cure.dead")
+        await exchange.publish(
+            aio_pika.Message(body, headers=task_headers, **properties), routing_key=""
+        )
+    final = await wait_final(http, order_id, headers)
+    assert final["status"] == "FAILED"
+    assert "failed repeatedly" in final["message"]
+    await eventually_no_containers(order_id)  # the worker saw FAILED and stopped the app
