@@ -45,6 +45,7 @@ def _flower(args: argparse.Namespace) -> None:
 
 async def _run_alone(which: str) -> None:
     from cure.kit.db import get_sessionmaker
+    from cure.notifications.notifier import Notifier
     from cure.outbox.relay import OutboxRelay
     from cure.status.consumer import StatusManager
     from cure.status.reconciler import Reconciler
@@ -55,7 +56,10 @@ async def _run_alone(which: str) -> None:
         return
     manager = StatusManager(settings, sessions)
     await asyncio.gather(
-        manager.run(), manager.run_dead_letters(), Reconciler(settings, sessions).run()
+        manager.run(),
+        manager.run_dead_letters(),
+        Reconciler(settings, sessions).run(),
+        Notifier(settings, sessions).run(),
     )
 
 
@@ -94,7 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     flower.set_defaults(func=_flower)
 
     for name in ("status-manager", "relay"):
-        alone = sub.add_parser(name, help=f"run the {name} alone (it also runs inside `cure api`)")
+        what = {
+            "relay": "the outbox relay",
+            "status-manager": "the status manager, dead-letter handler, reconciler and notifier",
+        }[name]
+        alone = sub.add_parser(name, help=f"run {what} alone (they also run inside `cure api`)")
         alone.set_defaults(func=lambda _a, n=name: asyncio.run(_run_alone(n)))
 
     db = sub.add_parser("db", help="database commands")

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     callback_timeout_seconds: float = 10
     callback_max_attempts: int = 6
 
+    # Notifier: failed emails and callbacks wait base * 2^(tries - 1) seconds, at most max.
+    notify_poll_seconds: float = 1
+    notify_retry_base_seconds: float = 5
+    notify_retry_max_seconds: float = 3600
+    email_max_attempts: int = 60  # with the cap, about two days of trying
+
     # Reconciler: an order is stuck when its worker has been silent past these deadlines.
     heartbeat_interval_seconds: float = 10
     heartbeat_timeout_seconds: float = 60

@@ -14,6 +14,8 @@ from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
 from cure.kit.db import SessionDep, get_engine, get_sessionmaker
 from cure.kit.errors import install_error_handlers
+from cure.notifications.notifier import Notifier
+from cure.notifications.router import router as notifications_router
 from cure.orders.router import router as orders_router
 from cure.outbox.relay import OutboxRelay
 from cure.status.consumer import StatusManager
@@ -42,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(status_manager.run(), name="status-manager"),
                 asyncio.create_task(status_manager.run_dead_letters(), name="dead-letters"),
                 asyncio.create_task(reconciler.run(), name="reconciler"),
+                asyncio.create_task(
+                    Notifier(settings, get_sessionmaker()).run(), name="notifier"
+                ),
             ]
         try:
             yield
@@ -63,7 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (auth_router, crm_router, apps_router, orders_router, storage_router):
+    for router in (
+        auth_router,
+        crm_router,
+        apps_router,
+        orders_router,
+        notifications_router,
+        storage_router,
+    ):
         app.include_router(router)
 
     @app.get("/health", tags=["health"])

@@ -1,0 +1,193 @@
+"""Sends the final-state notifications queued in the outbox: emails over SMTP and callbacks.
+
+The order's state changes and its notification rows commit together; this loop sends them later,
+so a mail server or receiver outage never blocks or loses a status change. A failed send is
+retried with a growing pause. A row is claimed with FOR UPDATE SKIP LOCKED and marked sent in
+the same transaction, so API replicas never send the same row twice; only a crash between the
+server's acceptance and that commit could repeat one.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cure.auth import repository as auth_repository
+from cure.config import Settings
+from cure.kit.db import utcnow
+from cure.mail.exceptions import MailError
+from cure.mail.sender import send_email
+from cure.notifications import signing, targets
+from cure.orders.lifecycle import OrderStatus
+from cure.orders.models import Order
+from cure.outbox.models import OutboxMessage
+from cure.outbox.service import ORDER_CALLBACK, ORDER_EMAIL
+
+log = logging.getLogger(__name__)
+BATCH = 20
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+class Notifier:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+
+    async def notify_once(self) -> int:
+        """Send what is due now, one row per transaction; returns how many were handled."""
+        handled = 0
+        for _ in range(BATCH):
+            async with self.sessionmaker() as session, session.begin():
+                message = await _claim(session)
+                if message is None:
+                    break
+                await self._handle(session, message)
+                handled += 1
+        return handled
+
+    async def _handle(self, session: AsyncSession, message: OutboxMessage) -> None:
+        order = await session.get(Order, uuid.UUID(message.payload["order_id"]))
+        message.attempts += 1
+        try:
+            if order is None:
+                raise DeliveryFailed("the order no longer exists")
+            if message.kind == ORDER_EMAIL:
+                await self._email(session, order)
+            else:
+                await self._callback(order)
+        except DeliveryFailed as exc:
+            self._reschedule(message, str(exc))
+            return
+        message.sent_at = utcnow()
+        message.last_error = None
+
+    def _reschedule(self, message: OutboxMessage, reason: str) -> None:
+        limit = (
+            self.settings.email_max_attempts
+            if message.kind == ORDER_EMAIL
+            else self.settings.callback_max_attempts
+        )
+        message.last_error = reason[:2000]
+        if message.attempts >= limit:
+            log.error("%s %s: giving up after %d tries: %s", message.kind, message.id, limit, reason)
+            message.sent_at = utcnow()  # settled: never tried again
+            return
+        pause = min(
+            self.settings.notify_retry_base_seconds * 2 ** (message.attempts - 1),
+            self.settings.notify_retry_max_seconds,
+        )
+        message.available_at = utcnow() + timedelta(seconds=pause)
+        log.warning("%s %s failed (%s); next try in %.0fs", message.kind, message.id, reason, pause)
+
+    async def _email(self, session: AsyncSession, order: Order) -> None:
+        customer = await auth_repository.get_customer(session, order.customer_id)
+        if customer is None:
+            raise DeliveryFailed("the customer no longer exists")
+        subject, body = order_email(self.settings, order)
+        try:
+            await send_email(self.settings, to=customer.email, subject=subject, body=body)
+        except MailError as exc:
+            raise DeliveryFailed(str(exc)) from exc
+
+    async def _callback(self, order: Order) -> None:
+        assert order.callback_url is not None
+        try:  # checked again before each call: the name may resolve elsewhere by now
+            await targets.check_target(
+                order.callback_url, allow_private=self.settings.allow_private_callbacks
+            )
+        except targets.TargetRefused as exc:
+            raise DeliveryFailed(str(exc)) from exc
+        body = json.dumps(callback_payload(self.settings, order), separators=(",", ":")).encode()
+        secret = signing.customer_secret(self.settings, order.customer_id)
+        headers = {
+            "Content-Type": "application/json",
+            signing.SIGNATURE_HEADER: signing.sign(secret, body),
+            "User-Agent": "CURE-callbacks/1",
+        }
+        try:
+            async with httpx.AsyncClient(
+                timeout=self.settings.callback_timeout_seconds, follow_redirects=False
+            ) as http:
+                response = await http.post(order.callback_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        if not 200 <= response.status_code < 300:
+            raise DeliveryFailed(f"the receiver answered {response.status_code}")
+
+    async def run(self) -> None:
+        while True:
+            try:
+                handled = await self.notify_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notifier pass failed")
+                handled = 0
+            if handled < BATCH:
+                await asyncio.sleep(self.settings.notify_poll_seconds)
+
+
+async def _claim(session: AsyncSession) -> OutboxMessage | None:
+    query = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.kind.in_([ORDER_EMAIL, ORDER_CALLBACK]),
+            OutboxMessage.available_at <= utcnow(),
+        )
+        .order_by(OutboxMessage.available_at, OutboxMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def _result_link(settings: Settings, order: Order) -> str:
+    return f"{settings.public_url.rstrip('/')}/v1/orders/{order.id}/result"
+
+
+def order_email(settings: Settings, order: Order) -> tuple[str, str]:
+    subject = f"CURE order {order.id}: {order.status}"
+    lines = [
+        f"Your {order.app_id} order {order.id} for {order.start_date} to {order.end_date} "
+        f"ended {order.status}.",
+        "",
+    ]
+    if order.status == OrderStatus.SUCCESS:
+        lines += [
+            f"Download the result (sign in with your token): {_result_link(settings, order)}",
+            f"Size: {order.result_size} bytes, {order.result_media_type}, {order.result_checksum}",
+        ]
+    else:
+        lines.append(f"Reason: {order.message or 'none given'}")
+    lines += ["", f"Status and history: {settings.public_url.rstrip('/')}/v1/orders/{order.id}"]
+    return subject, "\n".join(lines) + "\n"
+
+
+def callback_payload(settings: Settings, order: Order) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "event": "order.finished",
+        "order_id": str(order.id),
+        "app_id": order.app_id,
+        "status": order.status,
+        "message": order.message,
+        "attempt": order.attempt,
+        "updated_at": order.updated_at.isoformat(),
+    }
+    if order.status == OrderStatus.SUCCESS:
+        payload["result"] = {
+            "href": _result_link(settings, order),
+            "size": order.result_size,
+            "media_type": order.result_media_type,
+            "checksum": order.result_checksum,
+        }
+    return payload
