@@ -1,9 +1,26 @@
 """Every domain's tables, imported in one place so Alembic sees them all."""
 
-from cure.auth.models import OAuthClient
+from cure.auth.models import (
+    AuthFailure,
+    OAuthClient,
+    PasswordResetToken,
+    RefreshToken,
+    RevokedAccessToken,
+)
 from cure.crm.models import Customer
 from cure.kit.db import Base
 from cure.orders.models import Order, OrderEvent
 from cure.outbox.models import OutboxMessage
 
-__all__ = ["Base", "Customer", "OAuthClient", "Order", "OrderEvent", "OutboxMessage"]
+__all__ = [
+    "AuthFailure",
+    "Base",
+    "Customer",
+    "OAuthClient",
+    "Order",
+    "OrderEvent",
+    "OutboxMessage",
+    "PasswordResetToken",
+    "RefreshToken",
+    "RevokedAccessToken",
+]
