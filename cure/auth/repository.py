@@ -110,8 +110,22 @@ async def add_refresh_token(session: AsyncSession, token: RefreshToken) -> Refre
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
     return (
-        await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+        await session.execute(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash)
+            .execution_options(populate_existing=True)
+        )
     ).scalar_one_or_none()
+
+
+async def lock_refresh_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    """Serialise every use of one token family until the transaction ends.
+
+    A transaction-level advisory lock rather than row locks: a losing request then holds no row
+    that the family's revocation (committed in a transaction of its own) has to wait for.
+    """
+    key = int.from_bytes(family_id.bytes[:8], "big", signed=True)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 async def claim_refresh_token(session: AsyncSession, token_id: uuid.UUID, *, now: datetime) -> bool:

@@ -273,21 +273,24 @@ async def _refresh_grant(
         raise invalid
     if stored.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the refresh token was issued to another client")
+    await repository.lock_refresh_family(session, stored.family_id)
+    stored = await repository.get_refresh_token(session, stored.token_hash)  # as of the lock
+    assert stored is not None  # refresh tokens are never deleted
     if stored.revoked_at is not None or stored.expires_at <= now:
         raise invalid
     if stored.used_at is not None or not await repository.claim_refresh_token(
         session, stored.id, now=now
     ):
         # A rotated token came back: it leaked, or a client replays it. Either way the family
-        # can no longer be trusted (RFC 9700 section 4.14.2), so all of it goes.
+        # can no longer be trusted (RFC 9700 section 4.14.2), so all of it goes. This request
+        # holds no row lock (only the family's advisory lock), so the revocation cannot wait on it.
         log.warning(
             "refresh token reuse: revoking family %s of customer %s",
             stored.family_id,
             stored.customer_id,
         )
-        await _commit_apart(
-            lambda apart: repository.revoke_family(apart, stored.family_id, now=now)
-        )
+        family_id = stored.family_id
+        await _commit_apart(lambda apart: repository.revoke_family(apart, family_id, now=now))
         raise invalid
     customer = await repository.get_customer(session, stored.customer_id)
     if customer is None or not customer.is_active:
