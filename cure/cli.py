@@ -1,4 +1,5 @@
-"""The ``cure`` command: api, worker, status-manager, relay, flower, db upgrade, apps build."""
+"""The ``cure`` command: api, worker, status-manager, relay, flower, db upgrade, apps build,
+admin create."""
 
 import argparse
 import asyncio
@@ -78,6 +79,12 @@ def _apps_build(args: argparse.Namespace) -> None:
         print(f"{app_id}: {tag}")
 
 
+def _admin_create(args: argparse.Namespace) -> None:
+    from cure.crm.commands import create_admin
+
+    raise SystemExit(create_admin(email=args.email, name=args.name, organisation=args.organisation))
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="cure", description=__doc__)
@@ -116,6 +123,17 @@ def main(argv: list[str] | None = None) -> None:
     build = apps_sub.add_parser("build", help="build every app's image (cached layers are reused)")
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     build.set_defaults(func=_apps_build)
+
+    admin = sub.add_parser("admin", help="admin accounts")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_sub.add_parser(
+        "create",
+        help="create an admin; the password is read from a prompt or standard input, never argv",
+    )
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--organisation")
+    create.set_defaults(func=_admin_create)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 (a placeholder, refused outside dev)
@@ -24,12 +24,46 @@ class Settings(BaseSettings):
     api_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
 
+    # Access tokens: JWTs signed with HS* (jwt_secret) or RS* (an RSA private key in PEM, given
+    # inline or as a file; the public key is derived from it and published at /v1/auth/jwks.json).
     jwt_secret: str = DEV_JWT_SECRET
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
+    jwt_private_key: SecretStr | None = None
+    jwt_private_key_file: Path | None = None
     jwt_issuer: str = "cure"
     jwt_audience: str = "cure-api"
-    access_token_ttl_seconds: int = 3600
-    default_scopes: list[str] = Field(default_factory=lambda: ["orders:read", "orders:write"])
+    access_token_ttl_seconds: int = Field(default=3600, gt=0, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, gt=0)
+    # The first-party public client (portal, scripts) that uses the password grant without a secret.
+    first_party_client_id: str = "cure-portal"
+    # Scopes every new customer gets; app:<id> of every public app is added to them.
+    default_scopes: list[str] = Field(
+        default_factory=lambda: ["account:read", "account:write", "orders:read", "orders:write"]
+    )
+
+    # Passwords: argon2id, never below OWASP's minimum; raising these upgrades hashes at login.
+    argon2_memory_kib: int = Field(default=19456, ge=19456)
+    argon2_time_cost: int = Field(default=2, ge=2)
+    password_min_length: int = Field(default=10, ge=8, le=64)
+    password_reset_ttl_seconds: int = Field(default=1800, gt=0, le=86400)
+    # Link put in reset emails, e.g. "https://portal.example.org/reset#token={token}"; without
+    # it the email gives the token and the API call to make.
+    password_reset_url: str | None = None
+
+    # Brute-force throttling: failures counted per account and per client address in a window.
+    throttle_window_seconds: int = Field(default=900, gt=0)
+    throttle_account_failures: int = Field(default=10, gt=0)
+    throttle_address_failures: int = Field(default=100, gt=0)
+    throttle_reset_requests: int = Field(default=5, gt=0)
+
+    # Outgoing email (SMTP).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_from: str = "CURE <noreply@cure.invalid>"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
 
     # Storage: "s3" (MinIO, AWS, any S3-compatible server) or "local" (a directory, with links
     # the API signs and serves itself) for a single machine with no S3 service.
@@ -89,9 +123,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":
+        if self.jwt_algorithm.startswith("RS"):
+            if self.jwt_private_key is None and self.jwt_private_key_file is None:
+                raise ValueError(
+                    f"CURE_JWT_ALGORITHM={self.jwt_algorithm} needs CURE_JWT_PRIVATE_KEY "
+                    "or CURE_JWT_PRIVATE_KEY_FILE (an RSA private key in PEM)"
+                )
+        elif self.environment == "production" and (
+            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
+        ):
+            raise ValueError("CURE_JWT_SECRET must be set to a random value of 32+ characters")
         if self.environment == "production":
-            if self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32:
-                raise ValueError("CURE_JWT_SECRET must be set to a random value of 32+ characters")
             if self.storage_backend == "local" and self.storage_secret == DEV_STORAGE_SECRET:
                 raise ValueError("CURE_STORAGE_SECRET must be set outside development")
             if self.callback_signing_key == DEV_CALLBACK_KEY:

@@ -1,12 +1,19 @@
 """Every domain's tables, imported in one place so Alembic sees them all."""
 
-from cure.auth.models import OAuthClient
+from cure.auth.models import (
+    AuthFailure,
+    OAuthClient,
+    PasswordResetToken,
+    RefreshToken,
+    RevokedAccessToken,
+)
 from cure.crm.models import Customer
 from cure.kit.db import Base
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.outbox.models import OutboxMessage
 
 __all__ = [
+    "AuthFailure",
     "Base",
     "Customer",
     "IdempotencyKey",
@@ -14,4 +21,7 @@ __all__ = [
     "Order",
     "OrderEvent",
     "OutboxMessage",
+    "PasswordResetToken",
+    "RefreshToken",
+    "RevokedAccessToken",
 ]

@@ -1,4 +1,5 @@
-"""Test set-up against the real services: PostGIS, RabbitMQ, Docker, S3 over HTTP (moto's server).
+"""Test set-up against the real services: PostGIS, RabbitMQ, Docker, S3 over HTTP (moto's server),
+SMTP (aiosmtpd on 127.0.0.1).
 
 Each run gets its own database (cure_test) and its own RabbitMQ virtual host (cure_test), both made
 anew, so a stack started by scripts/run on the same machine is never touched.
@@ -6,6 +7,7 @@ anew, so a stack started by scripts/run on the same machine is never touched.
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -37,6 +39,44 @@ def _start_moto() -> tuple[object, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+class Mailbox:
+    """What a real SMTP server (aiosmtpd, in a thread) received during the test run."""
+
+    def __init__(self) -> None:
+        self.messages: list[object] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        from email import message_from_bytes, policy
+
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+    async def wait_for(self, to: str, seconds: float = 10):  # type: ignore[no-untyped-def]
+        """The first message to ``to``; fails the test after ``seconds``."""
+        import asyncio
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if message["To"] == to:  # type: ignore[index]
+                    return message
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no email to {to} within {seconds}s")
+
+    def to(self, address: str) -> list[object]:
+        return [m for m in self.messages if m["To"] == address]  # type: ignore[index]
+
+
+def _start_smtp() -> tuple[object, Mailbox, int]:
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, mailbox, port
+
+
 def _reset_vhost() -> None:
     ctl = ["rabbitmqctl", "-q"]
     subprocess.run([*ctl, "delete_vhost", TEST_VHOST], capture_output=True, check=False)
@@ -50,6 +90,7 @@ def _reset_vhost() -> None:
 
 # Settings are read from the environment once: set it before anything imports cure.
 _moto_server, MOTO_URL = _start_moto()
+_smtp_server, MAILBOX, SMTP_PORT = _start_smtp()
 os.environ.update(
     {
         "CURE_ENVIRONMENT": "test",
@@ -61,6 +102,8 @@ os.environ.update(
         "CURE_S3_SECRET_ACCESS_KEY": "testing",
         "CURE_S3_BUCKET": "cure-test-results",
         "CURE_JWT_SECRET": "test-secret-" + "x" * 40,
+        "CURE_SMTP_HOST": "127.0.0.1",
+        "CURE_SMTP_PORT": str(SMTP_PORT),
     }
 )
 
@@ -91,6 +134,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _moto_server.stop()  # type: ignore[attr-defined]
+    _smtp_server.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Mailbox:
+    return MAILBOX
 
 
 @pytest.fixture(scope="session")
@@ -110,11 +159,16 @@ async def app(settings):  # type: ignore[no-untyped-def]
     return create_app(settings.model_copy(update={"run_background_services": False}))
 
 
+def loopback_address() -> str:
+    """A random address in 127.0.0.0/8: each test is its own client to the per-address throttle."""
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
 @pytest.fixture
 async def client(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
     import httpx
 
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=(loopback_address(), 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
         yield http
 

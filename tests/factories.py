@@ -45,6 +45,38 @@ async def customer_with_token(http: httpx.AsyncClient) -> tuple[dict[str, Any], 
     return customer, {"Authorization": f"Bearer {token}"}
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def password_login(
+    http: httpx.AsyncClient, email: str, password: str = PASSWORD, scope: str | None = None
+) -> dict[str, Any]:
+    """The password grant through the first-party public client: access and refresh token."""
+    form = {"grant_type": "password", "username": email, "password": password}
+    if scope is not None:
+        form["scope"] = scope
+    form["client_id"] = "cure-portal"
+    response = await http.post("/v1/auth/token", data=form)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def create_admin(http: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, str]]:
+    """An admin made the way `cure admin create` makes one (no endpoint can), with a token."""
+    from cure.config import get_settings
+    from cure.crm import service as crm_service
+    from cure.crm.schemas import CustomerCreate
+    from cure.kit.db import get_sessionmaker
+
+    email = unique_email()
+    data = CustomerCreate(name="Test Admin", email=email, password=PASSWORD)
+    async with get_sessionmaker()() as session, session.begin():
+        admin = await crm_service.create_admin(session, get_settings(), data)
+    tokens = await password_login(http, email)
+    return {"customer_id": str(admin.id), "email": email}, bearer(tokens["access_token"])
+
+
 def order_body(**overrides: Any) -> dict[str, Any]:
     return {
         "roi": VIENNA,

@@ -1,32 +1,63 @@
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import Annotated
+from urllib.parse import unquote_plus
 
-from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
+from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2
 
+from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
-from cure.auth.exceptions import InsufficientScope, InvalidToken
+from cure.auth.exceptions import AdminOnly, InsufficientScope, InvalidToken, invalid_client
 from cure.auth.service import Principal
+from cure.auth.throttle import Throttle
 from cure.config import Settings, get_settings
 from cure.kit.db import SessionDep
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token")
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_TOKEN_URL = "/v1/auth/token"  # noqa: S105 (a path)
+_oauth2 = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl=_TOKEN_URL, scopes=scope_rules.DESCRIPTIONS
+        ),
+        password=OAuthFlowPassword(tokenUrl=_TOKEN_URL, scopes=scope_rules.DESCRIPTIONS),
+    ),
+    scheme_name="OAuth2",
+    description="An access token from POST /v1/auth/token, sent as Authorization: Bearer <token>",
+    auto_error=False,
+)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 async def current_principal(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    authorization: Annotated[str | None, Security(_oauth2)],
     session: SessionDep,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: SettingsDep,
 ) -> Principal:
-    if credentials is None:
+    token = bearer_token(authorization)
+    if token is None:
         raise InvalidToken("an access token is required (Authorization: Bearer <token>)")
-    return await auth_service.authenticate(session, settings, credentials.credentials)
+    return await auth_service.authenticate(session, settings, token)
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits only tokens carrying ``scope``."""
+    """A dependency that admits only tokens carrying ``scope`` (declared in the OpenAPI document)."""
 
-    async def _check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def _check(
+        principal: Annotated[Principal, Security(current_principal, scopes=[scope])],
+    ) -> Principal:
         if scope not in principal.scopes:
             raise InsufficientScope(scope)
         return principal
@@ -34,4 +65,49 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     return _check
 
 
+async def _admin(
+    principal: Annotated[Principal, Depends(require_scope(scope_rules.ADMIN))],
+) -> Principal:
+    if not principal.is_admin:
+        raise AdminOnly("this request is for admins")
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+AdminPrincipal = Annotated[Principal, Depends(_admin)]
+
+
+class ClientBasic(HTTPBasic):
+    """HTTP Basic client authentication (RFC 6749 section 2.3.1) whose failures are RFC-shaped."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        header = request.headers.get("Authorization")
+        if not header:
+            return None
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise invalid_client() from exc
+        username, separator, password = decoded.partition(":")
+        if not separator:
+            raise invalid_client()
+        # The credentials are form-urlencoded before base64 (RFC 6749 section 2.3.1).
+        return HTTPBasicCredentials(
+            username=unquote_plus(username), password=unquote_plus(password)
+        )
+
+
+client_basic = ClientBasic(auto_error=False, scheme_name="client_secret_basic")
+BasicDep = Annotated[HTTPBasicCredentials | None, Security(client_basic)]
+
+
+def get_throttle(request: Request, settings: SettingsDep) -> Throttle:
+    # Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the real client address.
+    address = request.client.host if request.client else "unknown"
+    return Throttle(settings, address)
+
+
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]

@@ -1,18 +1,31 @@
-from cure.kit.errors import CureError, Forbidden, Unauthorized
+from cure.kit.errors import CureError, Forbidden, InvalidInput, NotFound, Unauthorized
 
 
 class OAuthError(CureError):
     """A token-endpoint error, shaped as RFC 6749 section 5.2 requires."""
 
-    def __init__(self, error: str, description: str, *, status_code: int = 400) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status_code: int = 400,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(description, status_code=status_code)
         self.error = error
         self.headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
         if status_code == 401:
             self.headers["WWW-Authenticate"] = 'Basic realm="cure"'
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
 
     def body(self) -> dict[str, object]:
         return {"error": self.error, "error_description": self.message}
+
+
+def invalid_client() -> OAuthError:
+    return OAuthError("invalid_client", "client authentication failed", status_code=401)
 
 
 class InvalidToken(Unauthorized):
@@ -27,3 +40,41 @@ class InsufficientScope(Forbidden):
     @property
     def name(self) -> str:
         return "insufficient_scope"
+
+
+class AdminOnly(Forbidden):
+    pass
+
+
+class TooManyAttempts(CureError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class WeakPassword(InvalidInput):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.name, "detail": self.problems}
+
+
+class InvalidResetToken(CureError):
+    status_code = 400
+
+
+class WrongPassword(CureError):
+    status_code = 400
+
+
+class ClientNotFound(NotFound):
+    pass
+
+
+class ScopeNotHeld(InvalidInput):
+    pass

@@ -1,27 +1,104 @@
-"""Password and client-secret hashing."""
+"""Password and client-secret hashing, and the password policy."""
 
 import hashlib
 import hmac
 import secrets
+from functools import lru_cache
 
 from passlib.context import CryptContext
 
-# argon2id at OWASP's minimum or above: m = 19 MiB, t = 2, p = 1.
-_passwords = CryptContext(
-    schemes=["argon2"],
-    argon2__type="ID",
-    argon2__memory_cost=19456,
-    argon2__time_cost=2,
-    argon2__parallelism=1,
+from cure.config import Settings
+
+# Some passwords that pass every length rule but are among the first any attacker tries.
+_COMMON = frozenset(
+    {
+        "password123",
+        "password1234",
+        "passw0rd123",
+        "1234567890",
+        "12345678910",
+        "123456789012",
+        "qwertyuiop",
+        "qwertyuiop123",
+        "1q2w3e4r5t",
+        "iloveyou123",
+        "letmein12345",
+        "welcome12345",
+        "administrator",
+        "changeme123",
+        "copernicus",
+        "copernicus123",
+    }
 )
 
 
-def hash_password(password: str) -> str:
-    return _passwords.hash(password)
+@lru_cache
+def _context(memory_kib: int, time_cost: int) -> CryptContext:
+    # argon2id only (no bcrypt, nothing legacy); p = 1 as OWASP recommends for these costs.
+    return CryptContext(
+        schemes=["argon2"],
+        argon2__type="ID",
+        argon2__memory_cost=memory_kib,
+        argon2__time_cost=time_cost,
+        argon2__parallelism=1,
+    )
 
 
-def verify_password(password: str, password_hash: str) -> bool:
-    return _passwords.verify(password, password_hash)
+def _context_for(settings: Settings) -> CryptContext:
+    return _context(settings.argon2_memory_kib, settings.argon2_time_cost)
+
+
+def hash_password(settings: Settings, password: str) -> str:
+    return _context_for(settings).hash(password)
+
+
+def verify_password(
+    settings: Settings, password: str, password_hash: str
+) -> tuple[bool, str | None]:
+    """Whether the password matches, and a new hash when the stored one uses outdated parameters."""
+    try:
+        return _context_for(settings).verify_and_update(password, password_hash)
+    except ValueError:  # not a hash this context knows: never a match
+        return False, None
+
+
+@lru_cache
+def _dummy_hash(memory_kib: int, time_cost: int) -> str:
+    return _context(memory_kib, time_cost).hash(secrets.token_urlsafe(16))
+
+
+def burn_verification(settings: Settings, password: str) -> None:
+    """Spend the time of one verification, so an unknown account answers as slowly as a known one."""
+    _context_for(settings).verify(
+        password, _dummy_hash(settings.argon2_memory_kib, settings.argon2_time_cost)
+    )
+
+
+def policy_violations(
+    settings: Settings, password: str, *, email: str, name: str | None = None
+) -> list[str]:
+    """What is wrong with a new password, in words a person can act on; empty when it is fine.
+
+    Length and obvious guesses only, as NIST SP 800-63B advises: no composition rules.
+    """
+    problems: list[str] = []
+    lowered = password.strip().lower()
+    local_part = email.lower().split("@", 1)[0]
+    if len(password) < settings.password_min_length:
+        problems.append(
+            f"the password must have at least {settings.password_min_length} characters"
+        )
+    if lowered == email.lower():
+        problems.append("the password must not be the email address")
+    elif len(local_part) >= 4 and local_part in lowered and len(lowered) - len(local_part) < 6:
+        problems.append("the password must not be built from the email address")
+    if name and lowered == name.strip().lower():
+        problems.append("the password must not be the name")
+    if len(set(password)) < 4:
+        problems.append("the password must use at least 4 different characters")
+    if lowered in _COMMON:
+        problems.append("the password is too common")
+    return problems
 
 
 def new_client_secret() -> str:
@@ -36,3 +113,13 @@ def hash_client_secret(secret: str) -> str:
 
 def verify_client_secret(secret: str, secret_hash: str) -> bool:
     return hmac.compare_digest(hash_client_secret(secret), secret_hash)
+
+
+def new_opaque_token() -> tuple[str, str]:
+    """A random 256-bit token (refresh or reset) and the SHA-256 digest that is stored instead."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_opaque_token(token)
+
+
+def hash_opaque_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

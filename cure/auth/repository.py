@@ -1,10 +1,22 @@
-import uuid
+"""Every query of the OAuth2 server."""
 
-from sqlalchemy import select
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cure.auth.models import OAuthClient
+from cure.auth.models import (
+    AuthFailure,
+    OAuthClient,
+    PasswordResetToken,
+    RefreshToken,
+    RevokedAccessToken,
+)
 from cure.crm.models import Customer
+
+# -- clients -------------------------------------------------------------------------------------
 
 
 async def add_client(session: AsyncSession, client: OAuthClient) -> OAuthClient:
@@ -26,5 +38,200 @@ async def get_active_client(
     return (row[0], row[1]) if row else None
 
 
+async def get_customer_client(
+    session: AsyncSession, *, customer_id: uuid.UUID, client_id: str, for_update: bool = False
+) -> OAuthClient | None:
+    query = select(OAuthClient).where(
+        OAuthClient.client_id == client_id,
+        OAuthClient.customer_id == customer_id,
+        OAuthClient.revoked_at.is_(None),
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_customer_clients(session: AsyncSession, customer_id: uuid.UUID) -> list[OAuthClient]:
+    rows = await session.execute(
+        select(OAuthClient)
+        .where(OAuthClient.customer_id == customer_id, OAuthClient.revoked_at.is_(None))
+        .order_by(OAuthClient.created_at, OAuthClient.client_id)
+    )
+    return list(rows.scalars())
+
+
+async def remove_scope_from_clients(
+    session: AsyncSession, *, customer_id: uuid.UUID, scope: str
+) -> None:
+    await session.execute(
+        update(OAuthClient)
+        .where(OAuthClient.customer_id == customer_id, OAuthClient.scopes.is_not(None))
+        .values(scopes=func.array_remove(OAuthClient.scopes, scope))
+    )
+
+
+# -- customers -----------------------------------------------------------------------------------
+
+
 async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer | None:
     return await session.get(Customer, customer_id)
+
+
+# -- access tokens -------------------------------------------------------------------------------
+
+
+async def is_revoked(session: AsyncSession, jti: str) -> bool:
+    return bool(
+        (await session.execute(select(exists().where(RevokedAccessToken.jti == jti)))).scalar()
+    )
+
+
+async def revoke_access_tokens(
+    session: AsyncSession, tokens: list[tuple[str, datetime]], *, now: datetime
+) -> None:
+    """Record (jti, expiry) pairs as revoked; already revoked or expired ones are skipped."""
+    rows = [{"jti": jti, "expires_at": exp, "revoked_at": now} for jti, exp in tokens if exp > now]
+    if rows:
+        await session.execute(insert(RevokedAccessToken).values(rows).on_conflict_do_nothing())
+
+
+async def purge_revoked_access_tokens(session: AsyncSession, *, now: datetime) -> None:
+    await session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
+
+
+# -- refresh tokens ------------------------------------------------------------------------------
+
+
+async def add_refresh_token(session: AsyncSession, token: RefreshToken) -> RefreshToken:
+    session.add(token)
+    await session.flush()
+    return token
+
+
+async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    return (
+        await session.execute(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+
+
+async def lock_refresh_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    """Serialise every use of one token family until the transaction ends.
+
+    A transaction-level advisory lock rather than row locks: a losing request then holds no row
+    that the family's revocation (committed in a transaction of its own) has to wait for.
+    """
+    key = int.from_bytes(family_id.bytes[:8], "big", signed=True)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def claim_refresh_token(session: AsyncSession, token_id: uuid.UUID, *, now: datetime) -> bool:
+    """Mark an unused, unrevoked refresh token used; False when another request got there first."""
+    claimed = await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == token_id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(used_at=now)
+        .returning(RefreshToken.id)
+    )
+    return claimed.first() is not None
+
+
+async def link_replacement(
+    session: AsyncSession, token_id: uuid.UUID, replaced_by_id: uuid.UUID
+) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id)
+        .values(replaced_by_id=replaced_by_id)
+    )
+
+
+async def _revoke_refresh_where(session: AsyncSession, condition: object, *, now: datetime) -> None:
+    """Revoke the refresh tokens matching ``condition`` and the access tokens issued with them."""
+    issued = await session.execute(
+        update(RefreshToken)
+        .where(condition, RefreshToken.revoked_at.is_(None))  # type: ignore[arg-type]
+        .values(revoked_at=now)
+        .returning(RefreshToken.access_token_jti, RefreshToken.access_token_expires_at)
+    )
+    await revoke_access_tokens(session, [(jti, exp) for jti, exp in issued.all()], now=now)
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, *, now: datetime) -> None:
+    await _revoke_refresh_where(session, RefreshToken.family_id == family_id, now=now)
+
+
+async def revoke_customer_refresh_tokens(
+    session: AsyncSession, customer_id: uuid.UUID, *, now: datetime
+) -> None:
+    await _revoke_refresh_where(session, RefreshToken.customer_id == customer_id, now=now)
+
+
+async def revoke_client_refresh_tokens(
+    session: AsyncSession, client_id: str, *, now: datetime
+) -> None:
+    await _revoke_refresh_where(session, RefreshToken.client_id == client_id, now=now)
+
+
+# -- password reset tokens -----------------------------------------------------------------------
+
+
+async def add_reset_token(session: AsyncSession, token: PasswordResetToken) -> None:
+    session.add(token)
+    await session.flush()
+
+
+async def get_reset_token_for_update(
+    session: AsyncSession, token_hash: str
+) -> PasswordResetToken | None:
+    return (
+        await session.execute(
+            select(PasswordResetToken)
+            .where(PasswordResetToken.token_hash == token_hash)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
+async def use_all_reset_tokens(
+    session: AsyncSession, customer_id: uuid.UUID, *, now: datetime
+) -> None:
+    await session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.customer_id == customer_id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+
+
+# -- throttling ----------------------------------------------------------------------------------
+
+
+async def add_failures(session: AsyncSession, keys: list[str], *, now: datetime) -> None:
+    session.add_all([AuthFailure(key=key, occurred_at=now) for key in keys])
+    await session.flush()
+
+
+async def nth_latest_failure(
+    session: AsyncSession, key: str, *, since: datetime, n: int
+) -> datetime | None:
+    """When the n-th most recent failure under ``key`` after ``since`` happened, if there are n."""
+    return (
+        await session.execute(
+            select(AuthFailure.occurred_at)
+            .where(AuthFailure.key == key, AuthFailure.occurred_at > since)
+            .order_by(AuthFailure.occurred_at.desc())
+            .offset(n - 1)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def purge_failures(session: AsyncSession, *, before: datetime) -> None:
+    await session.execute(delete(AuthFailure).where(AuthFailure.occurred_at <= before))

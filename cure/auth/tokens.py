@@ -1,56 +1,139 @@
-"""Signed JWT access tokens."""
+"""Signed JWT access tokens (RFC 9068 profile): HS* with a shared secret or RS* with an RSA key."""
 
+import base64
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import JWTError, jwt
 
 from cure.config import Settings
+
+TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068's media type, not a secret)
+MAX_TOKEN_LENGTH = 8192
 
 
 class TokenInvalid(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class KeyMaterial:
+    algorithm: str
+    signing_key: str  # HS: the secret; RS: the private key (PEM)
+    verification_key: str  # HS: the secret; RS: the public key (PEM), never the private one
+    public_jwk: dict[str, str] | None  # RS only
+
+
+def _b64uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@lru_cache
+def _rsa_material(algorithm: str, private_pem: str) -> KeyMaterial:
+    try:
+        private = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("the JWT private key is not an unencrypted PEM private key") from exc
+    if not isinstance(private, rsa.RSAPrivateKey) or private.key_size < 2048:
+        raise ValueError(f"{algorithm} needs an RSA private key of at least 2048 bits")
+    public = private.public_key()
+    numbers = public.public_numbers()
+    jwk = {"kty": "RSA", "e": _b64uint(numbers.e), "n": _b64uint(numbers.n)}
+    # RFC 7638 thumbprint as the key id: stable for a key, changes when the key does.
+    canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    public_pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return KeyMaterial(
+        algorithm=algorithm,
+        signing_key=private_pem,
+        verification_key=public_pem,
+        public_jwk={**jwk, "kid": kid, "alg": algorithm, "use": "sig"},
+    )
+
+
+def key_material(settings: Settings) -> KeyMaterial:
+    algorithm = settings.jwt_algorithm
+    if not algorithm.startswith("RS"):
+        return KeyMaterial(algorithm, settings.jwt_secret, settings.jwt_secret, None)
+    if settings.jwt_private_key is not None:
+        pem = settings.jwt_private_key.get_secret_value()
+    elif settings.jwt_private_key_file is not None:
+        pem = settings.jwt_private_key_file.read_text()
+    else:  # refused by Settings already
+        raise ValueError(f"{algorithm} needs a private key")
+    return _rsa_material(algorithm, pem)
+
+
+def jwks(settings: Settings) -> dict[str, list[dict[str, str]]]:
+    """The public verification keys as a JWK Set; empty for HS*, whose key is secret."""
+    jwk = key_material(settings).public_jwk
+    return {"keys": [jwk] if jwk else []}
+
+
 def encode_access_token(
-    settings: Settings, *, subject: str, client_id: str, scopes: list[str]
-) -> tuple[str, int]:
-    now = datetime.now(UTC)
-    ttl = settings.access_token_ttl_seconds
-    claims = {
+    settings: Settings,
+    *,
+    subject: str,
+    client_id: str,
+    scopes: list[str],
+    now: datetime | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A signed access token and its claims."""
+    now = now or datetime.now(UTC)
+    keys = key_material(settings)
+    claims: dict[str, Any] = {
         "sub": subject,
         "client_id": client_id,
         "scope": " ".join(scopes),
         "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+        "exp": int((now + timedelta(seconds=settings.access_token_ttl_seconds)).timestamp()),
         "jti": uuid.uuid4().hex,
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
     }
-    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm), ttl
+    headers = {"typ": TOKEN_TYPE}
+    if keys.public_jwk:
+        headers["kid"] = keys.public_jwk["kid"]
+    token = jwt.encode(claims, keys.signing_key, algorithm=keys.algorithm, headers=headers)
+    return token, claims
 
 
 def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
-    """Verify signature (only the configured algorithm), expiry, issuer and audience."""
+    """Verify signature (only the configured algorithm, never the token's ``alg`` alone),
+    type, expiry, issuer, audience and that every claim is present and well typed."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid("token too long")
+    keys = key_material(settings)
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
-            algorithms=[settings.jwt_algorithm],
+            keys.verification_key,
+            algorithms=[keys.algorithm],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             options={
-                "require_exp": True,
-                "require_iat": True,
-                "require_sub": True,
-                "require_jti": True,
-                "require_aud": True,
-                "require_iss": True,
+                f"require_{claim}": True for claim in ("exp", "iat", "sub", "jti", "aud", "iss")
             },
         )
-    except JWTError as exc:
+        header = jwt.get_unverified_header(token)  # verified with the signature just above
+    except (JWTError, ValueError, TypeError, AttributeError) as exc:
         raise TokenInvalid(str(exc)) from exc
-    if not isinstance(claims.get("scope", ""), str) or not isinstance(claims.get("client_id"), str):
-        raise TokenInvalid("malformed claims")
+    if header.get("typ") != TOKEN_TYPE:
+        raise TokenInvalid("not an access token")
+    for claim in ("sub", "client_id", "scope", "jti", "iss"):
+        if not isinstance(claims.get(claim), str):
+            raise TokenInvalid(f"claim {claim} is missing or malformed")
+    for claim in ("exp", "iat"):
+        if not isinstance(claims.get(claim), int) or isinstance(claims.get(claim), bool):
+            raise TokenInvalid(f"claim {claim} is missing or malformed")
     return claims

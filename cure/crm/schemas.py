@@ -1,15 +1,33 @@
 import uuid
+from datetime import datetime
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import EmailStr, Field, field_validator, model_validator
 
+from cure.crm.countries import COUNTRY_CODES
 from cure.kit.schemas import BaseSchema, InputSchema
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip() if value is not None else None
+
+
+def _country(value: str | None) -> str | None:
+    if value is None:
+        return None
+    code = value.strip().upper()
+    if code not in COUNTRY_CODES:
+        raise ValueError("country must be an ISO 3166-1 alpha-2 code, such as AT or DE")
+    return code
 
 
 class CustomerCreate(InputSchema):
     name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
-    password: str = Field(min_length=10, max_length=256)
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=1, max_length=256)
     organisation: str | None = Field(default=None, max_length=200)
+    country: str | None = Field(default=None, max_length=2, description="ISO 3166-1 alpha-2")
 
     @field_validator("name")
     @classmethod
@@ -17,6 +35,8 @@ class CustomerCreate(InputSchema):
         if not value.strip():
             raise ValueError("name must not be blank")
         return value.strip()
+
+    _country_code = field_validator("country")(_country)
 
 
 class CustomerRegistered(BaseSchema):
@@ -26,3 +46,42 @@ class CustomerRegistered(BaseSchema):
     client_id: str
     client_secret: str = Field(description="Shown once; store it now. Only its hash is kept.")
     scopes: list[str]
+
+
+class CustomerUpdate(InputSchema):
+    """The fields a customer (or an admin) may change. Email, scopes and status are not among
+    them: sending those is an error, not silently ignored."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    organisation: str | None = Field(default=None, max_length=200)
+    country: str | None = Field(default=None, max_length=2, description="ISO 3166-1 alpha-2")
+
+    _name = field_validator("name")(_not_blank)
+    _organisation = field_validator("organisation")(_not_blank)
+    _country_code = field_validator("country")(_country)
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> "CustomerUpdate":
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be removed, only changed")
+        return self
+
+
+class CustomerRead(BaseSchema):
+    customer_id: uuid.UUID
+    name: str
+    email: str
+    organisation: str | None
+    country: str | None
+    scopes: list[str]
+    is_admin: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class CustomerPage(BaseSchema):
+    items: list[CustomerRead]
+    total: int
+    limit: int
+    offset: int

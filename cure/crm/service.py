@@ -1,51 +1,205 @@
-"""Customer registration."""
+"""Customers: registration, profile, and the admin's view of every customer."""
 
-import asyncio
+import uuid
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cure.apps import registry as app_registry
+from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
-from cure.auth.passwords import hash_password
+from cure.auth.service import Principal
 from cure.config import Settings
 from cure.crm import repository
-from cure.crm.exceptions import EmailTaken, WeakPassword
+from cure.crm.exceptions import (
+    CannotChangeSelf,
+    CustomerNotFound,
+    EmailTaken,
+    ScopeNotGrantable,
+    UnknownScope,
+)
 from cure.crm.models import Customer
-from cure.crm.schemas import CustomerCreate, CustomerRegistered
+from cure.crm.schemas import (
+    CustomerCreate,
+    CustomerPage,
+    CustomerRead,
+    CustomerRegistered,
+    CustomerUpdate,
+)
 
 
 def default_scopes(settings: Settings) -> list[str]:
     """What a new customer may do: the configured base scopes and every public app."""
-    apps = [f"app:{app.id}" for app in app_registry.get_registry(settings).public()]
-    return sorted({*settings.default_scopes, *apps})
+    return scope_rules.defaults(settings)
 
 
-async def register(
-    session: AsyncSession, settings: Settings, data: CustomerCreate
-) -> CustomerRegistered:
+async def _create(
+    session: AsyncSession,
+    settings: Settings,
+    data: CustomerCreate,
+    *,
+    scopes: list[str],
+    is_admin: bool = False,
+) -> Customer:
     email = data.email.lower()
-    if data.password.strip().lower() == email:
-        raise WeakPassword("the password must not be the email address")
+    auth_service.check_password_policy(settings, data.password, email=email, name=data.name)
     if await repository.get_by_email(session, email) is not None:
         raise EmailTaken("an account with this email exists already")
-    password_hash = await asyncio.to_thread(hash_password, data.password)
     customer = Customer(
-        name=data.name, email=email, password_hash=password_hash, organisation=data.organisation
+        name=data.name,
+        email=email,
+        password_hash=await auth_service.hash_password(settings, data.password),
+        organisation=data.organisation,
+        country=data.country,
+        scopes=sorted(set(scopes)),
+        is_admin=is_admin,
     )
     try:
         async with session.begin_nested():
             await repository.add(session, customer)
     except IntegrityError as exc:  # a concurrent registration with the same email won
         raise EmailTaken("an account with this email exists already") from exc
-    client, secret = await auth_service.create_client(
-        session, customer_id=customer.id, scopes=default_scopes(settings)
-    )
+    return customer
+
+
+async def register(
+    session: AsyncSession, settings: Settings, data: CustomerCreate
+) -> CustomerRegistered:
+    customer = await _create(session, settings, data, scopes=default_scopes(settings))
+    # The default client follows the customer's scopes, so later grants reach it too.
+    client, secret = await auth_service.create_client(session, customer_id=customer.id)
     return CustomerRegistered(
         customer_id=customer.id,
         name=customer.name,
         email=customer.email,
         client_id=client.client_id,
         client_secret=secret,
-        scopes=client.scopes,
+        scopes=customer.scopes,
     )
+
+
+async def create_admin(session: AsyncSession, settings: Settings, data: CustomerCreate) -> Customer:
+    """An admin account (for the `cure admin create` command; no endpoint creates admins)."""
+    scopes = [*default_scopes(settings), scope_rules.ADMIN]
+    return await _create(session, settings, data, scopes=scopes, is_admin=True)
+
+
+def to_read(customer: Customer) -> CustomerRead:
+    return CustomerRead(
+        customer_id=customer.id,
+        name=customer.name,
+        email=customer.email,
+        organisation=customer.organisation,
+        country=customer.country,
+        scopes=sorted(customer.scopes),
+        is_admin=customer.is_admin,
+        is_active=customer.is_active,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )
+
+
+async def get(
+    session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False
+) -> Customer:
+    customer = await repository.get(session, customer_id, for_update=for_update)
+    if customer is None:
+        raise CustomerNotFound(f"no customer with id {customer_id}")
+    return customer
+
+
+async def get_me(session: AsyncSession, principal: Principal) -> Customer:
+    return await get(session, principal.customer_id)
+
+
+def _apply(customer: Customer, data: CustomerUpdate) -> Customer:
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(customer, field, value)
+    return customer
+
+
+async def update_me(session: AsyncSession, principal: Principal, data: CustomerUpdate) -> Customer:
+    customer = await get(session, principal.customer_id, for_update=True)
+    _apply(customer, data)
+    await session.flush()
+    return customer
+
+
+# -- admin ---------------------------------------------------------------------------------------
+
+
+async def list_customers(
+    session: AsyncSession,
+    *,
+    search: str | None,
+    is_active: bool | None,
+    is_admin: bool | None,
+    country: str | None,
+    limit: int,
+    offset: int,
+) -> CustomerPage:
+    items, total = await repository.list_page(
+        session,
+        search=search,
+        is_active=is_active,
+        is_admin=is_admin,
+        country=country,
+        limit=limit,
+        offset=offset,
+    )
+    return CustomerPage(items=[to_read(c) for c in items], total=total, limit=limit, offset=offset)
+
+
+async def update_customer(
+    session: AsyncSession, customer_id: uuid.UUID, data: CustomerUpdate
+) -> Customer:
+    customer = await get(session, customer_id, for_update=True)
+    _apply(customer, data)
+    await session.flush()
+    return customer
+
+
+async def set_active(
+    session: AsyncSession, admin: Principal, customer_id: uuid.UUID, *, active: bool
+) -> Customer:
+    """Disable (every token stops working at once, refresh tokens are revoked) or re-enable."""
+    if customer_id == admin.customer_id:
+        raise CannotChangeSelf("admins cannot disable or re-enable themselves")
+    customer = await get(session, customer_id, for_update=True)
+    customer.is_active = active
+    if not active:
+        await auth_service.end_sessions(session, customer.id)
+    await session.flush()
+    return customer
+
+
+def _check_scope(settings: Settings, scope: str) -> None:
+    if scope not in scope_rules.known(settings):
+        raise UnknownScope(f"unknown scope '{scope}'")
+
+
+async def grant_scope(
+    session: AsyncSession, settings: Settings, customer_id: uuid.UUID, scope: str
+) -> Customer:
+    _check_scope(settings, scope)
+    customer = await get(session, customer_id, for_update=True)
+    if scope == scope_rules.ADMIN and not customer.is_admin:
+        raise ScopeNotGrantable(
+            "the admin scope is only for admin accounts (made with `cure admin create`)"
+        )
+    customer.scopes = sorted({*customer.scopes, scope})
+    await session.flush()
+    return customer
+
+
+async def withdraw_scope(
+    session: AsyncSession, settings: Settings, admin: Principal, customer_id: uuid.UUID, scope: str
+) -> Customer:
+    """Withdraw a scope from the customer and all its clients; its tokens lose it at once."""
+    _check_scope(settings, scope)
+    if customer_id == admin.customer_id and scope == scope_rules.ADMIN:
+        raise CannotChangeSelf("admins cannot withdraw their own admin scope")
+    customer = await get(session, customer_id, for_update=True)
+    customer.scopes = sorted(set(customer.scopes) - {scope})
+    await auth_service.withdraw_client_scope(session, customer_id=customer.id, scope=scope)
+    await session.flush()
+    return customer
