@@ -44,9 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(status_manager.run(), name="status-manager"),
                 asyncio.create_task(status_manager.run_dead_letters(), name="dead-letters"),
                 asyncio.create_task(reconciler.run(), name="reconciler"),
-                asyncio.create_task(
-                    Notifier(settings, get_sessionmaker()).run(), name="notifier"
-                ),
+                asyncio.create_task(Notifier(settings, get_sessionmaker()).run(), name="notifier"),
             ]
         try:
             yield

@@ -67,14 +67,36 @@ class Mailbox:
         return [m for m in self.messages if m["To"] == address]  # type: ignore[index]
 
 
-def _start_smtp() -> tuple[object, Mailbox, int]:
+def _start_smtp(port: int | None = None) -> tuple[object, Mailbox, int]:
     from aiosmtpd.controller import Controller
 
     mailbox = Mailbox()
-    port = free_port()
+    port = port or free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     return controller, mailbox, port
+
+
+class SmtpServer:
+    """A real SMTP server of a test's own, which the test can stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.mailbox = Mailbox()
+        self._controller: object | None = None
+        self.start()
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        controller.start()
+        self._controller = controller
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()  # type: ignore[attr-defined]
+            self._controller = None
 
 
 def _reset_vhost() -> None:

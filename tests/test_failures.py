@@ -21,16 +21,26 @@ import pytest
 
 from cure.kit import broker
 from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
-from tests.conftest import Stack, running_stack, write_apps_dir
+from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
 from tests.factories import order_body, unique_email, wait_final
 
 
 @pytest.fixture(scope="module")
-def stack(engine, tmp_path_factory) -> Iterator[Stack]:
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(engine, smtp, tmp_path_factory) -> Iterator[Stack]:
     apps = write_apps_dir(tmp_path_factory.mktemp("failures"), probe_timeout=60)
     with running_stack(
         "failures",
         CURE_APPS_DIR=str(apps),
+        CURE_SMTP_PORT=str(smtp.port),
+        CURE_NOTIFY_RETRY_BASE_SECONDS="0.5",
+        CURE_NOTIFY_RETRY_MAX_SECONDS="2",
         CURE_HEARTBEAT_INTERVAL_SECONDS="1",
         CURE_TASK_MAX_RETRIES="2",
         CURE_TASK_RETRY_BACKOFF_SECONDS="0.2",
@@ -47,11 +57,12 @@ async def http(stack: Stack):
 
 
 @pytest.fixture
-async def headers(http) -> dict[str, str]:
+async def account(http) -> dict[str, str]:
+    email = unique_email()
     customer = (
         await http.post(
             "/v1/crm/customers",
-            json={"name": "Fay", "email": unique_email(), "password": "failure passphrase"},
+            json={"name": "Fay", "email": email, "password": "failure passphrase"},
         )
     ).json()
     token = (
@@ -61,7 +72,22 @@ async def headers(http) -> dict[str, str]:
             auth=(customer["client_id"], customer["client_secret"]),
         )
     ).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+    return {"email": email, "Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def headers(account) -> dict[str, str]:
+    return {"Authorization": account["Authorization"]}
+
+
+async def emails_settle(smtp: SmtpServer, address: str, count: int, seconds: float = 15) -> None:
+    """Wait until ``address`` has ``count`` emails, then make sure no more arrive."""
+    deadline = time.monotonic() + seconds
+    while len(smtp.mailbox.to(address)) < count:
+        assert time.monotonic() < deadline, f"{address} got {len(smtp.mailbox.to(address))} emails"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(3)  # the notifier polls every second: give a duplicate its chance
+    assert len(smtp.mailbox.to(address)) == count
 
 
 async def submit(http, headers, app: str = "probe", **params) -> str:
@@ -165,7 +191,7 @@ async def result_keys(stack: Stack, order_id: str) -> list[str]:
         return [item["Key"] for item in listed.get("Contents", [])]
 
 
-async def test_kill_9_worker_while_its_container_runs(stack, http, headers) -> None:
+async def test_kill_9_worker_while_its_container_runs(stack, smtp, http, account, headers) -> None:
     order_id = await submit(http, headers, mode="progress", pause=1.5)
     await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
     assert containers_of(order_id), "the app container should be running"
@@ -178,6 +204,7 @@ async def test_kill_9_worker_while_its_container_runs(stack, http, headers) -> N
     assert statuses(final).count("SUCCESS") == 1
     assert await result_keys(stack, order_id) == [f"results/{order_id}/report.json"]
     await eventually_no_containers(order_id)
+    await emails_settle(smtp, account["email"], 1)
 
 
 def _rabbitmq_restart(pause: float) -> None:
@@ -287,3 +314,51 @@ async def test_a_dead_lettered_order_task_fails_the_order(stack, http, headers) 
     assert final["status"] == "FAILED"
     assert "failed repeatedly" in final["message"]
     await eventually_no_containers(order_id)  # the worker saw FAILED and stopped the app
+
+
+async def test_smtp_outage_never_holds_up_the_order_and_the_email_follows(
+    smtp, http, account, headers
+) -> None:
+    smtp.stop()
+    try:
+        order_id = await submit(http, headers, app="roi_stats")
+        final = await wait_final(http, order_id, headers)
+        assert final["status"] == "SUCCESS"  # at once, with the mail server down
+        await asyncio.sleep(2)  # the notifier has tried and failed by now
+        assert smtp.mailbox.to(account["email"]) == []
+    finally:
+        smtp.start()
+    await emails_settle(smtp, account["email"], 1)
+    email = smtp.mailbox.to(account["email"])[0]
+    assert email["Subject"] == f"CURE order {order_id}: SUCCESS"
+    assert f"/v1/orders/{order_id}/result" in email.get_content()
+
+
+async def test_duplicate_and_out_of_order_events_change_nothing(
+    stack, smtp, http, account, headers
+) -> None:
+    from datetime import UTC, datetime
+
+    from cure.config import get_settings
+    from cure.orders.lifecycle import OrderStatus
+    from cure.workers.events import EventPublisher
+
+    order_id = await submit(http, headers, app="roi_stats")
+    final = await wait_final(http, order_id, headers)
+    await emails_settle(smtp, account["email"], 1)
+    settings = get_settings().model_copy(update={"broker_url": stack.env["CURE_BROKER_URL"]})
+    async with EventPublisher(
+        settings, order_id=uuid.UUID(order_id), attempt=1, actor="test"
+    ) as events:
+        await events.publish(OrderStatus.RUNNING, progress=50)  # late
+        await events.publish(OrderStatus.QUEUED)  # older still
+        await events.publish(OrderStatus.FAILED, message="a late contradiction")
+        await events.publish(OrderStatus.SUCCESS)  # the final state again
+        await events.publish(OrderStatus.RUNNING, heartbeat=True)
+    await asyncio.sleep(2)
+    after = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
+    assert after["status"] == "SUCCESS"
+    assert after["history"] == final["history"]
+    assert after["updated_at"] == final["updated_at"]
+    await emails_settle(smtp, account["email"], 1)
+    assert datetime.now(UTC)  # (the events above were all applied or dropped by now)

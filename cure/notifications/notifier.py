@@ -78,7 +78,9 @@ class Notifier:
         )
         message.last_error = reason[:2000]
         if message.attempts >= limit:
-            log.error("%s %s: giving up after %d tries: %s", message.kind, message.id, limit, reason)
+            log.error(
+                "%s %s: giving up after %d tries: %s", message.kind, message.id, limit, reason
+            )
             message.sent_at = utcnow()  # settled: never tried again
             return
         pause = min(

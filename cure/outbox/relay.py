@@ -16,6 +16,7 @@ from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
 from cure.orders.schemas import OrderEventMessage
 from cure.outbox.models import OutboxMessage
+from cure.outbox.service import RUN_ORDER
 from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class OutboxRelay:
                 (
                     await session.execute(
                         select(OutboxMessage)
-                        .where(OutboxMessage.sent_at.is_(None))
+                        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.kind == RUN_ORDER)
                         .order_by(OutboxMessage.id)
                         .limit(BATCH)
                         .with_for_update(skip_locked=True)

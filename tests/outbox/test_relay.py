@@ -83,3 +83,21 @@ async def test_uncommitted_orders_are_not_published(client, relay_settings) -> N
         assert stored.status == "QUEUED"
         assert not (await _pending_ids(reader))
     await relay.close()
+
+
+async def test_notification_rows_are_not_published_as_tasks(relay_settings, session) -> None:
+    from cure.outbox import service as outbox_service
+
+    relay = OutboxRelay(relay_settings, get_sessionmaker())
+    while await relay.relay_once():
+        pass
+    await _drain(relay_settings)
+    email = await outbox_service.enqueue(
+        session, kind=outbox_service.ORDER_EMAIL, payload={"order_id": str(uuid.uuid4())}
+    )
+    await session.commit()
+    assert await relay.relay_once() == 0
+    assert await _drain(relay_settings) == []
+    await session.refresh(email)
+    assert email.sent_at is None  # left for the notifier
+    await relay.close()
