@@ -39,7 +39,11 @@ async def _drain(settings) -> list[aio_pika.abc.AbstractIncomingMessage]:
 async def _pending_ids(session) -> set[int]:
     from sqlalchemy import select
 
-    rows = await session.execute(select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)))
+    rows = await session.execute(
+        select(OutboxMessage.id).where(
+            OutboxMessage.sent_at.is_(None), OutboxMessage.kind == "run_order"
+        )
+    )
     return set(rows.scalars())
 
 
