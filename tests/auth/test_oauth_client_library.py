@@ -6,6 +6,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 
+import authlib.deprecate  # noqa: F401 (installs its own "always" filter first, so ours wins)
 import pytest
 
 with warnings.catch_warnings():
