@@ -355,9 +355,7 @@ async def test_hostile_input_gets_a_clear_4xx_never_a_500(client) -> None:
     auth = (customer["client_id"], customer["client_secret"])
     nul = "a\x00b"
     answers = {
-        "login email": await client.post(
-            "/v1/auth/login", json={"email": nul, "password": "x"}
-        ),
+        "login email": await client.post("/v1/auth/login", json={"email": nul, "password": "x"}),
         "basic client id": await client.post(
             "/v1/auth/token", data={"grant_type": "client_credentials"}, auth=(nul, "y")
         ),
