@@ -131,7 +131,7 @@ def statuses(order: dict) -> list[str]:
 
 
 async def test_progress_is_reported_while_running(http, headers) -> None:
-    order_id = await submit(http, headers, mode="progress", pause=1.0)
+    order_id = await submit(http, headers, mode="progress", pause=1.5)
     running = await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
     assert running["status"] == "RUNNING"
     assert running["message"].startswith("step")

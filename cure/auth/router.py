@@ -11,7 +11,7 @@ from cure.auth.dependencies import (
     ThrottleDep,
     bearer_token,
 )
-from cure.auth.exceptions import OAuthError
+from cure.auth.exceptions import OAuthError, invalid_client
 from cure.auth.schemas import (
     IntrospectionRead,
     JwksRead,
@@ -38,17 +38,22 @@ FormField = Annotated[str | None, Form()]
 
 
 async def _single_valued(request: Request, *names: str) -> None:
-    """RFC 6749 section 3.2: request parameters must not be included more than once."""
+    """RFC 6749 section 3.2: request parameters must not be included more than once; and none
+    may hold a NUL character (PostgreSQL text cannot)."""
     form = await request.form()
     repeated = [name for name in names if len(form.getlist(name)) > 1]
     if repeated:
         raise OAuthError("invalid_request", f"repeated parameter: {', '.join(repeated)}")
+    if any(isinstance(value, str) and "\x00" in value for value in form.values()):
+        raise OAuthError("invalid_request", "parameters must not contain NUL characters")
 
 
 def _client_credentials(
     basic: BasicDep, client_id: str | None, client_secret: str | None
 ) -> ClientCredentials:
     if basic is not None:
+        if "\x00" in basic.username or "\x00" in basic.password:
+            raise invalid_client()
         if client_id is not None or client_secret is not None:
             raise OAuthError("invalid_request", "use one client authentication method, not two")
         return ClientCredentials(basic.username, basic.password)

@@ -173,7 +173,8 @@ async def list_customers(
     session: SessionDep,
     _admin: AdminPrincipal,
     search: Annotated[
-        str | None, Query(max_length=200, description="in email, name or organisation")
+        str | None,
+        Query(max_length=200, pattern=r"^[^\x00]*$", description="in email, name or organisation"),
     ] = None,
     is_active: bool | None = None,
     is_admin: bool | None = None,

@@ -95,6 +95,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _data_exception(_: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 (data exception: a NUL byte, a value out of range, ...) is the
+        # client's input that no validation caught: a 422, not a 500. Anything else stays a 500.
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
+        if not sqlstate.startswith("22"):
+            raise exc
+        log.warning("data exception from the database: %s", sqlstate)
+        return JSONResponse(
+            error_body("InvalidInput", "a value in the request cannot be stored or compared"),
+            status_code=422,
+        )
+
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:
         # asyncpg raises plain OSError (connection refused) before SQLAlchemy can wrap it.

@@ -1,6 +1,8 @@
 """Base schemas: every schema derives from one of these."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class BaseSchema(BaseModel):
@@ -11,6 +13,24 @@ class InputSchema(BaseSchema):
     """Request bodies: unknown fields are an error, so a client cannot set what it must not."""
 
     model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it here, with a reason, rather than fail later.
+        if has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple | set):
+        return any(has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    return False
 
 
 class ErrorRead(BaseSchema):

@@ -348,3 +348,40 @@ async def test_stored_refresh_tokens_are_hashed(client, session) -> None:
     hashes = [row.token_hash for row in rows]
     assert len(hashes) == 1
     assert tokens["refresh_token"] not in hashes[0]
+
+
+async def test_hostile_input_gets_a_clear_4xx_never_a_500(client) -> None:
+    customer = await create_customer(client)
+    auth = (customer["client_id"], customer["client_secret"])
+    nul = "a\x00b"
+    answers = {
+        "login email": await client.post("/v1/auth/login", json={"email": nul, "password": "x"}),
+        "basic client id": await client.post(
+            "/v1/auth/token", data={"grant_type": "client_credentials"}, auth=(nul, "y")
+        ),
+        "username": await client.post(
+            "/v1/auth/token", data={"grant_type": "password", "username": nul, "password": "y"}
+        ),
+        "refresh token": await client.post(
+            "/v1/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": nul, "client_id": "cure-portal"},
+        ),
+        "registration": await client.post(
+            "/v1/crm/customers",
+            json={"name": nul, "email": "nul@example.org", "password": PASSWORD},
+        ),
+        "reset token": await client.post(
+            "/v1/auth/password-reset/confirm", json={"token": nul, "new_password": PASSWORD}
+        ),
+        "introspected token": await client.post(
+            "/v1/auth/introspect", data={"token": nul}, auth=auth
+        ),
+        "revoked token": await client.post("/v1/auth/revoke", data={"token": nul}, auth=auth),
+        "huge username": await client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": "é" * 5000, "password": "y"},
+        ),
+    }
+    for case, response in answers.items():
+        assert 400 <= response.status_code < 500, (case, response.text)
+        assert "error" in response.json(), case

@@ -1,0 +1,100 @@
+"""Object-level authorisation: customer A reaches nothing of customer B's through any route that
+takes an id, and B's objects are unchanged afterwards."""
+
+import re
+import uuid
+
+from tests.factories import bearer, create_customer, get_token, order_body
+
+# How to fill each path parameter with customer B's objects. A new route with another parameter
+# fails the test until it is added here, so no id-bearing route escapes this check.
+FILL = {
+    "order_id": lambda b: b["order_id"],
+    "client_id": lambda b: b["extra_client_id"],
+    "customer_id": lambda b: b["customer_id"],
+    "scope": lambda b: "orders:read",
+    "app_id": lambda b: "roi_stats",
+    "key": lambda b: f"orders/{b['order_id']}/result.json",
+}
+# Signed links carry their proof in the query: A has none for B's objects, so A forges one.
+QUERY = {"key": {"expires": "9999999999", "signature": "0" * 64}}
+# Routes whose parameters name no customer's object (the public app catalogue, ordering an app
+# for oneself).
+NOT_OWNED = {("GET", "/v1/apps/{app_id}"), ("POST", "/v1/apps/{app_id}/orders")}
+
+
+async def _customer_b(http) -> dict:  # type: ignore[no-untyped-def]
+    b = await create_customer(http)
+    headers = bearer(await get_token(http, b))
+    order = await http.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
+    assert order.status_code == 202
+    extra = await http.post(
+        "/v1/crm/customers/me/clients", json={"name": "b's script"}, headers=headers
+    )
+    assert extra.status_code == 201
+    return {
+        **b,
+        "headers": headers,
+        "order_id": order.json()["order_id"],
+        "extra_client_id": extra.json()["client_id"],
+        "extra_client_secret": extra.json()["client_secret"],
+    }
+
+
+async def _snapshot(http, b: dict) -> dict:  # type: ignore[no-untyped-def]
+    order = (await http.get(f"/v1/orders/{b['order_id']}", headers=b["headers"])).json()
+    me = (await http.get("/v1/crm/customers/me", headers=b["headers"])).json()
+    clients = (await http.get("/v1/crm/customers/me/clients", headers=b["headers"])).json()
+    return {"order": order, "me": me, "clients": clients}
+
+
+async def test_customer_a_reaches_nothing_of_customer_b(client) -> None:
+    b = await _customer_b(client)
+    before = await _snapshot(client, b)
+    a = await create_customer(client)
+    a_headers = bearer(await get_token(client, a))
+
+    # Every operation of the OpenAPI document, so routes added later are covered too.
+    spec = (await client.get("/openapi.json")).json()
+    checked = 0
+    for path, operations in spec["paths"].items():
+        if "{" not in path:
+            continue
+        for method in (m.upper() for m in operations):
+            if (method, path) in NOT_OWNED:
+                continue
+            url, params = path, {}
+            for name in re.findall(r"{(\w+)}", path):
+                assert name in FILL, f"add a value for {{{name}}} ({method} {path})"
+                url = url.replace(f"{{{name}}}", FILL[name](b))
+                params.update(QUERY.get(name, {}))
+            response = await client.request(method, url, headers=a_headers, params=params, json={})
+            assert response.status_code in (403, 404), (method, path, response.text)
+            checked += 1
+    assert checked >= 10
+
+    after = await _snapshot(client, b)
+    assert after == before
+    # B's extra client still works with its secret.
+    token = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(b["extra_client_id"], b["extra_client_secret"]),
+    )
+    assert token.status_code == 200
+
+
+async def test_ids_of_missing_and_foreign_objects_answer_alike(client) -> None:
+    b = await _customer_b(client)
+    a = await create_customer(client)
+    a_headers = bearer(await get_token(client, a))
+    for path in ("/v1/orders/{}", "/v1/orders/{}/result"):
+        foreign = await client.get(path.format(b["order_id"]), headers=a_headers)
+        missing = await client.get(path.format(uuid.uuid4()), headers=a_headers)
+        assert foreign.status_code == missing.status_code == 404
+        assert foreign.json()["error"] == missing.json()["error"]
+    foreign = await client.delete(
+        f"/v1/crm/customers/me/clients/{b['extra_client_id']}", headers=a_headers
+    )
+    missing = await client.delete("/v1/crm/customers/me/clients/cure-nope", headers=a_headers)
+    assert foreign.status_code == missing.status_code == 404
