@@ -2,6 +2,7 @@
 
 import logging
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -89,17 +90,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)
     async def _db_unavailable(_: Request, exc: DBAPIError) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc.orig).__name__)
-        return JSONResponse(
-            error_body("ServiceUnavailable", "the database is unavailable; try again shortly"),
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable("the database is unavailable; try again shortly")
 
     @app.exception_handler(DBAPIError)
-    async def _data_exception(_: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
+        if _means_unavailable(sqlstate):
+            log.warning("database unavailable: SQLSTATE %s", sqlstate)
+            return _unavailable("the database is unavailable; try again shortly")
         # SQLSTATE class 22 (data exception: a NUL byte, a value out of range, ...) is the
         # client's input that no validation caught: a 422, not a 500. Anything else stays a 500.
-        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
         if not sqlstate.startswith("22"):
             raise exc
         log.warning("data exception from the database: %s", sqlstate)
@@ -108,12 +108,30 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=422,
         )
 
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _raw_postgres_error(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        # Raised unwrapped when a pooled connection is opened while the server starts or stops.
+        if _means_unavailable(str(getattr(exc, "sqlstate", ""))):
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return _unavailable("the database is unavailable; try again shortly")
+        raise exc
+
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:
         # asyncpg raises plain OSError (connection refused) before SQLAlchemy can wrap it.
         log.warning("backing service unavailable: %s", type(exc).__name__)
-        return JSONResponse(
-            error_body("ServiceUnavailable", "a backing service is unavailable; try again shortly"),
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable("a backing service is unavailable; try again shortly")
+
+
+# Connection exceptions (class 08), shutdown or start-up (57P01-57P03), out of resources (53).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53")
+
+
+def _means_unavailable(sqlstate: str) -> bool:
+    return bool(sqlstate) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse(
+        error_body("ServiceUnavailable", detail), status_code=503, headers={"Retry-After": "5"}
+    )

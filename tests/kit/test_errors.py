@@ -1,0 +1,54 @@
+"""Database trouble maps to a clear 503 (unavailable) or 422 (bad value), never a 500."""
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
+
+from cure.kit.errors import install_error_handlers
+
+
+def app_raising(exc: BaseException) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise exc
+
+    return app
+
+
+async def call(app: FastAPI) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        return await http.get("/boom")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients"),
+    ],
+)
+async def test_server_starting_or_stopping_is_503(error) -> None:
+    for raised in (error, DBAPIError("SELECT 1", {}, error)):
+        response = await call(app_raising(raised))
+        assert response.status_code == 503, type(raised)
+        assert response.json()["error"] == "ServiceUnavailable"
+        assert response.headers["retry-after"] == "5"
+
+
+async def test_refused_connection_is_503() -> None:
+    response = await call(app_raising(ConnectionRefusedError(111, "Connection refused")))
+    assert response.status_code == 503
+
+
+async def test_data_exception_is_422_and_other_errors_stay_500() -> None:
+    bad_value = DBAPIError("INSERT", {}, asyncpg.exceptions.CharacterNotInRepertoireError("NUL"))
+    assert (await call(app_raising(bad_value))).status_code == 422
+    unique = DBAPIError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("dup"))
+    assert (await call(app_raising(unique))).status_code == 500
