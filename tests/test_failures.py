@@ -22,7 +22,7 @@ import pytest
 from cure.kit import broker
 from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
 from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
-from tests.factories import order_body, unique_email, wait_final
+from tests.factories import customer_with_token, order_body, wait_final
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +58,8 @@ async def http(stack: Stack):
 
 @pytest.fixture
 async def account(http) -> dict[str, str]:
-    email = unique_email()
-    customer = (
-        await http.post(
-            "/v1/crm/customers",
-            json={"name": "Fay", "email": email, "password": "failure passphrase"},
-        )
-    ).json()
-    token = (
-        await http.post(
-            "/v1/auth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(customer["client_id"], customer["client_secret"]),
-        )
-    ).json()["access_token"]
-    return {"email": email, "Authorization": f"Bearer {token}"}
+    customer, headers = await customer_with_token(http)
+    return {"email": customer["email"], **headers}
 
 
 @pytest.fixture

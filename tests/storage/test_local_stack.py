@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import running_stack
-from tests.factories import order_body, unique_email, wait_final
+from tests.factories import customer_with_token, order_body, wait_final
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +27,7 @@ def local_stack(tmp_path_factory) -> Iterator[tuple[str, Path]]:
 async def test_order_result_is_kept_on_disk_and_served_by_signed_link(local_stack) -> None:
     url, storage_dir = local_stack
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        customer = (
-            await http.post(
-                "/v1/crm/customers",
-                json={"name": "Lu", "email": unique_email(), "password": "local disk passphrase"},
-            )
-        ).json()
-        token = (
-            await http.post(
-                "/v1/auth/token",
-                data={"grant_type": "client_credentials"},
-                auth=(customer["client_id"], customer["client_secret"]),
-            )
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        _, headers = await customer_with_token(http)
         order_id = (
             await http.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
         ).json()["order_id"]
