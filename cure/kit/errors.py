@@ -89,6 +89,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _db_unavailable(_: Request, exc: DBAPIError) -> JSONResponse:
+        cause = getattr(exc.orig, "__cause__", None)
+        if isinstance(exc.orig, asyncpg.exceptions.DataError) or isinstance(
+            cause, asyncpg.exceptions.DataError
+        ):
+            # asyncpg's client-side check of a parameter (a value it cannot encode): bad input.
+            return _bad_value()
         log.warning("database unavailable: %s", type(exc.orig).__name__)
         return _unavailable("the database is unavailable; try again shortly")
 
@@ -103,10 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not sqlstate.startswith("22"):
             raise exc
         log.warning("data exception from the database: %s", sqlstate)
-        return JSONResponse(
-            error_body("InvalidInput", "a value in the request cannot be stored or compared"),
-            status_code=422,
-        )
+        return _bad_value()
 
     @app.exception_handler(asyncpg.PostgresError)
     async def _raw_postgres_error(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
@@ -129,6 +132,13 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53")
 
 def _means_unavailable(sqlstate: str) -> bool:
     return bool(sqlstate) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _bad_value() -> JSONResponse:
+    return JSONResponse(
+        error_body("InvalidInput", "a value in the request cannot be stored or compared"),
+        status_code=422,
+    )
 
 
 def _unavailable(detail: str) -> JSONResponse:

@@ -51,7 +51,12 @@ def _check_position(position: Any) -> None:
         or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in position)
     ):
         raise ValueError("each position must be [longitude, latitude] numbers")
-    lon, lat = position[0], position[1]
+    try:
+        lon, lat = float(position[0]), float(position[1])
+    except OverflowError:
+        raise ValueError(
+            f"position {position[:2]} holds a number too large to be a coordinate"
+        ) from None
     if (
         not (math.isfinite(lon) and math.isfinite(lat))
         or not -180 <= lon <= 180

@@ -43,7 +43,7 @@ async def check_target(url: str, *, allow_private: bool) -> None:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = await resolve(parts.hostname, port)
-    except OSError as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label over 63 bytes
         raise TargetRefused(f"callback_url host {parts.hostname!r} does not resolve") from exc
     if not allow_private and any(_refused_address(a) for a in addresses):
         raise TargetRefused(

@@ -1,6 +1,6 @@
 import math
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, HttpUrl, field_validator, model_validator
@@ -141,6 +141,16 @@ class OrderFilter(InputSchema):
     sort: Literal["created_at", "-created_at", "updated_at", "-updated_at"] = "-created_at"
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=500)
+
+    @field_validator("created_after", "created_before", "updated_after", "updated_before")
+    @classmethod
+    def _storable(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the time is out of range") from None
 
     @field_validator("bbox")
     @classmethod

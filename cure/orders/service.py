@@ -167,7 +167,9 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[datetime, uuid.UUID]:
         padded = cursor + "=" * (-len(cursor) % 4)
         cursor_sort, value, order_id = json.loads(base64.urlsafe_b64decode(padded))
         decoded = (datetime.fromisoformat(value), uuid.UUID(order_id))
-    except (ValueError, TypeError) as exc:
+        if decoded[0].tzinfo is None:
+            raise ValueError("a cursor's time has a zone")
+    except Exception as exc:  # whatever a forged cursor holds, it is the client's mistake
         raise InvalidFilter("cursor", "not a cursor this API gave out") from exc
     if cursor_sort != sort:
         raise InvalidFilter("cursor", f"the cursor belongs to sort={cursor_sort}, not sort={sort}")

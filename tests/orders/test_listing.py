@@ -124,3 +124,24 @@ async def test_customer_filter_is_for_admins(client, session) -> None:
     admin_headers = {"Authorization": f"Bearer {await get_token(client, admin)}"}
     assert await ids(client, admin_headers, customer_id=owner["customer_id"]) == [order]
     assert (await client.get(f"/v1/orders/{order}", headers=admin_headers)).status_code == 200
+
+
+async def test_forged_cursors_and_extreme_times_are_422(client) -> None:
+    import base64
+    import json
+
+    _, headers = await customer_with_token(client)
+    forged = [
+        ["-created_at", "2024-01-01T00:00:00+00:00", 5],
+        ["-created_at", "2024-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"],
+        {"not": "a list"},
+    ]
+    for raw in forged:
+        cursor = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+        response = await client.get("/v1/orders", params={"cursor": cursor}, headers=headers)
+        assert response.status_code == 422, raw
+    extreme = await client.get(
+        "/v1/orders", params={"created_after": "0001-01-01T00:00:00+14:00"}, headers=headers
+    )
+    assert extreme.status_code == 422
+    assert extreme.json()["detail"][0]["loc"][:2] == ["query", "created_after"]

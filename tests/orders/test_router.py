@@ -1,3 +1,4 @@
+import json
 import uuid
 
 import pytest
@@ -189,3 +190,20 @@ async def test_malformed_json_is_422(client) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"] == "ValidationError"
+
+
+async def test_hostile_numbers_and_names_are_4xx_not_500(client, session) -> None:
+    customer, headers = await customer_with_token(client)
+    huge = {"type": "Polygon", "coordinates": [[[10**400, 0], [1, 0], [1, 1], [10**400, 0]]]}
+    response = await client.post(
+        "/v1/apps/roi_stats/orders",
+        content=json.dumps(order_body(roi=huge)),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    long_label = "http://" + "a" * 70 + ".example.org/hook"
+    response = await client.post(
+        "/v1/apps/roi_stats/orders", json=order_body(callback_url=long_label), headers=headers
+    )
+    assert response.status_code == 422, response.text
+    assert await _stored(session, customer["customer_id"]) == (0, 0)
