@@ -148,7 +148,7 @@ async def test_cancel_running_stops_and_removes_the_container(http, headers) -> 
     assert again.status_code == 409
 
 
-async def test_cancelled_queued_order_never_starts(http, headers) -> None:
+async def test_cancelled_queued_order_never_starts(stack, http, headers) -> None:
     blockers = [await submit(http, headers, mode="sleep") for _ in range(2)]  # both worker slots
     for blocker in blockers:
         await wait_for(http, headers, blocker, lambda o: o["status"] == "RUNNING")
@@ -157,7 +157,17 @@ async def test_cancelled_queued_order_never_starts(http, headers) -> None:
     assert (await http.post(f"/v1/orders/{waiting}/cancel", headers=headers)).status_code == 200
     for blocker in blockers:
         await http.post(f"/v1/orders/{blocker}/cancel", headers=headers)
-    await asyncio.sleep(4)  # a free slot takes the cancelled order's task, and drops it
+    connection = await aio_pika.connect(stack.env["CURE_BROKER_URL"])
+    async with connection:  # a free slot takes the cancelled order's task, and drops it
+        channel = await connection.channel()
+        deadline = time.monotonic() + 20
+        while True:
+            queue = await channel.declare_queue("cure.orders", passive=True)
+            if queue.declaration_result.message_count == 0:
+                break
+            assert time.monotonic() < deadline, "the cancelled order's task was never taken"
+            await asyncio.sleep(0.3)
+    await asyncio.sleep(1)
     final = (await http.get(f"/v1/orders/{waiting}", headers=headers)).json()
     assert statuses(final) == ["RECEIVED", "QUEUED", "CANCELLED"]
     assert containers_of(waiting) == []
@@ -321,31 +331,94 @@ async def test_smtp_outage_never_holds_up_the_order_and_the_email_follows(
     assert f"/v1/orders/{order_id}/result" in email.get_content()
 
 
+def event_bytes(order_id: str, status: str, **fields) -> bytes:
+    from datetime import UTC, datetime
+
+    from cure.orders.schemas import OrderEventMessage
+
+    event = OrderEventMessage(
+        order_id=uuid.UUID(order_id),
+        status=status,
+        actor="test",
+        occurred_at=datetime.now(UTC),
+        **fields,
+    )
+    return event.model_dump_json().encode()
+
+
+async def publish_events(stack: Stack, *bodies: bytes) -> None:
+    connection = await aio_pika.connect(stack.env["CURE_BROKER_URL"])
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        for body in bodies:
+            await broker.publish_confirmed(channel, queue="cure.order_events", body=body)
+
+
+async def applied(http, headers, order_id: str, progress: int) -> dict:
+    """Wait for a sentinel progress event: the queue is FIFO with one message in flight, so
+    everything published before it has been applied or dropped by then."""
+    return await wait_for(
+        http, headers, order_id, lambda o: any(e["progress"] == progress for e in o["history"])
+    )
+
+
 async def test_duplicate_and_out_of_order_events_change_nothing(
     stack, smtp, http, account, headers
 ) -> None:
-    from datetime import UTC, datetime
-
-    from cure.config import get_settings
-    from cure.orders.lifecycle import OrderStatus
-    from cure.workers.events import EventPublisher
-
-    order_id = await submit(http, headers, app="roi_stats")
-    final = await wait_final(http, order_id, headers)
+    finished = await submit(http, headers, app="roi_stats")
+    final = await wait_final(http, finished, headers)
     await emails_settle(smtp, account["email"], 1)
-    settings = get_settings().model_copy(update={"broker_url": stack.env["CURE_BROKER_URL"]})
-    async with EventPublisher(
-        settings, order_id=uuid.UUID(order_id), attempt=1, actor="test"
-    ) as events:
-        await events.publish(OrderStatus.RUNNING, progress=50)  # late
-        await events.publish(OrderStatus.QUEUED)  # older still
-        await events.publish(OrderStatus.FAILED, message="a late contradiction")
-        await events.publish(OrderStatus.SUCCESS)  # the final state again
-        await events.publish(OrderStatus.RUNNING, heartbeat=True)
-    await asyncio.sleep(2)
-    after = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
+    running = await submit(http, headers, mode="sleep")
+    await wait_for(http, headers, running, lambda o: o["status"] == "RUNNING")
+
+    twice = event_bytes(running, "RUNNING", progress=40)
+    success_again = event_bytes(finished, "SUCCESS")
+    await publish_events(
+        stack,
+        twice,
+        twice,  # the same event delivered twice
+        event_bytes(finished, "RUNNING", progress=50),  # late
+        event_bytes(finished, "QUEUED"),  # older still
+        event_bytes(finished, "FAILED", message="a late contradiction"),
+        success_again,
+        success_again,
+        event_bytes(finished, "RUNNING", heartbeat=True),
+        event_bytes(running, "RUNNING", progress=41),  # the sentinel
+    )
+    after_running = await applied(http, headers, running, 41)
+    assert [e["progress"] for e in after_running["history"]].count(40) == 1
+    after = (await http.get(f"/v1/orders/{finished}", headers=headers)).json()
     assert after["status"] == "SUCCESS"
     assert after["history"] == final["history"]
     assert after["updated_at"] == final["updated_at"]
-    await emails_settle(smtp, account["email"], 1)
-    assert datetime.now(UTC)  # (the events above were all applied or dropped by now)
+    await http.post(f"/v1/orders/{running}/cancel", headers=headers)
+    await emails_settle(smtp, account["email"], 1)  # one for SUCCESS; none for CANCELLED
+
+
+async def test_an_event_that_can_never_be_applied_does_not_block_the_rest(
+    stack, http, headers
+) -> None:
+    order_id = await submit(http, headers, mode="sleep")
+    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    result = {"key": "k" * 600, "size": 1, "media_type": "text/plain", "checksum": "x"}
+    poison = event_bytes(order_id, "SUCCESS", result=result)  # too long for the result column
+    await publish_events(stack, poison, event_bytes(order_id, "RUNNING", progress=33))
+    await applied(http, headers, order_id, 33)  # the events behind it still get through
+    connection = await aio_pika.connect(stack.env["CURE_BROKER_URL"])
+    async with connection:
+        channel = await connection.channel()
+        parked = await channel.declare_queue("cure.dead.parked", durable=True)
+        deadline = time.monotonic() + 15
+        bodies: list[bytes] = []
+        while poison not in bodies:
+            assert time.monotonic() < deadline, "the poison event was not parked"
+            message = await parked.get(fail=False, no_ack=True)
+            if message is None:
+                await asyncio.sleep(0.2)
+            else:
+                bodies.append(message.body)
+    # text PostgreSQL cannot store (a NUL) is cleaned, not refused
+    await publish_events(stack, event_bytes(order_id, "FAILED", message="bad\x00 input"))
+    final = await wait_final(http, order_id, headers)
+    assert (final["status"], final["message"]) == ("FAILED", "bad input")
+    await eventually_no_containers(order_id)

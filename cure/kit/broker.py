@@ -43,6 +43,16 @@ async def declare_orders_queue(channel: AbstractChannel, settings: Settings) -> 
     )
 
 
+async def declare_events_queue(channel: AbstractChannel, settings: Settings) -> AbstractQueue:
+    """Order events: an event that can never be applied is rejected into the dead letters."""
+    await declare_dead_letters(channel, settings)
+    return await channel.declare_queue(
+        settings.events_queue,
+        durable=True,
+        arguments={"x-dead-letter-exchange": settings.dead_letter_exchange},
+    )
+
+
 async def declare_durable_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
     return await channel.declare_queue(name, durable=True)
 

@@ -5,8 +5,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends
 from sqlalchemy import DateTime, MetaData
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +31,35 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+# Connection exceptions (class 08), shutdown or start-up (57P01-57P03), out of resources (53).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53")
+
+
+def means_unavailable(sqlstate: str) -> bool:
+    """Whether a PostgreSQL error code means the server is unreachable or not serving now."""
+    return bool(sqlstate) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying the same work again later may succeed (the database or network was down),
+    as opposed to an error the same input will always raise."""
+    if isinstance(exc, (OSError, TimeoutError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        orig = exc.orig
+        sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", "") or "")
+        if means_unavailable(sqlstate) or exc.connection_invalidated:
+            return True
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) and not sqlstate:
+            return not isinstance(orig, asyncpg.exceptions.DataError)
+        return False
+    if isinstance(exc, asyncpg.PostgresError):
+        return means_unavailable(str(getattr(exc, "sqlstate", "")))
+    return isinstance(exc, asyncpg.exceptions.InterfaceError) and not isinstance(
+        exc, asyncpg.exceptions.DataError
+    )
 
 
 def utcnow() -> datetime:

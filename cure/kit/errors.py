@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cure.kit.db import means_unavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
         sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
-        if _means_unavailable(sqlstate):
+        if means_unavailable(sqlstate):
             log.warning("database unavailable: SQLSTATE %s", sqlstate)
             return _unavailable("the database is unavailable; try again shortly")
         # SQLSTATE class 22 (data exception: a NUL byte, a value out of range, ...) is the
@@ -114,7 +116,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.PostgresError)
     async def _raw_postgres_error(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
         # Raised unwrapped when a pooled connection is opened while the server starts or stops.
-        if _means_unavailable(str(getattr(exc, "sqlstate", ""))):
+        if means_unavailable(str(getattr(exc, "sqlstate", ""))):
             log.warning("database unavailable: %s", type(exc).__name__)
             return _unavailable("the database is unavailable; try again shortly")
         raise exc
@@ -124,14 +126,6 @@ def install_error_handlers(app: FastAPI) -> None:
         # asyncpg raises plain OSError (connection refused) before SQLAlchemy can wrap it.
         log.warning("backing service unavailable: %s", type(exc).__name__)
         return _unavailable("a backing service is unavailable; try again shortly")
-
-
-# Connection exceptions (class 08), shutdown or start-up (57P01-57P03), out of resources (53).
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53")
-
-
-def _means_unavailable(sqlstate: str) -> bool:
-    return bool(sqlstate) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def _bad_value() -> JSONResponse:

@@ -3,7 +3,14 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    HttpUrl,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cure.kit.geo import parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
@@ -114,13 +121,22 @@ class OrderEventMessage(BaseSchema):
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     order_id: uuid.UUID
     status: OrderStatus
-    attempt: int = 1
+    attempt: int = Field(default=1, ge=1, le=1000)
     actor: str
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     message: str | None = None
     progress: int | None = Field(default=None, ge=0, le=100)
     result: OrderResultInfo | None = None
     heartbeat: bool = Field(default=False, description="Only a sign of life; not a transition")
+
+    @field_validator("actor", "message")
+    @classmethod
+    def _storable_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Apps choose their log lines and hosts their names: keep what PostgreSQL can store.
+        if value is None:
+            return None
+        cleaned = value.replace("\x00", "")
+        return cleaned[:64] if info.field_name == "actor" else cleaned[:2000]
 
 
 class OrderFilter(InputSchema):

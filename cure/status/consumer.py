@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.config import Settings
 from cure.kit import broker
-from cure.kit.db import utcnow
+from cure.kit.db import is_transient, utcnow
 from cure.orders import service as order_service
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
@@ -33,10 +33,15 @@ class StatusManager:
         try:
             async with self.sessionmaker() as session, session.begin():
                 applied = await order_service.apply_event(session, event)
-        except Exception:
-            log.exception("could not apply event %s; it will be redelivered", event.event_id)
-            await asyncio.sleep(1)  # the database is likely down: don't spin on redelivery
-            await message.nack(requeue=True)
+        except Exception as exc:
+            if is_transient(exc):
+                log.warning("could not apply event %s (%r); redelivering", event.event_id, exc)
+                await asyncio.sleep(1)  # the database is likely down: don't spin on redelivery
+                await message.nack(requeue=True)
+            else:
+                # The same event would fail forever and hold up every event behind it.
+                log.exception("event %s can never be applied; dead-lettering it", event.event_id)
+                await message.reject(requeue=False)
             return
         await message.ack()
         outcome = "applied" if applied else "ignored"
@@ -92,7 +97,7 @@ class StatusManager:
 
     async def run(self) -> None:
         await self._consume(
-            lambda channel: broker.declare_durable_queue(channel, self.settings.events_queue),
+            lambda channel: broker.declare_events_queue(channel, self.settings),
             self.handle,
         )
 

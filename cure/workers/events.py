@@ -24,7 +24,7 @@ class EventPublisher:
     async def __aenter__(self) -> "EventPublisher":
         self._connection = await broker.connect(self.settings.broker_url)
         self._channel = await self._connection.channel(publisher_confirms=True)
-        await broker.declare_durable_queue(self._channel, self.settings.events_queue)
+        await broker.declare_events_queue(self._channel, self.settings)
         return self
 
     async def __aexit__(
