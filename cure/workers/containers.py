@@ -150,14 +150,17 @@ def run_app_container(
         container.put_archive("/job", _job_archive(job))
         container.start()
         exit_code, timed_out, stopped = _supervise(container, limits, control or NoControl())
-        logs = container.logs(stdout=True, stderr=True).decode(errors="replace").splitlines()
-        errors = container.logs(stdout=False, stderr=True).decode(errors="replace").splitlines()
+        try:
+            logs = container.logs(stdout=True, stderr=True).decode(errors="replace").splitlines()
+            errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        except NotFound:  # removed under us: it ran for someone else, or was swept
+            return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
         outcome = ContainerOutcome(
             exit_code=exit_code,
             timed_out=timed_out,
             stopped=stopped,
             logs=logs[-500:],
-            errors=errors[-100:],
+            errors=errors.splitlines()[-100:],
         )
         if exit_code == 0:
             try:
@@ -182,6 +185,8 @@ def _supervise(
             return int(container.wait(timeout=1)["StatusCode"]), False, False
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             pass
+        except NotFound:  # removed under us (an operator, or a sweep): nothing left to wait for
+            return None, False, True
         stop = control.tick(cursor.new_lines(container))
         if stop or time.monotonic() > deadline:
             container.kill()

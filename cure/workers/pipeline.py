@@ -5,18 +5,20 @@ soon as the order is cancelled or was handed to a newer attempt.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from docker.errors import ImageNotFound
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -191,18 +193,47 @@ async def run_order(
         if attempt is not None and attempt != job.attempt:
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
             return None
-        actor = f"worker:{socket.gethostname()}"
-        async with EventPublisher(
-            settings, order_id=order_id, attempt=job.attempt, actor=actor
-        ) as events:
-            outcome = await _execute(settings, engine, job, events)
-            if outcome is None:
+        async with _exclusive_run(engine, order_id) as mine:
+            if not mine:
+                # Another worker runs this order now (a redelivered or republished duplicate):
+                # this copy is dropped; should that run die, its own message comes back.
+                log.info("order %s is running elsewhere; dropping this duplicate", order_id)
                 return None
-            final, fields = outcome
-            await events.publish(final, **fields)
-            return final
+            actor = f"worker:{socket.gethostname()}"
+            async with EventPublisher(
+                settings, order_id=order_id, attempt=job.attempt, actor=actor
+            ) as events:
+                outcome = await _execute(settings, engine, job, events)
+                if outcome is None:
+                    return None
+                final, fields = outcome
+                await events.publish(final, **fields)
+                return final
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _exclusive_run(engine: AsyncEngine, order_id: uuid.UUID) -> AsyncIterator[bool]:
+    """Hold a session-level advisory lock on the order while it runs: True if we got it.
+
+    The lock lives as long as this connection, so a worker killed mid-run releases it at once.
+    """
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        key = {"key": f"cure:run:{order_id}"}
+        got = bool(
+            await connection.scalar(
+                text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), key
+            )
+        )
+        try:
+            yield got
+        finally:
+            if got:
+                await connection.execute(
+                    text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key
+                )
 
 
 async def _execute(

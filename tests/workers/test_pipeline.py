@@ -98,3 +98,33 @@ async def test_finished_order_is_not_run_again(
 ) -> None:
     order = await order_and_run(client, probe_settings, "crash")
     assert await pipeline.run_order(probe_settings, order.id) is None
+
+
+async def test_two_deliveries_of_one_attempt_run_it_once(
+    client, engine, probe_settings, status_manager
+) -> None:
+    customer, _ = await customer_with_token(client)
+    principal = Principal(
+        uuid.UUID(customer["customer_id"]), customer["client_id"], frozenset({"app:probe"}), False
+    )
+    async with get_sessionmaker()() as session:
+        order, _ = await order_service.submit(
+            session,
+            probe_settings,
+            principal,
+            app_id="probe",
+            data=OrderCreate(**order_body(params={"mode": "progress", "pause": 0.5})),
+        )
+        await session.commit()
+    first, second = await asyncio.gather(
+        pipeline.run_order(probe_settings, order.id, 1),
+        pipeline.run_order(probe_settings, order.id, 1),
+    )
+    assert sorted([str(first), str(second)]) == ["None", "SUCCESS"]
+    for _ in range(100):
+        async with get_sessionmaker()() as session:
+            stored = await session.get(Order, order.id)
+            if stored.status == "SUCCESS":
+                break
+        await asyncio.sleep(0.1)
+    assert stored.status == "SUCCESS"
