@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     task_retry_backoff_seconds: float = 2
     delivery_limit: int = 3  # redeliveries (e.g. a worker killed mid-task) before dead-lettering
 
+    publish_timeout_seconds: float = 10
+    notify_lease_seconds: float = 120  # a claimed notification is tried again after this
+
     orders_queue: str = "cure.orders"
     dead_letter_exchange: str = "cure.dead"
     dead_letter_queue: str = "cure.dead"

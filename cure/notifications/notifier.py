@@ -2,20 +2,21 @@
 
 The order's state changes and its notification rows commit together; this loop sends them later,
 so a mail server or receiver outage never blocks or loses a status change. A failed send is
-retried with a growing pause. A row is claimed with FOR UPDATE SKIP LOCKED and marked sent in
-the same transaction, so API replicas never send the same row twice; only a crash between the
-server's acceptance and that commit could repeat one.
+retried with a growing pause. Rows are leased (claimed with FOR UPDATE SKIP LOCKED, pushed past
+a lease time, committed) before any network call, so API replicas never send the same row at once
+and a slow receiver holds no lock; only a crash between a server's acceptance and the commit that
+marks the row sent could repeat one.
 """
 
 import asyncio
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth import repository as auth_repository
@@ -26,6 +27,7 @@ from cure.mail.sender import send_email
 from cure.notifications import signing, targets
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
+from cure.outbox import repository as outbox_repository
 from cure.outbox.models import OutboxMessage
 from cure.outbox.service import ORDER_CALLBACK, ORDER_EMAIL
 
@@ -37,38 +39,68 @@ class DeliveryFailed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Claim:
+    message_id: int
+    kind: str
+    order_id: uuid.UUID
+    attempts: int
+
+
 class Notifier:
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
 
     async def notify_once(self) -> int:
-        """Send what is due now, one row per transaction; returns how many were handled."""
-        handled = 0
-        for _ in range(BATCH):
-            async with self.sessionmaker() as session, session.begin():
-                message = await _claim(session)
-                if message is None:
-                    break
-                await self._handle(session, message)
-                handled += 1
-        return handled
+        """Send what is due now, concurrently; returns how many were tried."""
+        claims = await self._claim()
+        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        return len(claims)
 
-    async def _handle(self, session: AsyncSession, message: OutboxMessage) -> None:
-        order = await session.get(Order, uuid.UUID(message.payload["order_id"]))
-        message.attempts += 1
+    async def _claim(self) -> list[Claim]:
+        """Lease due rows and commit, so no lock or transaction is held over network calls.
+
+        Should this process die mid-send, the lease runs out and another pass tries again.
+        """
+        now = utcnow()
+        async with self.sessionmaker() as session, session.begin():
+            rows = await outbox_repository.lock_due(
+                session, kinds=[ORDER_EMAIL, ORDER_CALLBACK], now=now, limit=BATCH
+            )
+            for row in rows:
+                row.attempts += 1
+                row.available_at = now + timedelta(seconds=self.settings.notify_lease_seconds)
+            return [
+                Claim(row.id, row.kind, uuid.UUID(row.payload["order_id"]), row.attempts)
+                for row in rows
+            ]
+
+    async def _deliver(self, claim: Claim) -> None:
+        failure: str | None = None
         try:
-            if order is None:
-                raise DeliveryFailed("the order no longer exists")
-            if message.kind == ORDER_EMAIL:
-                await self._email(session, order)
-            else:
-                await self._callback(order)
+            async with self.sessionmaker() as session:
+                order = await session.get(Order, claim.order_id)
+                if order is None:
+                    raise DeliveryFailed("the order no longer exists")
+                if claim.kind == ORDER_EMAIL:
+                    await self._email(session, order)
+                else:
+                    await self._callback(order)
         except DeliveryFailed as exc:
-            self._reschedule(message, str(exc))
-            return
-        message.sent_at = utcnow()
-        message.last_error = None
+            failure = str(exc)
+        except Exception as exc:  # one bad row must not stop the loop for everyone else
+            log.exception("%s %s failed unexpectedly", claim.kind, claim.message_id)
+            failure = f"{type(exc).__name__}"
+        async with self.sessionmaker() as session, session.begin():
+            row = await outbox_repository.get_for_update(session, claim.message_id)
+            if row is None or row.sent_at is not None:
+                return
+            if failure is None:
+                row.sent_at = utcnow()
+                row.last_error = None
+            else:
+                self._reschedule(row, failure)
 
     def _reschedule(self, message: OutboxMessage, reason: str) -> None:
         limit = (
@@ -103,7 +135,7 @@ class Notifier:
     async def _callback(self, order: Order) -> None:
         assert order.callback_url is not None
         try:  # checked again before each call: the name may resolve elsewhere by now
-            await targets.check_target(
+            target = await targets.check_target(
                 order.callback_url, allow_private=self.settings.allow_private_callbacks
             )
         except targets.TargetRefused as exc:
@@ -111,16 +143,26 @@ class Notifier:
         body = json.dumps(callback_payload(self.settings, order), separators=(",", ":")).encode()
         secret = signing.customer_secret(self.settings, order.customer_id)
         headers = {
+            "Host": target.host,
             "Content-Type": "application/json",
             signing.SIGNATURE_HEADER: signing.sign(secret, body),
             "User-Agent": "CURE-callbacks/1",
         }
+        extensions = {"sni_hostname": target.tls_name} if target.tls_name else {}
+        timeout = self.settings.callback_timeout_seconds
         try:
-            async with httpx.AsyncClient(
-                timeout=self.settings.callback_timeout_seconds, follow_redirects=False
-            ) as http:
-                response = await http.post(order.callback_url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+            # One deadline for the whole exchange (a receiver trickling bytes cannot hold the
+            # notifier), and the response body is never read.
+            async with (
+                asyncio.timeout(timeout),
+                httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http,
+            ):
+                request = http.build_request(
+                    "POST", target.url, content=body, headers=headers, extensions=extensions
+                )
+                response = await http.send(request, stream=True)
+                await response.aclose()
+        except (httpx.HTTPError, TimeoutError) as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"the receiver answered {response.status_code}")
@@ -136,21 +178,6 @@ class Notifier:
                 handled = 0
             if handled < BATCH:
                 await asyncio.sleep(self.settings.notify_poll_seconds)
-
-
-async def _claim(session: AsyncSession) -> OutboxMessage | None:
-    query = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.sent_at.is_(None),
-            OutboxMessage.kind.in_([ORDER_EMAIL, ORDER_CALLBACK]),
-            OutboxMessage.available_at <= utcnow(),
-        )
-        .order_by(OutboxMessage.available_at, OutboxMessage.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    return (await session.execute(query)).scalar_one_or_none()
 
 
 def _result_link(settings: Settings, order: Order) -> str:

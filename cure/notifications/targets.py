@@ -1,39 +1,59 @@
-"""Which callback URLs may be called: never loopback, link-local or private unless allowed."""
+"""Which callback URLs may be called, and calling them only at the address that was checked.
+
+Never a loopback, private, link-local, shared (CGNAT), reserved or multicast address, nor one
+hidden inside an IPv6 form (IPv4-mapped, 6to4, Teredo, NAT64), unless allowed. The request goes
+to the very address that passed the check, so a name that resolves elsewhere a moment later (DNS
+rebinding) reaches nothing new.
+"""
 
 import asyncio
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class TargetRefused(ValueError):
     pass
 
 
-def _refused_address(address: str) -> bool:
+@dataclass(frozen=True)
+class Target:
+    """Where to send a request: ``url`` names the checked address; ``host`` is the Host header
+    (and the TLS server name, for https)."""
+
+    url: str
+    host: str
+    tls_name: str | None
+
+
+def _embedded(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo is not None:
+        found += list(ip.teredo)
+    if ip in NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def refused_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_link_local
-        or ip.is_private
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
+    return any(not a.is_global or a.is_multicast for a in (ip, *_embedded(ip)))
 
 
 async def resolve(host: str, port: int) -> list[str]:
     infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
+    return [str(info[4][0]) for info in infos]
 
 
-async def check_target(url: str, *, allow_private: bool) -> None:
-    """Raise TargetRefused when ``url`` may not be called; resolves its host name.
+async def check_target(url: str, *, allow_private: bool) -> Target:
+    """The address to call for ``url``, or TargetRefused; resolves its host name.
 
-    Checked at submit and again before each call, so a name that later resolves elsewhere
-    (DNS rebinding) is still refused.
+    Checked at submit and again before each call, and every address the name has must pass.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -45,7 +65,17 @@ async def check_target(url: str, *, allow_private: bool) -> None:
         addresses = await resolve(parts.hostname, port)
     except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label over 63 bytes
         raise TargetRefused(f"callback_url host {parts.hostname!r} does not resolve") from exc
-    if not allow_private and any(_refused_address(a) for a in addresses):
+    if not addresses:
+        raise TargetRefused(f"callback_url host {parts.hostname!r} does not resolve")
+    if not allow_private and any(refused_address(a) for a in addresses):
         raise TargetRefused(
-            "callback_url points at a loopback, link-local or private address, which is not allowed"
+            "callback_url points at a loopback, private, link-local or otherwise non-public "
+            "address, which is not allowed"
         )
+    address = addresses[0]
+    literal = f"[{address}]" if ":" in address else address
+    pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return Target(
+        url=pinned, host=host, tls_name=parts.hostname if parts.scheme == "https" else None
+    )

@@ -39,6 +39,11 @@ async def get_for_update(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def lock_orders(session: AsyncSession, order_ids: list[uuid.UUID]) -> None:
+    if order_ids:
+        await session.execute(select(Order.id).where(Order.id.in_(order_ids)).with_for_update())
+
+
 async def event_exists(session: AsyncSession, event_id: uuid.UUID) -> bool:
     found = await session.execute(select(OrderEvent.id).where(OrderEvent.event_id == event_id))
     return found.first() is not None

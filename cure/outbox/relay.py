@@ -5,16 +5,16 @@ import logging
 import uuid
 
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.config import Settings
 from cure.kit import broker
 from cure.kit.db import utcnow
+from cure.orders import repository as order_repository
 from cure.orders import service as order_service
 from cure.orders.lifecycle import OrderStatus
-from cure.orders.models import Order
 from cure.orders.schemas import OrderEventMessage
+from cure.outbox import repository as outbox_repository
 from cure.outbox.models import OutboxMessage
 from cure.outbox.service import RUN_ORDER
 from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
@@ -46,29 +46,18 @@ class OutboxRelay:
         """Publish one batch; returns how many messages were sent."""
         channel = await self._ensure_channel()
         async with self.sessionmaker() as session, session.begin():
-            messages = (
-                (
-                    await session.execute(
-                        select(OutboxMessage)
-                        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.kind == RUN_ORDER)
-                        .order_by(OutboxMessage.id)
-                        .limit(BATCH)
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            messages = await outbox_repository.lock_unsent(session, kind=RUN_ORDER, limit=BATCH)
             if not messages:
                 return 0
             # Lock the orders first, so a worker's RUNNING event waits for our QUEUED mark.
-            order_ids = [m.order_id for m in messages if m.order_id is not None]
-            if order_ids:
-                await session.execute(
-                    select(Order.id).where(Order.id.in_(order_ids)).with_for_update()
-                )
+            await order_repository.lock_orders(
+                session, [m.order_id for m in messages if m.order_id is not None]
+            )
             for message in messages:
-                await self._publish(channel, message)
+                # Bounded: a blocked broker (a memory or disk alarm) must not hold these row
+                # locks, and the status changes waiting on them, for ever.
+                async with asyncio.timeout(self.settings.publish_timeout_seconds):
+                    await self._publish(channel, message)
                 message.sent_at = utcnow()
                 message.attempts += 1
                 if message.order_id is not None:

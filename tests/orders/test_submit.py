@@ -82,6 +82,10 @@ async def test_orders_per_window_limit(client, settings, app) -> None:
         "http://0.0.0.0/",
         "ftp://example.org/hook",
         "http://user:pass@203.0.113.10/hook",
+        "http://100.100.100.200/latest/meta-data",  # shared address space (CGNAT)
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped loopback
+        "http://[2002:7f00:1::]/hook",  # 6to4 around 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 around 169.254.169.254
     ],
 )
 async def test_callbacks_to_private_targets_are_refused(client, url: str) -> None:

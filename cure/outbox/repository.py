@@ -1,0 +1,42 @@
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cure.outbox.models import OutboxMessage
+
+
+async def lock_unsent(session: AsyncSession, *, kind: str, limit: int) -> Sequence[OutboxMessage]:
+    """The oldest unsent messages of ``kind``, locked; rows other sessions hold are skipped."""
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.kind == kind)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def lock_due(
+    session: AsyncSession, *, kinds: Sequence[str], now: datetime, limit: int
+) -> Sequence[OutboxMessage]:
+    """Unsent messages of ``kinds`` whose time has come, locked, skipping rows held elsewhere."""
+    query = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.kind.in_(kinds),
+            OutboxMessage.available_at <= now,
+        )
+        .order_by(OutboxMessage.available_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_for_update(session: AsyncSession, message_id: int) -> OutboxMessage | None:
+    query = select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
