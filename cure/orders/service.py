@@ -333,10 +333,10 @@ async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
 def _heartbeat(order: Order, event: OrderEventMessage, current: OrderStatus) -> bool:
     if event.attempt != order.attempt or current in FINAL_STATES:
         return False
-    if order.heartbeat_at is None or event.occurred_at > order.heartbeat_at:
-        order.heartbeat_at = event.occurred_at
-        return True
-    return False
+    # The time it arrived, on this side's clock: the reconciler compares it with that clock,
+    # so a worker whose clock is off cannot make a healthy run look silent.
+    order.heartbeat_at = utcnow()
+    return True
 
 
 def _update(order: Order, event: OrderEventMessage) -> None:
@@ -351,7 +351,7 @@ def _update(order: Order, event: OrderEventMessage) -> None:
     if event.progress is not None:
         order.progress = event.progress
     if event.status == OrderStatus.RUNNING:
-        order.heartbeat_at = event.occurred_at
+        order.heartbeat_at = utcnow()
     if event.status == OrderStatus.SUCCESS and event.result is not None:
         order.progress = 100
         order.result_key = event.result.key

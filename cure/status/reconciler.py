@@ -1,8 +1,10 @@
 """Finds orders stuck past a deadline and requeues them as a new attempt, or fails them.
 
-Stuck means QUEUED for longer than ``queued_timeout_seconds`` (the task message was lost), or
-RUNNING with no heartbeat for ``heartbeat_timeout_seconds`` (the worker died or hangs). Rows are
-claimed with FOR UPDATE SKIP LOCKED, so several API replicas can run it side by side.
+Stuck means RUNNING with no heartbeat for ``heartbeat_timeout_seconds`` (the worker died or
+hangs): requeued as a new attempt, up to ``max_attempts``, then FAILED. An order QUEUED for
+longer than ``queued_timeout_seconds`` may only sit behind a backlog, or its message may be lost:
+it is published again under the same attempt. Rows are claimed with FOR UPDATE SKIP LOCKED, so
+several API replicas can run it side by side.
 """
 
 import asyncio
@@ -42,11 +44,10 @@ class Reconciler:
         return len(stuck)
 
     async def _handle(self, session: AsyncSession, order: Order) -> None:
-        why = (
-            "waited in the queue too long"
-            if order.status == OrderStatus.QUEUED
-            else "its worker stopped sending heartbeats"
-        )
+        if order.status == OrderStatus.QUEUED:
+            await self._republish(session, order)
+            return
+        why = "its worker stopped sending heartbeats"
         if order.attempt >= self.settings.max_attempts:
             log.warning("order %s %s; failing it after %d attempts", order.id, why, order.attempt)
             await order_service.apply_event(
@@ -78,6 +79,19 @@ class Reconciler:
             session,
             kind=outbox_service.RUN_ORDER,
             payload={"order_id": str(order.id), "attempt": attempt},
+            order_id=order.id,
+        )
+
+    async def _republish(self, session: AsyncSession, order: Order) -> None:
+        """A long wait in the queue may be a backlog, not a loss: publish the same attempt again
+        and spend no attempt on it. A duplicate is harmless: a worker takes an order only while
+        it is not final, of that attempt, and not running elsewhere."""
+        log.warning("order %s has waited in the queue too long; publishing it again", order.id)
+        order.updated_at = utcnow()  # not found stuck again before another full wait
+        await outbox_service.enqueue(
+            session,
+            kind=outbox_service.RUN_ORDER,
+            payload={"order_id": str(order.id), "attempt": order.attempt},
             order_id=order.id,
         )
 

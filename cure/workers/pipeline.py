@@ -10,7 +10,6 @@ import hashlib
 import logging
 import re
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from cure.workers.containers import (
     ContainerLimits,
     ContainerOutcome,
     docker_client,
+    remove_leftovers,
     run_app_container,
 )
 from cure.workers.events import EventPublisher
@@ -120,7 +120,6 @@ class OrderWatch:
         self.events = events
         self.loop = loop
         self.progress = 10
-        self.last_heartbeat = time.monotonic()
         self.stop_reason: str | None = None
 
     def tick(self, new_lines: list[str]) -> bool:
@@ -136,9 +135,6 @@ class OrderWatch:
             match = PROGRESS_LINE.match(line.strip())
             if match:
                 await self._progress(int(match.group(1)), match.group(2))
-        if time.monotonic() - self.last_heartbeat >= self.settings.heartbeat_interval_seconds:
-            await self.events.publish(OrderStatus.RUNNING, heartbeat=True)
-            self.last_heartbeat = time.monotonic()
         row = await _read_state(self.engine, self.job.order_id)
         if row is None or row.status in FINAL_STATES:
             self.stop_reason = f"the order is {row.status if row else 'gone'}"
@@ -154,6 +150,19 @@ class OrderWatch:
             await self.events.publish(
                 OrderStatus.RUNNING, progress=overall, message=step or "running the app"
             )
+
+
+async def _clean_up(settings: Settings, order_id: uuid.UUID) -> None:
+    def remove() -> int:
+        client = docker_client(settings.docker_url)
+        try:
+            return remove_leftovers(client, str(order_id))
+        finally:
+            client.close()
+
+    removed = await asyncio.to_thread(remove)
+    if removed:
+        log.info("order %s: removed %d container(s) an earlier run left", order_id, removed)
 
 
 def _run_in_docker(
@@ -189,6 +198,7 @@ async def run_order(
             return None
         if job.status in FINAL_STATES:
             log.info("order %s is already %s; not running it", order_id, job.status)
+            await _clean_up(settings, order_id)  # a killed earlier run may have left its app
             return None
         if attempt is not None and attempt != job.attempt:
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
@@ -203,7 +213,8 @@ async def run_order(
             async with EventPublisher(
                 settings, order_id=order_id, attempt=job.attempt, actor=actor
             ) as events:
-                outcome = await _execute(settings, engine, job, events)
+                async with _heartbeats(settings, events):
+                    outcome = await _execute(settings, engine, job, events)
                 if outcome is None:
                     return None
                 final, fields = outcome
@@ -211,6 +222,27 @@ async def run_order(
                 return final
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _heartbeats(settings: Settings, events: EventPublisher) -> AsyncIterator[None]:
+    """Send a heartbeat every interval for as long as the run lasts: staging, the app, and
+    storing the result alike, so a slow upload never looks like a dead worker."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(settings.heartbeat_interval_seconds)
+            try:
+                await events.publish(OrderStatus.RUNNING, heartbeat=True)
+            except Exception:
+                log.warning("order %s: a heartbeat could not be sent", events.order_id)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager

@@ -94,15 +94,22 @@ async def test_a_new_attempt_starts_over_and_old_attempts_are_ignored(session, o
 
 async def test_heartbeats_touch_only_the_current_attempt(session, order_id) -> None:
     assert await apply(session, event(order_id, OrderStatus.RUNNING))
+    assert await apply(session, event(order_id, OrderStatus.QUEUED, attempt=2))
+    assert await apply(session, event(order_id, OrderStatus.RUNNING, attempt=2))
     async with session.begin():
         first = (await session.get(Order, order_id, populate_existing=True)).heartbeat_at
     assert first is not None
-    assert await apply(session, event(order_id, OrderStatus.RUNNING, heartbeat=True))
-    assert not await apply(session, event(order_id, OrderStatus.RUNNING, attempt=0, heartbeat=True))
+    assert not await apply(session, event(order_id, OrderStatus.RUNNING, heartbeat=True))
+    assert await apply(session, event(order_id, OrderStatus.RUNNING, attempt=2, heartbeat=True))
     async with session.begin():
         later = (await session.get(Order, order_id, populate_existing=True)).heartbeat_at
     assert later > first
-    assert [e.status for e in await _events(session, order_id)] == ["RECEIVED", "RUNNING"]
+    assert [e.status for e in await _events(session, order_id)] == [
+        "RECEIVED",
+        "RUNNING",
+        "QUEUED",
+        "RUNNING",
+    ]
 
 
 async def _events(session, order_id):

@@ -109,4 +109,26 @@ async def test_long_queued_order_is_republished(client, settings) -> None:
         )
     await _age(order_id, timedelta(hours=2))
     await Reconciler(settings, get_sessionmaker()).reconcile_once()
-    assert (await state(order_id))[:2] == ("QUEUED", 2)
+    assert (await state(order_id))[:2] == ("QUEUED", 1)  # no attempt spent on waiting
+    async with get_sessionmaker()() as session:
+        republished = (
+            (
+                await session.execute(
+                    select(OutboxMessage.payload).where(
+                        OutboxMessage.order_id == order_id, OutboxMessage.sent_at.is_(None)
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert republished.count({"order_id": str(order_id), "attempt": 1}) == 2  # submit + again
+    # and it is not found stuck again on the next pass
+    await Reconciler(settings, get_sessionmaker()).reconcile_once()
+    async with get_sessionmaker()() as session:
+        count = (
+            await session.execute(
+                select(OutboxMessage.id).where(OutboxMessage.order_id == order_id)
+            )
+        ).all()
+    assert len(count) == 2

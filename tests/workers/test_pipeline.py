@@ -16,7 +16,7 @@ from cure.orders.schemas import OrderCreate
 from cure.status.consumer import StatusManager
 from cure.storage.service import make_storage
 from cure.workers import pipeline
-from tests.conftest import write_apps_dir
+from tests.conftest import PROBE_IMAGE, write_apps_dir
 from tests.factories import customer_with_token, order_body
 
 
@@ -128,3 +128,27 @@ async def test_two_deliveries_of_one_attempt_run_it_once(
                 break
         await asyncio.sleep(0.1)
     assert stored.status == "SUCCESS"
+
+
+async def test_a_task_for_a_finished_order_removes_what_a_killed_run_left(
+    client, engine, probe_settings, status_manager
+) -> None:
+    order = await order_and_run(client, probe_settings, "crash")
+    assert order.status == "FAILED"
+    leftover = engine.containers.run(
+        PROBE_IMAGE,
+        command=[],
+        entrypoint=["sleep", "300"],
+        detach=True,
+        network_mode="none",
+        labels={"cure.order_id": str(order.id)},
+    )
+    try:
+        assert await pipeline.run_order(probe_settings, order.id, 1) is None
+        label = {"label": f"cure.order_id={order.id}"}
+        assert engine.containers.list(all=True, filters=label) == []
+    finally:
+        try:
+            leftover.remove(force=True)
+        except Exception:  # noqa: BLE001 (already gone: the point of the test)
+            pass
