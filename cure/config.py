@@ -111,6 +111,7 @@ class Settings(BaseSettings):
 
     # Celery: an infrastructure failure is retried this often, then the task is dead-lettered.
     task_max_retries: int = 3
+    task_outage_seconds: float = 600  # an outage of a backing service is waited out this long
     task_retry_backoff_seconds: float = 2
     delivery_limit: int = 3  # redeliveries (e.g. a worker killed mid-task) before dead-lettering
 

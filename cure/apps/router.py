@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from cure.apps import registry as app_registry
+from cure.apps.exceptions import AppNotFound
 from cure.apps.schemas import AppRead
 from cure.config import Settings, get_settings
 from cure.kit.schemas import error_responses
@@ -23,4 +24,7 @@ async def list_apps(settings: Annotated[Settings, Depends(get_settings)]) -> lis
 @router.get("/{app_id}", response_model=AppRead, responses=error_responses(404))
 async def get_app(app_id: str, settings: Annotated[Settings, Depends(get_settings)]) -> AppRead:
     """One app, with the JSON Schema of its parameters."""
-    return _read(app_registry.get_registry(settings).get(app_id))
+    app = app_registry.get_registry(settings).get(app_id)
+    if not app.manifest.public:  # unlisted apps are not shown to everyone
+        raise AppNotFound(f"no app with id '{app_id}'")
+    return _read(app)

@@ -123,9 +123,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:
+        if isinstance(exc, _LOCAL_FILE_ERRORS):  # a fault here, not a service that is away
+            raise exc
         # asyncpg raises plain OSError (connection refused) before SQLAlchemy can wrap it.
         log.warning("backing service unavailable: %s", type(exc).__name__)
         return _unavailable("a backing service is unavailable; try again shortly")
+
+
+_LOCAL_FILE_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
 
 
 def _bad_value() -> JSONResponse:

@@ -19,7 +19,6 @@ from typing import Any
 from docker.errors import ImageNotFound
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
@@ -190,7 +189,8 @@ async def run_order(
     Raises on infrastructure failures (database, broker, Docker engine, storage) so the task can
     be tried again; the app's own failures end the order FAILED or INVALID.
     """
-    engine = create_async_engine(settings.database_url, poolclass=NullPool)
+    # A small pool for this run: the lock's connection and the watch's once-a-second reads.
+    engine = create_async_engine(settings.database_url, pool_size=2, max_overflow=1)
     try:
         job = await load_order(engine, order_id)
         if job is None:
@@ -263,9 +263,12 @@ async def _exclusive_run(engine: AsyncEngine, order_id: uuid.UUID) -> AsyncItera
             yield got
         finally:
             if got:
-                await connection.execute(
-                    text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key
-                )
+                try:
+                    await connection.execute(
+                        text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key
+                    )
+                except Exception:  # the connection died (a database restart): so did the lock
+                    log.info("order %s: the run lock went with its connection", order_id)
 
 
 async def _execute(

@@ -3,7 +3,11 @@ import logging
 import time
 import uuid
 
+import aio_pika
+import aiormq
+
 from cure.config import get_settings
+from cure.kit.db import is_transient as db_is_transient
 from cure.workers import pipeline
 from cure.workers.celery_app import celery_app
 from cure.workers.messages import RUN_ORDER_TASK
@@ -11,26 +15,37 @@ from cure.workers.messages import RUN_ORDER_TASK
 log = logging.getLogger(__name__)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """An outage of the database, the broker, the Docker engine or storage: worth waiting out."""
+    return db_is_transient(exc) or isinstance(
+        exc, (aiormq.exceptions.AMQPConnectionError, aio_pika.exceptions.ChannelInvalidStateError)
+    )
+
+
 @celery_app.task(name=RUN_ORDER_TASK)
 def run_order(order_id: str, attempt: int | None = None) -> str | None:
     """Run one order's app; takes the order id (and attempt), never an ORM object.
 
     Failures of the app itself end the order FAILED or INVALID inside the pipeline. What reaches
-    here is an infrastructure failure (database, broker, Docker engine, storage): tried again with
-    a growing pause, a bounded number of times; then the task fails, its message is rejected and
-    RabbitMQ dead-letters it. Retries stay in this task rather than Celery's ``retry``, whose
-    delayed messages quorum queues do not take.
+    here is an infrastructure failure. An outage (database, broker, Docker engine) is waited out
+    for up to ``task_outage_seconds``; any other error is tried again a bounded number of times.
+    Then the task fails, its message is rejected and RabbitMQ dead-letters it. Retries stay in
+    this task rather than Celery's ``retry``, whose delayed messages quorum queues do not take.
     """
     settings = get_settings()
-    for retry in range(settings.task_max_retries + 1):
+    started = time.monotonic()
+    tries = 0
+    while True:
         try:
             final = asyncio.run(pipeline.run_order(settings, uuid.UUID(order_id), attempt))
             return final.value if final else None
         except Exception as exc:
-            if retry == settings.task_max_retries:
-                log.error("order %s: giving up after %d tries: %r", order_id, retry + 1, exc)
-                raise
-            pause = settings.task_retry_backoff_seconds * 2**retry
-            log.warning("order %s: %r; trying again in %.0fs", order_id, exc, pause)
+            outage = is_transient(exc) and time.monotonic() - started < settings.task_outage_seconds
+            if not outage:
+                tries += 1
+                if tries > settings.task_max_retries:
+                    log.error("order %s: giving up after %d tries: %r", order_id, tries, exc)
+                    raise
+            pause = min(settings.task_retry_backoff_seconds * 2 ** min(tries, 5), 30)
+            log.warning("order %s: %r; trying again in %.1fs", order_id, exc, pause)
             time.sleep(pause)
-    return None  # not reached: the last try returns or raises

@@ -29,3 +29,20 @@ def test_params_get_defaults_and_are_checked(settings) -> None:
         app.validate_params({"area_unit": "acres", "precision": 99, "colour": "red"})
     problems = " ".join(caught.value.problems)
     assert "acres" in problems and "99" in problems and "colour" in problems
+
+
+async def test_unlisted_apps_are_not_shown(client, settings, app, tmp_path) -> None:
+    from cure.config import get_settings
+    from tests.conftest import write_apps_dir
+
+    apps = write_apps_dir(tmp_path)
+    manifest = apps / "probe" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"public": true', '"public": false'))
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"apps_dir": apps})
+    try:
+        listed = [a["id"] for a in (await client.get("/v1/apps")).json()]
+        assert listed == ["roi_stats"]
+        assert (await client.get("/v1/apps/probe")).status_code == 404
+        assert (await client.get("/v1/apps/roi_stats")).status_code == 200
+    finally:
+        app.dependency_overrides.clear()

@@ -14,7 +14,7 @@ FILL = {
     "customer_id": lambda b: b["customer_id"],
     "scope": lambda b: "orders:read",
     "app_id": lambda b: "roi_stats",
-    "key": lambda b: f"orders/{b['order_id']}/result.json",
+    "key": lambda b: f"results/{b['order_id']}/result.geojson",  # where results are kept
 }
 # Signed links carry their proof in the query: A has none for B's objects, so A forges one.
 QUERY = {"key": {"expires": "9999999999", "signature": "0" * 64}}

@@ -52,3 +52,8 @@ async def test_data_exception_is_422_and_other_errors_stay_500() -> None:
     assert (await call(app_raising(bad_value))).status_code == 422
     unique = DBAPIError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("dup"))
     assert (await call(app_raising(unique))).status_code == 500
+
+
+async def test_a_local_file_error_is_not_reported_as_an_outage() -> None:
+    response = await call(app_raising(PermissionError(13, "Permission denied")))
+    assert response.status_code == 500
