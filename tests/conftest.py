@@ -377,3 +377,20 @@ def engine():  # type: ignore[no-untyped-def]
     )
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    """An SMTP server of the module's own, for a live stack (CURE_SMTP_PORT=smtp.port)."""
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[object]:
+    """An HTTP client of the module's live ``stack``."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as client:
+        yield client

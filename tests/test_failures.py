@@ -16,20 +16,12 @@ from pathlib import Path
 import aio_pika
 import aioboto3
 import docker
-import httpx
 import pytest
 
 from cure.kit import broker
 from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
 from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
 from tests.factories import customer_with_token, order_body, wait_final
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +40,6 @@ def stack(engine, smtp, tmp_path_factory) -> Iterator[Stack]:
         CURE_MAX_ACTIVE_ORDERS="50",
     ) as running:
         yield running
-
-
-@pytest.fixture
-async def http(stack: Stack):
-    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as client:
-        yield client
 
 
 @pytest.fixture

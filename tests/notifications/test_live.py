@@ -7,11 +7,10 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from cure.notifications import signing
-from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
+from tests.conftest import Stack, running_stack, write_apps_dir
 from tests.factories import customer_with_token, order_body, wait_final
 
 
@@ -44,13 +43,6 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(engine, smtp, tmp_path_factory) -> Iterator[Stack]:
     with running_stack(
         "notify",
@@ -61,12 +53,6 @@ def stack(engine, smtp, tmp_path_factory) -> Iterator[Stack]:
         CURE_NOTIFY_RETRY_MAX_SECONDS="1",
     ) as running:
         yield running
-
-
-@pytest.fixture
-async def http(stack: Stack):
-    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as client:
-        yield client
 
 
 @pytest.fixture

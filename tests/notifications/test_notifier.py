@@ -24,6 +24,29 @@ async def test_the_request_goes_to_the_address_that_was_checked() -> None:
         await targets.check_target("http://localhost:8123/hooks/x", allow_private=False)
 
 
+def failed_order(callback_url: str) -> Order:
+    """An order as the notifier sees it (not stored: _callback reads only these fields)."""
+    return Order(
+        id=uuid.uuid4(),
+        customer_id=uuid.uuid4(),
+        app_id="roi_stats",
+        status="FAILED",
+        message="x",
+        attempt=1,
+        updated_at=datetime.now(UTC),
+        callback_url=callback_url,
+    )
+
+
+def quick_notifier(settings) -> Notifier:
+    return Notifier(
+        settings.model_copy(
+            update={"allow_private_callbacks": True, "callback_timeout_seconds": 1}
+        ),
+        sessionmaker=None,  # type: ignore[arg-type]  (not used by _callback)
+    )
+
+
 class Trickler(BaseHTTPRequestHandler):
     """Answers 200 and then sends its body one byte at a time, for a long while."""
 
@@ -51,22 +74,8 @@ async def test_a_trickling_receiver_cannot_hold_the_notifier(settings) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Trickler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        notifier = Notifier(
-            settings.model_copy(
-                update={"allow_private_callbacks": True, "callback_timeout_seconds": 1.0}
-            ),
-            sessionmaker=None,  # type: ignore[arg-type]  (not used by _callback)
-        )
-        order = Order(
-            id=uuid.uuid4(),
-            customer_id=uuid.uuid4(),
-            app_id="roi_stats",
-            status="FAILED",
-            message="x",
-            attempt=1,
-            updated_at=datetime.now(UTC),
-            callback_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
-        )
+        notifier = quick_notifier(settings)
+        order = failed_order(f"http://127.0.0.1:{server.server_address[1]}/hook")
         # Without a deadline on the whole exchange this call would wait for the slow body; the
         # notifier does not read bodies at all, so it returns on the status line.
         await notifier._callback(order)
@@ -83,22 +92,8 @@ async def test_a_receiver_that_never_answers_times_out(settings) -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen()  # accepts connections, never answers
     try:
-        notifier = Notifier(
-            settings.model_copy(
-                update={"allow_private_callbacks": True, "callback_timeout_seconds": 1.0}
-            ),
-            sessionmaker=None,  # type: ignore[arg-type]
-        )
-        order = Order(
-            id=uuid.uuid4(),
-            customer_id=uuid.uuid4(),
-            app_id="roi_stats",
-            status="FAILED",
-            message="x",
-            attempt=1,
-            updated_at=datetime.now(UTC),
-            callback_url=f"http://127.0.0.1:{listener.getsockname()[1]}/hook",
-        )
+        notifier = quick_notifier(settings)
+        order = failed_order(f"http://127.0.0.1:{listener.getsockname()[1]}/hook")
         with pytest.raises(DeliveryFailed, match="Timeout"):
             await notifier._callback(order)
     finally:

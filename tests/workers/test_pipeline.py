@@ -38,7 +38,8 @@ async def status_manager(probe_settings):
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def order_and_run(client, probe_settings, mode: str) -> Order:
+async def submit_probe(client, probe_settings, **params) -> Order:
+    """A committed probe order of a new customer, not yet run."""
     customer, _ = await customer_with_token(client)
     principal = Principal(
         uuid.UUID(customer["customer_id"]), customer["client_id"], frozenset({"app:probe"}), False
@@ -49,9 +50,14 @@ async def order_and_run(client, probe_settings, mode: str) -> Order:
             probe_settings,
             principal,
             app_id="probe",
-            data=OrderCreate(**order_body(params={"mode": mode})),
+            data=OrderCreate(**order_body(params=params)),
         )
         await session.commit()
+    return order
+
+
+async def order_and_run(client, probe_settings, mode: str) -> Order:
+    order = await submit_probe(client, probe_settings, mode=mode)
     await pipeline.run_order(probe_settings, order.id)
     for _ in range(100):
         async with get_sessionmaker()() as session:
@@ -103,19 +109,7 @@ async def test_finished_order_is_not_run_again(
 async def test_two_deliveries_of_one_attempt_run_it_once(
     client, engine, probe_settings, status_manager
 ) -> None:
-    customer, _ = await customer_with_token(client)
-    principal = Principal(
-        uuid.UUID(customer["customer_id"]), customer["client_id"], frozenset({"app:probe"}), False
-    )
-    async with get_sessionmaker()() as session:
-        order, _ = await order_service.submit(
-            session,
-            probe_settings,
-            principal,
-            app_id="probe",
-            data=OrderCreate(**order_body(params={"mode": "progress", "pause": 0.5})),
-        )
-        await session.commit()
+    order = await submit_probe(client, probe_settings, mode="progress", pause=0.5)
     first, second = await asyncio.gather(
         pipeline.run_order(probe_settings, order.id, 1),
         pipeline.run_order(probe_settings, order.id, 1),
