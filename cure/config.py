@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     container_pids: int = 128
     container_timeout_seconds: int = 600
     max_output_bytes: int = 256 * 1024 * 1024
+    container_sweep_seconds: float = 60  # how often a worker removes app containers no run owns
 
     # Per-customer limits on submitting: orders not yet final, and orders per window.
     max_active_orders: int = 10

@@ -408,3 +408,24 @@ async def test_an_event_that_can_never_be_applied_does_not_block_the_rest(
     final = await wait_final(http, order_id, headers)
     assert (final["status"], final["message"]) == ("FAILED", "bad input")
     await eventually_no_containers(order_id)
+
+
+async def test_cancel_after_the_worker_was_killed_still_removes_the_container(
+    stack, http, headers
+) -> None:
+    order_id = await submit(http, headers, mode="sleep")
+    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    deadline = time.monotonic() + 10
+    while not containers_of(order_id):
+        assert time.monotonic() < deadline, "the app container never started"
+        await asyncio.sleep(0.2)
+    victim = stack.workers[0]
+    stack.kill_worker(victim)
+    stack.workers.remove(victim)
+    assert containers_of(order_id), "the app outlives its killed worker, for now"
+    cancelled = await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+    assert cancelled.json()["status"] == "CANCELLED"
+    stack.start_worker()  # its sweep (or the redelivered task) removes what no run owns
+    await eventually_no_containers(order_id, seconds=30)
+    final = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
+    assert statuses(final)[-1] == "CANCELLED"

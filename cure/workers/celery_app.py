@@ -3,7 +3,7 @@
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 from kombu import Exchange, Queue
 
 from cure.config import get_settings
@@ -37,6 +37,13 @@ celery_app.conf.update(
     task_send_sent_event=True,
     worker_cancel_long_running_tasks_on_connection_loss=False,
 )
+
+
+@worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    from cure.workers.sweeper import start_sweeping
+
+    start_sweeping(settings)
 
 
 @worker_init.connect
