@@ -110,8 +110,9 @@ def to_geojson(geometry: BaseGeometry) -> dict[str, Any]:
     return result
 
 
-def to_db(geometry: BaseGeometry) -> WKBElement:
-    return from_shape(geometry, srid=4326)
+def checked_to_db(roi: dict[str, Any]) -> WKBElement:
+    """A region that ``parse_roi`` already checked (an OrderCreate's roi), ready for PostGIS."""
+    return from_shape(shape(roi), srid=4326)
 
 
 def from_db(element: WKBElement) -> dict[str, Any]:

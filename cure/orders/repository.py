@@ -1,9 +1,11 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from cure.orders.lifecycle import ACTIVE_STATES
@@ -52,6 +54,29 @@ async def event_exists(session: AsyncSession, event_id: uuid.UUID) -> bool:
 async def add_event(session: AsyncSession, event: OrderEvent) -> None:
     session.add(event)
     await session.flush()
+
+
+# A worker's run lock: a session-level advisory lock held on its own connection for the whole run
+# (so it goes with the connection if the worker dies). The sweeper probes the same key.
+_RUN_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"
+_RUN_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(:key, 0))"
+
+
+def _run_key(order_id: uuid.UUID | str) -> dict[str, str]:
+    return {"key": f"cure:run:{order_id}"}
+
+
+async def try_lock_run(connection: AsyncConnection, order_id: uuid.UUID | str) -> bool:
+    return bool(await connection.scalar(text(_RUN_LOCK), _run_key(order_id)))
+
+
+async def unlock_run(connection: AsyncConnection, order_id: uuid.UUID | str) -> None:
+    await connection.execute(text(_RUN_UNLOCK), _run_key(order_id))
+
+
+async def read_row(connection: AsyncConnection, order_id: uuid.UUID) -> Row[Any] | None:
+    """The order's row as plain values, for the workers, which read orders but never write them."""
+    return (await connection.execute(select(Order.__table__).where(Order.id == order_id))).first()
 
 
 async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:

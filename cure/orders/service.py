@@ -16,7 +16,7 @@ from cure.auth.exceptions import InsufficientScope
 from cure.auth.service import Principal
 from cure.config import Settings
 from cure.kit.db import utcnow
-from cure.kit.geo import from_db, parse_roi, to_db
+from cure.kit.geo import checked_to_db, from_db
 from cure.notifications import targets
 from cure.orders import repository
 from cure.orders.exceptions import (
@@ -97,7 +97,7 @@ async def submit(
         app_id=app.id,
         app_version=app.manifest.version,
         status=OrderStatus.RECEIVED.value,
-        roi=to_db(parse_roi(data.roi)),
+        roi=checked_to_db(data.roi),  # OrderCreate checked and normalised it
         start_date=data.start_date,
         end_date=data.end_date,
         params=params,

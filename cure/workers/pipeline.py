@@ -17,15 +17,14 @@ from datetime import date
 from typing import Any
 
 from docker.errors import ImageNotFound
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
 from cure.config import Settings
 from cure.kit.geo import from_db
+from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
-from cure.orders.models import Order
 from cure.orders.schemas import OrderResultInfo
 from cure.storage.service import make_storage
 from cure.workers.containers import (
@@ -57,8 +56,7 @@ class OrderJob:
 
 async def _read_state(engine: AsyncEngine, order_id: uuid.UUID) -> Any:
     async with engine.connect() as connection:
-        query = select(Order.__table__).where(Order.id == order_id)
-        return (await connection.execute(query)).first()
+        return await order_repository.read_row(connection, order_id)
 
 
 async def load_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderJob | None:
@@ -253,20 +251,13 @@ async def _exclusive_run(engine: AsyncEngine, order_id: uuid.UUID) -> AsyncItera
     """
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        key = {"key": f"cure:run:{order_id}"}
-        got = bool(
-            await connection.scalar(
-                text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), key
-            )
-        )
+        got = await order_repository.try_lock_run(connection, order_id)
         try:
             yield got
         finally:
             if got:
                 try:
-                    await connection.execute(
-                        text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key
-                    )
+                    await order_repository.unlock_run(connection, order_id)
                 except Exception:  # the connection died (a database restart): so did the lock
                     log.info("order %s: the run lock went with its connection", order_id)
 

@@ -14,11 +14,11 @@ import asyncio
 import logging
 import threading
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cure.config import Settings
+from cure.orders import repository as order_repository
 from cure.workers.containers import ORDER_LABEL, docker_client, remove_leftovers
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,9 @@ async def _unowned(settings: Settings, order_ids: set[str]) -> list[str]:
         async with engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             for order_id in sorted(order_ids):
-                key = {"key": f"cure:run:{order_id}"}
-                lock = "SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"
-                if await connection.scalar(text(lock), key):
+                if await order_repository.try_lock_run(connection, order_id):
                     free.append(order_id)
-                    await connection.execute(
-                        text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key
-                    )
+                    await order_repository.unlock_run(connection, order_id)
     finally:
         await engine.dispose()
     return free
