@@ -388,6 +388,15 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
+async def account(http) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A new customer of the live ``stack``: its email and an Authorization header."""
+    from tests.factories import customer_with_token
+
+    customer, headers = await customer_with_token(http)
+    return {"email": customer["email"], **headers}
+
+
+@pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[object]:
     """An HTTP client of the module's live ``stack``."""
     import httpx

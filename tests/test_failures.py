@@ -21,7 +21,7 @@ import pytest
 from cure.kit import broker
 from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
 from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
-from tests.factories import customer_with_token, order_body, wait_final
+from tests.factories import order_body, wait_final
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,6 @@ def stack(engine, smtp, tmp_path_factory) -> Iterator[Stack]:
         CURE_MAX_ACTIVE_ORDERS="50",
     ) as running:
         yield running
-
-
-@pytest.fixture
-async def account(http) -> dict[str, str]:
-    customer, headers = await customer_with_token(http)
-    return {"email": customer["email"], **headers}
 
 
 @pytest.fixture

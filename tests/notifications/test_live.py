@@ -11,7 +11,7 @@ import pytest
 
 from cure.notifications import signing
 from tests.conftest import Stack, running_stack, write_apps_dir
-from tests.factories import customer_with_token, order_body, wait_final
+from tests.factories import order_body, wait_final
 
 
 class Receiver:
@@ -53,12 +53,6 @@ def stack(engine, smtp, tmp_path_factory) -> Iterator[Stack]:
         CURE_NOTIFY_RETRY_MAX_SECONDS="1",
     ) as running:
         yield running
-
-
-@pytest.fixture
-async def account(http) -> dict[str, str]:
-    customer, headers = await customer_with_token(http)
-    return {"email": customer["email"], **headers}
 
 
 def auth(account: dict[str, str]) -> dict[str, str]:

@@ -15,20 +15,29 @@ from cure.status.reconciler import Reconciler
 from tests.factories import customer_with_token, order_body
 
 
-async def running_order(client, *, silent_for: timedelta) -> uuid.UUID:
-    _, headers = await customer_with_token(client)
-    response = await client.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
-    order_id = uuid.UUID(response.json()["order_id"])
+async def move(order_id: uuid.UUID, status: OrderStatus, attempt: int = 1) -> None:
     async with get_sessionmaker()() as session, session.begin():
         await order_service.apply_event(
             session,
             OrderEventMessage(
                 order_id=order_id,
-                status=OrderStatus.RUNNING,
+                status=status,
+                attempt=attempt,
                 actor="test",
                 occurred_at=datetime.now(UTC),
             ),
         )
+
+
+async def new_order(client) -> uuid.UUID:
+    _, headers = await customer_with_token(client)
+    response = await client.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
+    return uuid.UUID(response.json()["order_id"])
+
+
+async def running_order(client, *, silent_for: timedelta) -> uuid.UUID:
+    order_id = await new_order(client)
+    await move(order_id, OrderStatus.RUNNING)
     await _age(order_id, silent_for)
     return order_id
 
@@ -75,17 +84,7 @@ async def test_silent_order_is_requeued_then_failed(client, settings) -> None:
     assert {"order_id": str(silent), "attempt": 2} in republished
 
     # the second attempt also goes silent: at max_attempts the order fails with the reason
-    async with get_sessionmaker()() as session, session.begin():
-        await order_service.apply_event(
-            session,
-            OrderEventMessage(
-                order_id=silent,
-                status=OrderStatus.RUNNING,
-                attempt=2,
-                actor="test",
-                occurred_at=datetime.now(UTC),
-            ),
-        )
+    await move(silent, OrderStatus.RUNNING, attempt=2)
     await _age(silent, timedelta(minutes=5))
     await reconciler.reconcile_once()
     status, attempt, message = await state(silent)
@@ -94,19 +93,8 @@ async def test_silent_order_is_requeued_then_failed(client, settings) -> None:
 
 
 async def test_long_queued_order_is_republished(client, settings) -> None:
-    _, headers = await customer_with_token(client)
-    response = await client.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
-    order_id = uuid.UUID(response.json()["order_id"])
-    async with get_sessionmaker()() as session, session.begin():
-        await order_service.apply_event(
-            session,
-            OrderEventMessage(
-                order_id=order_id,
-                status=OrderStatus.QUEUED,
-                actor="test",
-                occurred_at=datetime.now(UTC),
-            ),
-        )
+    order_id = await new_order(client)
+    await move(order_id, OrderStatus.QUEUED)
     await _age(order_id, timedelta(hours=2))
     await Reconciler(settings, get_sessionmaker()).reconcile_once()
     assert (await state(order_id))[:2] == ("QUEUED", 1)  # no attempt spent on waiting
