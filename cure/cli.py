@@ -45,23 +45,18 @@ def _flower(args: argparse.Namespace) -> None:
 
 
 async def _run_alone(which: str) -> None:
-    from cure.kit.db import get_sessionmaker
-    from cure.notifications.notifier import Notifier
-    from cure.outbox.relay import OutboxRelay
-    from cure.status.consumer import StatusManager
-    from cure.status.reconciler import Reconciler
+    from cure.kit.resources import open_resources
+    from cure.main import make_relay, start_background_services
 
-    settings, sessions = get_settings(), get_sessionmaker()
-    if which == "relay":
-        await OutboxRelay(settings, sessions).run()
-        return
-    manager = StatusManager(settings, sessions)
-    await asyncio.gather(
-        manager.run(),
-        manager.run_dead_letters(),
-        Reconciler(settings, sessions).run(),
-        Notifier(settings, sessions).run(),
-    )
+    async with open_resources(get_settings()) as resources:
+        if which == "relay":
+            relay = make_relay(resources)
+            try:
+                await relay.run()
+            finally:
+                await relay.close()
+            return
+        await asyncio.gather(*start_background_services(resources))
 
 
 def _db_upgrade(args: argparse.Namespace) -> None:

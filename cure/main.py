@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,18 +13,44 @@ from cure.apps.router import router as apps_router
 from cure.auth.router import router as auth_router
 from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
-from cure.kit.db import SessionDep, get_engine, get_sessionmaker
-from cure.kit.errors import install_error_handlers
+from cure.kit.dependencies import SessionDep
+from cure.kit.error_handlers import install_error_handlers
+from cure.kit.resources import Resources, build_resources
 from cure.notifications.notifier import Notifier
 from cure.notifications.router import router as notifications_router
+from cure.orders import dispatch
+from cure.orders.event_consumer import StatusManager
+from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
 from cure.outbox.relay import OutboxRelay
-from cure.status.consumer import StatusManager
-from cure.status.reconciler import Reconciler
 from cure.storage.router import router as storage_router
 from cure.storage.service import S3Storage
 
 log = logging.getLogger(__name__)
+
+
+def make_relay(resources: Resources) -> OutboxRelay:
+    """The outbox relay with every domain's hooks (today: orders' dispatch)."""
+    settings = resources.settings
+    return OutboxRelay(
+        settings,
+        resources.sessionmaker,
+        hooks={dispatch.RUN_ORDER: dispatch.DispatchHooks()},
+        declare=functools.partial(dispatch.declare_topology, settings),
+    )
+
+
+def start_background_services(resources: Resources) -> list[asyncio.Task[None]]:
+    """Start the long-running consumers besides the relay: the status manager (order events and
+    dead letters), the reconciler and the notifier."""
+    settings, sessions = resources.settings, resources.sessionmaker
+    status_manager = StatusManager(settings, sessions)
+    return [
+        asyncio.create_task(status_manager.run(), name="status-manager"),
+        asyncio.create_task(status_manager.run_dead_letters(), name="dead-letters"),
+        asyncio.create_task(Reconciler(settings, sessions).run(), name="reconciler"),
+        asyncio.create_task(Notifier(settings, sessions).run(), name="notifier"),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,21 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = build_resources(settings)
+        app.state.engine = resources.engine
+        app.state.sessionmaker = resources.sessionmaker
+        relay = make_relay(resources)
         tasks: list[asyncio.Task[None]] = []
-        relay = OutboxRelay(settings, get_sessionmaker())
         if settings.storage_backend == "s3":
             await S3Storage(settings).ensure_bucket()
         if settings.run_background_services:
             app.state.relay = relay
             tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-            status_manager = StatusManager(settings, get_sessionmaker())
-            reconciler = Reconciler(settings, get_sessionmaker())
-            tasks += [
-                asyncio.create_task(status_manager.run(), name="status-manager"),
-                asyncio.create_task(status_manager.run_dead_letters(), name="dead-letters"),
-                asyncio.create_task(reconciler.run(), name="reconciler"),
-                asyncio.create_task(Notifier(settings, get_sessionmaker()).run(), name="notifier"),
-            ]
+            tasks += start_background_services(resources)
         try:
             yield
         finally:
@@ -53,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await relay.close()
-            await get_engine().dispose()
+            await resources.engine.dispose()
 
     app = FastAPI(
         title="CURE",
@@ -65,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    app.state.settings = settings
     install_error_handlers(app)
     for router in (
         auth_router,

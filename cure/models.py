@@ -2,12 +2,12 @@
 
 from cure.auth.models import (
     AuthFailure,
+    Customer,
     OAuthClient,
     PasswordResetToken,
     RefreshToken,
     RevokedAccessToken,
 )
-from cure.crm.models import Customer
 from cure.kit.db import Base
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.outbox.models import OutboxMessage

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from cure.apps.registry import get_registry
 from cure.config import Settings
-from cure.workers.containers import docker_client
+from cure.containers.engine import docker_client
 
 
 def build_all(settings: Settings, *, no_cache: bool = False) -> Iterator[tuple[str, str]]:

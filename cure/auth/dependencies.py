@@ -13,10 +13,7 @@ from cure.auth import service as auth_service
 from cure.auth.exceptions import AdminOnly, InsufficientScope, InvalidToken, invalid_client
 from cure.auth.service import Principal
 from cure.auth.throttle import Throttle
-from cure.config import Settings, get_settings
-from cure.kit.db import SessionDep
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 
 _TOKEN_URL = "/v1/auth/token"  # noqa: S105 (a path)
 _oauth2 = OAuth2(
@@ -52,6 +49,17 @@ async def current_principal(
     return await auth_service.authenticate(session, settings, token)
 
 
+async def optional_principal(
+    authorization: Annotated[str | None, Security(_oauth2)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Principal | None:
+    """The caller, or None for an anonymous request; a token that is sent must be valid."""
+    if authorization is None:
+        return None
+    return await current_principal(authorization, session, settings)
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only tokens carrying ``scope`` (declared in the OpenAPI document)."""
 
@@ -74,6 +82,7 @@ async def _admin(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 AdminPrincipal = Annotated[Principal, Depends(_admin)]
 
 
@@ -104,10 +113,12 @@ client_basic = ClientBasic(auto_error=False, scheme_name="client_secret_basic")
 BasicDep = Annotated[HTTPBasicCredentials | None, Security(client_basic)]
 
 
-def get_throttle(request: Request, settings: SettingsDep) -> Throttle:
+def get_throttle(
+    request: Request, settings: SettingsDep, sessionmaker: SessionmakerDep
+) -> Throttle:
     # Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the real client address.
     address = request.client.host if request.client else "unknown"
-    return Throttle(settings, address)
+    return Throttle(settings, address, sessionmaker)
 
 
 ThrottleDep = Annotated[Throttle, Depends(get_throttle)]

@@ -3,18 +3,19 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.auth.models import (
     AuthFailure,
+    Customer,
     OAuthClient,
     PasswordResetToken,
     RefreshToken,
     RevokedAccessToken,
 )
-from cure.crm.models import Customer
+from cure.kit.pagination import keyset
 
 # -- clients -------------------------------------------------------------------------------------
 
@@ -70,11 +71,84 @@ async def remove_scope_from_clients(
     )
 
 
-# -- customers -----------------------------------------------------------------------------------
+# -- customers (the one place that reads the customers table) ---------------------------------
 
 
 async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer | None:
     return await session.get(Customer, customer_id)
+
+
+async def get_customer_by_email(session: AsyncSession, email: str) -> Customer | None:
+    return (
+        await session.execute(select(Customer).where(Customer.email == email.lower()))
+    ).scalar_one_or_none()
+
+
+async def get_customer_locked(
+    session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False
+) -> Customer | None:
+    query = select(Customer).where(Customer.id == customer_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def add_customer(session: AsyncSession, customer: Customer) -> Customer:
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+def _conditions(
+    *, search: str | None, is_active: bool | None, is_admin: bool | None, country: str | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if search:
+        # A literal substring: LIKE wildcards in the search are escaped.
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        conditions.append(
+            or_(
+                Customer.email.like(pattern, escape="\\"),
+                func.lower(Customer.name).like(pattern, escape="\\"),
+                func.lower(Customer.organisation).like(pattern, escape="\\"),
+            )
+        )
+    if is_active is not None:
+        conditions.append(Customer.is_active.is_(is_active))
+    if is_admin is not None:
+        conditions.append(Customer.is_admin.is_(is_admin))
+    if country is not None:
+        conditions.append(Customer.country == country)
+    return conditions
+
+
+async def list_customers(
+    session: AsyncSession,
+    *,
+    search: str | None,
+    is_active: bool | None,
+    is_admin: bool | None,
+    country: str | None,
+    limit: int,
+    offset: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[Customer], int]:
+    """Newest first; one row more than ``limit`` when another page follows, and the total."""
+    conditions = _conditions(search=search, is_active=is_active, is_admin=is_admin, country=country)
+    total = (
+        await session.execute(select(func.count()).select_from(Customer).where(*conditions))
+    ).scalar_one()
+    query = keyset(
+        select(Customer).where(*conditions),
+        column=Customer.created_at,
+        id_column=Customer.id,
+        descending=True,
+        after=after,
+        limit=limit,
+    )
+    rows = await session.execute(query.offset(offset))
+    return list(rows.scalars()), int(total)
 
 
 # -- access tokens -------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from cure.auth import service as auth_service
 from cure.auth import tokens
 from cure.auth.dependencies import (
     BasicDep,
-    SettingsDep,
     ThrottleDep,
     bearer_token,
 )
@@ -23,7 +22,7 @@ from cure.auth.schemas import (
     TokenRead,
 )
 from cure.auth.service import ClientCredentials, Principal
-from cure.kit.db import SessionDep
+from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.schemas import error_responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth import passwords, repository
 from cure.auth import scopes as scope_rules
@@ -24,14 +24,12 @@ from cure.auth.exceptions import (
     WrongPassword,
     invalid_client,
 )
-from cure.auth.models import OAuthClient, PasswordResetToken, RefreshToken
+from cure.auth.models import Customer, OAuthClient, PasswordResetToken, RefreshToken
 from cure.auth.schemas import TokenRead
 from cure.auth.throttle import Limit, Throttle
 from cure.auth.tokens import TokenInvalid, decode_access_token, encode_access_token
 from cure.config import Settings
-from cure.crm import repository as crm_repository
-from cure.crm.models import Customer
-from cure.kit.db import get_sessionmaker, utcnow
+from cure.kit.db import utcnow
 from cure.mail import sender as mail_sender
 from cure.mail.exceptions import MailError
 
@@ -235,7 +233,7 @@ async def verify_login(
     """The active customer with this email and password, or invalid_grant (throttled)."""
     limits = (throttle.account_limit("user", email), throttle.address_limit())
     await _check_oauth(session, throttle, *limits)
-    customer = await crm_repository.get_by_email(session, email)
+    customer = await repository.get_customer_by_email(session, email)
     if customer is None:
         # As slow as a real check, so the answer's timing does not tell which emails exist.
         await asyncio.to_thread(passwords.burn_verification, settings, password)
@@ -290,7 +288,9 @@ async def _refresh_grant(
             stored.customer_id,
         )
         family_id = stored.family_id
-        await _commit_apart(lambda apart: repository.revoke_family(apart, family_id, now=now))
+        await _commit_apart(
+            throttle.sessionmaker, lambda apart: repository.revoke_family(apart, family_id, now=now)
+        )
         raise invalid
     customer = await repository.get_customer(session, stored.customer_id)
     if customer is None or not customer.is_active:
@@ -353,10 +353,12 @@ async def _issue(
     return result
 
 
-async def _commit_apart(work: Callable[[AsyncSession], Awaitable[None]]) -> None:
+async def _commit_apart(
+    sessionmaker: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
     """Security records that must outlive the request: its transaction rolls back on the error
     that follows. Callers hold no row locks that ``work`` needs, so this cannot deadlock."""
-    async with get_sessionmaker()() as session, session.begin():
+    async with sessionmaker() as session, session.begin():
         await work(session)
 
 
@@ -518,7 +520,7 @@ async def request_password_reset(
     # Every request counts, known email or not, so the limits reveal nothing about accounts.
     await throttle.check(session, *limits)
     await throttle.record(*limits)
-    customer = await crm_repository.get_by_email(session, email)
+    customer = await repository.get_customer_by_email(session, email)
     if customer is None or not customer.is_active:
         return None
     plain, digest = passwords.new_opaque_token()

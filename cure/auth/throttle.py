@@ -6,12 +6,12 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth import repository
 from cure.auth.exceptions import TooManyAttempts
 from cure.config import Settings
-from cure.kit.db import get_sessionmaker, utcnow
+from cure.kit.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ def _digest(kind: str, value: str) -> str:
 class Throttle:
     settings: Settings
     address: str
+    # For records that must outlive the request, whose own transaction rolls back on its error.
+    sessionmaker: async_sessionmaker[AsyncSession]
 
     def address_limit(self) -> Limit:
         return Limit(_digest("address", self.address), self.settings.throttle_address_failures)
@@ -59,7 +61,7 @@ class Throttle:
         Written and committed in a transaction of its own: the request that failed rolls back.
         """
         now = utcnow()
-        async with get_sessionmaker()() as session, session.begin():
+        async with self.sessionmaker() as session, session.begin():
             await repository.add_failures(session, [limit.key for limit in limits], now=now)
             before = now - timedelta(seconds=self.settings.throttle_window_seconds)
             await repository.purge_failures(session, before=before)

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from cure.config import get_settings
 from cure.crm import service as crm_service
 from cure.crm.schemas import CustomerCreate
-from cure.kit.db import get_engine, get_sessionmaker
 from cure.kit.errors import CureError
+from cure.kit.resources import open_resources
 
 
 def read_password() -> str:
@@ -25,13 +25,10 @@ def read_password() -> str:
 
 
 async def _create(data: CustomerCreate) -> str:
-    settings = get_settings()
-    try:
-        async with get_sessionmaker()() as session, session.begin():
-            customer = await crm_service.create_admin(session, settings, data)
+    async with open_resources(get_settings()) as resources:
+        async with resources.sessionmaker() as session, session.begin():
+            customer = await crm_service.create_admin(session, resources.settings, data)
             return f"admin {customer.email} created (customer id {customer.id})"
-    finally:
-        await get_engine().dispose()
 
 
 def create_admin(*, email: str, name: str, organisation: str | None) -> int:

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
-from cure.auth.dependencies import AdminPrincipal, SettingsDep, ThrottleDep, require_scope
-from cure.auth.models import OAuthClient
+from cure.auth.dependencies import AdminPrincipal, ThrottleDep, require_scope
+from cure.auth.models import Customer, OAuthClient
 from cure.auth.schemas import ClientCreate, ClientRead, ClientSecretRead, PasswordChange
 from cure.auth.service import Principal
 from cure.crm import service as crm_service
@@ -17,7 +17,7 @@ from cure.crm.schemas import (
     CustomerRegistered,
     CustomerUpdate,
 )
-from cure.kit.db import SessionDep
+from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.schemas import error_responses
 
 router = APIRouter()
@@ -51,9 +51,9 @@ async def register_customer(
     response_model=CustomerRead,
     responses=error_responses(401, 403),
 )
-async def read_me(session: SessionDep, principal: AccountReader) -> CustomerRead:
+async def read_me(session: SessionDep, principal: AccountReader) -> Customer:
     """Your profile, scopes and status."""
-    return crm_service.to_read(await crm_service.get_me(session, principal))
+    return await crm_service.get_me(session, principal)
 
 
 @router.patch(
@@ -64,9 +64,9 @@ async def read_me(session: SessionDep, principal: AccountReader) -> CustomerRead
 )
 async def update_me(
     data: CustomerUpdate, session: SessionDep, principal: AccountWriter
-) -> CustomerRead:
+) -> Customer:
     """Change your name, organisation or country; any other field is refused."""
-    return crm_service.to_read(await crm_service.update_me(session, principal, data))
+    return await crm_service.update_me(session, principal, data)
 
 
 @router.post(
@@ -181,6 +181,7 @@ async def list_customers(
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[str | None, Query(max_length=500, description="From next_cursor")] = None,
 ) -> CustomerPage:
     """Customers, newest first, filtered and paginated (admins)."""
     return await crm_service.list_customers(
@@ -191,6 +192,7 @@ async def list_customers(
         country=country.upper() if country else None,
         limit=limit,
         offset=offset,
+        cursor=cursor,
     )
 
 
@@ -202,9 +204,9 @@ async def list_customers(
 )
 async def read_customer(
     customer_id: uuid.UUID, session: SessionDep, _admin: AdminPrincipal
-) -> CustomerRead:
+) -> Customer:
     """One customer (admins)."""
-    return crm_service.to_read(await crm_service.get(session, customer_id))
+    return await crm_service.get(session, customer_id)
 
 
 @router.patch(
@@ -215,10 +217,10 @@ async def read_customer(
 )
 async def update_customer(
     customer_id: uuid.UUID, data: CustomerUpdate, session: SessionDep, _admin: AdminPrincipal
-) -> CustomerRead:
+) -> Customer:
     """Change a customer's name, organisation or country (admins); status and scopes have their
     own endpoints."""
-    return crm_service.to_read(await crm_service.update_customer(session, customer_id, data))
+    return await crm_service.update_customer(session, customer_id, data)
 
 
 @router.post(
@@ -229,10 +231,9 @@ async def update_customer(
 )
 async def disable_customer(
     customer_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal
-) -> CustomerRead:
+) -> Customer:
     """Disable a customer: every token of theirs stops working at once (admins)."""
-    customer = await crm_service.set_active(session, admin, customer_id, active=False)
-    return crm_service.to_read(customer)
+    return await crm_service.set_active(session, admin, customer_id, active=False)
 
 
 @router.post(
@@ -243,10 +244,9 @@ async def disable_customer(
 )
 async def enable_customer(
     customer_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal
-) -> CustomerRead:
+) -> Customer:
     """Re-enable a disabled customer (admins); they log in again to get new refresh tokens."""
-    customer = await crm_service.set_active(session, admin, customer_id, active=True)
-    return crm_service.to_read(customer)
+    return await crm_service.set_active(session, admin, customer_id, active=True)
 
 
 @router.put(
@@ -261,9 +261,9 @@ async def grant_scope(
     session: SessionDep,
     settings: SettingsDep,
     _admin: AdminPrincipal,
-) -> CustomerRead:
+) -> Customer:
     """Grant a scope to a customer (admins); idempotent."""
-    return crm_service.to_read(await crm_service.grant_scope(session, settings, customer_id, scope))
+    return await crm_service.grant_scope(session, settings, customer_id, scope)
 
 
 @router.delete(
@@ -278,8 +278,6 @@ async def withdraw_scope(
     session: SessionDep,
     settings: SettingsDep,
     admin: AdminPrincipal,
-) -> CustomerRead:
+) -> Customer:
     """Withdraw a scope from a customer and their clients (admins); their tokens lose it at once."""
-    return crm_service.to_read(
-        await crm_service.withdraw_scope(session, settings, admin, customer_id, scope)
-    )
+    return await crm_service.withdraw_scope(session, settings, admin, customer_id, scope)

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import EmailStr, Field, field_validator, model_validator
+from pydantic import AliasChoices, EmailStr, Field, field_validator, model_validator
 
 from cure.crm.countries import COUNTRY_CODES
 from cure.kit.schemas import BaseSchema, InputSchema
@@ -68,7 +68,7 @@ class CustomerUpdate(InputSchema):
 
 
 class CustomerRead(BaseSchema):
-    customer_id: uuid.UUID
+    customer_id: uuid.UUID = Field(validation_alias=AliasChoices("customer_id", "id"))
     name: str
     email: str
     organisation: str | None
@@ -79,9 +79,17 @@ class CustomerRead(BaseSchema):
     created_at: datetime
     updated_at: datetime
 
+    @field_validator("scopes")
+    @classmethod
+    def _sorted(cls, value: list[str]) -> list[str]:
+        return sorted(value)
+
 
 class CustomerPage(BaseSchema):
     items: list[CustomerRead]
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null at the end"
+    )

@@ -5,11 +5,12 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cure.auth import repository as auth_repository
 from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
+from cure.auth.models import Customer
 from cure.auth.service import Principal
 from cure.config import Settings
-from cure.crm import repository
 from cure.crm.exceptions import (
     CannotChangeSelf,
     CustomerNotFound,
@@ -17,7 +18,6 @@ from cure.crm.exceptions import (
     ScopeNotGrantable,
     UnknownScope,
 )
-from cure.crm.models import Customer
 from cure.crm.schemas import (
     CustomerCreate,
     CustomerPage,
@@ -25,6 +25,9 @@ from cure.crm.schemas import (
     CustomerRegistered,
     CustomerUpdate,
 )
+from cure.kit.pagination import decode_cursor, page_of
+
+CUSTOMER_SORT = "-created_at"  # the admin list's one order: newest first
 
 
 def default_scopes(settings: Settings) -> list[str]:
@@ -42,7 +45,7 @@ async def _create(
 ) -> Customer:
     email = data.email.lower()
     auth_service.check_password_policy(settings, data.password, email=email, name=data.name)
-    if await repository.get_by_email(session, email) is not None:
+    if await auth_repository.get_customer_by_email(session, email) is not None:
         raise EmailTaken("an account with this email exists already")
     customer = Customer(
         name=data.name,
@@ -55,7 +58,7 @@ async def _create(
     )
     try:
         async with session.begin_nested():
-            await repository.add(session, customer)
+            await auth_repository.add_customer(session, customer)
     except IntegrityError as exc:  # a concurrent registration with the same email won
         raise EmailTaken("an account with this email exists already") from exc
     return customer
@@ -83,25 +86,12 @@ async def create_admin(session: AsyncSession, settings: Settings, data: Customer
     return await _create(session, settings, data, scopes=scopes, is_admin=True)
 
 
-def to_read(customer: Customer) -> CustomerRead:
-    return CustomerRead(
-        customer_id=customer.id,
-        name=customer.name,
-        email=customer.email,
-        organisation=customer.organisation,
-        country=customer.country,
-        scopes=sorted(customer.scopes),
-        is_admin=customer.is_admin,
-        is_active=customer.is_active,
-        created_at=customer.created_at,
-        updated_at=customer.updated_at,
-    )
-
-
 async def get(
     session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False
 ) -> Customer:
-    customer = await repository.get(session, customer_id, for_update=for_update)
+    customer = await auth_repository.get_customer_locked(
+        session, customer_id, for_update=for_update
+    )
     if customer is None:
         raise CustomerNotFound(f"no customer with id {customer_id}")
     return customer
@@ -136,8 +126,10 @@ async def list_customers(
     country: str | None,
     limit: int,
     offset: int,
+    cursor: str | None,
 ) -> CustomerPage:
-    items, total = await repository.list_page(
+    after = decode_cursor(cursor, CUSTOMER_SORT) if cursor else None
+    rows, total = await auth_repository.list_customers(
         session,
         search=search,
         is_active=is_active,
@@ -145,8 +137,18 @@ async def list_customers(
         country=country,
         limit=limit,
         offset=offset,
+        after=after,
     )
-    return CustomerPage(items=[to_read(c) for c in items], total=total, limit=limit, offset=offset)
+    items, next_cursor = page_of(
+        rows, limit=limit, sort=CUSTOMER_SORT, key=lambda c: (c.created_at, c.id)
+    )
+    return CustomerPage(
+        items=[CustomerRead.model_validate(c) for c in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_cursor=next_cursor,
+    )
 
 
 async def update_customer(

@@ -58,8 +58,10 @@ async def declare_durable_queue(channel: AbstractChannel, name: str) -> Abstract
 
 
 async def publish_confirmed(
-    channel: AbstractChannel, *, queue: str, body: bytes, **properties: Any
+    channel: AbstractChannel, *, queue: str, body: bytes, exchange: str = "", **properties: Any
 ) -> None:
-    """Publish persistently to ``queue``; returns only once the broker confirmed the message."""
+    """Publish persistently to ``exchange`` (the default one when empty) with routing key
+    ``queue``; returns only once the broker confirmed the message."""
     message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties)
-    await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+    target = channel.default_exchange if not exchange else await channel.get_exchange(exchange)
+    await target.publish(message, routing_key=queue, mandatory=True)

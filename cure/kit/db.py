@@ -1,12 +1,12 @@
-"""Database engine, declarative base and the per-request session."""
+"""Database plumbing: the declarative base, engines and sessionmakers, and error classification.
 
-from collections.abc import AsyncIterator
+No engine is cached here: whoever runs (the API's lifespan, a command, a task) builds its own from
+its settings, so two apps with different settings can live in one process.
+"""
+
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Annotated
 
 import asyncpg
-from fastapi import Depends
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
@@ -16,8 +16,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-
-from cure.config import get_settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -70,27 +68,5 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-@lru_cache
-def get_engine() -> AsyncEngine:
-    return make_engine(get_settings().database_url)
-
-
-@lru_cache
-def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(get_engine(), expire_on_commit=False)
-
-
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """One session per request: committed once at the end, rolled back on any error."""
-    async with get_sessionmaker()() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
-# "function" scope: the commit happens when the endpoint returns, before the response is sent, so
-# a client never sees a 2xx for data that then fails to commit or is not yet visible.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,17 +1,8 @@
-"""One error hierarchy and the handlers that give every error the same JSON shape."""
+"""One error hierarchy: every expected condition is a CureError with a status code and a reason.
 
-import logging
-
-import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from cure.kit.db import means_unavailable
-
-log = logging.getLogger(__name__)
+The HTTP handlers that turn these (and validation and database errors) into one JSON shape live in
+``cure.kit.error_handlers``; this module has no web framework in it, so workers can use it too.
+"""
 
 
 class CureError(Exception):
@@ -60,93 +51,3 @@ class ServiceUnavailable(CureError):
 
 def error_body(name: str, detail: object) -> dict[str, object]:
     return {"error": name, "detail": detail}
-
-
-def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
-    # Never echo submitted values back (they may be passwords); location, message and type suffice.
-    return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
-    ]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(CureError)
-    async def _cure_error(_: Request, exc: CureError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            error_body("ValidationError", _clean_validation_errors(exc)), status_code=422
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
-        return JSONResponse(
-            error_body(name, exc.detail), status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _db_unavailable(_: Request, exc: DBAPIError) -> JSONResponse:
-        cause = getattr(exc.orig, "__cause__", None)
-        if isinstance(exc.orig, asyncpg.exceptions.DataError) or isinstance(
-            cause, asyncpg.exceptions.DataError
-        ):
-            # asyncpg's client-side check of a parameter (a value it cannot encode): bad input.
-            return _bad_value()
-        log.warning("database unavailable: %s", type(exc.orig).__name__)
-        return _unavailable("the database is unavailable; try again shortly")
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
-        if means_unavailable(sqlstate):
-            log.warning("database unavailable: SQLSTATE %s", sqlstate)
-            return _unavailable("the database is unavailable; try again shortly")
-        # SQLSTATE class 22 (data exception: a NUL byte, a value out of range, ...) is the
-        # client's input that no validation caught: a 422, not a 500. Anything else stays a 500.
-        if not sqlstate.startswith("22"):
-            raise exc
-        log.warning("data exception from the database: %s", sqlstate)
-        return _bad_value()
-
-    @app.exception_handler(asyncpg.PostgresError)
-    async def _raw_postgres_error(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
-        # Raised unwrapped when a pooled connection is opened while the server starts or stops.
-        if means_unavailable(str(getattr(exc, "sqlstate", ""))):
-            log.warning("database unavailable: %s", type(exc).__name__)
-            return _unavailable("the database is unavailable; try again shortly")
-        raise exc
-
-    @app.exception_handler(OSError)
-    async def _os_error(_: Request, exc: OSError) -> JSONResponse:
-        if isinstance(exc, _LOCAL_FILE_ERRORS):  # a fault here, not a service that is away
-            raise exc
-        # asyncpg raises plain OSError (connection refused) before SQLAlchemy can wrap it.
-        log.warning("backing service unavailable: %s", type(exc).__name__)
-        return _unavailable("a backing service is unavailable; try again shortly")
-
-
-_LOCAL_FILE_ERRORS = (
-    FileNotFoundError,
-    FileExistsError,
-    PermissionError,
-    IsADirectoryError,
-    NotADirectoryError,
-)
-
-
-def _bad_value() -> JSONResponse:
-    return JSONResponse(
-        error_body("InvalidInput", "a value in the request cannot be stored or compared"),
-        status_code=422,
-    )
-
-
-def _unavailable(detail: str) -> JSONResponse:
-    return JSONResponse(
-        error_body("ServiceUnavailable", detail), status_code=503, headers={"Retry-After": "5"}
-    )

@@ -21,15 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth import repository as auth_repository
 from cure.config import Settings
+from cure.kit import outbound
 from cure.kit.db import utcnow
 from cure.mail.exceptions import MailError
 from cure.mail.sender import send_email
-from cure.notifications import signing, targets
+from cure.notifications import signing
+from cure.orders.events import ORDER_CALLBACK, ORDER_EMAIL
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
 from cure.outbox import repository as outbox_repository
 from cure.outbox.models import OutboxMessage
-from cure.outbox.service import ORDER_CALLBACK, ORDER_EMAIL
 
 log = logging.getLogger(__name__)
 BATCH = 20
@@ -135,10 +136,10 @@ class Notifier:
     async def _callback(self, order: Order) -> None:
         assert order.callback_url is not None
         try:  # checked again before each call: the name may resolve elsewhere by now
-            target = await targets.check_target(
+            target = await outbound.check_target(
                 order.callback_url, allow_private=self.settings.allow_private_callbacks
             )
-        except targets.TargetRefused as exc:
+        except outbound.TargetRefused as exc:
             raise DeliveryFailed(str(exc)) from exc
         body = json.dumps(callback_payload(self.settings, order), separators=(",", ":")).encode()
         secret = signing.customer_secret(self.settings, order.customer_id)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from cure.auth.dependencies import require_scope
 from cure.auth.service import Principal
-from cure.config import Settings, get_settings
+from cure.kit.dependencies import SettingsDep
 from cure.kit.schemas import error_responses
 from cure.notifications import signing
 from cure.notifications.schemas import CallbackSecretRead
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 
 @router.get("/secret", response_model=CallbackSecretRead, responses=error_responses(401, 403))
 async def callback_secret(
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(require_scope("orders:read"))],
 ) -> CallbackSecretRead:
     """The key that signs the callbacks of your orders, and how to check a signature."""

@@ -2,11 +2,11 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from cure.config import Settings, get_settings
+from cure.kit.dependencies import SettingsDep
 from cure.storage.service import Storage, make_storage
 
 
-def get_storage(settings: Annotated[Settings, Depends(get_settings)]) -> Storage:
+def get_storage(settings: SettingsDep) -> Storage:
     return make_storage(settings)
 
 

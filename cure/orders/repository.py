@@ -2,12 +2,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, text, tuple_
+from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
+from cure.kit.pagination import keyset
 from cure.orders.lifecycle import ACTIVE_STATES
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.orders.schemas import OrderFilter
@@ -167,11 +168,14 @@ async def list_page(
     query = _filtered(select(Order), filters)
     if customer_id is not None:
         query = query.where(Order.customer_id == customer_id)
-    if after is not None:
-        key = tuple_(column, Order.id)
-        query = query.where(key < tuple_(*after) if descending else key > tuple_(*after))
-    order_by = (column.desc(), Order.id.desc()) if descending else (column.asc(), Order.id.asc())
-    query = query.order_by(*order_by).limit(filters.limit + 1)
+    query = keyset(
+        query,
+        column=column,
+        id_column=Order.id,
+        descending=descending,
+        after=after,
+        limit=filters.limit,
+    )
     return list((await session.execute(query)).scalars())
 
 

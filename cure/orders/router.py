@@ -6,18 +6,17 @@ from fastapi.responses import RedirectResponse
 
 from cure.auth.dependencies import require_scope
 from cure.auth.service import Principal
-from cure.config import Settings, get_settings
-from cure.kit.db import SessionDep
+from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
 from cure.orders.dependencies import StorageDep
+from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import OrderCreate, OrderEventRead, OrderFilter, OrderPage, OrderRead
 
 router = APIRouter(tags=["orders"])
 
 Reader = Annotated[Principal, Depends(require_scope("orders:read"))]
 Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 @router.post(
@@ -43,7 +42,7 @@ async def submit_order(
             description="Repeat a submit safely: the same key and body return the same order",
         ),
     ] = None,
-) -> OrderRead:
+) -> Order:
     """Order an app for a region of interest and a period; follow it at the Location given."""
     order, created = await order_service.submit(
         session, settings, principal, app_id=app_id, data=data, idempotency_key=idempotency_key
@@ -54,7 +53,7 @@ async def submit_order(
     relay = getattr(request.app.state, "relay", None)
     if created and relay is not None:
         background.add_task(relay.wake)  # runs after the commit; the relay also polls
-    return order_service.to_read(order)
+    return order
 
 
 @router.get("/v1/orders", response_model=OrderPage, responses=error_responses(401, 403, 422))
@@ -68,9 +67,9 @@ async def list_orders(
 @router.get(
     "/v1/orders/{order_id}", response_model=OrderRead, responses=error_responses(401, 403, 404)
 )
-async def get_order(order_id: uuid.UUID, session: SessionDep, principal: Reader) -> OrderRead:
+async def get_order(order_id: uuid.UUID, session: SessionDep, principal: Reader) -> Order:
     """An order's status, history and, once it succeeded, its result."""
-    return order_service.to_read(await order_service.get(session, principal, order_id))
+    return await order_service.get(session, principal, order_id)
 
 
 @router.get(
@@ -78,11 +77,9 @@ async def get_order(order_id: uuid.UUID, session: SessionDep, principal: Reader)
     response_model=OrderRead,
     responses=error_responses(401, 403, 404),
 )
-async def get_order_status(
-    order_id: uuid.UUID, session: SessionDep, principal: Reader
-) -> OrderRead:
+async def get_order_status(order_id: uuid.UUID, session: SessionDep, principal: Reader) -> Order:
     """The same as GET /v1/orders/{order_id}, under the original CURE platform's name."""
-    return order_service.to_read(await order_service.get(session, principal, order_id))
+    return await order_service.get(session, principal, order_id)
 
 
 @router.get(
@@ -92,9 +89,9 @@ async def get_order_status(
 )
 async def get_order_events(
     order_id: uuid.UUID, session: SessionDep, principal: Reader
-) -> list[OrderEventRead]:
+) -> list[OrderEvent]:
     """Every transition and progress report of the order, oldest first."""
-    return order_service.events_of(await order_service.get(session, principal, order_id))
+    return (await order_service.get(session, principal, order_id)).events
 
 
 @router.post(
@@ -102,9 +99,9 @@ async def get_order_events(
     response_model=OrderRead,
     responses=error_responses(401, 403, 404, 409),
 )
-async def cancel_order(order_id: uuid.UUID, session: SessionDep, principal: Writer) -> OrderRead:
+async def cancel_order(order_id: uuid.UUID, session: SessionDep, principal: Writer) -> Order:
     """Cancel an order: a queued one never starts, a running one's container is stopped."""
-    return order_service.to_read(await order_service.cancel(session, principal, order_id))
+    return await order_service.cancel(session, principal, order_id)
 
 
 @router.get(

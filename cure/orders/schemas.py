@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     Field,
     HttpUrl,
@@ -12,9 +13,10 @@ from pydantic import (
     model_validator,
 )
 
-from cure.kit.geo import parse_roi, to_geojson
+from cure.kit.geo import from_db, parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
 from cure.orders.lifecycle import OrderStatus
+from cure.orders.models import Order
 
 MAX_PERIOD_DAYS = 3660
 
@@ -63,7 +65,7 @@ class OrderCreate(InputSchema):
 
 class OrderEventRead(BaseSchema):
     status: OrderStatus
-    at: datetime
+    at: datetime = Field(validation_alias=AliasChoices("at", "occurred_at"))
     actor: str
     message: str | None = None
     progress: int | None = None
@@ -92,6 +94,11 @@ class OrderSummary(BaseSchema):
     updated_at: datetime
     result: OrderResultRead | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_order(cls, data: Any) -> Any:
+        return _summary_fields(data) if isinstance(data, Order) else data
+
 
 class OrderRead(OrderSummary):
     roi: dict[str, Any]
@@ -99,6 +106,46 @@ class OrderRead(OrderSummary):
     notify_email: bool
     callback_url: str | None
     history: list[OrderEventRead]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_order(cls, data: Any) -> Any:
+        if not isinstance(data, Order):
+            return data
+        return {
+            **_summary_fields(data),
+            "roi": from_db(data.roi),
+            "params": data.params,
+            "notify_email": data.notify_email,
+            "callback_url": data.callback_url,
+            "history": data.events,  # loaded explicitly by the repository
+        }
+
+
+def _summary_fields(order: Order) -> dict[str, Any]:
+    result = None
+    if order.status == OrderStatus.SUCCESS and order.result_key is not None:
+        result = OrderResultRead(
+            href=f"/v1/orders/{order.id}/result",
+            size=order.result_size or 0,
+            media_type=order.result_media_type or "application/octet-stream",
+            checksum=order.result_checksum or "",
+        )
+    return {
+        "order_id": order.id,
+        "customer_id": order.customer_id,
+        "app_id": order.app_id,
+        "app_version": order.app_version,
+        "status": order.status,
+        "message": order.message,
+        "progress": order.progress,
+        "attempt": order.attempt,
+        "start_date": order.start_date,
+        "end_date": order.end_date,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "result": result,
+    }
 
 
 class OrderPage(BaseSchema):

@@ -1,8 +1,15 @@
-"""Publishes committed outbox messages to RabbitMQ with publisher confirms, then marks them sent."""
+"""Publishes committed broker messages from the outbox with publisher confirms, then marks them sent.
+
+Generic: each row names its exchange, routing key, headers and properties. What a kind of message
+means to its domain (an order becomes QUEUED once its task is out, say) comes in as hooks from
+whoever builds the relay, so this module knows nothing about any domain.
+"""
 
 import asyncio
+import json
 import logging
-import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,23 +17,39 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cure.config import Settings
 from cure.kit import broker
 from cure.kit.db import utcnow
-from cure.orders import repository as order_repository
-from cure.orders import service as order_service
-from cure.orders.lifecycle import OrderStatus
-from cure.orders.schemas import OrderEventMessage
 from cure.outbox import repository as outbox_repository
 from cure.outbox.models import OutboxMessage
-from cure.outbox.service import RUN_ORDER
-from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
 
 log = logging.getLogger(__name__)
 BATCH = 50
 
 
+class RelayHooks(Protocol):
+    """What a domain does, in the relay's transaction, around publishing its kind of message."""
+
+    async def before_publish(
+        self, session: AsyncSession, messages: Sequence[OutboxMessage]
+    ) -> None: ...
+
+    async def after_publish(self, session: AsyncSession, message: OutboxMessage) -> None: ...
+
+
+DeclareTopology = Callable[[AbstractChannel], Awaitable[object]]
+
+
 class OutboxRelay:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        hooks: Mapping[str, RelayHooks] | None = None,
+        declare: DeclareTopology | None = None,
+    ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.hooks = dict(hooks or {})
+        self.declare = declare
         self._wake = asyncio.Event()
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -39,39 +62,42 @@ class OutboxRelay:
             self._connection = await broker.connect(self.settings.broker_url)
         if self._channel is None or self._channel.is_closed:
             self._channel = await self._connection.channel(publisher_confirms=True)
-            await broker.declare_orders_queue(self._channel, self.settings)
+            if self.declare is not None:
+                await self.declare(self._channel)
         return self._channel
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many messages were sent."""
         channel = await self._ensure_channel()
         async with self.sessionmaker() as session, session.begin():
-            messages = await outbox_repository.lock_unsent(session, kind=RUN_ORDER, limit=BATCH)
+            messages = await outbox_repository.lock_unpublished(session, limit=BATCH)
             if not messages:
                 return 0
-            # Lock the orders first, so a worker's RUNNING event waits for our QUEUED mark.
-            await order_repository.lock_orders(
-                session, [m.order_id for m in messages if m.order_id is not None]
-            )
+            for kind in sorted({m.kind for m in messages}):
+                if kind in self.hooks:
+                    await self.hooks[kind].before_publish(
+                        session, [m for m in messages if m.kind == kind]
+                    )
             for message in messages:
                 # Bounded: a blocked broker (a memory or disk alarm) must not hold these row
-                # locks, and the status changes waiting on them, for ever.
+                # locks, and the changes waiting on them, for ever.
                 async with asyncio.timeout(self.settings.publish_timeout_seconds):
                     await self._publish(channel, message)
                 message.sent_at = utcnow()
                 message.attempts += 1
-                if message.order_id is not None:
-                    attempt = int(message.payload.get("attempt", 1))
-                    await order_service.apply_event(session, _queued(message.order_id, attempt))
+                if message.kind in self.hooks:
+                    await self.hooks[message.kind].after_publish(session, message)
         return len(messages)
 
     async def _publish(self, channel: AbstractChannel, message: OutboxMessage) -> None:
-        order_id, attempt = message.payload["order_id"], int(message.payload.get("attempt", 1))
-        body, headers, properties = celery_task_message(
-            RUN_ORDER_TASK, task_id=f"order-{order_id}-{attempt}", args=[order_id, attempt]
-        )
+        assert message.routing_key is not None  # only broker messages are selected
         await broker.publish_confirmed(
-            channel, queue=self.settings.orders_queue, body=body, headers=headers, **properties
+            channel,
+            exchange=message.exchange,
+            queue=message.routing_key,
+            body=json.dumps(message.payload).encode(),
+            headers=message.headers or {},
+            **(message.properties or {}),
         )
 
     async def run(self) -> None:
@@ -99,13 +125,3 @@ class OutboxRelay:
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
-
-
-def _queued(order_id: uuid.UUID, attempt: int) -> OrderEventMessage:
-    return OrderEventMessage(
-        order_id=order_id,
-        status=OrderStatus.QUEUED,
-        attempt=attempt,
-        actor="relay",
-        occurred_at=utcnow(),
-    )

@@ -7,11 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cure.outbox.models import OutboxMessage
 
 
-async def lock_unsent(session: AsyncSession, *, kind: str, limit: int) -> Sequence[OutboxMessage]:
-    """The oldest unsent messages of ``kind``, locked; rows other sessions hold are skipped."""
+async def lock_unpublished(session: AsyncSession, *, limit: int) -> Sequence[OutboxMessage]:
+    """The oldest unsent broker messages, locked; rows other sessions hold are skipped."""
     query = (
         select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.kind == kind)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.routing_key.is_not(None))
         .order_by(OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -1,20 +1,41 @@
+"""Store messages for other processes in the caller's transaction; nothing leaves before it
+commits. Generic: the caller names the kind, the payload and, for broker messages, where to."""
+
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.outbox.models import OutboxMessage
 
-RUN_ORDER = "run_order"  # published to RabbitMQ by the relay
-ORDER_EMAIL = "order_email"  # sent over SMTP by the notifier
-ORDER_CALLBACK = "order_callback"  # POSTed to the order's callback URL by the notifier
+
+@dataclass(frozen=True)
+class BrokerMessage:
+    """Where and how the relay publishes a row: the JSON body goes to ``exchange`` (the default
+    exchange when empty) with ``routing_key``."""
+
+    routing_key: str
+    exchange: str = ""
+    headers: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 async def enqueue(
-    session: AsyncSession, *, kind: str, payload: dict[str, Any], order_id: uuid.UUID | None = None
+    session: AsyncSession,
+    *,
+    kind: str,
+    payload: Any,
+    subject_id: uuid.UUID | None = None,
+    broker: BrokerMessage | None = None,
 ) -> OutboxMessage:
-    """Write a message in the caller's transaction; the relay publishes it once that commits."""
-    message = OutboxMessage(kind=kind, payload=payload, order_id=order_id)
+    """Write a message in the caller's transaction; it is delivered once that commits."""
+    message = OutboxMessage(kind=kind, payload=payload, subject_id=subject_id)
+    if broker is not None:
+        message.routing_key = broker.routing_key
+        message.exchange = broker.exchange
+        message.headers = broker.headers
+        message.properties = broker.properties
     session.add(message)
     await session.flush()
     return message

@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
-from cure.config import Settings, get_settings
+from cure.kit.dependencies import SettingsDep
 from cure.kit.errors import NotFound
 from cure.kit.schemas import error_responses
 from cure.storage.exceptions import LinkInvalid
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/storage", tags=["storage"])
 @router.get("/{key:path}", responses=error_responses(403, 404), response_class=FileResponse)
 async def download(
     key: str,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: SettingsDep,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query(max_length=100)],
 ) -> FileResponse:

@@ -7,7 +7,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from cure.config import Settings
 from cure.kit import broker
-from cure.kit.db import utcnow
+from cure.orders.events import order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
 
@@ -38,14 +38,7 @@ class EventPublisher:
 
     async def publish(self, status: OrderStatus, **fields: Any) -> OrderEventMessage:
         assert self._channel is not None, "use EventPublisher as an async context manager"
-        event = OrderEventMessage(
-            order_id=self.order_id,
-            status=status,
-            attempt=self.attempt,
-            actor=self.actor,
-            occurred_at=utcnow(),
-            **fields,
-        )
+        event = order_event(self.order_id, status, attempt=self.attempt, actor=self.actor, **fields)
         await broker.publish_confirmed(
             self._channel,
             queue=self.settings.events_queue,

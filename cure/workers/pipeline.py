@@ -22,21 +22,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
 from cure.config import Settings
+from cure.containers.engine import (
+    ContainerLimits,
+    ContainerOutcome,
+    docker_client,
+    remove_labelled,
+    run_hardened,
+)
 from cure.kit.geo import from_db
 from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 from cure.orders.schemas import OrderResultInfo
 from cure.storage.service import make_storage
-from cure.workers.containers import (
-    ContainerLimits,
-    ContainerOutcome,
-    docker_client,
-    remove_leftovers,
-    run_app_container,
-)
 from cure.workers.events import EventPublisher
 
 log = logging.getLogger(__name__)
+
+ORDER_LABEL = "cure.order_id"  # on every container and volume of an order's run
+
+
+def order_labels(order_id: uuid.UUID | str) -> dict[str, str]:
+    return {ORDER_LABEL: str(order_id)}
+
 
 # An app reports progress by printing "CURE_PROGRESS <percent> <step name>" on a line of its own.
 PROGRESS_LINE = re.compile(r"^CURE_PROGRESS\s+(\d{1,3})(?:\s+(.{1,200}))?$")
@@ -153,7 +160,7 @@ async def _clean_up(settings: Settings, order_id: uuid.UUID) -> None:
     def remove() -> int:
         client = docker_client(settings.docker_url)
         try:
-            return remove_leftovers(client, str(order_id))
+            return remove_labelled(client, order_labels(order_id))
         finally:
             client.close()
 
@@ -172,8 +179,13 @@ def _run_in_docker(
 ) -> ContainerOutcome:
     client = docker_client(settings.docker_url)
     try:
-        return run_app_container(
-            client, image=image, order_id=order_id, job=job, limits=limits, control=watch
+        return run_hardened(
+            client,
+            image=image,
+            labels=order_labels(order_id),
+            job=job,
+            limits=limits,
+            control=watch,
         )
     finally:
         client.close()

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cure.config import Settings
+from cure.containers.engine import docker_client, labelled_values, remove_labelled
 from cure.orders import repository as order_repository
-from cure.workers.containers import ORDER_LABEL, docker_client, remove_leftovers
+from cure.workers.pipeline import ORDER_LABEL, order_labels
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,7 @@ log = logging.getLogger(__name__)
 def _labelled_orders(settings: Settings) -> set[str]:
     client = docker_client(settings.docker_url)
     try:
-        containers = client.containers.list(all=True, filters={"label": ORDER_LABEL})
-        return {c.labels[ORDER_LABEL] for c in containers if c.labels.get(ORDER_LABEL)}
+        return labelled_values(client, ORDER_LABEL)
     finally:
         client.close()
 
@@ -58,7 +58,7 @@ def sweep(settings: Settings) -> int:
     client = docker_client(settings.docker_url)
     try:
         for order_id in asyncio.run(_unowned(settings, order_ids)):
-            count = remove_leftovers(client, order_id)
+            count = remove_labelled(client, order_labels(order_id))
             if count:
                 log.warning("order %s: removed %d container(s) no run owns", order_id, count)
             removed += count

@@ -8,9 +8,9 @@ import aiormq
 
 from cure.config import get_settings
 from cure.kit.db import is_transient as db_is_transient
+from cure.orders.dispatch import RUN_ORDER_TASK
 from cure.workers import pipeline
 from cure.workers.celery_app import celery_app
-from cure.workers.messages import RUN_ORDER_TASK
 
 log = logging.getLogger(__name__)
 

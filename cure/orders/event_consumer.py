@@ -1,4 +1,5 @@
-"""Consumes order events from RabbitMQ; each is acked only after its DB transaction commits.
+"""The status manager's work: consumes order events from RabbitMQ and applies them; each is acked
+only after its DB transaction commits.
 
 Also consumes the dead-letter queue: an order task that RabbitMQ gave up on (it failed or killed
 its worker too often) ends its order FAILED with that reason, so no order waits forever.
@@ -16,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.config import Settings
 from cure.kit import broker
-from cure.kit.db import is_transient, utcnow
-from cure.orders import service as order_service
+from cure.kit.db import is_transient
+from cure.orders.events import apply_event, order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
 
@@ -32,7 +33,7 @@ class StatusManager:
     async def _apply(self, message: AbstractIncomingMessage, event: OrderEventMessage) -> None:
         try:
             async with self.sessionmaker() as session, session.begin():
-                applied = await order_service.apply_event(session, event)
+                applied = await apply_event(session, event)
         except Exception as exc:
             if is_transient(exc):
                 log.warning("could not apply event %s (%r); redelivering", event.event_id, exc)
@@ -66,14 +67,13 @@ class StatusManager:
             return
         tries = _delivery_count(message)
         log.error("order %s: its task was dead-lettered after %s deliveries", order_id, tries)
-        event = OrderEventMessage(
-            # One event id per dead letter: a redelivered dead letter is applied once.
-            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"cure:dead:{order_id}:{attempt}"),
-            order_id=order_id,
-            status=OrderStatus.FAILED,
+        event = order_event(
+            order_id,
+            OrderStatus.FAILED,
             attempt=attempt,
             actor="dead-letter",
-            occurred_at=utcnow(),
+            # One event id per dead letter: a redelivered dead letter is applied once.
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"cure:dead:{order_id}:{attempt}"),
             message="the order could not be processed: its task failed repeatedly",
         )
         await self._apply(message, event)

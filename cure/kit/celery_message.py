@@ -1,15 +1,12 @@
-"""Celery task messages (protocol 2), so the outbox relay can publish them with aio-pika."""
+"""Celery task messages (protocol 2), so a task can be published through the outbox with aio-pika."""
 
-import json
 from typing import Any
-
-RUN_ORDER_TASK = "cure.run_order"
 
 
 def celery_task_message(
     task: str, *, task_id: str, args: list[Any], origin: str = "cure-api"
-) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
-    """Body, headers and message properties of one Celery task call with JSON arguments."""
+) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    """Body (to be sent as JSON), headers and message properties of one Celery task call."""
     headers = {
         "lang": "py",
         "task": task,
@@ -28,12 +25,10 @@ def celery_task_message(
         "origin": origin,
         "ignore_result": True,
     }
-    body = json.dumps(
-        [args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
-    )
+    body = [args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     properties = {
         "correlation_id": task_id,
         "content_type": "application/json",
         "content_encoding": "utf-8",
     }
-    return body.encode(), headers, properties
+    return body, headers, properties

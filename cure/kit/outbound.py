@@ -1,4 +1,5 @@
-"""Which callback URLs may be called, and calling them only at the address that was checked.
+"""The outbound-network guard: which URLs may be called, and calling them only at the address
+that was checked (callbacks today; any fetch from a host a customer can name).
 
 Never a loopback, private, link-local, shared (CGNAT), reserved or multicast address, nor one
 hidden inside an IPv6 form (IPv4-mapped, 6to4, Teredo, NAT64), unless allowed. The request goes

@@ -1,4 +1,6 @@
-"""Runs one app container, hardened, through the Docker SDK (synchronous: call it in a thread).
+"""The Docker adapter: runs one container, hardened, through the Docker SDK (synchronous: call it
+in a thread), and finds or removes containers by label. It knows nothing about orders: callers
+name the labels that identify a run.
 
 Data moves with the archive API (put_archive / get_archive) into a volume mounted at /job, so it
 works against a remote engine and with the worker itself in a container.
@@ -21,7 +23,6 @@ from docker.models.containers import Container
 log = logging.getLogger(__name__)
 
 APP_UID = 65534
-ORDER_LABEL = "cure.order_id"
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,20 @@ def docker_client(base_url: str | None) -> docker.DockerClient:
     return docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
 
 
-def remove_leftovers(client: docker.DockerClient, order_id: str) -> int:
-    """Remove containers and volumes an earlier attempt of this order left behind."""
+def _selector(labels: dict[str, str]) -> dict[str, list[str]]:
+    return {"label": [f"{key}={value}" for key, value in labels.items()]}
+
+
+def labelled_values(client: docker.DockerClient, key: str) -> set[str]:
+    """The values of label ``key`` over every container (running or not) that carries it."""
+    containers = client.containers.list(all=True, filters={"label": key})
+    return {c.labels[key] for c in containers if c.labels.get(key)}
+
+
+def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> int:
+    """Remove every container and volume carrying all of ``labels``; returns the containers."""
     removed = 0
-    selector = {"label": f"{ORDER_LABEL}={order_id}"}
+    selector = _selector(labels)
     for container in client.containers.list(all=True, filters=selector):
         container.remove(force=True)
         removed += 1
@@ -113,17 +124,19 @@ def remove_leftovers(client: docker.DockerClient, order_id: str) -> int:
     return removed
 
 
-def run_app_container(
+def run_hardened(
     client: docker.DockerClient,
     *,
     image: str,
-    order_id: str,
+    labels: dict[str, str],
     job: dict[str, Any],
     limits: ContainerLimits,
     control: ContainerControl | None = None,
 ) -> ContainerOutcome:
-    labels = {ORDER_LABEL: order_id, "cure.role": "app-run"}
-    remove_leftovers(client, order_id)
+    """Run ``image`` once with ``job`` as /job/params.json; ``labels`` name the run (a container
+    an earlier run left under the same labels is removed first)."""
+    remove_labelled(client, labels)
+    labels = {**labels, "cure.role": "app-run"}
     volume = client.volumes.create(labels=labels)
     container: Container | None = None
     try:

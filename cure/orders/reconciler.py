@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cure.config import Settings
 from cure.kit.db import utcnow
 from cure.orders import repository as order_repository
-from cure.orders import service as order_service
+from cure.orders.dispatch import enqueue_run
+from cure.orders.events import apply_event, order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
-from cure.orders.schemas import OrderEventMessage
-from cure.outbox import service as outbox_service
 
 log = logging.getLogger(__name__)
 
@@ -50,37 +49,30 @@ class Reconciler:
         why = "its worker stopped sending heartbeats"
         if order.attempt >= self.settings.max_attempts:
             log.warning("order %s %s; failing it after %d attempts", order.id, why, order.attempt)
-            await order_service.apply_event(
+            await apply_event(
                 session,
-                OrderEventMessage(
-                    order_id=order.id,
-                    status=OrderStatus.FAILED,
+                order_event(
+                    order.id,
+                    OrderStatus.FAILED,
                     attempt=order.attempt,
                     actor="reconciler",
-                    occurred_at=utcnow(),
                     message=f"the order {why}, {order.attempt} times; giving up",
                 ),
             )
             return
         attempt = order.attempt + 1
         log.warning("order %s %s; requeueing it as attempt %d", order.id, why, attempt)
-        await order_service.apply_event(
+        await apply_event(
             session,
-            OrderEventMessage(
-                order_id=order.id,
-                status=OrderStatus.QUEUED,
+            order_event(
+                order.id,
+                OrderStatus.QUEUED,
                 attempt=attempt,
                 actor="reconciler",
-                occurred_at=utcnow(),
                 message=f"the order {why}; requeued as attempt {attempt}",
             ),
         )
-        await outbox_service.enqueue(
-            session,
-            kind=outbox_service.RUN_ORDER,
-            payload={"order_id": str(order.id), "attempt": attempt},
-            order_id=order.id,
-        )
+        await enqueue_run(session, self.settings, order.id, attempt)
 
     async def _republish(self, session: AsyncSession, order: Order) -> None:
         """A long wait in the queue may be a backlog, not a loss: publish the same attempt again
@@ -88,12 +80,7 @@ class Reconciler:
         it is not final, of that attempt, and not running elsewhere."""
         log.warning("order %s has waited in the queue too long; publishing it again", order.id)
         order.updated_at = utcnow()  # not found stuck again before another full wait
-        await outbox_service.enqueue(
-            session,
-            kind=outbox_service.RUN_ORDER,
-            payload={"order_id": str(order.id), "attempt": order.attempt},
-            order_id=order.id,
-        )
+        await enqueue_run(session, self.settings, order.id, order.attempt)
 
     async def run(self) -> None:
         while True:

@@ -1,0 +1,40 @@
+"""FastAPI dependencies every domain shares: the app's settings and the per-request session.
+
+Both come from ``app.state`` (set by ``create_app`` and its lifespan), never from module globals.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cure.config import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed once at the end, rolled back on any error."""
+    async with get_sessionmaker(request)() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+# "function" scope: the commit happens when the endpoint returns, before the response is sent, so
+# a client never sees a 2xx for data that then fails to commit or is not yet visible.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,129 @@
+"""Order events: the one builder of an event, and applying events to the order row.
+
+Workers, the relay, the reconciler, cancel and the dead-letter handler all describe a change of an
+order as an ``OrderEventMessage``; ``apply_event`` is the only code that moves an order's state.
+Applying is idempotent and monotonic, so duplicates and late arrivals change nothing.
+"""
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cure.kit.db import utcnow
+from cure.orders import repository
+from cure.orders.lifecycle import FINAL_STATES, OrderStatus, can_apply
+from cure.orders.models import Order, OrderEvent
+from cure.orders.schemas import OrderEventMessage
+from cure.outbox import service as outbox_service
+
+log = logging.getLogger(__name__)
+
+# Final-state notifications, queued in the transaction of the change and sent by the notifier.
+ORDER_EMAIL = "order_email"
+ORDER_CALLBACK = "order_callback"
+
+
+def order_event(
+    order_id: uuid.UUID,
+    status: OrderStatus,
+    *,
+    attempt: int,
+    actor: str,
+    event_id: uuid.UUID | None = None,
+    **fields: Any,
+) -> OrderEventMessage:
+    """An event about an order, stamped now; ``fields`` are message, progress, result, heartbeat."""
+    return OrderEventMessage(
+        event_id=event_id or uuid.uuid4(),
+        order_id=order_id,
+        status=status,
+        attempt=attempt,
+        actor=actor,
+        occurred_at=utcnow(),
+        **fields,
+    )
+
+
+async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
+    """Apply one event idempotently and monotonically; False when it changes nothing.
+
+    Duplicates (same event id), events of an older attempt and transitions the lifecycle does not
+    allow (an event arriving after a later one) are dropped, so redelivery is always safe.
+    """
+    if await repository.event_exists(session, event.event_id):
+        return False
+    order = await repository.get_for_update(session, event.order_id)
+    if order is None:
+        log.warning("event %s names unknown order %s", event.event_id, event.order_id)
+        return False
+    current = OrderStatus(order.status)
+    if event.heartbeat:
+        return _heartbeat(order, event, current)
+    if event.status == current and event.attempt == order.attempt:
+        if event.progress is None or event.progress == order.progress:
+            return False
+    elif not can_apply(current, order.attempt, event.status, event.attempt):
+        log.info("order %s: ignoring %s -> %s", order.id, current, event.status)
+        return False
+    _update(order, event)
+    await repository.add_event(
+        session,
+        OrderEvent(
+            event_id=event.event_id,
+            order_id=order.id,
+            status=event.status.value,
+            attempt=event.attempt,
+            actor=event.actor,
+            message=event.message,
+            progress=event.progress,
+            occurred_at=event.occurred_at,
+        ),
+    )
+    if event.status != current and event.status in FINAL_STATES:
+        await _notify_final(session, order)
+    return True
+
+
+def _heartbeat(order: Order, event: OrderEventMessage, current: OrderStatus) -> bool:
+    if event.attempt != order.attempt or current in FINAL_STATES:
+        return False
+    # The time it arrived, on this side's clock: the reconciler compares it with that clock,
+    # so a worker whose clock is off cannot make a healthy run look silent.
+    order.heartbeat_at = utcnow()
+    return True
+
+
+def _update(order: Order, event: OrderEventMessage) -> None:
+    if event.attempt > order.attempt:  # a new attempt starts clean
+        order.progress = None
+        order.heartbeat_at = None
+    order.status = event.status.value
+    order.attempt = event.attempt
+    order.updated_at = utcnow()
+    if event.message is not None:
+        order.message = event.message
+    if event.progress is not None:
+        order.progress = event.progress
+    if event.status == OrderStatus.RUNNING:
+        order.heartbeat_at = utcnow()
+    if event.status == OrderStatus.SUCCESS and event.result is not None:
+        order.progress = 100
+        order.result_key = event.result.key
+        order.result_size = event.result.size
+        order.result_media_type = event.result.media_type
+        order.result_checksum = event.result.checksum
+
+
+async def _notify_final(session: AsyncSession, order: Order) -> None:
+    """Queue the final-state notifications in the same transaction as the state change."""
+    payload = {"order_id": str(order.id), "status": order.status}
+    if order.notify_email and order.status != OrderStatus.CANCELLED:
+        await outbox_service.enqueue(
+            session, kind=ORDER_EMAIL, payload=payload, subject_id=order.id
+        )
+    if order.callback_url:
+        await outbox_service.enqueue(
+            session, kind=ORDER_CALLBACK, payload=payload, subject_id=order.id
+        )

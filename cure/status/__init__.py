@@ -1,1 +1,0 @@
-"""Status manager: consumes order events and applies them to the order rows."""
