@@ -50,7 +50,7 @@ def summary(label: str, seconds: list[float]) -> str:
 
 def baseline(count: int) -> list[float]:
     from cure.apps.registry import load_registry
-    from cure.workers.containers import ContainerLimits, docker_client, run_app_container
+    from cure.containers.engine import ContainerLimits, docker_client, run_hardened
 
     app = load_registry(ROOT / "cure" / "apps").get("roi_stats")
     limits = ContainerLimits(
@@ -69,8 +69,12 @@ def baseline(count: int) -> list[float]:
             "params": {"area_unit": "km2", "precision": 3},
         }
         started = time.perf_counter()
-        outcome = run_app_container(
-            client, image=app.manifest.image, order_id=order_id, job=job, limits=limits
+        outcome = run_hardened(
+            client,
+            image=app.manifest.image,
+            labels={"cure.order_id": order_id},
+            job=job,
+            limits=limits,
         )
         times.append(time.perf_counter() - started)
         assert outcome.exit_code == 0 and "result.geojson" in outcome.outputs

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Overridable so two checkouts can run their suites on one machine at the same time.
 TEST_DB = os.environ.get("CURE_TEST_DB", "cure_test")
 TEST_VHOST = os.environ.get("CURE_TEST_VHOST", "cure_test")
+TEST_DATABASE_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{TEST_DB}"
 
 
 def free_port() -> int:
@@ -67,16 +68,6 @@ class Mailbox:
         return [m for m in self.messages if m["To"] == address]  # type: ignore[index]
 
 
-def _start_smtp(port: int | None = None) -> tuple[object, Mailbox, int]:
-    from aiosmtpd.controller import Controller
-
-    mailbox = Mailbox()
-    port = port or free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    return controller, mailbox, port
-
-
 class SmtpServer:
     """A real SMTP server of a test's own, which the test can stop and start again."""
 
@@ -110,24 +101,21 @@ def _reset_vhost() -> None:
     )
 
 
-# Settings are read from the environment once: set it before anything imports cure.
-_moto_server, MOTO_URL = _start_moto()
-_smtp_server, MAILBOX, SMTP_PORT = _start_smtp()
-os.environ.update(
-    {
+def test_environment(moto_url: str, smtp_port: int) -> dict[str, str]:
+    """The CURE_* settings of this run, for the in-process app and every process a test starts."""
+    return {
         "CURE_ENVIRONMENT": "test",
-        "CURE_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{TEST_DB}",
+        "CURE_DATABASE_URL": TEST_DATABASE_URL,
         "CURE_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
         "CURE_STORAGE_BACKEND": "s3",
-        "CURE_S3_ENDPOINT_URL": MOTO_URL,
+        "CURE_S3_ENDPOINT_URL": moto_url,
         "CURE_S3_ACCESS_KEY_ID": "testing",
         "CURE_S3_SECRET_ACCESS_KEY": "testing",
         "CURE_S3_BUCKET": "cure-test-results",
         "CURE_JWT_SECRET": "test-secret-" + "x" * 40,
         "CURE_SMTP_HOST": "127.0.0.1",
-        "CURE_SMTP_PORT": str(SMTP_PORT),
+        "CURE_SMTP_PORT": str(smtp_port),
     }
-)
 
 
 def _reset_database() -> None:
@@ -146,7 +134,7 @@ def _reset_database() -> None:
     asyncio.run(recreate())
     from cure.kit.provision import migrate
 
-    migrate(os.environ["CURE_DATABASE_URL"])
+    migrate(TEST_DATABASE_URL)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -154,31 +142,71 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _reset_vhost()
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _moto_server.stop()  # type: ignore[attr-defined]
-    _smtp_server.stop()  # type: ignore[attr-defined]
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A real S3 HTTP server (moto's server mode) on 127.0.0.1 for the whole run."""
+    server, url = _start_moto()
+    yield url
+    server.stop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
-def mailbox() -> Mailbox:
-    return MAILBOX
+def smtp_server() -> Iterator[SmtpServer]:
+    """The run's SMTP server (aiosmtpd on 127.0.0.1)."""
+    server = SmtpServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def settings():  # type: ignore[no-untyped-def]
-    from cure.config import get_settings
+def mailbox(smtp_server: SmtpServer) -> Mailbox:
+    """What the run's SMTP server received."""
+    return smtp_server.mailbox
 
-    return get_settings()
+
+@pytest.fixture(scope="session", autouse=True)
+def environment(moto_url: str, smtp_server: SmtpServer) -> dict[str, str]:
+    """Every process a test starts (live stacks, commands) reads its settings from os.environ."""
+    env = test_environment(moto_url, smtp_server.port)
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(environment):  # type: ignore[no-untyped-def]
+    from cure.config import Settings
+
+    return Settings()
 
 
 @pytest.fixture(scope="session")
 async def app(settings):  # type: ignore[no-untyped-def]
-    """The API in-process, without its background consumers (the live stack has those)."""
-    from cure.main import create_app
-    from cure.storage.service import S3Storage
+    """The API in-process, its lifespan entered (engine, sessionmaker, S3 bucket), without its
+    background consumers (the live stack has those)."""
+    async with started_app(settings) as api:
+        yield api
 
-    await S3Storage(settings).ensure_bucket()
-    return create_app(settings.model_copy(update={"run_background_services": False}))
+
+@pytest.fixture
+async def db(app):  # type: ignore[no-untyped-def]
+    """This test's own database transaction, rolled back at the end.
+
+    The app's requests and the test's ``session`` join it (each commit is a savepoint), so a test
+    sees its own rows and no other test's, and leaves nothing behind.
+    """
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    async with app.state.engine.connect() as connection:
+        transaction = await connection.begin()
+        committed = app.state.sessionmaker
+        app.state.sessionmaker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield connection
+        finally:
+            app.state.sessionmaker = committed
+            await transaction.rollback()
 
 
 def loopback_address() -> str:
@@ -186,8 +214,7 @@ def loopback_address() -> str:
     return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
 
 
-@pytest.fixture
-async def client(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+async def _client(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
     import httpx
 
     transport = httpx.ASGITransport(app=app, client=(loopback_address(), 50000))
@@ -196,11 +223,51 @@ async def client(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[object]:
-    from cure.kit.db import get_sessionmaker
+async def client(app, db) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+    """An HTTP client of the in-process app, inside this test's rolled-back transaction."""
+    async for http in _client(app):
+        yield http
 
-    async with get_sessionmaker()() as db:
-        yield db
+
+@pytest.fixture
+async def committing_client(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+    """An HTTP client whose requests really commit: for tests whose other parties (a worker, the
+    relay, concurrent requests, a second transaction) must see the rows."""
+    async for http in _client(app):
+        yield http
+
+
+@pytest.fixture
+async def session(app, db) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+    """A session inside this test's rolled-back transaction (commit releases a savepoint)."""
+    async with app.state.sessionmaker() as test_session:
+        yield test_session
+
+
+@pytest.fixture
+async def committing_session(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+    """A session whose commits are real, for tests whose workers or relays must see the rows."""
+    async with app.state.sessionmaker() as test_session:
+        yield test_session
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(app):  # type: ignore[no-untyped-def]
+    """A sessionmaker on the app's engine whose commits are real: for tests of the relay,
+    the reconciler, the pipeline and other parties that use their own transactions."""
+    from cure.kit.db import make_sessionmaker
+
+    return make_sessionmaker(app.state.engine)
+
+
+@contextlib.asynccontextmanager
+async def started_app(settings) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+    """Another in-process API with settings of its own (its own engine), lifespan entered."""
+    from cure.main import create_app
+
+    api = create_app(settings.model_copy(update={"run_background_services": False}))
+    async with api.router.lifespan_context(api):
+        yield api
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:

@@ -62,17 +62,19 @@ async def password_login(
     return dict(response.json())
 
 
-async def create_admin(http: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, str]]:
-    """An admin made the way `cure admin create` makes one (no endpoint can), with a token."""
-    from cure.config import get_settings
+async def create_admin(
+    http: httpx.AsyncClient, session: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """An admin made the way `cure admin create` makes one (no endpoint can), with a token;
+    ``session`` is the test's (the admin goes where the test's requests look)."""
+    from cure.config import Settings
     from cure.crm import service as crm_service
     from cure.crm.schemas import CustomerCreate
-    from cure.kit.db import get_sessionmaker
 
     email = unique_email()
     data = CustomerCreate(name="Test Admin", email=email, password=PASSWORD)
-    async with get_sessionmaker()() as session, session.begin():
-        admin = await crm_service.create_admin(session, get_settings(), data)
+    admin = await crm_service.create_admin(session, Settings(), data)
+    await session.commit()
     tokens = await password_login(http, email)
     return {"customer_id": str(admin.id), "email": email}, bearer(tokens["access_token"])
 

@@ -19,7 +19,8 @@ import docker
 import pytest
 
 from cure.kit import broker
-from cure.workers.messages import RUN_ORDER_TASK, celery_task_message
+from cure.kit.celery_message import celery_task_message
+from cure.orders.dispatch import RUN_ORDER_TASK
 from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
 from tests.factories import order_body, wait_final
 
@@ -256,7 +257,7 @@ async def test_poison_message_is_dead_lettered_and_work_goes_on(stack, http, hea
     body, task_headers, properties = celery_task_message(
         RUN_ORDER_TASK, task_id=f"poison-{uuid.uuid4()}", args=["not-an-order-id", 1]
     )
-    await publish_raw(stack, body, headers=task_headers, **properties)
+    await publish_raw(stack, json.dumps(body).encode(), headers=task_headers, **properties)
     connection = await aio_pika.connect(stack.env["CURE_BROKER_URL"])
     async with connection:
         channel = await connection.channel()
@@ -285,7 +286,8 @@ async def test_a_dead_lettered_order_task_fails_the_order(stack, http, headers) 
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange("cure.dead")
         await exchange.publish(
-            aio_pika.Message(body, headers=task_headers, **properties), routing_key=""
+            aio_pika.Message(json.dumps(body).encode(), headers=task_headers, **properties),
+            routing_key="",
         )
     final = await wait_final(http, order_id, headers)
     assert final["status"] == "FAILED"

@@ -24,7 +24,8 @@ depends_on: str | Sequence[str] | None = None
 
 _TASK_ID = "'order-' || (payload->>'order_id') || '-' || coalesce(payload->>'attempt', '1')"
 _ARGS = "jsonb_build_array(payload->>'order_id', coalesce((payload->>'attempt')::int, 1))"
-_TO_CELERY = f"""  # noqa: S608 (built from constants above, no input)
+# Built from the constants above, never from input.
+_TO_CELERY = f"""
 UPDATE outbox_messages SET
   routing_key = 'cure.orders',
   headers = jsonb_build_object(
@@ -39,7 +40,7 @@ UPDATE outbox_messages SET
     {_ARGS}, '{{}}'::jsonb,
     '{{"callbacks": null, "errbacks": null, "chain": null, "chord": null}}'::jsonb)
 WHERE kind = 'run_order' AND sent_at IS NULL
-"""
+"""  # noqa: S608
 _FROM_CELERY = """
 UPDATE outbox_messages SET
   payload = jsonb_build_object('order_id', payload->0->>0, 'attempt', (payload->0->>1)::int)

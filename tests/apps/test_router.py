@@ -32,7 +32,7 @@ def test_params_get_defaults_and_are_checked(settings) -> None:
 
 
 async def test_unlisted_apps_are_not_shown(client, settings, app, tmp_path) -> None:
-    from cure.config import get_settings
+    from cure.kit.dependencies import get_settings
     from tests.conftest import write_apps_dir
 
     apps = write_apps_dir(tmp_path)

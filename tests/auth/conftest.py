@@ -4,28 +4,23 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.conftest import loopback_address
+from tests.conftest import loopback_address, started_app
 
 
 @pytest.fixture(scope="session")
-def strict_app(settings):  # type: ignore[no-untyped-def]
+async def strict_app(settings):  # type: ignore[no-untyped-def]
     """The API with low brute-force limits: 3 failures per account, 6 per address and 2 reset
     requests per email, in a 2 s window."""
-    from cure.config import get_settings
-    from cure.main import create_app
-
     strict = settings.model_copy(
         update={
             "throttle_account_failures": 3,
             "throttle_address_failures": 6,
             "throttle_reset_requests": 2,
             "throttle_window_seconds": 2,
-            "run_background_services": False,
         }
     )
-    app = create_app(strict)
-    app.dependency_overrides[get_settings] = lambda: strict
-    return app
+    async with started_app(strict) as app:
+        yield app
 
 
 @contextlib.asynccontextmanager

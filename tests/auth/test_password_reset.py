@@ -131,16 +131,16 @@ async def test_smtp_failure_is_logged_without_the_token_and_answered_the_same(
 ) -> None:
     import httpx
 
-    from cure.config import get_settings
-    from cure.main import create_app
+    from tests.conftest import started_app
 
-    broken = settings.model_copy(
-        update={"smtp_port": free_port(), "run_background_services": False}
-    )
-    app = create_app(broken)
-    app.dependency_overrides[get_settings] = lambda: broken
-    transport = httpx.ASGITransport(app=app, client=(loopback_address(), 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+    broken = settings.model_copy(update={"smtp_port": free_port()})
+    async with (
+        started_app(broken) as app,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(loopback_address(), 50000)),
+            base_url="http://cure.test",
+        ) as http,
+    ):
         customer = await create_customer(http)
         with caplog.at_level(logging.ERROR, logger="cure.auth.service"):
             response = await http.post("/v1/auth/password-reset", json={"email": customer["email"]})

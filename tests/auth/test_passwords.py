@@ -4,29 +4,32 @@ import uuid
 
 import httpx
 
-from cure.crm.models import Customer
+from cure.auth.models import Customer
 from tests.conftest import loopback_address
 from tests.factories import PASSWORD, create_customer, unique_email
 
 
 async def test_hashes_are_upgraded_at_login_when_parameters_change(
-    client, session, settings
+    committing_client, committing_session, settings
 ) -> None:
-    from cure.config import get_settings
-    from cure.main import create_app
+    from tests.conftest import started_app
+
+    # A second app with its own engine reads the account: it must really be committed.
+    client, session = committing_client, committing_session
 
     customer = await create_customer(client)
     customer_id = uuid.UUID(customer["customer_id"])
     before = (await session.get(Customer, customer_id)).password_hash
     assert before.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
-    stronger = settings.model_copy(
-        update={"argon2_memory_kib": 24576, "argon2_time_cost": 3, "run_background_services": False}
-    )
-    app = create_app(stronger)
-    app.dependency_overrides[get_settings] = lambda: stronger
-    transport = httpx.ASGITransport(app=app, client=(loopback_address(), 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+    stronger = settings.model_copy(update={"argon2_memory_kib": 24576, "argon2_time_cost": 3})
+    async with (
+        started_app(stronger) as app,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(loopback_address(), 50000)),
+            base_url="http://cure.test",
+        ) as http,
+    ):
         wrong = await http.post(
             "/v1/auth/login", json={"email": customer["email"], "password": "wrong password!"}
         )

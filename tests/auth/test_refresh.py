@@ -32,7 +32,11 @@ async def test_each_refresh_returns_a_new_refresh_token(client) -> None:
     assert (await client.get(ME, headers=bearer(third.json()["access_token"]))).status_code == 200
 
 
-async def test_reusing_a_rotated_refresh_token_revokes_the_family(client, session) -> None:
+async def test_reusing_a_rotated_refresh_token_revokes_the_family(
+    committing_client, committing_session
+) -> None:
+    # The revocation is committed apart from the failing request: it must really commit.
+    client, session = committing_client, committing_session
     customer = await create_customer(client)
     first = await password_login(client, customer["email"])
     second = (await _refresh(client, first["refresh_token"])).json()
@@ -65,7 +69,8 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_family(client, sessio
     assert first_row.replaced_by_id is not None  # the rotation chain is recorded
 
 
-async def test_concurrent_use_of_one_refresh_token_lets_one_win(client) -> None:
+async def test_concurrent_use_of_one_refresh_token_lets_one_win(committing_client) -> None:
+    client = committing_client  # concurrent requests: each needs a connection of its own
     customer = await create_customer(client)
     tokens = await password_login(client, customer["email"])
     answers = await asyncio.gather(*(_refresh(client, tokens["refresh_token"]) for _ in range(3)))
@@ -136,7 +141,7 @@ async def test_refresh_of_a_confidential_client_needs_its_secret(client) -> None
 
 
 async def test_disabled_customer_cannot_refresh(client, session) -> None:
-    from cure.crm.models import Customer
+    from cure.auth.models import Customer
 
     customer = await create_customer(client)
     tokens = await password_login(client, customer["email"])

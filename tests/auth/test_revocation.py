@@ -87,9 +87,9 @@ async def test_introspection_needs_an_authenticated_caller(client) -> None:
     assert missing.json()["error"] == "invalid_request"
 
 
-async def test_admins_may_introspect_any_token(client) -> None:
+async def test_admins_may_introspect_any_token(client, session) -> None:
     customer = await create_customer(client)
-    _, admin_headers = await create_admin(client)
+    _, admin_headers = await create_admin(client, session)
     token = await get_token(client, customer)
     response = await _introspect(client, token, headers=admin_headers)
     assert response.json()["active"] is True

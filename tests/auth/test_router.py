@@ -244,7 +244,7 @@ async def test_login_returns_the_token_response(client) -> None:
 
 
 async def test_disabled_customer_cannot_get_tokens(client, session) -> None:
-    from cure.crm.models import Customer
+    from cure.auth.models import Customer
 
     customer = await create_customer(client)
     row = await session.get(Customer, uuid.UUID(customer["customer_id"]))
@@ -296,7 +296,7 @@ async def test_token_without_scope_gets_403_insufficient_scope(client) -> None:
 
 
 async def test_disabled_customer_token_stops_working(client, session) -> None:
-    from cure.crm.models import Customer
+    from cure.auth.models import Customer
 
     customer, headers = await customer_with_token(client)
     ok = await client.get(ANY_ORDER, headers=headers)

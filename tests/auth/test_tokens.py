@@ -115,17 +115,15 @@ def rsa_keys() -> tuple[str, str]:
 @pytest.fixture
 async def rs_client(settings, rsa_keys):  # type: ignore[no-untyped-def]
     """The API configured for RS256 (an app of its own, sharing the database)."""
-    from cure.config import get_settings
-    from cure.main import create_app
+    from tests.conftest import started_app
 
     rs_settings = settings.model_copy(
         update={"jwt_algorithm": "RS256", "jwt_private_key": _secret(rsa_keys[0])}
     )
-    app = create_app(rs_settings.model_copy(update={"run_background_services": False}))
-    app.dependency_overrides[get_settings] = lambda: rs_settings
-    transport = httpx.ASGITransport(app=app, client=(loopback_address(), 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
-        yield http
+    async with started_app(rs_settings) as app:
+        transport = httpx.ASGITransport(app=app, client=(loopback_address(), 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+            yield http
 
 
 def _secret(value: str):  # type: ignore[no-untyped-def]
@@ -198,7 +196,10 @@ async def test_forged_rs256_tokens_are_refused(rs_client, rsa_keys) -> None:
         assert await _status(rs_client, bad) == 401, name
 
 
-async def test_hs256_tokens_are_refused_by_an_rs256_server_and_back(client, rs_client) -> None:
+async def test_hs256_tokens_are_refused_by_an_rs256_server_and_back(
+    committing_client, rs_client
+) -> None:
+    client = committing_client  # the RS256 app has its own engine: it must see the customer
     customer = await create_customer(client)
     hs_token = await get_token(client, customer)
     rs_token = await get_token(rs_client, customer)

@@ -5,7 +5,7 @@ import uuid
 
 from sqlalchemy import update
 
-from cure.crm.models import Customer
+from cure.auth.models import Customer
 from tests.factories import (
     PASSWORD,
     bearer,
@@ -60,16 +60,16 @@ async def test_no_admin_route_admits_a_non_admin(client, session) -> None:
     assert victim_row.is_active and "orders:read" in victim_row.scopes
 
 
-async def test_an_admin_token_without_the_admin_scope_is_not_admin(client) -> None:
-    admin, _ = await create_admin(client)
+async def test_an_admin_token_without_the_admin_scope_is_not_admin(client, session) -> None:
+    admin, _ = await create_admin(client, session)
     narrowed = await password_login(client, admin["email"], scope="orders:read account:read")
     response = await client.get(ADMIN, headers=bearer(narrowed["access_token"]))
     assert response.status_code == 403
     assert response.json()["error"] == "insufficient_scope"
 
 
-async def test_list_filter_and_paginate(client) -> None:
-    _, admin = await create_admin(client)
+async def test_list_filter_and_paginate(client, session) -> None:
+    _, admin = await create_admin(client, session)
     tag = uuid.uuid4().hex[:8]
     made = [
         await create_customer(client, email=f"list-{tag}-{i}@example.org", country="AT")
@@ -98,7 +98,7 @@ async def test_list_filter_and_paginate(client) -> None:
 
 
 async def test_read_and_update_a_customer_with_mass_assignment_refused(client, session) -> None:
-    _, admin = await create_admin(client)
+    _, admin = await create_admin(client, session)
     customer = await create_customer(client)
     url = f"{ADMIN}/{customer['customer_id']}"
     read = await client.get(url, headers=admin)
@@ -126,8 +126,8 @@ async def test_read_and_update_a_customer_with_mass_assignment_refused(client, s
     assert (await client.get(f"{ADMIN}/not-a-uuid", headers=admin)).status_code == 422
 
 
-async def test_disable_and_re_enable(client) -> None:
-    admin_account, admin = await create_admin(client)
+async def test_disable_and_re_enable(client, session) -> None:
+    admin_account, admin = await create_admin(client, session)
     customer = await create_customer(client)
     machine = bearer(await get_token(client, customer))
     login = await password_login(client, customer["email"])
@@ -164,8 +164,8 @@ async def test_disable_and_re_enable(client) -> None:
     assert self_disable.status_code == 409
 
 
-async def test_grant_and_withdraw_scopes(client) -> None:
-    admin_account, admin = await create_admin(client)
+async def test_grant_and_withdraw_scopes(client, session) -> None:
+    admin_account, admin = await create_admin(client, session)
     customer = await create_customer(client)
     token = bearer(await get_token(client, customer))
     url = f"{ADMIN}/{customer['customer_id']}/scopes"

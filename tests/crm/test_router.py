@@ -4,8 +4,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from cure.auth.models import OAuthClient
-from cure.crm.models import Customer
+from cure.auth.models import Customer, OAuthClient
 from tests.factories import PASSWORD, create_customer, customer_with_token, unique_email
 
 ME = "/v1/crm/customers/me"

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cure.notifications import targets
+from cure.kit import outbound as targets
 from cure.notifications.notifier import DeliveryFailed, Notifier
 from cure.orders.models import Order
 

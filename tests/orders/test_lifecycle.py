@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cure.orders import service as order_service
+from cure.orders.events import apply_event
 from cure.orders.lifecycle import (
     FINAL_STATES,
     TRANSITIONS,
@@ -53,7 +53,7 @@ async def order_id(client) -> uuid.UUID:
 
 async def apply(session, message: OrderEventMessage) -> bool:
     async with session.begin():
-        return await order_service.apply_event(session, message)
+        return await apply_event(session, message)
 
 
 async def test_happy_path_and_duplicates(session, order_id) -> None:

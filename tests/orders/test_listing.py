@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from cure.crm.models import Customer
+from cure.auth.models import Customer
 from tests.factories import VIENNA, customer_with_token, get_token, order_body
 
 SALZBURG = {

@@ -21,7 +21,7 @@ async def _stored(session, customer_id: str) -> tuple[int, int]:
         await session.execute(
             select(func.count())
             .select_from(OutboxMessage)
-            .join(Order, Order.id == OutboxMessage.order_id)
+            .join(Order, Order.id == OutboxMessage.subject_id)
             .where(Order.customer_id == uuid.UUID(customer_id))
         )
     ).scalar_one()

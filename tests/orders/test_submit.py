@@ -39,7 +39,7 @@ async def test_same_key_with_another_body_is_refused(client) -> None:
 
 
 async def test_active_order_limit_is_429_with_retry_after(client, settings, app) -> None:
-    from cure.config import get_settings
+    from cure.kit.dependencies import get_settings
 
     limited = settings.model_copy(update={"max_active_orders": 2})
     app.dependency_overrides[get_settings] = lambda: limited
@@ -56,7 +56,7 @@ async def test_active_order_limit_is_429_with_retry_after(client, settings, app)
 
 
 async def test_orders_per_window_limit(client, settings, app) -> None:
-    from cure.config import get_settings
+    from cure.kit.dependencies import get_settings
 
     limited = settings.model_copy(update={"max_orders_per_window": 1, "orders_window_seconds": 600})
     app.dependency_overrides[get_settings] = lambda: limited

@@ -7,10 +7,10 @@ import aio_pika
 import pytest
 
 from cure.kit import broker
-from cure.kit.db import get_sessionmaker
+from cure.kit.resources import Resources
+from cure.main import make_relay
 from cure.orders.models import Order
 from cure.outbox.models import OutboxMessage
-from cure.outbox.relay import OutboxRelay
 from tests.factories import customer_with_token, order_body
 
 
@@ -47,7 +47,10 @@ async def _pending_ids(session) -> set[int]:
     return set(rows.scalars())
 
 
-async def test_uncommitted_orders_are_not_published(client, relay_settings) -> None:
+async def test_uncommitted_orders_are_not_published(
+    committing_client, relay_settings, sessionmaker, app
+) -> None:
+    client = committing_client
     from cure.auth.service import Principal
     from cure.orders import service as order_service
     from cure.orders.schemas import OrderCreate
@@ -59,13 +62,13 @@ async def test_uncommitted_orders_are_not_published(client, relay_settings) -> N
         scopes=frozenset(customer["scopes"]),
         is_admin=False,
     )
-    relay = OutboxRelay(relay_settings, get_sessionmaker())
+    relay = make_relay(Resources(relay_settings, app.state.engine, sessionmaker))
     # drain whatever earlier tests left unsent, so this test sees only its own message
     while await relay.relay_once():
         pass
     await _drain(relay_settings)
 
-    async with get_sessionmaker()() as writer:
+    async with sessionmaker() as writer:
         order, _ = await order_service.submit(
             writer, relay_settings, principal, app_id="roi_stats", data=OrderCreate(**order_body())
         )
@@ -82,22 +85,26 @@ async def test_uncommitted_orders_are_not_published(client, relay_settings) -> N
     args, kwargs, _embed = json.loads(message.body)
     assert args == [str(order.id), 1] and kwargs == {}
 
-    async with get_sessionmaker()() as reader:
+    async with sessionmaker() as reader:
         stored = await reader.get(Order, order.id)
         assert stored.status == "QUEUED"
         assert not (await _pending_ids(reader))
     await relay.close()
 
 
-async def test_notification_rows_are_not_published_as_tasks(relay_settings, session) -> None:
+async def test_notification_rows_are_not_published_as_tasks(
+    relay_settings, committing_session, sessionmaker, app
+) -> None:
+    from cure.orders.events import ORDER_EMAIL
     from cure.outbox import service as outbox_service
 
-    relay = OutboxRelay(relay_settings, get_sessionmaker())
+    session = committing_session
+    relay = make_relay(Resources(relay_settings, app.state.engine, sessionmaker))
     while await relay.relay_once():
         pass
     await _drain(relay_settings)
     email = await outbox_service.enqueue(
-        session, kind=outbox_service.ORDER_EMAIL, payload={"order_id": str(uuid.uuid4())}
+        session, kind=ORDER_EMAIL, payload={"order_id": str(uuid.uuid4())}
     )
     await session.commit()
     assert await relay.relay_once() == 0

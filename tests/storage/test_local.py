@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from cure.main import create_app
 from cure.storage.service import LocalStorage
+from tests.conftest import started_app
 
 
 @pytest.fixture
@@ -24,13 +24,10 @@ def local_settings(settings, tmp_path):
 
 @pytest.fixture
 async def local_client(local_settings):
-    from cure.config import get_settings
-
-    app = create_app(local_settings)
-    app.dependency_overrides[get_settings] = lambda: local_settings
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
-        yield http
+    async with started_app(local_settings) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+            yield http
 
 
 def path_and_query(url: str) -> str:

@@ -3,7 +3,7 @@
 import json
 import uuid
 
-from cure.workers.containers import ContainerLimits, run_app_container
+from cure.containers.engine import ContainerLimits, run_hardened
 from tests.conftest import PROBE_IMAGE
 
 LIMITS = ContainerLimits(
@@ -14,8 +14,8 @@ LIMITS = ContainerLimits(
 def run(engine, limits: ContainerLimits = LIMITS, **params):
     order_id = str(uuid.uuid4())
     job = {"order_id": order_id, "params": params}
-    outcome = run_app_container(
-        engine, image=PROBE_IMAGE, order_id=order_id, job=job, limits=limits
+    outcome = run_hardened(
+        engine, image=PROBE_IMAGE, labels={"cure.order_id": order_id}, job=job, limits=limits
     )
     return order_id, outcome
 

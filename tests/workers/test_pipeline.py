@@ -9,11 +9,10 @@ import httpx
 import pytest
 
 from cure.auth.service import Principal
-from cure.kit.db import get_sessionmaker
 from cure.orders import service as order_service
+from cure.orders.event_consumer import StatusManager
 from cure.orders.models import Order
 from cure.orders.schemas import OrderCreate
-from cure.status.consumer import StatusManager
 from cure.storage.service import make_storage
 from cure.workers import pipeline
 from tests.conftest import PROBE_IMAGE, write_apps_dir
@@ -31,20 +30,20 @@ def probe_settings(settings, tmp_path: Path):
 
 
 @pytest.fixture
-async def status_manager(probe_settings):
-    task = asyncio.create_task(StatusManager(probe_settings, get_sessionmaker()).run())
+async def status_manager(probe_settings, sessionmaker):
+    task = asyncio.create_task(StatusManager(probe_settings, sessionmaker).run())
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def submit_probe(client, probe_settings, **params) -> Order:
+async def submit_probe(client, sessionmaker, probe_settings, **params) -> Order:
     """A committed probe order of a new customer, not yet run."""
     customer, _ = await customer_with_token(client)
     principal = Principal(
         uuid.UUID(customer["customer_id"]), customer["client_id"], frozenset({"app:probe"}), False
     )
-    async with get_sessionmaker()() as session:
+    async with sessionmaker() as session:
         order, _ = await order_service.submit(
             session,
             probe_settings,
@@ -56,11 +55,11 @@ async def submit_probe(client, probe_settings, **params) -> Order:
     return order
 
 
-async def order_and_run(client, probe_settings, mode: str) -> Order:
-    order = await submit_probe(client, probe_settings, mode=mode)
+async def order_and_run(client, sessionmaker, probe_settings, mode: str) -> Order:
+    order = await submit_probe(client, sessionmaker, probe_settings, mode=mode)
     await pipeline.run_order(probe_settings, order.id)
     for _ in range(100):
-        async with get_sessionmaker()() as session:
+        async with sessionmaker() as session:
             stored = await session.get(Order, order.id)
             if stored.status in {"SUCCESS", "FAILED", "INVALID"}:
                 return stored
@@ -68,8 +67,10 @@ async def order_and_run(client, probe_settings, mode: str) -> Order:
     pytest.fail(f"order stayed {stored.status}")
 
 
-async def test_success_stores_the_result(client, engine, probe_settings, status_manager) -> None:
-    order = await order_and_run(client, probe_settings, "report")
+async def test_success_stores_the_result(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    order = await order_and_run(committing_client, sessionmaker, probe_settings, "report")
     assert order.status == "SUCCESS", order.message
     assert order.result_key == f"results/{order.id}/report.json"
     assert order.result_media_type == "application/json"
@@ -80,43 +81,51 @@ async def test_success_stores_the_result(client, engine, probe_settings, status_
     assert json.loads(body.content)["uid"] == 65534
 
 
-async def test_invalid_input_exit_code(client, engine, probe_settings, status_manager) -> None:
-    order = await order_and_run(client, probe_settings, "invalid")
+async def test_invalid_input_exit_code(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    order = await order_and_run(committing_client, sessionmaker, probe_settings, "invalid")
     assert order.status == "INVALID"
     assert order.message == "no product for this date"
 
 
-async def test_crash_is_failed_with_reason(client, engine, probe_settings, status_manager) -> None:
-    order = await order_and_run(client, probe_settings, "crash")
+async def test_crash_is_failed_with_reason(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    order = await order_and_run(committing_client, sessionmaker, probe_settings, "crash")
     assert order.status == "FAILED"
     assert order.message == "the app exited with code 7: something broke"
     assert order.result_key is None
 
 
-async def test_timeout_is_failed(client, engine, probe_settings, status_manager) -> None:
-    order = await order_and_run(client, probe_settings, "sleep")
+async def test_timeout_is_failed(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    order = await order_and_run(committing_client, sessionmaker, probe_settings, "sleep")
     assert order.status == "FAILED"
     assert order.message == "the app ran longer than 3s"
 
 
 async def test_finished_order_is_not_run_again(
-    client, engine, probe_settings, status_manager
+    committing_client, sessionmaker, engine, probe_settings, status_manager
 ) -> None:
-    order = await order_and_run(client, probe_settings, "crash")
+    order = await order_and_run(committing_client, sessionmaker, probe_settings, "crash")
     assert await pipeline.run_order(probe_settings, order.id) is None
 
 
 async def test_two_deliveries_of_one_attempt_run_it_once(
-    client, engine, probe_settings, status_manager
+    committing_client, sessionmaker, engine, probe_settings, status_manager
 ) -> None:
-    order = await submit_probe(client, probe_settings, mode="progress", pause=0.5)
+    order = await submit_probe(
+        committing_client, sessionmaker, probe_settings, mode="progress", pause=0.5
+    )
     first, second = await asyncio.gather(
         pipeline.run_order(probe_settings, order.id, 1),
         pipeline.run_order(probe_settings, order.id, 1),
     )
     assert sorted([str(first), str(second)]) == ["None", "SUCCESS"]
     for _ in range(100):
-        async with get_sessionmaker()() as session:
+        async with sessionmaker() as session:
             stored = await session.get(Order, order.id)
             if stored.status == "SUCCESS":
                 break
@@ -125,9 +134,9 @@ async def test_two_deliveries_of_one_attempt_run_it_once(
 
 
 async def test_a_task_for_a_finished_order_removes_what_a_killed_run_left(
-    client, engine, probe_settings, status_manager
+    committing_client, sessionmaker, engine, probe_settings, status_manager
 ) -> None:
-    order = await order_and_run(client, probe_settings, "crash")
+    order = await order_and_run(committing_client, sessionmaker, probe_settings, "crash")
     assert order.status == "FAILED"
     leftover = engine.containers.run(
         PROBE_IMAGE,

@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
-from cure.kit.errors import install_error_handlers
+from cure.kit.error_handlers import install_error_handlers
 
 
 def app_raising(exc: BaseException) -> FastAPI:
