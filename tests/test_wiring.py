@@ -1,0 +1,20 @@
+"""create_app(settings) reaches the database it was given: two apps live side by side."""
+
+import httpx
+
+from tests.conftest import started_app
+
+
+async def test_two_apps_with_different_settings_in_one_process(settings) -> None:
+    # The second app's database is a port where nothing listens: if it used the first app's
+    # engine (or a module-level one), it would answer 200 too.
+    elsewhere = settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:9/cure"}
+    )
+    async with started_app(settings) as ours, started_app(elsewhere) as theirs:
+        assert ours.state.engine is not theirs.state.engine
+        for app, expected in ((ours, 200), (theirs, 503)):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+                response = await http.get("/health")
+            assert response.status_code == expected, response.text
