@@ -87,6 +87,21 @@ async def test_list_filter_and_paginate(client, session) -> None:
     ).json()
     ids = {c["customer_id"] for c in body["items"] + rest["items"]}
     assert ids == {c["customer_id"] for c in made}
+    # the same pages by cursor (the pagination helper orders share)
+    by_cursor = (
+        await client.get(
+            ADMIN,
+            params={"search": f"list-{tag}", "limit": 2, "cursor": body["next_cursor"]},
+            headers=admin,
+        )
+    ).json()
+    assert [c["customer_id"] for c in by_cursor["items"]] == [
+        c["customer_id"] for c in rest["items"]
+    ]
+    assert by_cursor["next_cursor"] is None
+    forged = await client.get(ADMIN, params={"cursor": "garbage"}, headers=admin)
+    assert forged.status_code == 422
+    assert forged.json()["detail"][0]["loc"] == ["query", "cursor"]
     wildcard = await client.get(ADMIN, params={"search": "%"}, headers=admin)
     assert wildcard.json()["total"] == 0  # LIKE wildcards are literal
     for bad in ({"limit": 0}, {"limit": 101}, {"offset": -1}, {"is_active": "maybe"}):
