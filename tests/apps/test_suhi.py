@@ -1,6 +1,7 @@
 """The suhi app in its real image on the real Docker engine, on rasters whose answer is known."""
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,55 @@ def test_bad_arguments_exit_2(app_engine, suhi_image, tmp_path) -> None:
     assert run.exit_code == 2
     assert "maximum" in run.reason
     assert run.outputs == {}
+
+
+def test_a_demo_city_has_a_heat_island(app_engine, suhi_image, tmp_path) -> None:
+    """The demo products (three CRSs) through the app: Vienna's core is warmer than its edge."""
+    from cure.demo.rasters import city_by_name, generate
+
+    vienna = city_by_name("Vienna")
+    products = generate(tmp_path / "demo", [vienna], [date(2024, 7, 15)])
+    lst = next(p for p in products if p.collection == "sentinel3-slstr-lst")
+    imd = next(p for p in products if p.collection == "hrl-imperviousness")
+    files = {
+        "inputs/lst/LST.tif": lst.assets["lst"],
+        "inputs/imperviousness/IMD.tif": imd.assets["imd"],
+    }
+    inputs = {
+        "lst": [product(lst.collection, lst.identifier, {"lst": "inputs/lst/LST.tif"})],
+        "imperviousness": [
+            product(imd.collection, imd.identifier, {"imd": "inputs/imperviousness/IMD.tif"})
+        ],
+    }
+    west, south, east, north = vienna["bbox"]
+    roi = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [west + 0.02, south + 0.02],
+                [east - 0.02, south + 0.02],
+                [east - 0.02, north - 0.02],
+                [west + 0.02, north - 0.02],
+                [west + 0.02, south + 0.02],
+            ]
+        ],
+    }
+    out = tmp_path / "out"
+    out.mkdir()
+
+    run = run_app(
+        app_engine,
+        suhi_image,
+        "suhi",
+        job=job_document("suhi", roi, inputs, DEFAULTS),
+        files=files,
+        out_dir=out,
+    )
+
+    assert run.exit_code == 0, run.stderr
+    stats = json.loads(run.outputs["statistics.json"].read_text())
+    assert stats["urban_pixels"] > 500 and stats["rural_pixels"] > 500
+    assert stats["mean_urban_lst_k"] > stats["mean_rural_lst_k"] + 3
+    assert stats["max_urban_intensity_k"] > stats["mean_urban_intensity_k"] > 3
+    assert stats["crs"] == "EPSG:3035"
+    assert_cog(run.outputs["suhi_intensity.tif"])

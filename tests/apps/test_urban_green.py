@@ -1,6 +1,7 @@
 """The urban_green app in its real image on the real Docker engine, on rasters whose NDVI is known."""
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,44 @@ def test_invalid_inputs_exit_3_with_a_reason(app_engine, urban_green_image, tmp_
     assert run.exit_code == 3
     assert run.reason == "the red reflectance raster does not overlap the region of interest"
     assert run.outputs == {}
+
+
+def test_a_demo_city_is_greener_at_its_edge(app_engine, urban_green_image, tmp_path) -> None:
+    from cure.demo.rasters import city_by_name, generate
+
+    berlin = city_by_name("Berlin")
+    products = generate(tmp_path / "demo", [berlin], [date(2024, 6, 21)])
+    s2 = next(p for p in products if p.collection == "sentinel2-l2a")
+    files = {RED: s2.assets["red"], NIR: s2.assets["nir"]}
+    inputs = {"reflectance": [product(s2.collection, s2.identifier, {"red": RED, "nir": NIR})]}
+    west, south, east, north = berlin["bbox"]
+    lon, lat = (west + east) / 2, (south + north) / 2
+
+    def run_over(half_width: float, name: str) -> dict[str, Any]:
+        roi = {
+            "type": "Polygon",
+            "coordinates": [
+                [
+                    [lon - half_width, lat - half_width],
+                    [lon + half_width, lat - half_width],
+                    [lon + half_width, lat + half_width],
+                    [lon - half_width, lat + half_width],
+                    [lon - half_width, lat - half_width],
+                ]
+            ],
+        }
+        out = tmp_path / name
+        out.mkdir()
+        job = job_document("urban_green", roi, inputs, {"green_threshold": 0.4})
+        run = run_app(
+            app_engine, urban_green_image, "urban_green", job=job, files=files, out_dir=out
+        )
+        assert run.exit_code == 0, run.stderr
+        assert_cog(run.outputs["ndvi.tif"])
+        return json.loads(run.outputs["statistics.json"].read_text())
+
+    core, whole = run_over(0.01, "core"), run_over(0.07, "whole")
+    assert core["crs"] == whole["crs"] == "EPSG:32633"
+    assert -1 <= core["mean_ndvi"] < whole["mean_ndvi"] <= 1
+    assert core["green_share"] < whole["green_share"]
+    assert whole["valid_pixels"] > 10 * core["valid_pixels"]
