@@ -390,3 +390,26 @@ def test_a_demo_city_has_a_heat_island(app_engine, suhi_image, tmp_path) -> None
     assert stats["max_urban_intensity_k"] > stats["mean_urban_intensity_k"] > 3
     assert stats["crs"] == "EPSG:3035"
     assert_cog(run.outputs["suhi_intensity.tif"])
+
+
+def test_build_context_has_the_app_and_the_shared_code_at_its_root(tmp_path) -> None:
+    import io
+    import tarfile
+
+    from cure.apps.build_context import build_context
+
+    app_dir = Path(__file__).resolve().parents[2] / "cure" / "apps" / "suhi"
+    context = build_context(app_dir)
+    with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+        names = tar.getnames()
+        shared = tar.extractfile("rasterkit.py")
+        assert shared is not None and b"def write_cog" in shared.read()
+    assert names == ["Dockerfile", "app.py", "manifest.json", "rasterkit.py"]
+    assert build_context(app_dir) == context  # the same files give the same bytes
+
+    clashing = tmp_path / "clash"
+    clashing.mkdir()
+    (clashing / "Dockerfile").write_text("FROM scratch\n")
+    (clashing / "rasterkit.py").write_text("")
+    with pytest.raises(ValueError, match="clashes with the shared rasterkit.py"):
+        build_context(clashing)

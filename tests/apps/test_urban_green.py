@@ -185,7 +185,8 @@ def test_command_line_overrides_params(app_engine, urban_green_image, tmp_path) 
 
 def test_nir_in_another_crs_and_resolution(app_engine, urban_green_image, tmp_path) -> None:
     """Red as digital numbers without a recorded scale (so 1/10000); nir as float reflectance in
-    EPSG:3035 at 10 m. Vegetation west of red column 10, buildings east of it."""
+    EPSG:3035 at 10 m. Vegetation west of red column 10, buildings east of it. The region is a
+    MultiPolygon."""
     case = Case(tmp_path)
     cols = np.mgrid[0:SIZE, 0:SIZE][1]
     red = np.where(cols < 10, 400, 1200).astype("uint16")
@@ -202,7 +203,11 @@ def test_nir_in_another_crs_and_resolution(app_engine, urban_green_image, tmp_pa
     nir_path = write_raster(
         tmp_path / "nir.tif", nir, crs="EPSG:3035", transform=from_origin(x0, y0, 10, 10)
     )
-    job, files = case.job(case.roi([(1, 1), (29, 1), (29, 29), (1, 29)]), red_path, nir_path)
+    # Two parts, either side of a two-pixel gap (columns 14 and 15).
+    west_part = case.roi([(1, 1), (14, 1), (14, 29), (1, 29)])["coordinates"]
+    east_part = case.roi([(16, 1), (29, 1), (29, 29), (16, 29)])["coordinates"]
+    roi = {"type": "MultiPolygon", "coordinates": [west_part, east_part]}
+    job, files = case.job(roi, red_path, nir_path)
     out = tmp_path / "out"
     out.mkdir()
 
@@ -213,14 +218,16 @@ def test_nir_in_another_crs_and_resolution(app_engine, urban_green_image, tmp_pa
     assert profile["crs"].to_epsg() == 32633
     inside = np.zeros((SIZE, SIZE), dtype=bool)
     inside[1:29, 1:29] = True
+    inside[:, 14:16] = False
     assert np.array_equal(~np.isnan(found), inside)
     vegetation, built = (0.40 - 0.04) / (0.40 + 0.04), (0.16 - 0.12) / (0.16 + 0.12)
     np.testing.assert_allclose(found[1:29, 1:9], vegetation, atol=1e-5)
-    np.testing.assert_allclose(found[1:29, 11:29], built, atol=1e-5)
+    np.testing.assert_allclose(found[1:29, 11:14], built, atol=1e-5)
+    np.testing.assert_allclose(found[1:29, 16:29], built, atol=1e-5)
     # The columns on the boundary mix the two, nothing else.
     assert ((found[1:29, 9:11] >= built - 1e-5) & (found[1:29, 9:11] <= vegetation + 1e-5)).all()
     stats = json.loads(run.outputs["statistics.json"].read_text())
-    assert stats["valid_pixels"] == 28 * 28
+    assert stats["valid_pixels"] == 28 * 26
     assert 8 * 28 <= stats["green_pixels"] <= 10 * 28
     assert stats["mean_ndvi"] == pytest.approx(np.nanmean(found), abs=1e-5)
     assert_cog(run.outputs["ndvi.tif"])
