@@ -1,0 +1,1 @@
+"""Demo data: synthetic but realistic input products for CURE's apps."""

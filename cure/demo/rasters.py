@@ -1,0 +1,446 @@
+"""Synthetic but realistic input products for the demo: small georeferenced GeoTIFFs over a few
+European cities, in the forms CURE's raster apps read.
+
+Per city, one imperviousness product (the Copernicus HRL is a 2018 status layer, not daily) and
+per date one Sentinel-3 SLSTR land surface temperature and one Sentinel-2 L2A reflectance product.
+Every raster is drawn from the same city model (urban core, suburbs, parks, a river, fields), so
+the products agree with each other. They come in different grids on purpose, as real products do:
+
+- LST: EPSG:3035 at 100 m, float32 kelvin (-32768 where clouds hide the surface);
+- imperviousness: EPSG:4326 at 0.0002 degrees, uint8 percent (255: no data);
+- red (B04) and near-infrared (B8A): the city's UTM zone at 20 m, uint16 digital numbers,
+  reflectance times 10000 with the scale in the raster's metadata (0: no data).
+
+Everything is seeded by city, date and layer, so a run gives the same files every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform as transform_points
+from rasterio.warp import transform_bounds
+
+WGS84 = "EPSG:4326"
+LAEA_EUROPE = "EPSG:3035"
+LST_NODATA = -32768.0
+IMPERVIOUSNESS_NODATA = 255
+REFLECTANCE_NODATA = 0
+REFLECTANCE_SCALE = 1e-4
+
+LST_COLLECTION, LST_PRODUCT_TYPE = "sentinel3-slstr-lst", "SL_2_LST"
+IMD_COLLECTION, IMD_PRODUCT_TYPE = "hrl-imperviousness", "IMD"
+S2_COLLECTION, S2_PRODUCT_TYPE = "sentinel2-l2a", "S2MSI2A"
+HRL_REFERENCE_DAY = datetime(2018, 1, 1, tzinfo=UTC)
+
+
+class City(TypedDict):
+    name: str
+    bbox: tuple[float, float, float, float]  # WGS84: west, south, east, north
+    summer_lst_k: float  # the countryside's usual land surface temperature at a summer noon
+    greenness: float  # 0-1: how green its open land stays in summer (dry climates: low)
+
+
+def _city(name: str, lon: float, lat: float, summer_lst_k: float, greenness: float) -> City:
+    return {
+        "name": name,
+        "bbox": (
+            round(lon - 0.1, 6),
+            round(lat - 0.075, 6),
+            round(lon + 0.1, 6),
+            round(lat + 0.075, 6),
+        ),
+        "summer_lst_k": summer_lst_k,
+        "greenness": greenness,
+    }
+
+
+CITIES: tuple[City, ...] = (
+    _city("Vienna", 16.3738, 48.2082, 303.0, 0.85),
+    _city("Berlin", 13.4050, 52.5200, 301.0, 0.9),
+    _city("Madrid", -3.7038, 40.4168, 314.0, 0.35),
+    _city("Copenhagen", 12.5683, 55.6761, 296.0, 1.0),
+)
+DATES: tuple[date, ...] = (date(2024, 6, 21), date(2024, 7, 15), date(2024, 8, 12))
+
+
+@dataclass(frozen=True)
+class GeneratedProduct:
+    """One product as a catalogue would list it, with its files."""
+
+    collection: str
+    identifier: str
+    product_type: str
+    start: datetime
+    end: datetime
+    assets: dict[str, Path]
+    bbox: tuple[float, float, float, float]
+    city: str
+
+    def footprint(self) -> dict[str, Any]:
+        """The product's bounding box as a GeoJSON Polygon (WGS84)."""
+        west, south, east, north = self.bbox
+        ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+        return {"type": "Polygon", "coordinates": [ring]}
+
+
+def city_by_name(name: str) -> City:
+    for city in CITIES:
+        if city["name"].lower() == name.lower():
+            return city
+    raise KeyError(f"no demo city named {name!r}")
+
+
+def generate(
+    out_dir: Path, cities: Iterable[City] = CITIES, dates: Iterable[date] = DATES
+) -> list[GeneratedProduct]:
+    """Write every city's imperviousness and, per date, its LST and reflectance products."""
+    days = sorted(set(dates))
+    products: list[GeneratedProduct] = []
+    for city in cities:
+        model = CityModel(city)
+        products.append(_imperviousness_product(out_dir, model))
+        for day in days:
+            products.append(_lst_product(out_dir, model, day))
+            products.append(_reflectance_product(out_dir, model, day))
+    return products
+
+
+# --- the city model ------------------------------------------------------------------------------
+
+
+def _seed(*parts: object) -> int:
+    """A seed that is the same in every process (unlike hash())."""
+    return zlib.crc32("/".join(str(p) for p in parts).encode())
+
+
+@dataclass(frozen=True)
+class _Blob:
+    x: float
+    y: float
+    radius: float
+
+
+class CityModel:
+    """Land cover fields of one city over lon/lat, in km east/north of its centre."""
+
+    def __init__(self, city: City) -> None:
+        self.city = city
+        west, south, east, north = city["bbox"]
+        self.lon0, self.lat0 = (west + east) / 2, (south + north) / 2
+        rng = np.random.default_rng(_seed(city["name"], "layout"))
+        self.core_axes = (rng.uniform(3.0, 4.5), rng.uniform(2.5, 4.0))
+        self.core_angle = rng.uniform(0, math.pi)
+        self.parks = [
+            _Blob(rng.uniform(-5, 5), rng.uniform(-4, 4), rng.uniform(0.3, 1.0)) for _ in range(6)
+        ]
+        self.villages = [
+            _Blob(rng.uniform(-7.5, 7.5), rng.uniform(-8, 8), rng.uniform(0.4, 0.8))
+            for _ in range(5)
+        ]
+        self.river_angle = rng.uniform(0, math.pi)
+        self.river_phase = rng.uniform(0, 2 * math.pi)
+        self.river_width = rng.uniform(0.15, 0.35)
+        self.waves = [
+            (rng.uniform(0.5, 3.0), rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi))
+            for _ in range(6)
+        ]
+        self.fields = rng.random((64, 64))
+
+    def local_km(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kilometres east and north of the centre (a local approximation, fine at city scale)."""
+        east = (lon - self.lon0) * 111.32 * math.cos(math.radians(self.lat0))
+        north = (lat - self.lat0) * 110.57
+        return east, north
+
+    def layers(self, lon: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
+        """Sealing 0-1, park 0-1, water (bool) and field index at the given points."""
+        x, y = self.local_km(lon, lat)
+        cos_a, sin_a = math.cos(self.core_angle), math.sin(self.core_angle)
+        u, v = x * cos_a + y * sin_a, -x * sin_a + y * cos_a
+        core = np.exp(-((u / self.core_axes[0]) ** 2 + (v / self.core_axes[1]) ** 2))
+        suburbs = np.exp(-((x**2 + y**2) / 7.0**2))
+        texture = sum(
+            np.sin(k * (x * math.cos(d) + y * math.sin(d)) + p) for k, d, p in self.waves
+        ) / len(self.waves)
+        villages = np.max([_bump(x, y, b) for b in self.villages], axis=0)
+        sealing = 0.9 * core + 0.35 * suburbs + 0.45 * villages + 0.08 * texture
+        park = np.max([_bump(x, y, b) for b in self.parks], axis=0)
+        sealing = np.clip(sealing * (1 - 0.95 * park), 0, 1)
+
+        cos_r, sin_r = math.cos(self.river_angle), math.sin(self.river_angle)
+        along, across = x * cos_r + y * sin_r, -x * sin_r + y * cos_r
+        water = np.abs(across - 1.2 * np.sin(along / 3.0 + self.river_phase)) < self.river_width / 2
+        fields = (np.floor(x / 0.6).astype(int) % 64, np.floor(y / 0.45).astype(int) % 64)
+        return {"sealing": sealing, "park": park, "water": water, "field": self.fields[fields]}
+
+    def summer_lst(self, day: date) -> float:
+        """The countryside's LST on a day: a seasonal curve peaking mid-July plus the weather."""
+        season = 2.5 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 197) / 365)
+        weather = np.random.default_rng(_seed(self.city["name"], day, "weather")).normal(0, 1.5)
+        return self.city["summer_lst_k"] + season + float(weather)
+
+
+def _bump(x: np.ndarray, y: np.ndarray, blob: _Blob) -> np.ndarray:
+    """A smooth round patch: 1 in its middle, fading out past its radius."""
+    distance2 = (x - blob.x) ** 2 + (y - blob.y) ** 2
+    return np.exp(-((distance2 / blob.radius**2) ** 2))
+
+
+# --- grids and files -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Grid:
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+
+def _grid(bbox: tuple[float, float, float, float], crs: str, step: float) -> _Grid:
+    """A grid of crs, step units a pixel, snapped to whole steps, covering a WGS84 bbox."""
+    left, bottom, right, top = transform_bounds(WGS84, crs, *bbox, densify_pts=21)
+    # Outward to whole steps, a step more where rounding could leave an edge just inside.
+    left, bottom = (math.floor(v / step - 1e-6) * step for v in (left, bottom))
+    right, top = (math.ceil(v / step + 1e-6) * step for v in (right, top))
+    width, height = round((right - left) / step), round((top - bottom) / step)
+    return _Grid(crs, Affine(step, 0, left, 0, -step, top), width, height)
+
+
+def _lonlat_centres(grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+    t = grid.transform
+    xs, ys = t.c + cols * t.a + rows * t.b, t.f + cols * t.d + rows * t.e
+    if CRS.from_user_input(grid.crs) == CRS.from_user_input(WGS84):
+        return xs, ys
+    lons, lats = transform_points(grid.crs, WGS84, xs.ravel(), ys.ravel())
+    return np.reshape(lons, xs.shape), np.reshape(lats, xs.shape)
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    zone = int((lon + 180) // 6) + 1
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write(
+    path: Path,
+    data: np.ndarray,
+    grid: _Grid,
+    *,
+    nodata: float,
+    tags: dict[str, str],
+    description: str,
+    units: str,
+    scale: float | None = None,
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    floating = np.issubdtype(data.dtype, np.floating)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 3 if floating else 2,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+        dst.update_tags(**tags)
+        dst.set_band_description(1, description)
+        dst.set_band_unit(1, units)
+        if scale is not None:
+            dst.scales = (scale,)
+            dst.offsets = (0.0,)
+    return path
+
+
+def _tags(
+    collection: str, product_type: str, identifier: str, start: datetime, end: datetime
+) -> dict[str, str]:
+    return {
+        "ACQUISITION_START": _iso(start),
+        "ACQUISITION_END": _iso(end),
+        "PRODUCT_TYPE": product_type,
+        "COLLECTION": collection,
+        "IDENTIFIER": identifier,
+        "TIFFTAG_DATETIME": start.astimezone(UTC).strftime("%Y:%m:%d %H:%M:%S"),
+    }
+
+
+def _slug(city: City) -> str:
+    return city["name"].upper().replace(" ", "_")
+
+
+# --- the three products --------------------------------------------------------------------------
+
+
+def _imperviousness_product(out_dir: Path, model: CityModel) -> GeneratedProduct:
+    city = model.city
+    grid = _grid(city["bbox"], WGS84, 0.0002)
+    layers = model.layers(*_lonlat_centres(grid))
+    noise = np.random.default_rng(_seed(city["name"], "imperviousness")).normal(
+        0, 4, (grid.height, grid.width)
+    )
+    percent = np.clip(np.round(100 * layers["sealing"] + noise), 0, 100)
+    percent[layers["water"]] = 0
+    data = percent.astype("uint8")
+
+    identifier = f"IMD_2018_010m_CURE_DEMO_{_slug(city)}"
+    start = end = HRL_REFERENCE_DAY
+    folder = out_dir / IMD_COLLECTION / identifier
+    tags = _tags(IMD_COLLECTION, IMD_PRODUCT_TYPE, identifier, start, end)
+    path = _write(
+        folder / "IMD.tif",
+        data,
+        grid,
+        nodata=IMPERVIOUSNESS_NODATA,
+        tags=tags,
+        description="imperviousness density",
+        units="%",
+    )
+    return GeneratedProduct(
+        IMD_COLLECTION,
+        identifier,
+        IMD_PRODUCT_TYPE,
+        start,
+        end,
+        {"imd": path},
+        city["bbox"],
+        city["name"],
+    )
+
+
+def _lst_product(out_dir: Path, model: CityModel, day: date) -> GeneratedProduct:
+    city = model.city
+    grid = _grid(city["bbox"], LAEA_EUROPE, 100.0)
+    lon, lat = _lonlat_centres(grid)
+    layers = model.layers(lon, lat)
+    rng = np.random.default_rng(_seed(city["name"], day, "lst"))
+    kelvin = (
+        model.summer_lst(day)
+        + 9.0 * layers["sealing"]
+        - 3.5 * layers["park"]
+        - 7.0 * layers["water"]
+        - 1.5 * (layers["field"] < 0.4) * (1 - layers["sealing"])  # irrigated or leafy crops
+        + rng.normal(0, 0.6, grid.shape)
+    )
+    x, y = model.local_km(lon, lat)
+    for _ in range(int(rng.integers(0, 3))):  # a few clouds: no surface temperature there
+        cloud = _Blob(rng.uniform(-8, 8), rng.uniform(-7, 7), rng.uniform(0.5, 1.5))
+        kelvin[_bump(x, y, cloud) > 0.5] = LST_NODATA
+    data = kelvin.astype("float32")
+
+    platform = str(rng.choice(["S3A", "S3B"]))
+    start = datetime.combine(day, time(9, 40), UTC) + timedelta(minutes=int(rng.integers(0, 40)))
+    end = start + timedelta(minutes=3)
+    identifier = (
+        f"{platform}_SL_2_LST____{start:%Y%m%dT%H%M%S}_{end:%Y%m%dT%H%M%S}_CURE_DEMO_{_slug(city)}"
+    )
+    folder = out_dir / LST_COLLECTION / identifier
+    tags = _tags(LST_COLLECTION, LST_PRODUCT_TYPE, identifier, start, end)
+    path = _write(
+        folder / "LST.tif",
+        data,
+        grid,
+        nodata=LST_NODATA,
+        tags=tags,
+        description="land surface temperature",
+        units="K",
+    )
+    return GeneratedProduct(
+        LST_COLLECTION,
+        identifier,
+        LST_PRODUCT_TYPE,
+        start,
+        end,
+        {"lst": path},
+        city["bbox"],
+        city["name"],
+    )
+
+
+def _reflectance_product(out_dir: Path, model: CityModel, day: date) -> GeneratedProduct:
+    city = model.city
+    west, south, east, north = city["bbox"]
+    grid = _grid(city["bbox"], utm_crs((west + east) / 2, (south + north) / 2), 20.0)
+    layers = model.layers(*_lonlat_centres(grid))
+    rng = np.random.default_rng(_seed(city["name"], day, "reflectance"))
+    sealing, park, water = layers["sealing"], layers["park"], layers["water"]
+    # Fields turn from green crops to stubble and bare soil over the summer.
+    harvested = layers["field"] < (day.timetuple().tm_yday - 160) / 90
+    open_land = (1 - sealing) * (1 - park)
+    green = np.where(harvested, 0.25, 1.0) * city["greenness"]
+    vegetation = park + open_land * green
+    soil = open_land * (1 - green)
+    red = 0.035 * vegetation + 0.13 * sealing + 0.16 * soil
+    nir = 0.38 * vegetation + 0.17 * sealing + 0.24 * soil
+    red = np.where(water, 0.03, red) + rng.normal(0, 0.004, grid.shape)
+    nir = np.where(water, 0.015, nir) + rng.normal(0, 0.006, grid.shape)
+
+    start = datetime.combine(day, time(10, 10), UTC) + timedelta(minutes=int(rng.integers(0, 30)))
+    end = start
+    platform = str(rng.choice(["S2A", "S2B"]))
+    identifier = f"{platform}_MSIL2A_{start:%Y%m%dT%H%M%S}_CURE_DEMO_{_slug(city)}"
+    folder = out_dir / S2_COLLECTION / identifier
+    tags = _tags(S2_COLLECTION, S2_PRODUCT_TYPE, identifier, start, end)
+    assets: dict[str, Path] = {}
+    for key, band, values, description in (
+        ("red", "B04", red, "B04 red reflectance"),
+        ("nir", "B8A", nir, "B8A near-infrared reflectance"),
+    ):
+        numbers = np.clip(np.round(values / REFLECTANCE_SCALE), 1, 10000).astype("uint16")
+        assets[key] = _write(
+            folder / f"{band}_20m.tif",
+            numbers,
+            grid,
+            nodata=REFLECTANCE_NODATA,
+            tags={**tags, "BAND": band},
+            description=description,
+            units="1",
+            scale=REFLECTANCE_SCALE,
+        )
+    return GeneratedProduct(
+        S2_COLLECTION, identifier, S2_PRODUCT_TYPE, start, end, assets, city["bbox"], city["name"]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Write the demo products into a folder: python -m cure.demo.rasters OUT_DIR."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--city", action="append", help="only these cities (repeatable)")
+    args = parser.parse_args(argv)
+    cities = [city_by_name(name) for name in args.city] if args.city else list(CITIES)
+    for made in generate(args.out_dir, cities):
+        print(f"{made.collection}\t{made.identifier}\t{_iso(made.start)}")
+
+
+if __name__ == "__main__":
+    main()

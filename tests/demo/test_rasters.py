@@ -1,0 +1,132 @@
+"""The demo data generator writes georeferenced, tagged, plausible products that agree with each
+other: a warm, sealed, grey city core and a cooler, greener edge."""
+
+import re
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.warp import transform_bounds
+
+from cure.demo.rasters import GeneratedProduct, city_by_name, generate
+
+DATES = [date(2024, 7, 15), date(2024, 8, 12)]
+CITIES = [city_by_name("Vienna"), city_by_name("Madrid")]
+
+
+@pytest.fixture(scope="module")
+def products(tmp_path_factory) -> list[GeneratedProduct]:
+    return generate(tmp_path_factory.mktemp("demo"), CITIES, DATES)
+
+
+def of(products: list[GeneratedProduct], collection: str, city: str) -> list[GeneratedProduct]:
+    return [p for p in products if p.collection == collection and p.city == city]
+
+
+def core_and_edge(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The central fifth of a raster over a city's bbox, and its outer tenth all round."""
+    height, width = values.shape
+    core = values[2 * height // 5 : 3 * height // 5, 2 * width // 5 : 3 * width // 5]
+    edge_mask = np.ones(values.shape, dtype=bool)
+    edge_mask[height // 10 : -height // 10, width // 10 : -width // 10] = False
+    return core, values[edge_mask]
+
+
+def test_one_imperviousness_per_city_and_lst_and_reflectance_per_date(products) -> None:
+    assert len(products) == len(CITIES) * (1 + 2 * len(DATES))
+    assert len({p.identifier for p in products}) == len(products)
+    for city in CITIES:
+        (imd,) = of(products, "hrl-imperviousness", city["name"])
+        assert (imd.product_type, set(imd.assets)) == ("IMD", {"imd"})
+        assert imd.start == imd.end == datetime(2018, 1, 1, tzinfo=UTC)
+        lst = of(products, "sentinel3-slstr-lst", city["name"])
+        s2 = of(products, "sentinel2-l2a", city["name"])
+        assert [p.start.date() for p in lst] == [p.start.date() for p in s2] == DATES
+        for product in lst:
+            assert (product.product_type, set(product.assets)) == ("SL_2_LST", {"lst"})
+            assert product.start < product.end and product.start.tzinfo is not None
+        for product in s2:
+            assert (product.product_type, set(product.assets)) == ("S2MSI2A", {"red", "nir"})
+        for product in [imd, *lst, *s2]:
+            assert product.bbox == city["bbox"]
+            assert product.footprint()["coordinates"][0][0] == list(city["bbox"][:2])
+            for path in product.assets.values():
+                assert path.is_file() and path.stat().st_size < 1_500_000
+
+
+def test_files_carry_their_acquisition_tags(products) -> None:
+    for product in products:
+        for path in product.assets.values():
+            with rasterio.open(path) as src:
+                tags = src.tags()
+            assert tags["ACQUISITION_START"] == product.start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            assert tags["ACQUISITION_END"] == product.end.strftime("%Y-%m-%dT%H:%M:%SZ")
+            assert tags["PRODUCT_TYPE"] == product.product_type
+            assert tags["COLLECTION"] == product.collection
+            assert re.fullmatch(r"\d{4}:\d\d:\d\d \d\d:\d\d:\d\d", tags["TIFFTAG_DATETIME"])
+            assert tags["TIFFTAG_DATETIME"][:10] == product.start.strftime("%Y:%m:%d")
+
+
+@pytest.mark.parametrize(
+    ("collection", "crs", "resolution"),
+    [
+        ("sentinel3-slstr-lst", {"Vienna": 3035, "Madrid": 3035}, 100.0),
+        ("hrl-imperviousness", {"Vienna": 4326, "Madrid": 4326}, 0.0002),
+        ("sentinel2-l2a", {"Vienna": 32633, "Madrid": 32630}, 20.0),
+    ],
+)
+def test_georeferencing_covers_the_city(products, collection, crs, resolution) -> None:
+    for product in (p for p in products if p.collection == collection):
+        for path in product.assets.values():
+            with rasterio.open(path) as src:
+                assert src.crs.to_epsg() == crs[product.city]
+                assert src.res == pytest.approx((resolution, resolution))
+                assert src.transform.b == src.transform.d == 0
+                west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+            bbox = product.bbox
+            assert west <= bbox[0] and south <= bbox[1] and east >= bbox[2] and north >= bbox[3]
+            assert east - west < 0.3 and north - south < 0.25  # cut to the city, not a whole tile
+
+
+def test_values_are_plausible_and_the_core_is_warm_sealed_and_grey(products) -> None:
+    for city in CITIES:
+        name = city["name"]
+        (imd,) = of(products, "hrl-imperviousness", name)
+        with rasterio.open(imd.assets["imd"]) as src:
+            assert (src.dtypes[0], src.nodata) == ("uint8", 255)
+            sealed = src.read(1)
+        assert sealed.min() >= 0 and sealed.max() == 100
+        core, edge = core_and_edge(sealed.astype(float))
+        assert core.mean() > 60 and edge.mean() < 20
+
+        for product in of(products, "sentinel3-slstr-lst", name):
+            with rasterio.open(product.assets["lst"]) as src:
+                assert (src.dtypes[0], src.nodata, src.units) == ("float32", -32768.0, ("K",))
+                kelvin = src.read(1, masked=True)
+            assert 280 < kelvin.min() and kelvin.max() < 340
+            core, edge = core_and_edge(kelvin.filled(np.nan))
+            assert np.nanmean(core) > np.nanmean(edge) + 3, (name, product.start)
+
+        for product in of(products, "sentinel2-l2a", name):
+            bands = {}
+            for key, path in product.assets.items():
+                with rasterio.open(path) as src:
+                    assert (src.dtypes[0], src.nodata, src.scales) == ("uint16", 0, (1e-4,))
+                    bands[key] = src.read(1).astype(float) * src.scales[0]
+                assert 0 < bands[key].min() and bands[key].max() <= 1
+            ndvi = (bands["nir"] - bands["red"]) / (bands["nir"] + bands["red"])
+            core, edge = core_and_edge(ndvi)
+            assert core.mean() < edge.mean() - 0.1, (name, product.start)
+
+
+def test_the_same_inputs_give_the_same_rasters_and_dates_differ(products, tmp_path) -> None:
+    again = generate(tmp_path, [CITIES[0]], DATES[:1])
+    for product in again:
+        (first,) = [p for p in products if p.identifier == product.identifier]
+        for key, path in product.assets.items():
+            with rasterio.open(path) as a, rasterio.open(first.assets[key]) as b:
+                assert np.array_equal(a.read(), b.read())
+    july, august = of(products, "sentinel3-slstr-lst", "Vienna")
+    with rasterio.open(july.assets["lst"]) as a, rasterio.open(august.assets["lst"]) as b:
+        assert not np.array_equal(a.read(), b.read())
