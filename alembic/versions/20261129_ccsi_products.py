@@ -54,9 +54,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
-        sa.UniqueConstraint(
-            "collection", "identifier", name="uq_products_collection_identifier"
-        ),
+        sa.UniqueConstraint("collection", "identifier", name="uq_products_collection_identifier"),
     )
     op.create_geospatial_index(
         "idx_products_footprint",

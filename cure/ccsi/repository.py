@@ -45,6 +45,17 @@ def _visible(viewer: Viewer) -> ColumnElement[bool]:
     return or_(public, Product.owner_id == viewer.customer_id)
 
 
+def _box(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> Any:
+    """The bbox as a geometry: an envelope, or the point or line a degenerate one really is
+    (a zero-width envelope is an invalid polygon, whose intersections are undefined)."""
+    if min_lon < max_lon and min_lat < max_lat:
+        return geo.ST_MakeEnvelope(min_lon, min_lat, max_lon, max_lat, 4326)
+    low, high = geo.ST_MakePoint(min_lon, min_lat), geo.ST_MakePoint(max_lon, max_lat)
+    if (min_lon, min_lat) == (max_lon, max_lat):
+        return geo.ST_SetSRID(low, 4326)
+    return geo.ST_SetSRID(geo.ST_MakeLine(low, high), 4326)
+
+
 def _filtered(query: Select[Any], search: SearchQuery, viewer: Viewer) -> Select[Any]:
     query = query.where(_visible(viewer))
     if search.collection is not None:
@@ -52,8 +63,7 @@ def _filtered(query: Select[Any], search: SearchQuery, viewer: Viewer) -> Select
     if search.product_type is not None:
         query = query.where(Product.product_type == search.product_type)
     if search.bbox is not None:
-        envelope = geo.ST_MakeEnvelope(*search.bbox, 4326)
-        query = query.where(geo.ST_Intersects(Product.footprint, envelope))
+        query = query.where(geo.ST_Intersects(Product.footprint, _box(*search.bbox)))
     if search.geometry is not None:
         shape = geo.ST_GeomFromText(search.geometry, 4326)
         query = query.where(geo.ST_Intersects(Product.footprint, shape))
