@@ -16,13 +16,16 @@ from cure.kit.schemas import error_responses
 
 router = APIRouter(prefix="/v1/ccsi", tags=["catalogue"])
 
-_SEARCH_DOC: dict[str, Any] = {
-    "parameters": [
+
+def _search_doc(*, in_path: bool) -> dict[str, Any]:
+    """The OpenSearch parameters for the OpenAPI document (they are parsed by hand, see
+    ``search_query``, so FastAPI does not list them itself)."""
+    parameters: list[dict[str, Any]] = [
         {"name": name, "in": "query", "required": False, "description": title, "schema": {}}
         for name, _, title in SEARCH_PARAMETERS
-        if name != "collection"
+        if not (in_path and name == "collection")
     ]
-    + [
+    parameters.append(
         {
             "name": "format",
             "in": "query",
@@ -30,8 +33,21 @@ _SEARCH_DOC: dict[str, Any] = {
             "description": "json or atom; without it, the Accept header decides (default json)",
             "schema": {"type": "string", "enum": ["json", "atom"]},
         }
-    ]
-}
+    )
+    if in_path:
+        parameters.insert(
+            0,
+            {
+                "name": "collection",
+                "in": "path",
+                "required": True,
+                "description": "The collection to search",
+                "schema": {"type": "string"},
+            },
+        )
+    return {"parameters": parameters}
+
+
 _SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "One page of results",
@@ -119,7 +135,7 @@ router.add_api_route(
     methods=["GET"],
     response_class=Response,
     responses=_SEARCH_RESPONSES,
-    openapi_extra=_SEARCH_DOC,
+    openapi_extra=_search_doc(in_path=False),
     name="search",
     summary="Search all collections",
     description="Products by area, time and type (OpenSearch; GeoJSON or Atom). Anonymous "
@@ -131,7 +147,7 @@ router.add_api_route(
     methods=["GET"],
     response_class=Response,
     responses=_SEARCH_RESPONSES,
-    openapi_extra=_SEARCH_DOC,
+    openapi_extra=_search_doc(in_path=True),
     name="search_collection",
     summary="Search one collection",
     description="The same search as /v1/ccsi/search, limited to one collection.",

@@ -32,7 +32,7 @@ from cure.ccsi.schemas import (
 )
 from cure.config import Settings
 from cure.kit.errors import InvalidInput, ServiceUnavailable
-from cure.kit.geo import from_db
+from cure.kit.geo import checked_to_db, from_db
 from cure.storage.service import Storage
 
 _ASSETS = TypeAdapter(dict[str, AssetCreate])
@@ -113,7 +113,7 @@ async def register(
             "collection": collection,
             "identifier": data.identifier,
             "product_type": data.product_type,
-            "footprint": from_shape(parse_footprint(data.footprint), srid=4326),
+            "footprint": checked_to_db(data.footprint),  # ProductCreate checked it
             "start_at": data.start,
             "end_at": data.end,
             "properties": data.properties,
