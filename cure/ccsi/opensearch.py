@@ -20,7 +20,7 @@ OPENSEARCH = "http://a9.com/-/spec/opensearch/1.1/"
 GEO = "http://a9.com/-/opensearch/extensions/geo/1.0/"
 TIME = "http://a9.com/-/opensearch/extensions/time/1.0/"
 EO = "http://a9.com/-/opensearch/extensions/eo/1.0/"
-PARAMETERS = "http://a9.com/-/spec/opensearch/extensions/parameters/1.0/"
+PARAMETER_EXTENSION = "http://a9.com/-/spec/opensearch/extensions/parameters/1.0/"
 ATOM = "http://www.w3.org/2005/Atom"
 GEORSS = "http://www.georss.org/georss"
 GML = "http://www.opengis.net/gml"
@@ -35,7 +35,7 @@ for _prefix, _uri in {
     "geo": GEO,
     "time": TIME,
     "eo": EO,
-    "parameters": PARAMETERS,
+    "parameters": PARAMETER_EXTENSION,
     "georss": GEORSS,
     "gml": GML,
     "dc": DC,
@@ -135,12 +135,12 @@ def _describe_parameters(url: ET.Element, collections: list[str]) -> None:
             attributes.update(minInclusive="1", maxInclusive=str(MAX_START_INDEX))
         elif name == "bbox":
             attributes["pattern"] = r"^[-+0-9.eE]+(,[-+0-9.eE]+){3}$"
-        parameter = ET.SubElement(url, f"{{{PARAMETERS}}}Parameter", attributes)
+        parameter = ET.SubElement(url, f"{{{PARAMETER_EXTENSION}}}Parameter", attributes)
         if name == "collection":
             for collection in collections:
                 ET.SubElement(
                     parameter,
-                    f"{{{PARAMETERS}}}Option",
+                    f"{{{PARAMETER_EXTENSION}}}Option",
                     {"value": collection, "label": collection},
                 )
 
