@@ -1,0 +1,1 @@
+"""CCSI: an OpenSearch catalogue of input products and of the products CURE generates."""

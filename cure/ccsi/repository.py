@@ -1,0 +1,192 @@
+"""Every query of the catalogue."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import functions as geo
+from sqlalchemy import ColumnElement, Select, func, or_, select, true
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cure.ccsi.models import Product
+from cure.ccsi.schemas import SearchQuery
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose products a query may return: everyone's public ones, plus the customer's own, or all."""
+
+    customer_id: uuid.UUID | None = None
+    sees_all: bool = False
+
+
+PUBLIC = Viewer()
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    name: str
+    product_count: int
+    bbox: tuple[float, float, float, float] | None
+    start: datetime | None
+    end: datetime | None
+    product_types: list[str]
+
+
+def _visible(viewer: Viewer) -> ColumnElement[bool]:
+    if viewer.sees_all:
+        return true()
+    public = or_(Product.owner_id.is_(None), Product.published.is_(True))
+    if viewer.customer_id is None:
+        return public
+    return or_(public, Product.owner_id == viewer.customer_id)
+
+
+def _box(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> Any:
+    """The bbox as a geometry: an envelope, or the point or line a degenerate one really is
+    (a zero-width envelope is an invalid polygon, whose intersections are undefined)."""
+    if min_lon < max_lon and min_lat < max_lat:
+        return geo.ST_MakeEnvelope(min_lon, min_lat, max_lon, max_lat, 4326)
+    low, high = geo.ST_MakePoint(min_lon, min_lat), geo.ST_MakePoint(max_lon, max_lat)
+    if (min_lon, min_lat) == (max_lon, max_lat):
+        return geo.ST_SetSRID(low, 4326)
+    return geo.ST_SetSRID(geo.ST_MakeLine(low, high), 4326)
+
+
+def _filtered(query: Select[Any], search: SearchQuery, viewer: Viewer) -> Select[Any]:
+    query = query.where(_visible(viewer))
+    if search.collection is not None:
+        query = query.where(Product.collection == search.collection)
+    if search.product_type is not None:
+        query = query.where(Product.product_type == search.product_type)
+    if search.bbox is not None:
+        query = query.where(geo.ST_Intersects(Product.footprint, _box(*search.bbox)))
+    if search.geometry is not None:
+        shape = geo.ST_GeomFromText(search.geometry, 4326)
+        query = query.where(geo.ST_Intersects(Product.footprint, shape))
+    # [start_at, end_at] overlaps [time_start, time_end]; either bound may be open.
+    if search.time_end is not None:
+        query = query.where(Product.start_at <= search.time_end)
+    if search.time_start is not None:
+        query = query.where(Product.end_at >= search.time_start)
+    return query
+
+
+async def search(
+    session: AsyncSession, query: SearchQuery, *, visible_to: Viewer
+) -> tuple[list[Product], int]:
+    """One page of the matching products, newest acquisition first, and how many match in all."""
+    total = (
+        await session.execute(
+            _filtered(select(func.count()).select_from(Product), query, visible_to)
+        )
+    ).scalar_one()
+    page = (
+        _filtered(select(Product), query, visible_to)
+        .order_by(Product.start_at.desc(), Product.id)
+        .offset(query.start_index - 1)
+        .limit(query.max_records)
+    )
+    items = list((await session.execute(page)).scalars())
+    return items, int(total)
+
+
+async def collections_summary(session: AsyncSession, visible_to: Viewer) -> list[CollectionSummary]:
+    """Per collection of visible products: count, spatial and temporal extent, product types."""
+    extent = geo.ST_Extent(Product.footprint)
+    query = (
+        select(
+            Product.collection,
+            func.count(),
+            geo.ST_XMin(extent),
+            geo.ST_YMin(extent),
+            geo.ST_XMax(extent),
+            geo.ST_YMax(extent),
+            func.min(Product.start_at),
+            func.max(Product.end_at),
+            func.array_agg(Product.product_type.distinct()),
+        )
+        .where(_visible(visible_to))
+        .group_by(Product.collection)
+        .order_by(Product.collection)
+    )
+    summaries = []
+    for name, count, x0, y0, x1, y1, start, end, types in await session.execute(query):
+        bbox = None if x0 is None else (float(x0), float(y0), float(x1), float(y1))
+        summaries.append(
+            CollectionSummary(
+                name=name,
+                product_count=int(count),
+                bbox=bbox,
+                start=start,
+                end=end,
+                product_types=sorted(types),
+            )
+        )
+    return summaries
+
+
+async def collection_names(session: AsyncSession, visible_to: Viewer) -> list[str]:
+    query = (
+        select(Product.collection)
+        .where(_visible(visible_to))
+        .group_by(Product.collection)
+        .order_by(Product.collection)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def add(session: AsyncSession, product: Product) -> Product:
+    session.add(product)
+    await session.flush()
+    return product
+
+
+async def add_if_absent(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
+    """Insert a product unless its collection already holds its identifier; its id, or None."""
+    inserted = await session.execute(
+        insert(Product)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing(constraint="uq_products_collection_identifier")
+        .returning(Product.id)
+    )
+    return inserted.scalar_one_or_none()
+
+
+async def get(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
+    return await session.get(Product, product_id)
+
+
+async def get_by_identifier(
+    session: AsyncSession, collection: str, identifier: str, *, for_update: bool = False
+) -> Product | None:
+    query = select(Product).where(
+        Product.collection == collection, Product.identifier == identifier
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_visible(
+    session: AsyncSession, collection: str, identifier: str, *, visible_to: Viewer
+) -> Product | None:
+    query = select(Product).where(
+        Product.collection == collection,
+        Product.identifier == identifier,
+        _visible(visible_to),
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def delete(session: AsyncSession, collection: str, identifier: str) -> bool:
+    """Remove the product; False when there was none."""
+    deleted = await session.execute(
+        sql_delete(Product)
+        .where(Product.collection == collection, Product.identifier == identifier)
+        .returning(Product.id)
+    )
+    return deleted.first() is not None

@@ -1,0 +1,281 @@
+"""Catalogue rules: who sees which product, registration and removal, links to assets, and the
+products CURE's own orders generate."""
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from geoalchemy2 import WKBElement
+from geoalchemy2.shape import from_shape, to_shape
+from pydantic import TypeAdapter, ValidationError
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cure.auth.service import Principal
+from cure.ccsi import repository
+from cure.ccsi.exceptions import ProductExists, ProductNotFound
+from cure.ccsi.models import Product
+from cure.ccsi.repository import PUBLIC, Viewer
+from cure.ccsi.schemas import (
+    AssetCreate,
+    AssetRead,
+    CollectionList,
+    CollectionRead,
+    ProductCreate,
+    ProductRead,
+    SearchQuery,
+    check_collection,
+    is_url,
+    parse_footprint,
+    to_utc,
+)
+from cure.config import Settings
+from cure.kit.errors import InvalidInput, ServiceUnavailable
+from cure.kit.geo import checked_to_db, from_db
+from cure.storage.service import Storage
+
+_ASSETS = TypeAdapter(dict[str, AssetCreate])
+
+
+def viewer_of(principal: Principal | None) -> Viewer:
+    """Anonymous callers see public products; customers also their own; admins everything."""
+    if principal is None:
+        return PUBLIC
+    return Viewer(customer_id=principal.customer_id, sees_all=principal.is_admin)
+
+
+async def search(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    principal: Principal | None,
+    query: SearchQuery,
+) -> tuple[list[ProductRead], int]:
+    """One page of the products the caller may see, with expiring links to their assets."""
+    products, total = await repository.search(session, query, visible_to=viewer_of(principal))
+    return await to_reads(products, settings=settings, storage=storage), total
+
+
+async def collections(session: AsyncSession, principal: Principal | None) -> CollectionList:
+    summaries = await repository.collections_summary(session, viewer_of(principal))
+    return CollectionList(
+        collections=[
+            CollectionRead(
+                id=s.name,
+                product_count=s.product_count,
+                bbox=list(s.bbox) if s.bbox else None,
+                start=s.start,
+                end=s.end,
+                product_types=s.product_types,
+            )
+            for s in summaries
+        ]
+    )
+
+
+async def collection_names(session: AsyncSession, principal: Principal | None) -> list[str]:
+    return await repository.collection_names(session, viewer_of(principal))
+
+
+async def get(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    principal: Principal | None,
+    *,
+    collection: str,
+    identifier: str,
+) -> ProductRead:
+    """A product the caller may see; any other is not found."""
+    product = await repository.get_visible(
+        session, check_collection(collection), identifier, visible_to=viewer_of(principal)
+    )
+    if product is None:
+        raise ProductNotFound(f"no product {identifier} in collection {collection}")
+    return await to_read(product, settings=settings, storage=storage)
+
+
+async def register(
+    session: AsyncSession,
+    *,
+    collection: str,
+    data: ProductCreate,
+    owner_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+) -> Product:
+    """Add a product to a collection; an identifier the collection already holds is a 409."""
+    collection = check_collection(collection)
+    assert data.end is not None  # filled in by ProductCreate
+    product_id = await repository.add_if_absent(
+        session,
+        {
+            "collection": collection,
+            "identifier": data.identifier,
+            "product_type": data.product_type,
+            "footprint": checked_to_db(data.footprint),  # ProductCreate checked it
+            "start_at": data.start,
+            "end_at": data.end,
+            "properties": data.properties,
+            "assets": _stored_assets(data.assets),
+            "owner_id": owner_id,
+            "order_id": order_id,
+        },
+    )
+    if product_id is None:
+        raise ProductExists(f"collection {collection} already holds a product {data.identifier}")
+    product = await repository.get(session, product_id)
+    assert product is not None  # inserted by this transaction
+    return product
+
+
+async def remove(session: AsyncSession, *, collection: str, identifier: str) -> None:
+    if not await repository.delete(session, check_collection(collection), identifier):
+        raise ProductNotFound(f"no product {identifier} in collection {collection}")
+
+
+async def publish(session: AsyncSession, *, collection: str, identifier: str) -> Product:
+    """Make a generated product visible to everyone (input products already are)."""
+    product = await repository.get_by_identifier(
+        session, check_collection(collection), identifier, for_update=True
+    )
+    if product is None:
+        raise ProductNotFound(f"no product {identifier} in collection {collection}")
+    product.published = True
+    await session.flush()
+    return product
+
+
+async def to_reads(
+    products: list[Product], *, settings: Settings, storage: Storage
+) -> list[ProductRead]:
+    """Products as read, each storage key among their assets turned into an expiring link."""
+    keys = sorted(
+        {
+            asset["href"]
+            for product in products
+            for asset in product.assets.values()
+            if not is_url(asset["href"])
+        }
+    )
+    urls = await asyncio.gather(
+        *(storage.presigned_url(key, expires_in=settings.result_link_ttl_seconds) for key in keys)
+    )
+    links = dict(zip(keys, urls, strict=True))
+    return [_read(product, links) for product in products]
+
+
+async def to_read(product: Product, *, settings: Settings, storage: Storage) -> ProductRead:
+    return (await to_reads([product], settings=settings, storage=storage))[0]
+
+
+def _read(product: Product, links: dict[str, str]) -> ProductRead:
+    assets = {
+        key: AssetRead(**{**asset, "href": links.get(asset["href"], asset["href"])})
+        for key, asset in product.assets.items()
+    }
+    return ProductRead(
+        id=product.id,
+        collection=product.collection,
+        identifier=product.identifier,
+        product_type=product.product_type,
+        footprint=from_db(product.footprint),
+        start=product.start_at,
+        end=product.end_at,
+        properties=product.properties,
+        assets=assets,
+        owner_id=product.owner_id,
+        order_id=product.order_id,
+        published=product.published,
+        created_at=product.created_at,
+    )
+
+
+def _stored_assets(assets: dict[str, AssetCreate]) -> dict[str, Any]:
+    return {key: asset.model_dump(exclude_none=True) for key, asset in assets.items()}
+
+
+# --- products of CURE's orders ----------------------------------------------------------------
+
+
+def order_collection(app_id: str) -> str:
+    return f"cure-{app_id}"
+
+
+def order_identifier(app_id: str, order_id: uuid.UUID) -> str:
+    return f"{app_id}-{order_id}"
+
+
+async def register_order_outputs(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    app_id: str,
+    app_version: str,
+    roi: WKBElement | BaseGeometry | dict[str, Any],
+    start: date | datetime,
+    end: date | datetime,
+    params: dict[str, Any],
+    assets: dict[str, dict[str, Any]],
+    product_type: str | None = None,
+) -> Product:
+    """The product an order generated, owned by its customer, in collection ``cure-<app_id>``.
+
+    Idempotent: a second call for the same order returns the product the first one made. Dates
+    cover whole days (start of ``start`` to end of ``end``, UTC).
+    """
+    collection = check_collection(order_collection(app_id))
+    identifier = order_identifier(app_id, order_id)
+    try:
+        checked_assets = _ASSETS.validate_python(assets)
+    except ValidationError as exc:
+        raise InvalidInput(f"the order's assets are not valid: {exc.errors()[0]['msg']}") from exc
+    start_at, end_at = _moment(start, end=False), _moment(end, end=True)
+    if end_at < start_at:
+        raise InvalidInput("the order's period ends before it starts")
+    values = {
+        "collection": collection,
+        "identifier": identifier,
+        "product_type": product_type or app_id,
+        "footprint": _footprint(roi),
+        "start_at": start_at,
+        "end_at": end_at,
+        "properties": {
+            "app_id": app_id,
+            "app_version": app_version,
+            "order_id": str(order_id),
+            "params": params,
+        },
+        "assets": _stored_assets(checked_assets),
+        "owner_id": customer_id,
+        "order_id": order_id,
+    }
+    # The insert and the read of an earlier product race with nothing but a removal of that
+    # product in between; the second round then inserts it.
+    for _ in range(2):
+        product_id = await repository.add_if_absent(session, values)
+        if product_id is not None:
+            product = await repository.get(session, product_id)
+        else:
+            product = await repository.get_by_identifier(session, collection, identifier)
+        if product is not None:
+            return product
+    raise ServiceUnavailable("the order's product was removed while it was being registered")
+
+
+def _footprint(roi: WKBElement | BaseGeometry | dict[str, Any]) -> WKBElement:
+    if isinstance(roi, WKBElement):
+        roi = to_shape(roi)
+    elif isinstance(roi, dict):
+        try:
+            roi = parse_footprint(roi)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+    return from_shape(roi, srid=4326)
+
+
+def _moment(value: date | datetime, *, end: bool) -> datetime:
+    if isinstance(value, datetime):
+        return to_utc(value)
+    return datetime.combine(value, time.max if end else time.min, tzinfo=UTC)

@@ -1,0 +1,115 @@
+"""GeoTIFFs describe themselves: footprint in WGS84, acquisition times, type, size, checksum."""
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import transform as warp_transform
+from shapely.geometry import Point, shape
+
+from cure.ccsi.scan import read_geotiff_product, register_folder
+from cure.storage.service import S3Storage
+
+
+def write_geotiff(path: Path, *, crs: str = "EPSG:32633", **tags: str) -> Path:
+    """A 20 x 10 pixel raster, 100 m pixels, its upper left corner at 500000 E, 5350000 N."""
+    profile = {
+        "driver": "GTiff",
+        "width": 20,
+        "height": 10,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": crs,
+        "transform": Affine(100, 0, 500000, 0, -100, 5350000),
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(numpy.arange(200, dtype="uint8").reshape(1, 10, 20))
+        dst.update_tags(**tags)
+    return path
+
+
+def test_reads_footprint_times_type_size_and_checksum(tmp_path) -> None:
+    path = write_geotiff(
+        tmp_path / "S2B_T33UXP_20240701.tif",
+        ACQUISITION_START="2024-07-01T10:00:31Z",
+        ACQUISITION_END="2024-07-01T10:00:41Z",
+        PRODUCT_TYPE="S2MSI2A",
+    )
+    scanned = read_geotiff_product(path)
+    assert scanned.identifier == "S2B_T33UXP_20240701"
+    assert scanned.product_type == "S2MSI2A"
+    assert scanned.start == datetime(2024, 7, 1, 10, 0, 31, tzinfo=UTC)
+    assert scanned.end == datetime(2024, 7, 1, 10, 0, 41, tzinfo=UTC)
+    data = path.read_bytes()
+    assert scanned.size == len(data)
+    assert scanned.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+    footprint = shape(scanned.footprint)
+    # 500000 E in UTM 33 is the central meridian, 15 E; 5350000 N is about 48.3 N.
+    west, south, east, north = footprint.bounds
+    assert west == pytest.approx(15.0, abs=1e-6)
+    assert 48.2 < south < north < 48.4 and 15.0 < east < 15.04
+    corners = [(500000 + dx, 5350000 - dy) for dx in (0, 2000) for dy in (0, 1000)]
+    lons, lats = warp_transform("EPSG:32633", "EPSG:4326", *zip(*corners, strict=True))
+    for lon, lat in zip(lons, lats, strict=True):
+        assert footprint.buffer(1e-9).contains(Point(lon, lat))
+    product = scanned.as_product("inputs/x/S2B.tif")
+    assert product.assets["data"].checksum == scanned.checksum
+    assert product.footprint["type"] == "Polygon"
+
+
+def test_falls_back_to_the_tiff_datetime_and_a_given_type(tmp_path) -> None:
+    path = write_geotiff(tmp_path / "old.tiff", TIFFTAG_DATETIME="2023:05:06 07:08:09")
+    scanned = read_geotiff_product(path, product_type="DEM")
+    assert scanned.start == scanned.end == datetime(2023, 5, 6, 7, 8, 9, tzinfo=UTC)
+    assert scanned.product_type == "DEM"
+    with pytest.raises(ValueError, match="PRODUCT_TYPE"):
+        read_geotiff_product(path)
+    bare = write_geotiff(tmp_path / "bare.tif", PRODUCT_TYPE="X")
+    with pytest.raises(ValueError, match="ACQUISITION_START"):
+        read_geotiff_product(bare)
+
+
+async def test_reads_a_geotiff_over_http(app, tmp_path, settings) -> None:
+    import asyncio
+
+    path = write_geotiff(
+        tmp_path / "remote.tif", ACQUISITION_START="2024-01-02T03:04:05Z", PRODUCT_TYPE="GRD"
+    )
+    storage = S3Storage(settings)
+    key = f"scan-tests/{tmp_path.name}/remote.tif"
+    await storage.put(key, path.read_bytes(), media_type="image/tiff")
+    url = await storage.presigned_url(key, expires_in=60)
+    scanned = await asyncio.to_thread(read_geotiff_product, url)
+    assert scanned.identifier == "remote" and scanned.product_type == "GRD"
+    assert scanned.checksum == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_register_folder_uploads_registers_and_skips_known_files(
+    app, tmp_path, settings, session, collection
+) -> None:
+    (tmp_path / "sub").mkdir()
+    write_geotiff(tmp_path / "a.tif", ACQUISITION_START="2024-07-01T00:00:00Z", PRODUCT_TYPE="L2A")
+    write_geotiff(
+        tmp_path / "sub" / "b.TIF", ACQUISITION_START="2024-07-02T00:00:00Z", PRODUCT_TYPE="L2A"
+    )
+    (tmp_path / "notes.txt").write_text("not a raster")
+    report = await register_folder(session, settings, collection, tmp_path)
+    await session.commit()
+    assert sorted(p.identifier for p in report.added) == ["a", "b"]
+    keys = {p.identifier: p.assets["data"]["href"] for p in report.added}
+    assert keys == {"a": f"inputs/{collection}/a.tif", "b": f"inputs/{collection}/sub/b.TIF"}
+    link = await S3Storage(settings).presigned_url(keys["b"], expires_in=60)
+    async with httpx.AsyncClient() as http:
+        uploaded = await http.get(link)
+    assert uploaded.content == (tmp_path / "sub" / "b.TIF").read_bytes()
+
+    write_geotiff(tmp_path / "c.tif", ACQUISITION_START="2024-07-03T00:00:00Z", PRODUCT_TYPE="L2A")
+    again = await register_folder(session, settings, collection, tmp_path)
+    await session.commit()
+    assert [p.identifier for p in again.added] == ["c"]
+    assert sorted(again.skipped) == ["a", "b"]

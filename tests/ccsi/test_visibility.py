@@ -1,0 +1,122 @@
+"""Who sees which product: input products are public, a generated product is its owner's until an
+admin publishes it; admins see everything."""
+
+import uuid
+from datetime import date
+
+from sqlalchemy import func, select
+
+from cure.ccsi import service as ccsi_service
+from cure.ccsi.models import Product
+from tests.ccsi.factories import add_product, box
+from tests.factories import create_admin, customer_with_token
+
+
+async def _identifiers(client, url: str, headers: dict[str, str] | None = None) -> set[str]:  # type: ignore[no-untyped-def]
+    response = await client.get(url, headers=headers or {})
+    assert response.status_code == 200, response.text
+    return {f["properties"]["identifier"] for f in response.json()["features"]}
+
+
+async def test_owned_products_are_seen_by_their_owner_and_admins_only(
+    client, session, collection
+) -> None:
+    owner, owner_headers = await customer_with_token(client)
+    _, other_headers = await customer_with_token(client)
+    _, admin_headers = await create_admin(client)
+    await add_product(session, collection, identifier="public")
+    await add_product(
+        session, collection, identifier="mine", owner_id=uuid.UUID(owner["customer_id"])
+    )
+    await session.commit()
+    search = f"/v1/ccsi/{collection}/search"
+    assert await _identifiers(client, search) == {"public"}
+    assert await _identifiers(client, search, other_headers) == {"public"}
+    assert await _identifiers(client, search, owner_headers) == {"public", "mine"}
+    assert await _identifiers(client, search, admin_headers) == {"public", "mine"}
+    one = f"/v1/ccsi/{collection}/products/mine"
+    assert (await client.get(one, headers=other_headers)).status_code == 404
+    assert (await client.get(one)).status_code == 404
+    assert (await client.get(one, headers=owner_headers)).json()["identifier"] == "mine"
+    # The collections list and the description document do not give it away either.
+    collections = (await client.get("/v1/ccsi/collections", headers=other_headers)).json()
+    (summary,) = [c for c in collections["collections"] if c["id"] == collection]
+    assert summary["product_count"] == 1
+
+
+async def test_publishing_makes_a_product_visible_to_everyone(client, session, collection) -> None:
+    owner, _ = await customer_with_token(client)
+    _, other_headers = await customer_with_token(client)
+    _, admin_headers = await create_admin(client)
+    await add_product(
+        session, collection, identifier="result", owner_id=uuid.UUID(owner["customer_id"])
+    )
+    await session.commit()
+    publish = f"/v1/ccsi/{collection}/products/result/publish"
+    assert (await client.post(publish, headers=other_headers)).status_code == 403
+    assert (await client.post(publish)).status_code == 401
+    assert await _identifiers(client, f"/v1/ccsi/{collection}/search") == set()
+    published = await client.post(publish, headers=admin_headers)
+    assert published.status_code == 200 and published.json()["published"] is True
+    assert await _identifiers(client, f"/v1/ccsi/{collection}/search") == {"result"}
+    assert await _identifiers(
+        client, "/v1/ccsi/search?collection=" + collection, other_headers
+    ) == {"result"}
+    missing = await client.post(
+        f"/v1/ccsi/{collection}/products/nope/publish", headers=admin_headers
+    )
+    assert missing.status_code == 404
+
+
+async def test_a_bad_token_is_refused_not_treated_as_anonymous(client) -> None:
+    response = await client.get("/v1/ccsi/search", headers={"Authorization": "Bearer not-a-token"})
+    assert response.status_code == 401
+
+
+async def test_order_outputs_become_the_customers_product_once(client, session) -> None:
+    customer, headers = await customer_with_token(client)
+    order_id, app_id = uuid.uuid4(), f"app{uuid.uuid4().hex[:8]}"
+    arguments = {
+        "order_id": order_id,
+        "customer_id": uuid.UUID(customer["customer_id"]),
+        "app_id": app_id,
+        "app_version": "1.2.0",
+        "roi": box(16.3, 48.2, 16.4, 48.3),
+        "start": date(2024, 7, 1),
+        "end": date(2024, 7, 31),
+        "params": {"threshold": 0.4},
+        "assets": {
+            "result": {
+                "href": f"results/{order_id}/result.tif",
+                "type": "image/tiff",
+                "size": 42,
+                "checksum": "sha256:" + "a" * 64,
+                "roles": ["data"],
+            }
+        },
+    }
+    first = await ccsi_service.register_order_outputs(session, **arguments)
+    await session.commit()
+    again = await ccsi_service.register_order_outputs(session, **arguments)
+    await session.commit()
+    assert again.id == first.id
+    assert (first.collection, first.identifier) == (f"cure-{app_id}", f"{app_id}-{order_id}")
+    assert first.owner_id == uuid.UUID(customer["customer_id"]) and not first.published
+    assert first.properties["app_version"] == "1.2.0"
+    assert first.properties["params"] == {"threshold": 0.4}
+    url = f"/v1/ccsi/cure-{app_id}/search"
+    page = (await client.get(url, params={"timeStart": "2024-07-31"}, headers=headers)).json()
+    assert page["totalResults"] == 1
+    feature = page["features"][0]
+    assert feature["properties"]["start"] == "2024-07-01T00:00:00Z"
+    assert feature["properties"]["end"] == "2024-07-31T23:59:59.999999Z"
+    assert (await client.get(url)).json()["totalResults"] == 0
+    # The order's row is a plain value: a WKBElement from the orders table works the same way.
+    again_from_db = await ccsi_service.register_order_outputs(
+        session, **{**arguments, "roi": first.footprint}
+    )
+    assert again_from_db.id == first.id
+    count = await session.scalar(
+        select(func.count()).select_from(Product).where(Product.order_id == order_id)
+    )
+    assert count == 1
