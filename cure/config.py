@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     max_output_bytes: int = 256 * 1024 * 1024
     container_sweep_seconds: float = 60  # how often a worker removes app containers no run owns
 
+    # Inputs: found through a CCSI-compatible catalogue (None: this deployment's own, under
+    # public_url), fetched only from the storage bucket or from these hosts (public addresses
+    # only), into a per-worker cache bounded in size, and staged in a work folder per run.
+    ccsi_url: str | None = None
+    input_hosts: list[str] = Field(default_factory=list)
+    input_cache_dir: Path = Path("var/cache/inputs")
+    input_cache_max_mb: int = Field(default=2048, gt=0)
+    work_dir: Path = Path("var/work")
+    stage_timeout_seconds: float = Field(default=600, gt=0)
+
     # Per-customer limits on submitting: orders not yet final, and orders per window.
     max_active_orders: int = 10
     max_orders_per_window: int = 200
@@ -125,6 +135,10 @@ class Settings(BaseSettings):
     events_queue: str = "cure.order_events"
     relay_poll_seconds: float = 0.5
     run_background_services: bool = True
+
+    @property
+    def catalogue_url(self) -> str:
+        return (self.ccsi_url or f"{self.public_url.rstrip('/')}/v1/ccsi").rstrip("/")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from cure.apps.router import router as apps_router
 from cure.auth.router import router as auth_router
+from cure.ccsi.router import router as ccsi_router
 from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
 from cure.kit.dependencies import SessionDep
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         crm_router,
         apps_router,
         orders_router,
+        ccsi_router,
         notifications_router,
         storage_router,
     ):

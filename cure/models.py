@@ -8,6 +8,7 @@ from cure.auth.models import (
     RefreshToken,
     RevokedAccessToken,
 )
+from cure.ccsi.models import Product
 from cure.kit.db import Base
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.outbox.models import OutboxMessage
@@ -21,6 +22,7 @@ __all__ = [
     "Order",
     "OrderEvent",
     "OutboxMessage",
+    "Product",
     "PasswordResetToken",
     "RefreshToken",
     "RevokedAccessToken",

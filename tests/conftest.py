@@ -407,7 +407,9 @@ PROBE_MANIFEST = {
     "version": "0.0.1",
     "image": PROBE_IMAGE,
     "public": True,
-    "result": {"path": "report.json", "media_type": "application/json"},
+    "outputs": [
+        {"role": "data", "path": "report.json", "media_type": "application/json", "primary": True}
+    ],
     "limits": {"timeout_seconds": 3, "memory_mb": 96},
     "parameters": {
         "type": "object",

@@ -10,7 +10,7 @@ router = APIRouter(prefix="/v1/apps", tags=["apps"])
 
 
 def _read(app: app_registry.App) -> AppRead:
-    return AppRead.model_validate(app.manifest.model_dump())
+    return AppRead.model_validate(app.manifest)
 
 
 @router.get("", response_model=list[AppRead])

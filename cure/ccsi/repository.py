@@ -190,3 +190,47 @@ async def delete(session: AsyncSession, collection: str, identifier: str) -> boo
         .returning(Product.id)
     )
     return deleted.first() is not None
+
+
+def _covering(collection: str, product_type: str | None, area: Any) -> list[ColumnElement[bool]]:
+    conditions = [
+        _visible(PUBLIC),
+        Product.collection == collection,
+        func.ST_Intersects(Product.footprint, area),
+    ]
+    if product_type is not None:
+        conditions.append(Product.product_type == product_type)
+    return conditions
+
+
+async def any_covering(
+    session: AsyncSession,
+    *,
+    collection: str,
+    product_type: str | None,
+    area: Any,
+    start: datetime,
+    end: datetime,
+) -> bool:
+    """Whether a public product of the collection (and type) meets ``area`` within [start, end]."""
+    query = select(Product.id).where(
+        *_covering(collection, product_type, area), Product.start_at <= end, Product.end_at >= start
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def nearest_dates(
+    session: AsyncSession,
+    *,
+    collection: str,
+    product_type: str | None,
+    area: Any,
+    start: datetime,
+    end: datetime,
+) -> tuple[datetime | None, datetime | None]:
+    """The latest product end before ``start`` and the earliest product start after ``end``,
+    among public products of the collection (and type) that meet ``area``."""
+    conditions = _covering(collection, product_type, area)
+    before = select(func.max(Product.end_at)).where(*conditions, Product.end_at < start)
+    after = select(func.min(Product.start_at)).where(*conditions, Product.start_at > end)
+    return (await session.execute(before)).scalar(), (await session.execute(after)).scalar()

@@ -3,6 +3,7 @@ products CURE's own orders generate."""
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -279,3 +280,32 @@ def _moment(value: date | datetime, *, end: bool) -> datetime:
     if isinstance(value, datetime):
         return to_utc(value)
     return datetime.combine(value, time.max if end else time.min, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Availability:
+    found: bool
+    nearest_before: datetime | None = None
+    nearest_after: datetime | None = None
+
+
+async def availability(
+    session: AsyncSession,
+    *,
+    collection: str,
+    product_type: str | None,
+    area: WKBElement,
+    start: datetime,
+    end: datetime,
+) -> Availability:
+    """Whether a public product covers ``area`` in [start, end], and if not the nearest dates
+    around that period that do have one."""
+    found = await repository.any_covering(
+        session, collection=collection, product_type=product_type, area=area, start=start, end=end
+    )
+    if found:
+        return Availability(found=True)
+    before, after = await repository.nearest_dates(
+        session, collection=collection, product_type=product_type, area=area, start=start, end=end
+    )
+    return Availability(found=False, nearest_before=before, nearest_after=after)

@@ -9,10 +9,12 @@ works against a remote engine and with the worker itself in a container.
 import io
 import json
 import logging
+import shutil
 import tarfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import docker
@@ -52,7 +54,7 @@ class ContainerOutcome:
     logs: list[str]
     stopped: bool = False  # stopped on request (the order was cancelled or handed on)
     errors: list[str] = field(default_factory=list)  # stderr alone: where apps give reasons
-    outputs: dict[str, bytes] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)  # file name -> where it was put
     output_error: str | None = None
 
 
@@ -77,24 +79,58 @@ def _job_archive(job: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _read_outputs(container: Container, limit: int) -> dict[str, bytes]:
+def _read_outputs(container: Container, limit: int, into: Path) -> dict[str, Path]:
+    """Stream /job/outputs out of the container to disk, then unpack its regular files into
+    ``into``: never whole in memory, and no more than ``limit`` bytes."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = into.with_name(into.name + ".tar")
     stream, _ = container.get_archive("/job/outputs")
-    buffer = io.BytesIO()
-    for chunk in stream:
-        buffer.write(chunk)
-        if buffer.tell() > limit + 1024 * 1024:  # tar headers add a little
-            raise OutputTooLarge(f"the app wrote more than {limit} bytes")
-    buffer.seek(0)
-    outputs: dict[str, bytes] = {}
-    with tarfile.open(fileobj=buffer) as tar:
-        for member in tar.getmembers():
-            if not member.isfile():
-                continue
-            name = member.name.split("/", 1)[1] if "/" in member.name else member.name
-            extracted = tar.extractfile(member)
-            if extracted is not None:
-                outputs[name] = extracted.read()
+    written = 0
+    with archive.open("wb") as sink:
+        for chunk in stream:
+            written += len(chunk)
+            if written > limit + 1024 * 1024:  # tar headers add a little
+                raise OutputTooLarge(f"the app wrote more than {limit} bytes")
+            sink.write(chunk)
+    outputs: dict[str, Path] = {}
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = member.name.split("/", 1)[1] if "/" in member.name else ""
+                # Only plain files directly in outputs/, under their own (checked) names.
+                if not member.isfile() or not name or "/" in name or name.startswith("."):
+                    continue
+                extracted = tar.extractfile(member)
+                if extracted is None:
+                    continue
+                target = into / name
+                with extracted, target.open("wb") as out:
+                    shutil.copyfileobj(extracted, out, 1 << 20)
+                outputs[name] = target
+    finally:
+        archive.unlink(missing_ok=True)
     return outputs
+
+
+def inputs_archive(files: dict[str, Path], into: Path) -> Path:
+    """A tar at ``into`` holding each file under its name in ``files`` (relative to /job), read
+    by the app's user; written from disk, so it never sits in memory."""
+    directories = sorted({str(Path(name).parent) for name in files} - {"."})
+    with tarfile.open(into, "w") as tar:
+        for directory in directories:
+            info = tarfile.TarInfo(directory)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.uid = info.gid = APP_UID
+            tar.addfile(info)
+        for name, path in sorted(files.items()):
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.mode = 0o444
+            info.uid = info.gid = APP_UID
+            info.uname = info.gname = ""
+            with path.open("rb") as source:
+                tar.addfile(info, source)
+    return into
 
 
 def docker_client(base_url: str | None) -> docker.DockerClient:
@@ -131,10 +167,14 @@ def run_hardened(
     labels: dict[str, str],
     job: dict[str, Any],
     limits: ContainerLimits,
+    work_dir: Path,
     control: ContainerControl | None = None,
+    command: list[str] | None = None,
+    inputs: Path | None = None,
 ) -> ContainerOutcome:
-    """Run ``image`` once with ``job`` as /job/params.json; ``labels`` name the run (a container
-    an earlier run left under the same labels is removed first)."""
+    """Run ``image`` once with ``job`` as /job/params.json, ``command`` as its arguments and the
+    tar ``inputs`` unpacked into /job; outputs land in ``work_dir``/outputs. ``labels`` name the
+    run (a container an earlier run left under the same labels is removed first)."""
     remove_labelled(client, labels)
     labels = {**labels, "cure.role": "app-run"}
     volume = client.volumes.create(labels=labels)
@@ -143,6 +183,7 @@ def run_hardened(
         memory = f"{limits.memory_mb}m"
         container = client.containers.create(
             image,
+            command=command or [],
             detach=True,
             labels=labels,
             network_mode="none",
@@ -161,6 +202,9 @@ def run_hardened(
             environment={"PYTHONUNBUFFERED": "1"},
         )
         container.put_archive("/job", _job_archive(job))
+        if inputs is not None:
+            with inputs.open("rb") as archive:
+                container.put_archive("/job", archive)  # streamed from disk
         container.start()
         exit_code, timed_out, stopped = _supervise(container, limits, control or NoControl())
         try:
@@ -177,7 +221,9 @@ def run_hardened(
         )
         if exit_code == 0:
             try:
-                outcome.outputs = _read_outputs(container, limits.max_output_bytes)
+                outcome.outputs = _read_outputs(
+                    container, limits.max_output_bytes, work_dir / "outputs"
+                )
             except OutputTooLarge as exc:
                 outcome.output_error = str(exc)
         return outcome

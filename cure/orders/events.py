@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cure.ccsi import service as ccsi_service
 from cure.kit.db import utcnow
 from cure.orders import repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus, can_apply
@@ -81,6 +82,8 @@ async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
             occurred_at=event.occurred_at,
         ),
     )
+    if event.status == OrderStatus.SUCCESS and order.assets:
+        await _register_product(session, order)
     if event.status != current and event.status in FINAL_STATES:
         await _notify_final(session, order)
     return True
@@ -114,6 +117,38 @@ def _update(order: Order, event: OrderEventMessage) -> None:
         order.result_size = event.result.size
         order.result_media_type = event.result.media_type
         order.result_checksum = event.result.checksum
+        if event.assets:
+            order.assets = {
+                asset.role: asset.model_dump(exclude={"role"}) for asset in event.assets
+            }
+
+
+async def _register_product(session: AsyncSession, order: Order) -> None:
+    """CURE's own products are found like any input: the outputs of a successful order become a
+    product of the collection ``cure-<app_id>``, owned by the customer, in the same transaction."""
+    assert order.assets is not None
+    await ccsi_service.register_order_outputs(
+        session,
+        order_id=order.id,
+        customer_id=order.customer_id,
+        app_id=order.app_id,
+        app_version=order.app_version,
+        roi=order.roi,
+        start=order.start_date,
+        end=order.end_date,
+        params=order.params,
+        assets={
+            role: {
+                "href": asset["key"],
+                "type": asset["media_type"],
+                "size": asset["size"],
+                "checksum": asset["checksum"],
+                "roles": [role],
+                **({"title": asset["title"]} if asset.get("title") else {}),
+            }
+            for role, asset in order.assets.items()
+        },
+    )
 
 
 async def _notify_final(session: AsyncSession, order: Order) -> None:

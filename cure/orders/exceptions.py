@@ -9,6 +9,10 @@ class ResultNotReady(Conflict):
     pass
 
 
+class AssetNotFound(NotFound):
+    pass
+
+
 class OrderFinished(Conflict):
     pass
 
@@ -35,6 +39,17 @@ class FilterForbidden(Forbidden):
 
 class CallbackRefused(InvalidInput):
     pass
+
+
+class InputsMissing(InvalidInput):
+    """The catalogue has no product for an input the app needs over the region and dates."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.name, "detail": self.problems}
 
 
 class TooManyOrders(CureError):

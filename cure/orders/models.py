@@ -57,6 +57,9 @@ class Order(Base):
     result_size: Mapped[int | None] = mapped_column(BigInteger)
     result_media_type: Mapped[str | None] = mapped_column(String(128))
     result_checksum: Mapped[str | None] = mapped_column(String(100))
+    # Every output of a successful run, by role: {"key", "size", "media_type", "checksum",
+    # "title", "primary"}; the primary one is also the result above.
+    assets: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     notify_email: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,7 +1,17 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.responses import RedirectResponse
 
 from cure.auth.dependencies import require_scope
@@ -119,4 +129,23 @@ async def get_order_result(
 ) -> RedirectResponse:
     """Redirect to an expiring link to the order's result file."""
     url = await order_service.result_link(session, settings, storage, principal, order_id)
+    return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+
+@router.get(
+    "/v1/orders/{order_id}/assets/{role}",
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    response_class=RedirectResponse,
+    responses=error_responses(401, 403, 404, 409),
+)
+async def get_order_asset(
+    order_id: uuid.UUID,
+    role: Annotated[str, Path(max_length=63)],
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    principal: Reader,
+) -> RedirectResponse:
+    """Redirect to an expiring link to one file of the order's result (see its ``assets``)."""
+    url = await order_service.asset_link(session, settings, storage, principal, order_id, role)
     return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)

@@ -79,6 +79,12 @@ class OrderResultRead(BaseSchema):
     checksum: str
 
 
+class OrderAssetRead(OrderResultRead):
+    role: str
+    title: str | None = None
+    primary: bool = False
+
+
 class OrderSummary(BaseSchema):
     order_id: uuid.UUID
     customer_id: uuid.UUID
@@ -106,6 +112,9 @@ class OrderRead(OrderSummary):
     notify_email: bool
     callback_url: str | None
     history: list[OrderEventRead]
+    assets: list[OrderAssetRead] = Field(
+        default_factory=list, description="Every file of the result, the primary one first"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -119,7 +128,26 @@ class OrderRead(OrderSummary):
             "notify_email": data.notify_email,
             "callback_url": data.callback_url,
             "history": data.events,  # loaded explicitly by the repository
+            "assets": _assets(data),
         }
+
+
+def _assets(order: Order) -> list[OrderAssetRead]:
+    if order.status != OrderStatus.SUCCESS or not order.assets:
+        return []
+    assets = [
+        OrderAssetRead(
+            href=f"/v1/orders/{order.id}/assets/{role}",
+            size=asset["size"],
+            media_type=asset["media_type"],
+            checksum=asset["checksum"],
+            role=role,
+            title=asset.get("title"),
+            primary=asset.get("primary", False),
+        )
+        for role, asset in order.assets.items()
+    ]
+    return sorted(assets, key=lambda a: (not a.primary, a.role))
 
 
 def _summary_fields(order: Order) -> dict[str, Any]:
@@ -162,6 +190,14 @@ class OrderResultInfo(BaseSchema):
     checksum: str
 
 
+class OrderAssetInfo(OrderResultInfo):
+    """One stored output of a run, as the worker reports it on SUCCESS."""
+
+    role: str = Field(max_length=63)
+    title: str | None = Field(default=None, max_length=200)
+    primary: bool = False
+
+
 class OrderEventMessage(BaseSchema):
     """What workers (and the relay) publish about an order; the status manager applies it."""
 
@@ -174,6 +210,7 @@ class OrderEventMessage(BaseSchema):
     message: str | None = None
     progress: int | None = Field(default=None, ge=0, le=100)
     result: OrderResultInfo | None = None
+    assets: list[OrderAssetInfo] | None = Field(default=None, max_length=50)
     heartbeat: bool = Field(default=False, description="Only a sign of life; not a transition")
 
     @field_validator("actor", "message")

@@ -3,15 +3,17 @@
 import hashlib
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cure.apps import registry as app_registry
+from cure.apps.schemas import AppInput
 from cure.auth.exceptions import InsufficientScope
 from cure.auth.service import Principal
+from cure.ccsi import service as ccsi_service
 from cure.config import Settings
 from cure.kit import outbound
 from cure.kit.db import utcnow
@@ -21,9 +23,11 @@ from cure.orders import repository
 from cure.orders.dispatch import enqueue_run
 from cure.orders.events import apply_event, order_event
 from cure.orders.exceptions import (
+    AssetNotFound,
     CallbackRefused,
     FilterForbidden,
     IdempotencyKeyReused,
+    InputsMissing,
     OrderFinished,
     OrderNotFound,
     ResultNotReady,
@@ -50,6 +54,7 @@ async def submit(
     app = _orderable_app(settings, principal, app_id)
     params = app.validate_params(data.params)
     await _check_callback(settings, data)
+    await _check_inputs(session, app, data)
     # One customer's submissions one at a time, until commit: limits and keys stay exact.
     await repository.lock_customer(session, principal.customer_id)
     request_hash = _request_hash(app.id, data)
@@ -87,6 +92,44 @@ async def _check_callback(settings: Settings, data: OrderCreate) -> None:
         )
     except outbound.TargetRefused as exc:
         raise CallbackRefused(str(exc)) from exc
+
+
+async def _check_inputs(session: AsyncSession, app: app_registry.App, data: OrderCreate) -> None:
+    """Fail fast: an order the catalogue cannot serve is refused now, naming the missing input
+    and the nearest dates that do have data (the worker checks again when it runs)."""
+    assert data.end_date is not None  # filled in by OrderCreate
+    area = checked_to_db(data.roi)
+    missing: list[str] = []
+    for wanted in app.manifest.inputs:
+        start, end = wanted.window(data.start_date, data.end_date)
+        found = await ccsi_service.availability(
+            session,
+            collection=wanted.collection,
+            product_type=wanted.product_type,
+            area=area,
+            start=start,
+            end=end,
+        )
+        if not found.found:
+            missing.append(describe_missing(wanted, start, end, found))
+    if missing:
+        raise InputsMissing(missing)
+
+
+def describe_missing(
+    wanted: AppInput, start: datetime, end: datetime, found: ccsi_service.Availability
+) -> str:
+    """Why an input cannot be found, with the nearest dates that have data, for a person."""
+    period = f"{start.date()}" if start.date() == end.date() else f"{start.date()} to {end.date()}"
+    reason = f"no {wanted.describe()} product covers the region on {period}"
+    nearest = [
+        f"{label} {moment.date()}"
+        for label, moment in (("before:", found.nearest_before), ("after:", found.nearest_after))
+        if moment is not None
+    ]
+    if nearest:
+        return f"{reason}; nearest dates with data {', '.join(nearest)}"
+    return f"{reason}; no product of it covers the region at any date"
 
 
 def _request_hash(app_id: str, data: OrderCreate) -> str:
@@ -228,3 +271,20 @@ async def result_link(
     return await storage.presigned_url(
         order.result_key, expires_in=settings.result_link_ttl_seconds
     )
+
+
+async def asset_link(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    principal: Principal,
+    order_id: uuid.UUID,
+    role: str,
+) -> str:
+    order = await get(session, principal, order_id)
+    if order.status != OrderStatus.SUCCESS:
+        raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
+    asset = (order.assets or {}).get(role)
+    if asset is None:
+        raise AssetNotFound(f"the order has no asset {role!r}")
+    return await storage.presigned_url(asset["key"], expires_in=settings.result_link_ttl_seconds)

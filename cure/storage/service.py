@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,10 @@ from cure.config import Settings
 
 class Storage(Protocol):
     async def put(self, key: str, data: bytes, *, media_type: str) -> None: ...
+
+    async def put_file(self, key: str, path: Path, *, media_type: str) -> None:
+        """Store a file's bytes under ``key``, streamed from disk (never whole in memory)."""
+        ...
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str: ...
 
@@ -49,6 +54,13 @@ class S3Storage:
         async with self._client() as s3:
             await s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=media_type)
 
+    async def put_file(self, key: str, path: Path, *, media_type: str) -> None:
+        async with self._client() as s3:
+            # A managed transfer: multipart for large files, read from disk in parts.
+            await s3.upload_file(
+                str(path), self._bucket, key, ExtraArgs={"ContentType": media_type}
+            )
+
     async def presigned_url(self, key: str, *, expires_in: int) -> str:
         async with self._client() as s3:
             url: str = await s3.generate_presigned_url(
@@ -76,6 +88,17 @@ class LocalStorage:
 
     async def put(self, key: str, data: bytes, *, media_type: str) -> None:
         await asyncio.to_thread(self._write, key, data, media_type)
+
+    async def put_file(self, key: str, path: Path, *, media_type: str) -> None:
+        await asyncio.to_thread(self._copy, key, path, media_type)
+
+    def _copy(self, key: str, source: Path, media_type: str) -> None:
+        path = self.path_of(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+        path.with_name(path.name + ".type").write_text(media_type)
 
     def _write(self, key: str, data: bytes, media_type: str) -> None:
         path = self.path_of(key)

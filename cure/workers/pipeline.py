@@ -7,13 +7,17 @@ soon as the order is cancelled or was handed to a newer attempt.
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import re
+import shutil
 import socket
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from docker.errors import ImageNotFound
@@ -21,19 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
+from cure.ccsi.client import CcsiError, CcsiUnavailable
 from cure.config import Settings
 from cure.containers.engine import (
+    ContainerControl,
     ContainerLimits,
     ContainerOutcome,
     docker_client,
+    inputs_archive,
     remove_labelled,
     run_hardened,
 )
 from cure.kit.geo import from_db
 from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
-from cure.orders.schemas import OrderResultInfo
-from cure.storage.service import make_storage
+from cure.orders.schemas import OrderAssetInfo, OrderResultInfo
+from cure.storage.service import Storage, make_storage
+from cure.workers import staging
 from cure.workers.events import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -83,14 +91,14 @@ async def load_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderJob | Non
     )
 
 
-def _limits(settings: Settings, app: app_registry.App) -> ContainerLimits:
+def limits_of(settings: Settings, app: app_registry.App) -> ContainerLimits:
     own = app.manifest.limits
     return ContainerLimits(
         memory_mb=own.memory_mb or settings.container_memory_mb,
         cpus=own.cpus or settings.container_cpus,
         pids=own.pids or settings.container_pids,
         timeout_seconds=own.timeout_seconds or settings.container_timeout_seconds,
-        max_output_bytes=settings.max_output_bytes,
+        max_output_bytes=(own.max_output_mb or 0) * 1024 * 1024 or settings.max_output_bytes,
     )
 
 
@@ -169,26 +177,66 @@ async def _clean_up(settings: Settings, order_id: uuid.UUID) -> None:
         log.info("order %s: removed %d container(s) an earlier run left", order_id, removed)
 
 
-def _run_in_docker(
+def command_args(params: dict[str, Any]) -> list[str]:
+    """Every parameter also as ``--name value`` (JSON for anything but a string)."""
+    args: list[str] = []
+    for name, value in params.items():
+        args += [f"--{name}", value if isinstance(value, str) else json.dumps(value)]
+    return args
+
+
+def run_app(
     settings: Settings,
-    image: str,
-    order_id: str,
+    app: app_registry.App,
+    *,
     job: dict[str, Any],
-    limits: ContainerLimits,
-    watch: OrderWatch,
+    files: dict[str, Path],
+    work_dir: Path,
+    labels: dict[str, str],
+    control: ContainerControl | None = None,
 ) -> ContainerOutcome:
+    """Run an app the way every run does (synchronous: call it in a thread): ``job`` becomes
+    /job/params.json, its params the command line, ``files`` the staged inputs; the outputs land
+    in ``work_dir``/outputs. Used by the worker and by `cure apps try`."""
+    inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
     client = docker_client(settings.docker_url)
     try:
         return run_hardened(
             client,
-            image=image,
-            labels=order_labels(order_id),
+            image=app.manifest.image,
+            labels=labels,
             job=job,
-            limits=limits,
-            control=watch,
+            limits=limits_of(settings, app),
+            work_dir=work_dir,
+            control=control,
+            command=command_args(job.get("params", {})),
+            inputs=inputs,
         )
     finally:
         client.close()
+        if inputs is not None:
+            inputs.unlink(missing_ok=True)
+
+
+def judge(
+    app: app_registry.App, outcome: ContainerOutcome, limits: ContainerLimits
+) -> tuple[OrderStatus, str] | None:
+    """The final state an app's run earns when it did not succeed; None when it did."""
+    if outcome.timed_out:
+        return OrderStatus.FAILED, f"the app ran longer than {limits.timeout_seconds}s"
+    if outcome.exit_code == app.manifest.invalid_exit_code:
+        return OrderStatus.INVALID, _last_line(outcome)
+    if outcome.exit_code != 0:
+        return (
+            OrderStatus.FAILED,
+            f"the app exited with code {outcome.exit_code}: {_last_line(outcome)}",
+        )
+    if outcome.output_error:
+        return OrderStatus.FAILED, outcome.output_error
+    missing = [o.path for o in app.manifest.outputs if o.path not in outcome.outputs]
+    if missing:
+        return OrderStatus.FAILED, f"the app wrote no {', '.join(missing)}"
+    return None
 
 
 async def run_order(
@@ -277,55 +325,132 @@ async def _exclusive_run(engine: AsyncEngine, order_id: uuid.UUID) -> AsyncItera
 async def _execute(
     settings: Settings, engine: AsyncEngine, job: OrderJob, events: EventPublisher
 ) -> tuple[OrderStatus, dict[str, Any]] | None:
+    """The steps of one run: resolve inputs, stage in, run the app, stage out; the SUCCESS event
+    then registers the product. The work folder goes whatever happens (``_work_dir``)."""
     try:
         app = app_registry.get_registry(settings).get(job.app_id)
     except AppNotFound:
         return OrderStatus.FAILED, {"message": f"the app {job.app_id} is not installed here"}
-    await events.publish(OrderStatus.RUNNING, progress=5, message="starting the app container")
-    params = {
-        "order_id": str(job.order_id),
-        "app_id": app.id,
-        "roi": job.roi,
-        "start_date": job.start_date.isoformat(),
-        "end_date": job.end_date.isoformat(),
-        "params": job.params,
-    }
-    limits = _limits(settings, app)
-    watch = OrderWatch(settings, engine, job, events, asyncio.get_running_loop())
-    try:
-        outcome = await asyncio.to_thread(
-            _run_in_docker, settings, app.manifest.image, str(job.order_id), params, limits, watch
-        )
-    except ImageNotFound:
-        return OrderStatus.FAILED, {"message": f"the app image {app.manifest.image} is missing"}
-    if outcome.stopped:
-        log.info("order %s: container stopped: %s", job.order_id, watch.stop_reason)
-        return None
-    if outcome.timed_out:
-        return OrderStatus.FAILED, {"message": f"the app ran longer than {limits.timeout_seconds}s"}
-    if outcome.exit_code == app.manifest.invalid_exit_code:
-        return OrderStatus.INVALID, {"message": _last_line(outcome)}
-    if outcome.exit_code != 0:
-        return OrderStatus.FAILED, {
-            "message": f"the app exited with code {outcome.exit_code}: {_last_line(outcome)}"
+    storage = make_storage(settings)
+    with _work_dir(settings, job) as work_dir:
+        staged = await _stage_in(settings, storage, app, job, events)
+        if isinstance(staged, tuple):
+            return staged
+        await events.publish(OrderStatus.RUNNING, progress=10, message="running the app")
+        params = {
+            "order_id": str(job.order_id),
+            "app_id": app.id,
+            "roi": job.roi,
+            "start_date": job.start_date.isoformat(),
+            "end_date": job.end_date.isoformat(),
+            "params": job.params,
+            "inputs": staged.described,
         }
-    if outcome.output_error:
-        return OrderStatus.FAILED, {"message": outcome.output_error}
-    data = outcome.outputs.get(app.manifest.result.path)
-    if data is None:
-        return OrderStatus.FAILED, {"message": f"the app wrote no {app.manifest.result.path}"}
-    await events.publish(OrderStatus.RUNNING, progress=90, message="storing the result")
-    # The key depends only on the order: a rerun overwrites, never duplicates.
-    key = f"results/{job.order_id}/{app.manifest.result.path}"
-    media_type = app.manifest.result.media_type
-    await make_storage(settings).put(key, data, media_type=media_type)
-    result = OrderResultInfo(
-        key=key,
-        size=len(data),
-        media_type=media_type,
-        checksum=f"sha256:{hashlib.sha256(data).hexdigest()}",
-    )
+        watch = OrderWatch(settings, engine, job, events, asyncio.get_running_loop())
+        try:
+            outcome = await asyncio.to_thread(
+                run_app,
+                settings,
+                app,
+                job=params,
+                files=staged.files,
+                work_dir=work_dir,
+                labels=order_labels(job.order_id),
+                control=watch,
+            )
+        except ImageNotFound:
+            return OrderStatus.FAILED, {"message": f"the app image {app.manifest.image} is missing"}
+        if outcome.stopped:
+            log.info("order %s: container stopped: %s", job.order_id, watch.stop_reason)
+            return None
+        failed = judge(app, outcome, limits_of(settings, app))
+        if failed is not None:
+            return failed[0], {"message": failed[1]}
+        await events.publish(OrderStatus.RUNNING, progress=90, message="storing the outputs")
+        assets = await _stage_out(storage, app, job, outcome)
+    await events.publish(OrderStatus.RUNNING, progress=95, message="registering the product")
+    primary = next(a for a in assets if a.primary)
     return OrderStatus.SUCCESS, {
-        "result": result,
+        "result": OrderResultInfo(**primary.model_dump(include=set(OrderResultInfo.model_fields))),
+        "assets": assets,
         "message": _last_line(outcome, prefer_errors=False),
     }
+
+
+@contextlib.contextmanager
+def _work_dir(settings: Settings, job: OrderJob) -> Iterator[Path]:
+    """A folder of this run's own for staged archives and outputs, removed at the end."""
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{job.order_id}-", dir=settings.work_dir))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def _stage_in(
+    settings: Settings,
+    storage: Storage,
+    app: app_registry.App,
+    job: OrderJob,
+    events: EventPublisher,
+) -> staging.StagedInputs | tuple[OrderStatus, dict[str, Any]]:
+    """The staged inputs, or the final state when they cannot be had (INVALID when missing)."""
+    if not app.manifest.inputs:
+        return staging.StagedInputs()
+    await events.publish(OrderStatus.RUNNING, progress=2, message="finding the inputs")
+    try:
+        found = await staging.resolve(
+            settings, app.manifest.inputs, roi=job.roi, start=job.start_date, end=job.end_date
+        )
+    except staging.InputMissing as exc:
+        return OrderStatus.INVALID, {"message": str(exc)}
+    except CcsiUnavailable:
+        raise  # an outage: the task waits it out and tries again
+    except CcsiError as exc:
+        return OrderStatus.FAILED, {"message": f"the catalogue refused the search: {exc}"}
+    await events.publish(OrderStatus.RUNNING, progress=5, message="fetching the inputs")
+    cache = staging.InputCache(settings.input_cache_dir, settings.input_cache_max_mb << 20)
+    try:
+        staged = await staging.stage(settings, storage, found, cache)
+    except staging.InputRefused as exc:
+        return OrderStatus.FAILED, {"message": f"an input could not be staged: {exc}"}
+    note = f"staged {staged.fetched} input file(s), {staged.from_cache} from the cache"
+    log.info("order %s: %s", job.order_id, note)
+    await events.publish(OrderStatus.RUNNING, progress=9, message=note)
+    return staged
+
+
+async def _stage_out(
+    storage: Storage, app: app_registry.App, job: OrderJob, outcome: ContainerOutcome
+) -> list[OrderAssetInfo]:
+    """Upload every declared output, streamed from disk; the keys depend only on the order, so
+    a rerun overwrites rather than duplicates."""
+    assets = []
+    for output in app.manifest.outputs:
+        path = outcome.outputs[output.path]
+        key = f"results/{job.order_id}/{output.path}"
+        size, checksum = await asyncio.to_thread(_size_and_checksum, path)
+        await storage.put_file(key, path, media_type=output.media_type)
+        assets.append(
+            OrderAssetInfo(
+                key=key,
+                size=size,
+                media_type=output.media_type,
+                checksum=checksum,
+                role=output.role,
+                title=output.title,
+                primary=output.primary,
+            )
+        )
+    return assets
+
+
+def _size_and_checksum(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, f"sha256:{digest.hexdigest()}"

@@ -6,8 +6,8 @@ from tests.ccsi.factories import box, product_body
 from tests.factories import create_admin, customer_with_token
 
 
-async def test_register_read_duplicate_and_delete(client, collection) -> None:
-    _, admin = await create_admin(client)
+async def test_register_read_duplicate_and_delete(client, collection, session) -> None:
+    _, admin = await create_admin(client, session)
     body = product_body(identifier="S2A_MSIL2A_20240701T100031_T33UXP")
     created = await client.post(f"/v1/ccsi/{collection}/products", json=body, headers=admin)
     assert created.status_code == 201, created.text
@@ -68,8 +68,10 @@ async def test_non_admins_cannot_register_or_delete(client, collection) -> None:
         {"properties": {"text": "nul\u0000"}},
     ],
 )
-async def test_a_bad_registration_is_refused_with_a_reason(client, collection, overrides) -> None:
-    _, admin = await create_admin(client)
+async def test_a_bad_registration_is_refused_with_a_reason(
+    client, collection, overrides, session
+) -> None:
+    _, admin = await create_admin(client, session)
     response = await client.post(
         f"/v1/ccsi/{collection}/products", json=product_body(**overrides), headers=admin
     )
@@ -78,16 +80,16 @@ async def test_a_bad_registration_is_refused_with_a_reason(client, collection, o
     assert response.json()["detail"][0]["msg"]
 
 
-async def test_footprint_errors_name_the_footprint(client, collection) -> None:
-    _, admin = await create_admin(client)
+async def test_footprint_errors_name_the_footprint(client, collection, session) -> None:
+    _, admin = await create_admin(client, session)
     body = product_body(footprint=box(170, 10, 190, 20))
     response = await client.post(f"/v1/ccsi/{collection}/products", json=body, headers=admin)
     (error,) = response.json()["detail"]
     assert error["loc"][-1] == "footprint" and "roi" not in error["msg"]
 
 
-async def test_a_bad_collection_name_is_refused(client) -> None:
-    _, admin = await create_admin(client)
+async def test_a_bad_collection_name_is_refused(client, session) -> None:
+    _, admin = await create_admin(client, session)
     response = await client.post("/v1/ccsi/-x!/products", json=product_body(), headers=admin)
     assert response.status_code == 400
     assert response.json()["detail"][0]["loc"] == ["path", "collection"]

@@ -11,8 +11,8 @@ from tests.ccsi.factories import product_body
 from tests.factories import create_admin
 
 
-async def test_storage_keys_become_presigned_links(client, settings, collection) -> None:
-    _, admin = await create_admin(client)
+async def test_storage_keys_become_presigned_links(client, settings, collection, session) -> None:
+    _, admin = await create_admin(client, session)
     key = f"inputs/{collection}/scene.tif"
     await S3Storage(settings).put(key, b"GeoTIFF bytes", media_type="image/tiff")
     body = product_body(

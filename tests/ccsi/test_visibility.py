@@ -23,7 +23,7 @@ async def test_owned_products_are_seen_by_their_owner_and_admins_only(
 ) -> None:
     owner, owner_headers = await customer_with_token(client)
     _, other_headers = await customer_with_token(client)
-    _, admin_headers = await create_admin(client)
+    _, admin_headers = await create_admin(client, session)
     await add_product(session, collection, identifier="public")
     await add_product(
         session, collection, identifier="mine", owner_id=uuid.UUID(owner["customer_id"])
@@ -47,7 +47,7 @@ async def test_owned_products_are_seen_by_their_owner_and_admins_only(
 async def test_publishing_makes_a_product_visible_to_everyone(client, session, collection) -> None:
     owner, _ = await customer_with_token(client)
     _, other_headers = await customer_with_token(client)
-    _, admin_headers = await create_admin(client)
+    _, admin_headers = await create_admin(client, session)
     await add_product(
         session, collection, identifier="result", owner_id=uuid.UUID(owner["customer_id"])
     )

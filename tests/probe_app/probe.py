@@ -45,6 +45,8 @@ report = {
     if os.path.exists("/sys/fs/cgroup/pids.max")
     else None,
     "params": job["params"],
+    "argv": sys.argv[1:],  # the same parameters, as --name value
+    "inputs": job.get("inputs", {}),
 }
 print("probe ran")
 if mode == "sleep":

@@ -1,7 +1,9 @@
 """App containers on the real Docker engine: hardened, bounded in time, always removed."""
 
 import json
+import tempfile
 import uuid
+from pathlib import Path
 
 from cure.containers.engine import ContainerLimits, run_hardened
 from tests.conftest import PROBE_IMAGE
@@ -14,9 +16,17 @@ LIMITS = ContainerLimits(
 def run(engine, limits: ContainerLimits = LIMITS, **params):
     order_id = str(uuid.uuid4())
     job = {"order_id": order_id, "params": params}
-    outcome = run_hardened(
-        engine, image=PROBE_IMAGE, labels={"cure.order_id": order_id}, job=job, limits=limits
-    )
+    with tempfile.TemporaryDirectory() as work_dir:
+        outcome = run_hardened(
+            engine,
+            image=PROBE_IMAGE,
+            labels={"cure.order_id": order_id},
+            job=job,
+            limits=limits,
+            work_dir=Path(work_dir),
+        )
+        # what the run wrote, read before its work folder goes
+        outcome.outputs = {name: path.read_bytes() for name, path in outcome.outputs.items()}
     return order_id, outcome
 
 

@@ -78,7 +78,11 @@ async def test_success_stores_the_result(
     async with httpx.AsyncClient() as http:
         body = await http.get(url)
     assert len(body.content) == order.result_size
-    assert json.loads(body.content)["uid"] == 65534
+    report = json.loads(body.content)
+    assert report["uid"] == 65534
+    # every parameter reaches the app both ways: params.json and the command line
+    assert report["params"] == {"mode": "report", "pause": 1.2}
+    assert report["argv"] == ["--mode", "report", "--pause", "1.2"]
 
 
 async def test_invalid_input_exit_code(

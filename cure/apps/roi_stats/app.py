@@ -4,6 +4,7 @@ Exit 0 on success, 3 when the region cannot be measured (INVALID input), anythin
 Standard library only, so the image needs nothing but python3.
 """
 
+import argparse
 import json
 import math
 import sys
@@ -56,10 +57,20 @@ def planar_centroid(polygons: list[list[list[list[float]]]]) -> list[float] | No
     return [cx / weight_sum, cy / weight_sum]
 
 
+def parse_params(argv: list[str], params: dict) -> dict:
+    """params.json's parameters, overridden by the same ones given as --name value (the
+    container contract passes every parameter both ways)."""
+    parser = argparse.ArgumentParser(prog="roi_stats")
+    parser.add_argument("--area_unit", choices=sorted(AREA_FACTORS))
+    parser.add_argument("--precision", type=int, choices=range(10))
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    return {**params, **given}
+
+
 def main() -> int:
     with open(f"{JOB}/params.json") as fh:
         job = json.load(fh)
-    params = job["params"]
+    params = parse_params(sys.argv[1:], job["params"])
     roi = job["roi"]
     polygons = roi["coordinates"] if roi["type"] == "MultiPolygon" else [roi["coordinates"]]
     print("CURE_PROGRESS 10 measuring the region", flush=True)
