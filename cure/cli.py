@@ -4,6 +4,7 @@ admin create."""
 import argparse
 import asyncio
 import logging
+from datetime import date
 from pathlib import Path
 
 from cure.config import get_settings
@@ -74,6 +75,54 @@ def _apps_build(args: argparse.Namespace) -> None:
         print(f"{app_id}: {tag}")
 
 
+def _apps_try(args: argparse.Namespace) -> None:
+    from cure.workers.commands import read_json_argument, try_app
+
+    raise SystemExit(
+        try_app(
+            get_settings(),
+            args.app_id,
+            inputs=args.inputs,
+            params=read_json_argument(args.params),
+            roi=read_json_argument(args.roi) if args.roi else None,
+            start=args.start,
+            end=args.end or args.start,
+            out=args.out,
+        )
+    )
+
+
+def _demo_seed(args: argparse.Namespace) -> None:
+    from cure.demo.seed import seed
+    from cure.kit.resources import open_resources
+
+    async def run() -> None:
+        async with open_resources(get_settings()) as resources:
+            report = await seed(resources)
+        print(f"demo products: {report.added} added, {report.present} already there")
+
+    asyncio.run(run())
+
+
+def _ccsi_register(args: argparse.Namespace) -> None:
+    from cure.ccsi.scan import register_folder
+    from cure.kit.resources import open_resources
+
+    async def run() -> None:
+        async with open_resources(get_settings()) as resources:
+            async with resources.sessionmaker() as session, session.begin():
+                report = await register_folder(
+                    session,
+                    resources.settings,
+                    args.collection,
+                    args.folder,
+                    product_type=args.product_type,
+                )
+        print(f"{len(report.added)} product(s) added, {len(report.skipped)} already there")
+
+    asyncio.run(run())
+
+
 def _admin_create(args: argparse.Namespace) -> None:
     from cure.crm.commands import create_admin
 
@@ -118,6 +167,37 @@ def main(argv: list[str] | None = None) -> None:
     build = apps_sub.add_parser("build", help="build every app's image (cached layers are reused)")
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     build.set_defaults(func=_apps_build)
+
+    try_ = apps_sub.add_parser(
+        "try", help="run an app image on local inputs exactly the way the worker runs it"
+    )
+    try_.add_argument("app_id")
+    try_.add_argument(
+        "--inputs", type=Path, help="a folder with one sub-folder per input role holding its files"
+    )
+    try_.add_argument("--params", default="{}", help="the app's parameters as JSON (or @file)")
+    try_.add_argument("--roi", help="the region as GeoJSON (or @file); default: the first input's")
+    try_.add_argument("--start", type=date.fromisoformat, default=date.today())
+    try_.add_argument("--end", type=date.fromisoformat)
+    try_.add_argument("--out", type=Path, default=Path("outputs"), help="where outputs go")
+    try_.set_defaults(func=_apps_try)
+
+    demo = sub.add_parser("demo", help="demo data")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    seed = demo_sub.add_parser(
+        "seed", help="generate demo inputs for a few cities, upload and register them (idempotent)"
+    )
+    seed.set_defaults(func=_demo_seed)
+
+    ccsi = sub.add_parser("ccsi", help="the catalogue")
+    ccsi_sub = ccsi.add_subparsers(dest="ccsi_command", required=True)
+    register = ccsi_sub.add_parser(
+        "register", help="upload and register every GeoTIFF of a folder (footprint, time from tags)"
+    )
+    register.add_argument("collection")
+    register.add_argument("folder", type=Path)
+    register.add_argument("--product-type", help="default: each file's PRODUCT_TYPE tag")
+    register.set_defaults(func=_ccsi_register)
 
     admin = sub.add_parser("admin", help="admin accounts")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

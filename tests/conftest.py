@@ -366,6 +366,11 @@ class Stack:
         self.workers.append(worker)
         return worker
 
+    def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """Stop a worker gracefully (its tasks go back to the queue) and forget it."""
+        _stop(worker)
+        self.workers.remove(worker)
+
     def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
         """kill -9 the worker and every process of its session (the pool's children)."""
         os.killpg(worker.pid, signal.SIGKILL)
