@@ -101,9 +101,11 @@ def _reset_vhost() -> None:
     )
 
 
-def test_environment(moto_url: str, smtp_port: int) -> dict[str, str]:
+def test_environment(moto_url: str, smtp_port: int, scratch: Path) -> dict[str, str]:
     """The CURE_* settings of this run, for the in-process app and every process a test starts."""
     return {
+        "CURE_INPUT_CACHE_DIR": str(scratch / "input-cache"),
+        "CURE_WORK_DIR": str(scratch / "work"),
         "CURE_ENVIRONMENT": "test",
         "CURE_DATABASE_URL": TEST_DATABASE_URL,
         "CURE_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
@@ -165,9 +167,11 @@ def mailbox(smtp_server: SmtpServer) -> Mailbox:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def environment(moto_url: str, smtp_server: SmtpServer) -> dict[str, str]:
+def environment(
+    moto_url: str, smtp_server: SmtpServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """Every process a test starts (live stacks, commands) reads its settings from os.environ."""
-    env = test_environment(moto_url, smtp_server.port)
+    env = test_environment(moto_url, smtp_server.port, tmp_path_factory.mktemp("cure"))
     os.environ.update(env)
     return env
 
