@@ -4,6 +4,7 @@ admin create."""
 import argparse
 import asyncio
 import logging
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -76,10 +77,11 @@ def _apps_build(args: argparse.Namespace) -> None:
 
 
 def _apps_try(args: argparse.Namespace) -> None:
+    from cure.kit.errors import CureError
     from cure.workers.commands import read_json_argument, try_app
 
-    raise SystemExit(
-        try_app(
+    try:
+        code = try_app(
             get_settings(),
             args.app_id,
             inputs=args.inputs,
@@ -89,7 +91,10 @@ def _apps_try(args: argparse.Namespace) -> None:
             end=args.end or args.start,
             out=args.out,
         )
-    )
+    except (CureError, ValueError) as exc:  # unknown app, bad parameters or JSON, no region
+        print(f"cannot try the app: {exc}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)
 
 
 def _demo_seed(args: argparse.Namespace) -> None:
@@ -105,19 +110,31 @@ def _demo_seed(args: argparse.Namespace) -> None:
 
 
 def _ccsi_register(args: argparse.Namespace) -> None:
-    from cure.ccsi.scan import register_folder
+    from cure.ccsi.scan import register_folder, register_stored
     from cure.kit.resources import open_resources
 
+    settings = get_settings()
+    source = str(args.source)
+    if source.startswith("s3://"):
+        bucket, _, prefix = source.removeprefix("s3://").partition("/")
+        if bucket != settings.s3_bucket:
+            raise SystemExit(f"only the storage bucket ({settings.s3_bucket}) can be registered")
+
     async def run() -> None:
-        async with open_resources(get_settings()) as resources:
+        async with open_resources(settings) as resources:
             async with resources.sessionmaker() as session, session.begin():
-                report = await register_folder(
-                    session,
-                    resources.settings,
-                    args.collection,
-                    args.folder,
-                    product_type=args.product_type,
-                )
+                if source.startswith("s3://"):
+                    report = await register_stored(
+                        session, settings, args.collection, prefix, product_type=args.product_type
+                    )
+                else:
+                    report = await register_folder(
+                        session,
+                        settings,
+                        args.collection,
+                        Path(source),
+                        product_type=args.product_type,
+                    )
         print(f"{len(report.added)} product(s) added, {len(report.skipped)} already there")
 
     asyncio.run(run())
@@ -192,10 +209,14 @@ def main(argv: list[str] | None = None) -> None:
     ccsi = sub.add_parser("ccsi", help="the catalogue")
     ccsi_sub = ccsi.add_subparsers(dest="ccsi_command", required=True)
     register = ccsi_sub.add_parser(
-        "register", help="upload and register every GeoTIFF of a folder (footprint, time from tags)"
+        "register",
+        help="register every GeoTIFF of a folder (uploaded first) or of a bucket prefix, reading "
+        "footprint and time from the files",
     )
     register.add_argument("collection")
-    register.add_argument("folder", type=Path)
+    register.add_argument(
+        "source", help="a folder, or s3://<the storage bucket>/<prefix> of GeoTIFFs stored already"
+    )
     register.add_argument("--product-type", help="default: each file's PRODUCT_TYPE tag")
     register.set_defaults(func=_ccsi_register)
 

@@ -205,14 +205,44 @@ def geotiffs_in(folder: Path) -> list[Path]:
 
 
 def storage_upload(settings: Settings) -> Upload:
-    """Upload a file through the storage backend (the whole file in memory: inputs are modest)."""
+    """Upload a file through the storage backend, streamed from disk."""
     storage = make_storage(settings)
 
     async def upload(path: Path, key: str) -> None:
-        data = await asyncio.to_thread(path.read_bytes)
-        await storage.put(key, data, media_type=GEOTIFF_TYPE)
+        await storage.put_file(key, path, media_type=GEOTIFF_TYPE)
 
     return upload
+
+
+async def register_stored(
+    session: AsyncSession,
+    settings: Settings,
+    collection: str,
+    prefix: str,
+    *,
+    product_type: str | None = None,
+) -> FolderReport:
+    """Register every GeoTIFF already in the storage bucket under ``prefix`` (each read once
+    from a temporary copy; the product's asset is the stored key itself). The caller commits."""
+    collection = check_collection(collection)
+    storage = make_storage(settings)
+    report = FolderReport()
+    keys = [k for k in await storage.keys(prefix) if k.lower().endswith(GEOTIFF_SUFFIXES)]
+    with tempfile.TemporaryDirectory(prefix="cure-register-") as folder:
+        for key in keys:
+            identifier = identifier_of(key)
+            if await repository.get_by_identifier(session, collection, identifier):
+                report.skipped.append(identifier)
+                continue
+            copy = Path(folder) / key.rsplit("/", 1)[-1]
+            await storage.get_file(key, copy)
+            scanned = await asyncio.to_thread(read_geotiff_product, copy, product_type=product_type)
+            copy.unlink()
+            product = await ccsi_service.register(
+                session, collection=collection, data=scanned.as_product(key, title=key)
+            )
+            report.added.append(product)
+    return report
 
 
 async def register_folder(

@@ -124,7 +124,7 @@ def inputs_archive(files: dict[str, Path], into: Path) -> Path:
             info.uid = info.gid = APP_UID
             tar.addfile(info)
         for name, path in sorted(files.items()):
-            info = tar.gettarinfo(str(path), arcname=name)
+            info = tar.gettarinfo(str(path.resolve()), arcname=name)  # a file, never a link
             info.mode = 0o444
             info.uid = info.gid = APP_UID
             info.uname = info.gname = ""

@@ -25,6 +25,14 @@ class Storage(Protocol):
         """Store a file's bytes under ``key``, streamed from disk (never whole in memory)."""
         ...
 
+    async def keys(self, prefix: str) -> list[str]:
+        """Every stored key that starts with ``prefix``."""
+        ...
+
+    async def get_file(self, key: str, path: Path) -> None:
+        """Copy the object at ``key`` to ``path``, streamed."""
+        ...
+
     async def presigned_url(self, key: str, *, expires_in: int) -> str: ...
 
 
@@ -60,6 +68,18 @@ class S3Storage:
             await s3.upload_file(
                 str(path), self._bucket, key, ExtraArgs={"ContentType": media_type}
             )
+
+    async def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        async with self._client() as s3:
+            paginator = s3.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                found += [item["Key"] for item in page.get("Contents", [])]
+        return found
+
+    async def get_file(self, key: str, path: Path) -> None:
+        async with self._client() as s3:
+            await s3.download_file(self._bucket, key, str(path))
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str:
         async with self._client() as s3:
@@ -107,6 +127,22 @@ class LocalStorage:
         tmp.write_bytes(data)
         os.replace(tmp, path)  # readers see the whole object or none of it
         path.with_name(path.name + ".type").write_text(media_type)
+
+    async def keys(self, prefix: str) -> list[str]:
+        def walk() -> list[str]:
+            found = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*"))
+            return sorted(
+                key
+                for key in found
+                if key.startswith(prefix)
+                and not key.endswith((".type", ".part"))
+                and (self.root / key).is_file()
+            )
+
+        return await asyncio.to_thread(walk) if self.root.is_dir() else []
+
+    async def get_file(self, key: str, path: Path) -> None:
+        await asyncio.to_thread(shutil.copyfile, self.path_of(key), path)
 
     def media_type(self, key: str) -> str:
         type_file = self.path_of(key).with_name(self.path_of(key).name + ".type")

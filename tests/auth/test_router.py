@@ -15,7 +15,16 @@ from tests.factories import (
     password_login,
 )
 
-DEFAULT_SCOPES = {"account:read", "account:write", "app:roi_stats", "orders:read", "orders:write"}
+# The base scopes and app:<id> of every public app.
+DEFAULT_SCOPES = {
+    "account:read",
+    "account:write",
+    "app:roi_stats",
+    "app:suhi",
+    "app:urban_green",
+    "orders:read",
+    "orders:write",
+}
 ANY_ORDER = "/v1/orders/00000000-0000-0000-0000-000000000000"
 
 
@@ -323,6 +332,12 @@ async def test_every_endpoint_declares_its_scope_in_openapi(client) -> None:
         ("post", "/v1/auth/login"),
         ("post", "/v1/auth/password-reset"),
         ("post", "/v1/auth/password-reset/confirm"),
+        # the catalogue: anyone searches public products; a token adds the caller's own
+        ("get", "/v1/ccsi/description.xml"),
+        ("get", "/v1/ccsi/search"),
+        ("get", "/v1/ccsi/{collection}/search"),
+        ("get", "/v1/ccsi/collections"),
+        ("get", "/v1/ccsi/{collection}/products/{identifier}"),
     }
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():

@@ -113,3 +113,26 @@ async def test_register_folder_uploads_registers_and_skips_known_files(
     await session.commit()
     assert [p.identifier for p in again.added] == ["c"]
     assert sorted(again.skipped) == ["a", "b"]
+
+
+async def test_register_stored_reads_geotiffs_already_in_the_bucket(
+    app, tmp_path, settings, session, collection
+) -> None:
+    from cure.ccsi.scan import register_stored
+
+    storage = S3Storage(settings)
+    prefix = f"landing/{collection}/"
+    for name in ("c.tif", "d.tiff", "notes.txt"):
+        source = write_geotiff(
+            tmp_path / name,
+            ACQUISITION_START="2024-07-02T10:00:00Z",
+            PRODUCT_TYPE="S2MSI2A",
+        )
+        await storage.put_file(f"{prefix}{name}", source, media_type="image/tiff")
+    report = await register_stored(session, settings, collection, prefix)
+    await session.commit()
+    hrefs = sorted(asset["href"] for p in report.added for asset in p.assets.values())
+    assert hrefs == [f"{prefix}c.tif", f"{prefix}d.tiff"]  # the stored keys; the .txt is no GeoTIFF
+    assert {p.product_type for p in report.added} == {"S2MSI2A"}
+    again = await register_stored(session, settings, collection, prefix)
+    assert (again.added, sorted(again.skipped)) == ([], ["c", "d"])

@@ -3,6 +3,7 @@ takes an id, and B's objects are unchanged afterwards."""
 
 import re
 import uuid
+from datetime import date
 
 from tests.factories import bearer, create_customer, get_token, order_body
 
@@ -15,12 +16,19 @@ FILL = {
     "scope": lambda b: "orders:read",
     "app_id": lambda b: "roi_stats",
     "key": lambda b: f"results/{b['order_id']}/result.geojson",  # where results are kept
+    "role": lambda b: "data",
+    "collection": lambda b: "cure-roi_stats",
+    "identifier": lambda b: f"roi_stats-{b['order_id']}",  # the product B's order made
 }
 # Signed links carry their proof in the query: A has none for B's objects, so A forges one.
 QUERY = {"key": {"expires": "9999999999", "signature": "0" * 64}}
 # Routes whose parameters name no customer's object (the public app catalogue, ordering an app
 # for oneself).
-NOT_OWNED = {("GET", "/v1/apps/{app_id}"), ("POST", "/v1/apps/{app_id}/orders")}
+NOT_OWNED = {
+    ("GET", "/v1/apps/{app_id}"),
+    ("POST", "/v1/apps/{app_id}/orders"),
+    ("GET", "/v1/ccsi/{collection}/search"),  # a search: checked below to find none of B's
+}
 
 
 async def _customer_b(http) -> dict:  # type: ignore[no-untyped-def]
@@ -45,11 +53,42 @@ async def _snapshot(http, b: dict) -> dict:  # type: ignore[no-untyped-def]
     order = (await http.get(f"/v1/orders/{b['order_id']}", headers=b["headers"])).json()
     me = (await http.get("/v1/crm/customers/me", headers=b["headers"])).json()
     clients = (await http.get("/v1/crm/customers/me/clients", headers=b["headers"])).json()
-    return {"order": order, "me": me, "clients": clients}
+    product = await http.get(
+        f"/v1/ccsi/cure-roi_stats/products/roi_stats-{b['order_id']}", headers=b["headers"]
+    )
+    assert product.status_code == 200
+    identifier = product.json()["identifier"]
+    return {"order": order, "me": me, "clients": clients, "product": identifier}
 
 
-async def test_customer_a_reaches_nothing_of_customer_b(client) -> None:
+async def _product_of_b(session, b: dict) -> None:  # type: ignore[no-untyped-def]
+    """The catalogue product B's order made (as its SUCCESS would register it)."""
+    from cure.ccsi import service as ccsi_service
+    from tests.factories import VIENNA
+
+    await ccsi_service.register_order_outputs(
+        session,
+        order_id=uuid.UUID(b["order_id"]),
+        customer_id=uuid.UUID(b["customer_id"]),
+        app_id="roi_stats",
+        app_version="1.0.0",
+        roi=VIENNA,
+        start=date(2024, 7, 1),
+        end=date(2024, 7, 31),
+        params={},
+        assets={
+            "data": {
+                "href": f"results/{b['order_id']}/result.geojson",
+                "type": "application/geo+json",
+            }
+        },
+    )
+    await session.commit()
+
+
+async def test_customer_a_reaches_nothing_of_customer_b(client, session) -> None:
     b = await _customer_b(client)
+    await _product_of_b(session, b)
     before = await _snapshot(client, b)
     a = await create_customer(client)
     a_headers = bearer(await get_token(client, a))
@@ -72,6 +111,10 @@ async def test_customer_a_reaches_nothing_of_customer_b(client) -> None:
             assert response.status_code in (403, 404), (method, path, response.text)
             checked += 1
     assert checked >= 10
+
+    search = await client.get("/v1/ccsi/cure-roi_stats/search", headers=a_headers)
+    identifiers = [f["properties"]["identifier"] for f in search.json()["features"]]
+    assert f"roi_stats-{b['order_id']}" not in identifiers
 
     after = await _snapshot(client, b)
     assert after == before
