@@ -25,7 +25,7 @@ from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
 from cure.outbox.relay import OutboxRelay
 from cure.storage.router import router as storage_router
-from cure.storage.service import S3Storage
+from cure.storage.service import S3Storage, make_storage
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources = build_resources(settings)
         app.state.engine = resources.engine
         app.state.sessionmaker = resources.sessionmaker
+        app.state.storage = make_storage(settings)
         relay = make_relay(resources)
         tasks: list[asyncio.Task[None]] = []
-        if settings.storage_backend == "s3":
-            await S3Storage(settings).ensure_bucket()
-        if settings.run_background_services:
-            app.state.relay = relay
-            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-            tasks += start_background_services(resources)
         try:
+            if isinstance(app.state.storage, S3Storage):
+                await app.state.storage.ensure_bucket()
+            if settings.run_background_services:
+                app.state.relay = relay
+                tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+                tasks += start_background_services(resources)
             yield
         finally:
             for task in tasks:

@@ -54,6 +54,29 @@ class AppInput(BaseModel):
         kind = f" ({self.product_type})" if self.product_type else ""
         return f"{self.role}: {self.collection}{kind}"
 
+    def missing(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        before: datetime | None,
+        after: datetime | None = None,
+    ) -> str:
+        """Why no product can serve this input, with the nearest dates that have data: the one
+        message for the 422 at submit and the INVALID at run time."""
+        period = (
+            f"{start.date()}" if start.date() == end.date() else f"{start.date()} to {end.date()}"
+        )
+        reason = f"no {self.describe()} product covers the region on {period}"
+        nearest = [
+            f"{label} {moment.date()}"
+            for label, moment in (("before:", before), ("after:", after))
+            if moment is not None
+        ]
+        if nearest:
+            return f"{reason}; nearest dates with data {', '.join(nearest)}"
+        return reason
+
 
 class AppOutput(BaseModel):
     """One file the app writes to /job/outputs/; the primary one is the order's result."""
@@ -62,7 +85,11 @@ class AppOutput(BaseModel):
 
     role: str = "data"
     path: str
-    media_type: str = "application/octet-stream"
+    media_type: str = Field(
+        default="application/octet-stream",
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][\w.+\-]*/[A-Za-z0-9][\w.+\-]*(\s*;.*)?$",
+    )
     primary: bool = False
     title: str | None = None
 

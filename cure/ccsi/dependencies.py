@@ -3,12 +3,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cure.ccsi.schemas import SearchQuery
-from cure.kit.dependencies import SettingsDep
-from cure.storage.service import Storage, make_storage
-
-
-def get_storage(settings: SettingsDep) -> Storage:
-    return make_storage(settings)
 
 
 def search_query(request: Request) -> SearchQuery:
@@ -17,5 +11,4 @@ def search_query(request: Request) -> SearchQuery:
     return SearchQuery.parse(request.query_params.multi_items(), collection=collection)
 
 
-StorageDep = Annotated[Storage, Depends(get_storage)]
 SearchQueryDep = Annotated[SearchQuery, Depends(search_query)]

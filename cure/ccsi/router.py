@@ -6,13 +6,14 @@ from fastapi.responses import JSONResponse
 from cure.auth.dependencies import AdminPrincipal, OptionalPrincipal
 from cure.ccsi import opensearch
 from cure.ccsi import service as ccsi_service
-from cure.ccsi.dependencies import SearchQueryDep, StorageDep
+from cure.ccsi.dependencies import SearchQueryDep
 from cure.ccsi.opensearch import ATOM_TYPE, DESCRIPTION_TYPE, GEOJSON_TYPE, SEARCH_PARAMETERS
 from cure.ccsi.schemas import CollectionList, ProductCreate, ProductRead, SearchQuery
 from cure.config import Settings
 from cure.kit.db import utcnow
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.schemas import error_responses
+from cure.storage.dependencies import StorageDep
 
 router = APIRouter(prefix="/v1/ccsi", tags=["catalogue"])
 

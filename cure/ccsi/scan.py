@@ -5,7 +5,6 @@ Reading is synchronous (rasterio, hashing): async callers run it in a thread, as
 """
 
 import asyncio
-import hashlib
 import re
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from cure.ccsi import service as ccsi_service
 from cure.ccsi.models import Product
 from cure.ccsi.schemas import AssetCreate, ProductCreate, check_collection, is_url
 from cure.config import Settings
+from cure.kit.files import size_and_sha256
 from cure.kit.geo import to_geojson
 from cure.storage.service import make_storage
 
@@ -93,7 +93,7 @@ def read_geotiff_product(
 
 
 def _read(path: Path, *, name: str, product_type: str | None, densify: int) -> ScannedProduct:
-    size, checksum = _size_and_checksum(path)
+    size, checksum = size_and_sha256(path)
     with rasterio.open(path) as src:
         if src.crs is None:
             raise ValueError(f"{name} has no coordinate reference system")
@@ -164,16 +164,6 @@ def _parse_time(text: str, name: str) -> datetime:
         except ValueError:
             raise ValueError(f"{name}: {text!r} is not an ISO 8601 or TIFF date-time") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _size_and_checksum(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, f"sha256:{digest.hexdigest()}"
 
 
 def _download(url: str, target: Path) -> None:

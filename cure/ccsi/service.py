@@ -1,7 +1,6 @@
 """Catalogue rules: who sees which product, registration and removal, links to assets, and the
 products CURE's own orders generate."""
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -13,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cure.auth.scopes import ORDERS_READ
 from cure.auth.service import Principal
 from cure.ccsi import repository
 from cure.ccsi.exceptions import ProductExists, ProductNotFound
@@ -40,10 +40,15 @@ _ASSETS = TypeAdapter(dict[str, AssetCreate])
 
 
 def viewer_of(principal: Principal | None) -> Viewer:
-    """Anonymous callers see public products; customers also their own; admins everything."""
+    """Anonymous callers see public products; customers also their own, with a token that may
+    read orders (their products are order results); admins, with the admin scope, everything."""
     if principal is None:
         return PUBLIC
-    return Viewer(customer_id=principal.customer_id, sees_all=principal.is_admin)
+    if principal.is_admin:  # an admin customer whose token carries the admin scope
+        return Viewer(customer_id=principal.customer_id, sees_all=True)
+    if ORDERS_READ not in principal.scopes:
+        return PUBLIC
+    return Viewer(customer_id=principal.customer_id)
 
 
 async def search(
@@ -159,10 +164,7 @@ async def to_reads(
             if not is_url(asset["href"])
         }
     )
-    urls = await asyncio.gather(
-        *(storage.presigned_url(key, expires_in=settings.result_link_ttl_seconds) for key in keys)
-    )
-    links = dict(zip(keys, urls, strict=True))
+    links = await storage.presigned_urls(keys, expires_in=settings.result_link_ttl_seconds)
     return [_read(product, links) for product in products]
 
 

@@ -84,16 +84,16 @@ def _read_outputs(container: Container, limit: int, into: Path) -> dict[str, Pat
     ``into``: never whole in memory, and no more than ``limit`` bytes."""
     into.mkdir(parents=True, exist_ok=True)
     archive = into.with_name(into.name + ".tar")
-    stream, _ = container.get_archive("/job/outputs")
-    written = 0
-    with archive.open("wb") as sink:
-        for chunk in stream:
-            written += len(chunk)
-            if written > limit + 1024 * 1024:  # tar headers add a little
-                raise OutputTooLarge(f"the app wrote more than {limit} bytes")
-            sink.write(chunk)
     outputs: dict[str, Path] = {}
     try:
+        stream, _ = container.get_archive("/job/outputs")
+        written = 0
+        with archive.open("wb") as sink:
+            for chunk in stream:
+                written += len(chunk)
+                if written > limit + 1024 * 1024:  # tar headers add a little
+                    raise OutputTooLarge(f"the app wrote more than {limit} bytes")
+                sink.write(chunk)
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 name = member.name.split("/", 1)[1] if "/" in member.name else ""
@@ -226,6 +226,8 @@ def run_hardened(
                 )
             except OutputTooLarge as exc:
                 outcome.output_error = str(exc)
+            except tarfile.TarError as exc:
+                outcome.output_error = f"the app's outputs could not be read: {exc}"
         return outcome
     finally:
         if container is not None:

@@ -25,7 +25,7 @@ from cure.crm.schemas import (
     CustomerRegistered,
     CustomerUpdate,
 )
-from cure.kit.pagination import decode_cursor, page_of
+from cure.kit.pagination import InvalidCursor, decode_cursor, page_of
 
 CUSTOMER_SORT = "-created_at"  # the admin list's one order: newest first
 
@@ -128,6 +128,8 @@ async def list_customers(
     offset: int,
     cursor: str | None,
 ) -> CustomerPage:
+    if cursor and offset:
+        raise InvalidCursor("give either cursor or offset, not both")
     after = decode_cursor(cursor, CUSTOMER_SORT) if cursor else None
     rows, total = await auth_repository.list_customers(
         session,

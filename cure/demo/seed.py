@@ -2,7 +2,6 @@
 catalogue. Idempotent: products the catalogue holds already are left as they are."""
 
 import asyncio
-import hashlib
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from cure.ccsi import repository as ccsi_repository
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.schemas import AssetCreate, ProductCreate
 from cure.demo.rasters import CITIES, DATES, City, GeneratedProduct, generate
+from cure.kit.files import size_and_sha256
 from cure.kit.resources import Resources
 from cure.storage.service import make_storage
 
@@ -23,14 +23,6 @@ GEOTIFF = "image/tiff; application=geotiff"
 class SeedReport:
     added: int
     present: int
-
-
-def _checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
 
 
 def _key(product: GeneratedProduct, path: Path) -> str:
@@ -60,7 +52,7 @@ async def seed(
                         href=_key(product, path),
                         type=GEOTIFF,
                         size=path.stat().st_size,
-                        checksum=await asyncio.to_thread(_checksum, path),
+                        checksum=(await asyncio.to_thread(size_and_sha256, path))[1],
                         roles=["data"],
                         title=key,
                     )

@@ -1,10 +1,6 @@
-"""RabbitMQ plumbing shared by the API's consumers, the relay and the workers (aio-pika).
-
-The orders queue is a quorum queue with a delivery limit and a dead-letter exchange: a task that
-keeps killing its worker, or keeps failing, ends in the dead-letter queue after a bounded number of
-tries instead of looping forever. Celery (kombu) and aio-pika declare it with the same arguments,
-taken from ``orders_queue_arguments``, or RabbitMQ would refuse the second declaration.
-"""
+"""RabbitMQ plumbing shared by the API's consumers, the relay and the workers (aio-pika):
+connecting, the dead-letter exchange, durable queues and confirmed publishing. Which queues a
+domain uses, and with what arguments, the domain says (e.g. ``cure.orders.queues``)."""
 
 from typing import Any
 
@@ -13,17 +9,15 @@ from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnectio
 
 from cure.config import Settings
 
+CONNECT_TIMEOUT_SECONDS = 10
+
 
 async def connect(url: str) -> AbstractRobustConnection:
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": "cure"})
-
-
-def orders_queue_arguments(settings: Settings) -> dict[str, Any]:
-    return {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": settings.delivery_limit,
-        "x-dead-letter-exchange": settings.dead_letter_exchange,
-    }
+    """A robust connection (it reconnects by itself); the first attempt gives up after
+    CONNECT_TIMEOUT_SECONDS instead of waiting on an unreachable broker."""
+    return await aio_pika.connect_robust(
+        url, timeout=CONNECT_TIMEOUT_SECONDS, client_properties={"connection_name": "cure"}
+    )
 
 
 async def declare_dead_letters(channel: AbstractChannel, settings: Settings) -> AbstractQueue:
@@ -34,23 +28,6 @@ async def declare_dead_letters(channel: AbstractChannel, settings: Settings) -> 
     queue = await channel.declare_queue(settings.dead_letter_queue, durable=True)
     await queue.bind(exchange)
     return queue
-
-
-async def declare_orders_queue(channel: AbstractChannel, settings: Settings) -> AbstractQueue:
-    await declare_dead_letters(channel, settings)
-    return await channel.declare_queue(
-        settings.orders_queue, durable=True, arguments=orders_queue_arguments(settings)
-    )
-
-
-async def declare_events_queue(channel: AbstractChannel, settings: Settings) -> AbstractQueue:
-    """Order events: an event that can never be applied is rejected into the dead letters."""
-    await declare_dead_letters(channel, settings)
-    return await channel.declare_queue(
-        settings.events_queue,
-        durable=True,
-        arguments={"x-dead-letter-exchange": settings.dead_letter_exchange},
-    )
 
 
 async def declare_durable_queue(channel: AbstractChannel, name: str) -> AbstractQueue:

@@ -58,19 +58,19 @@ async def check_target(url: str, *, allow_private: bool) -> Target:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetRefused("callback_url must be an http or https URL with a host")
+        raise TargetRefused("the URL must be http or https with a host")
     if parts.username or parts.password:
-        raise TargetRefused("callback_url must not carry credentials")
+        raise TargetRefused("the URL must not carry credentials")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = await resolve(parts.hostname, port)
     except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label over 63 bytes
-        raise TargetRefused(f"callback_url host {parts.hostname!r} does not resolve") from exc
+        raise TargetRefused(f"the host {parts.hostname!r} does not resolve") from exc
     if not addresses:
-        raise TargetRefused(f"callback_url host {parts.hostname!r} does not resolve")
+        raise TargetRefused(f"the host {parts.hostname!r} does not resolve")
     if not allow_private and any(refused_address(a) for a in addresses):
         raise TargetRefused(
-            "callback_url points at a loopback, private, link-local or otherwise non-public "
+            f"{parts.hostname} is a loopback, private, link-local or otherwise non-public "
             "address, which is not allowed"
         )
     address = addresses[0]

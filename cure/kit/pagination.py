@@ -28,7 +28,7 @@ class InvalidCursor(InvalidInput):
 
     def body(self) -> dict[str, object]:
         return {
-            "error": "InvalidFilter",
+            "error": "InvalidCursor",
             "detail": [{"loc": ["query", "cursor"], "msg": self.reason}],
         }
 

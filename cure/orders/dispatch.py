@@ -12,9 +12,8 @@ from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.config import Settings
-from cure.kit import broker
 from cure.kit.celery_message import celery_task_message
-from cure.orders import repository
+from cure.orders import queues, repository
 from cure.orders.events import apply_event, order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.outbox import service as outbox_service
@@ -71,4 +70,4 @@ class DispatchHooks:
 
 async def declare_topology(settings: Settings, channel: AbstractChannel) -> None:
     """The queues an order's task needs before it can be published (mandatory routing)."""
-    await broker.declare_orders_queue(channel, settings)
+    await queues.declare_orders_queue(channel, settings)

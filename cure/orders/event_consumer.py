@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cure.config import Settings
 from cure.kit import broker
 from cure.kit.db import is_transient
+from cure.orders import queues
 from cure.orders.events import apply_event, order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
@@ -97,7 +98,7 @@ class StatusManager:
 
     async def run(self) -> None:
         await self._consume(
-            lambda channel: broker.declare_events_queue(channel, self.settings),
+            lambda channel: queues.declare_events_queue(channel, self.settings),
             self.handle,
         )
 

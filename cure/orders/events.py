@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.ccsi import service as ccsi_service
-from cure.kit.db import utcnow
+from cure.kit.db import is_transient, utcnow
 from cure.orders import repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus, can_apply
 from cure.orders.models import Order, OrderEvent
@@ -83,7 +83,14 @@ async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
         ),
     )
     if event.status == OrderStatus.SUCCESS and order.assets:
-        await _register_product(session, order)
+        try:
+            async with session.begin_nested():
+                await _register_product(session, order)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the database is away: the whole event is applied again later
+            # The order's SUCCESS stands even if its catalogue entry cannot be made.
+            log.exception("order %s: its product could not be registered", order.id)
     if event.status != current and event.status in FINAL_STATES:
         await _notify_final(session, order)
     return True

@@ -21,18 +21,6 @@ class IdempotencyKeyReused(InvalidInput):
     pass
 
 
-class InvalidFilter(InvalidInput):
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-
-    def body(self) -> dict[str, object]:
-        return {
-            "error": self.name,
-            "detail": [{"loc": ["query", self.parameter], "msg": self.message}],
-        }
-
-
 class FilterForbidden(Forbidden):
     pass
 

@@ -19,9 +19,9 @@ from cure.auth.service import Principal
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
-from cure.orders.dependencies import StorageDep
 from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import OrderCreate, OrderEventRead, OrderFilter, OrderPage, OrderRead
+from cure.storage.dependencies import StorageDep
 
 router = APIRouter(tags=["orders"])
 

@@ -3,14 +3,13 @@
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cure.apps import registry as app_registry
-from cure.apps.schemas import AppInput
 from cure.auth.exceptions import InsufficientScope
 from cure.auth.service import Principal
 from cure.ccsi import service as ccsi_service
@@ -53,11 +52,17 @@ async def submit(
     """The new order and True, or, for a repeated Idempotency-Key, the first order and False."""
     app = _orderable_app(settings, principal, app_id)
     params = app.validate_params(data.params)
+    request_hash = _request_hash(app.id, data)
+    # A repeated request gets its first order back whatever has changed since (the catalogue,
+    # the callback host's address): look before checking, and again under the lock.
+    if idempotency_key is not None:
+        earlier = await _replay(session, principal, idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier, False
     await _check_callback(settings, data)
-    await _check_inputs(session, app, data)
+    await _check_inputs(session, settings, app, data)
     # One customer's submissions one at a time, until commit: limits and keys stay exact.
     await repository.lock_customer(session, principal.customer_id)
-    request_hash = _request_hash(app.id, data)
     if idempotency_key is not None:
         earlier = await _replay(session, principal, idempotency_key, request_hash)
         if earlier is not None:
@@ -91,12 +96,17 @@ async def _check_callback(settings: Settings, data: OrderCreate) -> None:
             str(data.callback_url), allow_private=settings.allow_private_callbacks
         )
     except outbound.TargetRefused as exc:
-        raise CallbackRefused(str(exc)) from exc
+        raise CallbackRefused(f"callback_url: {exc}") from exc
 
 
-async def _check_inputs(session: AsyncSession, app: app_registry.App, data: OrderCreate) -> None:
+async def _check_inputs(
+    session: AsyncSession, settings: Settings, app: app_registry.App, data: OrderCreate
+) -> None:
     """Fail fast: an order the catalogue cannot serve is refused now, naming the missing input
-    and the nearest dates that do have data (the worker checks again when it runs)."""
+    and the nearest dates that do have data (the worker checks again when it runs). With an
+    external catalogue (``ccsi_url``) only the worker's check applies."""
+    if settings.ccsi_url is not None:
+        return
     assert data.end_date is not None  # filled in by OrderCreate
     area = checked_to_db(data.roi)
     missing: list[str] = []
@@ -111,25 +121,11 @@ async def _check_inputs(session: AsyncSession, app: app_registry.App, data: Orde
             end=end,
         )
         if not found.found:
-            missing.append(describe_missing(wanted, start, end, found))
+            missing.append(
+                wanted.missing(start, end, before=found.nearest_before, after=found.nearest_after)
+            )
     if missing:
         raise InputsMissing(missing)
-
-
-def describe_missing(
-    wanted: AppInput, start: datetime, end: datetime, found: ccsi_service.Availability
-) -> str:
-    """Why an input cannot be found, with the nearest dates that have data, for a person."""
-    period = f"{start.date()}" if start.date() == end.date() else f"{start.date()} to {end.date()}"
-    reason = f"no {wanted.describe()} product covers the region on {period}"
-    nearest = [
-        f"{label} {moment.date()}"
-        for label, moment in (("before:", found.nearest_before), ("after:", found.nearest_after))
-        if moment is not None
-    ]
-    if nearest:
-        return f"{reason}; nearest dates with data {', '.join(nearest)}"
-    return f"{reason}; no product of it covers the region at any date"
 
 
 def _request_hash(app_id: str, data: OrderCreate) -> str:

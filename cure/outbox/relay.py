@@ -9,8 +9,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Protocol
 
+import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -61,7 +63,9 @@ class OutboxRelay:
         if self._connection is None:
             self._connection = await broker.connect(self.settings.broker_url)
         if self._channel is None or self._channel.is_closed:
-            self._channel = await self._connection.channel(publisher_confirms=True)
+            self._channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
             if self.declare is not None:
                 await self.declare(self._channel)
         return self._channel
@@ -70,7 +74,7 @@ class OutboxRelay:
         """Publish one batch; returns how many messages were sent."""
         channel = await self._ensure_channel()
         async with self.sessionmaker() as session, session.begin():
-            messages = await outbox_repository.lock_unpublished(session, limit=BATCH)
+            messages = await outbox_repository.lock_unpublished(session, now=utcnow(), limit=BATCH)
             if not messages:
                 return 0
             for kind in sorted({m.kind for m in messages}):
@@ -78,16 +82,33 @@ class OutboxRelay:
                     await self.hooks[kind].before_publish(
                         session, [m for m in messages if m.kind == kind]
                     )
+            sent = 0
             for message in messages:
                 # Bounded: a blocked broker (a memory or disk alarm) must not hold these row
                 # locks, and the changes waiting on them, for ever.
-                async with asyncio.timeout(self.settings.publish_timeout_seconds):
-                    await self._publish(channel, message)
+                try:
+                    async with asyncio.timeout(self.settings.publish_timeout_seconds):
+                        await self._publish(channel, message)
+                except aio_pika.exceptions.DeliveryError as exc:
+                    # The broker is fine but cannot route this one message (its queue is gone):
+                    # it waits and is tried again later; the rest of the batch goes on.
+                    self._defer(message, f"unroutable: {exc}")
+                    continue
                 message.sent_at = utcnow()
                 message.attempts += 1
+                sent += 1
                 if message.kind in self.hooks:
                     await self.hooks[message.kind].after_publish(session, message)
-        return len(messages)
+        return sent
+
+    def _defer(self, message: OutboxMessage, reason: str) -> None:
+        message.attempts += 1
+        message.last_error = reason[:2000]
+        pause = min(2 ** min(message.attempts, 10), 600)
+        message.available_at = utcnow() + timedelta(seconds=pause)
+        log.error(
+            "outbox message %s (%s): %s; next try in %ss", message.id, message.kind, reason, pause
+        )
 
     async def _publish(self, channel: AbstractChannel, message: OutboxMessage) -> None:
         assert message.routing_key is not None  # only broker messages are selected

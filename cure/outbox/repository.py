@@ -7,11 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cure.outbox.models import OutboxMessage
 
 
-async def lock_unpublished(session: AsyncSession, *, limit: int) -> Sequence[OutboxMessage]:
-    """The oldest unsent broker messages, locked; rows other sessions hold are skipped."""
+async def lock_unpublished(
+    session: AsyncSession, *, now: datetime, limit: int
+) -> Sequence[OutboxMessage]:
+    """The oldest unsent broker messages whose time has come, locked; rows other sessions hold
+    are skipped."""
     query = (
         select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.routing_key.is_not(None))
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.routing_key.is_not(None),
+            OutboxMessage.available_at <= now,
+        )
         .order_by(OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

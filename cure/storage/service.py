@@ -35,6 +35,14 @@ class Storage(Protocol):
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str: ...
 
+    async def presigned_urls(self, keys: list[str], *, expires_in: int) -> dict[str, str]:
+        """Links to many objects at once (one client for all of them)."""
+        ...
+
+    async def delete(self, keys: list[str]) -> None:
+        """Remove the objects; keys that are not there are ignored."""
+        ...
+
 
 class S3Storage:
     def __init__(self, settings: Settings) -> None:
@@ -45,7 +53,14 @@ class S3Storage:
             "region_name": settings.s3_region,
             "aws_access_key_id": settings.s3_access_key_id,
             "aws_secret_access_key": settings.s3_secret_access_key,
-            "config": Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+            # Every call is bounded: a hung S3 endpoint must not hold a worker or a request.
+            "config": Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=10,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
         }
 
     def _client(self):  # type: ignore[no-untyped-def]
@@ -82,11 +97,26 @@ class S3Storage:
             await s3.download_file(self._bucket, key, str(path))
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str:
+        return (await self.presigned_urls([key], expires_in=expires_in))[key]
+
+    async def presigned_urls(self, keys: list[str], *, expires_in: int) -> dict[str, str]:
+        links: dict[str, str] = {}
+        if not keys:
+            return links
         async with self._client() as s3:
-            url: str = await s3.generate_presigned_url(
-                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            for key in keys:
+                links[key] = await s3.generate_presigned_url(
+                    "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+                )
+        return links
+
+    async def delete(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        async with self._client() as s3:
+            await s3.delete_objects(
+                Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in keys]}
             )
-            return url
 
 
 class LocalStorage:
@@ -156,6 +186,18 @@ class LocalStorage:
         return expires >= time.time() and hmac.compare_digest(
             self.signature(key, expires), signature
         )
+
+    async def presigned_urls(self, keys: list[str], *, expires_in: int) -> dict[str, str]:
+        return {key: await self.presigned_url(key, expires_in=expires_in) for key in keys}
+
+    async def delete(self, keys: list[str]) -> None:
+        def remove() -> None:
+            for key in keys:
+                path = self.path_of(key)
+                for leftover in (path, path.with_name(path.name + ".type")):
+                    leftover.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str:
         expires = int(time.time()) + expires_in

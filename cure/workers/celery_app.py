@@ -7,7 +7,7 @@ from celery.signals import worker_init, worker_ready
 from kombu import Exchange, Queue
 
 from cure.config import get_settings
-from cure.kit.broker import orders_queue_arguments
+from cure.orders.queues import orders_queue_arguments
 
 settings = get_settings()
 

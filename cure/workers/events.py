@@ -7,6 +7,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from cure.config import Settings
 from cure.kit import broker
+from cure.orders import queues
 from cure.orders.events import order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
@@ -23,8 +24,10 @@ class EventPublisher:
 
     async def __aenter__(self) -> "EventPublisher":
         self._connection = await broker.connect(self.settings.broker_url)
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        await broker.declare_events_queue(self._channel, self.settings)
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await queues.declare_events_queue(self._channel, self.settings)
         return self
 
     async def __aexit__(

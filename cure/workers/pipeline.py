@@ -6,7 +6,6 @@ soon as the order is cancelled or was handed to a newer attempt.
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -36,6 +35,7 @@ from cure.containers.engine import (
     remove_labelled,
     run_hardened,
 )
+from cure.kit.files import size_and_sha256
 from cure.kit.geo import from_db
 from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
@@ -178,10 +178,11 @@ async def _clean_up(settings: Settings, order_id: uuid.UUID) -> None:
 
 
 def command_args(params: dict[str, Any]) -> list[str]:
-    """Every parameter also as ``--name value`` (JSON for anything but a string)."""
+    """Every parameter also as ``--name=value`` (JSON for anything but a string)."""
     args: list[str] = []
     for name, value in params.items():
-        args += [f"--{name}", value if isinstance(value, str) else json.dumps(value)]
+        # One argument each: a value that starts with "-" is still a value.
+        args.append(f"--{name}={value if isinstance(value, str) else json.dumps(value)}")
     return args
 
 
@@ -333,7 +334,7 @@ async def _execute(
         return OrderStatus.FAILED, {"message": f"the app {job.app_id} is not installed here"}
     storage = make_storage(settings)
     with _work_dir(settings, job) as work_dir:
-        staged = await _stage_in(settings, storage, app, job, events)
+        staged = await _stage_in(settings, storage, app, job, events, work_dir)
         if isinstance(staged, tuple):
             return staged
         await events.publish(OrderStatus.RUNNING, progress=10, message="running the app")
@@ -394,6 +395,7 @@ async def _stage_in(
     app: app_registry.App,
     job: OrderJob,
     events: EventPublisher,
+    work_dir: Path,
 ) -> staging.StagedInputs | tuple[OrderStatus, dict[str, Any]]:
     """The staged inputs, or the final state when they cannot be had (INVALID when missing)."""
     if not app.manifest.inputs:
@@ -412,7 +414,7 @@ async def _stage_in(
     await events.publish(OrderStatus.RUNNING, progress=5, message="fetching the inputs")
     cache = staging.InputCache(settings.input_cache_dir, settings.input_cache_max_mb << 20)
     try:
-        staged = await staging.stage(settings, storage, found, cache)
+        staged = await staging.stage(settings, storage, found, cache, into=work_dir / "staged")
     except staging.InputRefused as exc:
         return OrderStatus.FAILED, {"message": f"an input could not be staged: {exc}"}
     note = f"staged {staged.fetched} input file(s), {staged.from_cache} from the cache"
@@ -430,7 +432,7 @@ async def _stage_out(
     for output in app.manifest.outputs:
         path = outcome.outputs[output.path]
         key = f"results/{job.order_id}/{output.path}"
-        size, checksum = await asyncio.to_thread(_size_and_checksum, path)
+        size, checksum = await asyncio.to_thread(size_and_sha256, path)
         await storage.put_file(key, path, media_type=output.media_type)
         assets.append(
             OrderAssetInfo(
@@ -444,13 +446,3 @@ async def _stage_out(
             )
         )
     return assets
-
-
-def _size_and_checksum(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, f"sha256:{digest.hexdigest()}"

@@ -7,12 +7,15 @@ catalogue entry cannot make a worker reach into its own network.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +31,7 @@ from cure.storage.service import Storage
 
 log = logging.getLogger(__name__)
 
+STALE_PARTIAL_SECONDS = 3600
 MAX_GEOMETRY_WKT = 4000  # a longer region is searched by its bounding box
 _EXTENSIONS = {"image/tiff": ".tif", "application/json": ".json", "application/geo+json": ".json"}
 
@@ -88,7 +92,8 @@ async def resolve(
             products = await _first(ccsi, wanted.count, start=first, end=last, **query)
             if len(products) < wanted.count:
                 earlier = await _first(ccsi, 1, end=first, **query)
-                raise InputMissing(_missing(wanted, first.date(), last.date(), earlier))
+                before = _end_of(earlier[0]) if earlier else None
+                raise InputMissing(wanted.missing(first, last, before=before))
             found += [FoundProduct(wanted.role, feature) for feature in products]
     return found
 
@@ -102,13 +107,11 @@ async def _first(ccsi: CcsiClient, count: int, **query: Any) -> list[dict[str, A
     return products
 
 
-def _missing(wanted: AppInput, first: date, last: date, earlier: list[dict[str, Any]]) -> str:
-    period = f"{first}" if first == last else f"{first} to {last}"
-    reason = f"no {wanted.describe()} product covers the region on {period}"
-    if earlier:
-        day = str(earlier[0].get("properties", {}).get("end", ""))[:10]
-        return f"{reason}; nearest earlier date with data: {day}"
-    return reason
+def _end_of(feature: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(feature["properties"]["end"]).replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 # -- fetch ---------------------------------------------------------------------------------------
@@ -122,6 +125,11 @@ class InputCache:
         self.directory = directory
         self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
+        # Downloads a killed worker left half done: old enough that no live one is writing them.
+        for partial in directory.glob(".part-*"):
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                    partial.unlink()
 
     def _path(self, checksum: str) -> Path:
         algorithm, _, digest = checksum.partition(":")
@@ -172,25 +180,38 @@ class InputCache:
 
 
 async def storage_origin(storage: Storage) -> str:
-    """Where links to the configured storage point (S3 endpoint, or this API for local storage)."""
-    probe = await storage.presigned_url("cure-origin-probe", expires_in=60)
-    parts = urlsplit(probe)
-    return f"{parts.scheme}://{parts.netloc}"
+    """What every link to the configured storage starts with: its endpoint and the bucket's (or
+    this API's storage route's) path; nothing else on that host is trusted."""
+    probe_key = "cure-origin-probe"
+    parts = urlsplit(await storage.presigned_url(probe_key, expires_in=60))
+    path = parts.path[: -len(probe_key)] if parts.path.endswith(probe_key) else parts.path
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 async def stage(
-    settings: Settings, storage: Storage, products: list[FoundProduct], cache: InputCache
+    settings: Settings,
+    storage: Storage,
+    products: list[FoundProduct],
+    cache: InputCache,
+    *,
+    into: Path,
 ) -> StagedInputs:
-    """Fetch every asset of the products (or take it from the cache) and describe the layout."""
+    """Fetch every asset of the products (or take it from the cache), link it into ``into`` (so
+    the cache may evict it meanwhile), and describe the layout."""
     staged = StagedInputs()
     origin = await storage_origin(storage)
+    await asyncio.to_thread(into.mkdir, parents=True, exist_ok=True)
+    seen: dict[str, int] = {}
     async with httpx.AsyncClient(timeout=settings.stage_timeout_seconds) as http:
         for product in products:
             assets: dict[str, str] = {}
+            number = seen[product.role] = seen.get(product.role, -1) + 1
+            folder = f"inputs/{product.role}" + (f"/{number}" if number else "")
             for key, asset in (product.properties.get("assets") or {}).items():
-                name = f"inputs/{product.role}/{_safe(key)}{_extension(asset)}"
+                name = f"{folder}/{_safe(key)}{_extension(asset)}"
                 path, cached = await _fetch(settings, http, cache, asset, origin)
-                staged.files[name] = path
+                link = into / f"{len(staged.files)}-{_safe(key)}"
+                staged.files[name] = await asyncio.to_thread(_pin, path, link)
                 staged.fetched += 1
                 staged.from_cache += int(cached)
                 assets[key] = name
@@ -204,6 +225,15 @@ async def stage(
                 }
             )
     return staged
+
+
+def _pin(path: Path, link: Path) -> Path:
+    """A hard link to the cached file (a copy across file systems) for this run alone."""
+    try:
+        os.link(path, link)
+    except OSError:
+        shutil.copyfile(path, link)
+    return link
 
 
 def _safe(key: str) -> str:
@@ -229,7 +259,7 @@ async def _fetch(
     href = str(asset.get("href", ""))
     checksum, size = asset.get("checksum"), asset.get("size")
     if not checksum:
-        raise InputRefused(f"the asset {href[:120]} has no checksum; it cannot be verified")
+        raise InputRefused(f"the asset {_where(href)} has no checksum; it cannot be verified")
     cached = cache.lookup(checksum, size)
     if cached is not None:
         return cached, True
@@ -237,7 +267,9 @@ async def _fetch(
     partial = cache.partial()
     try:
         async with asyncio.timeout(settings.stage_timeout_seconds):
-            digest, written = await _download(http, request, partial, size)
+            # An asset that does not say its size may be no larger than the whole cache.
+            limit = size if size is not None else cache.max_bytes
+            digest, written = await _download(http, request, partial, limit)
         if size is not None and written != size:
             raise InputRefused(f"{_where(href)} gave {written} bytes, not the {size} expected")
         if f"sha256:{digest}" != checksum:
@@ -251,9 +283,9 @@ async def _request_for(settings: Settings, href: str, origin: str) -> httpx.Requ
     """A request for the asset, if it may be fetched at all."""
     parts = urlsplit(href)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputRefused(f"the asset {href[:120]!r} is not an http(s) link")
-    if f"{parts.scheme}://{parts.netloc}" == origin:
-        return httpx.Request("GET", href)  # the configured storage: trusted wherever it runs
+        raise InputRefused(f"the asset {_where(href)!r} is not an http(s) link")
+    if href.startswith(origin) and ".." not in parts.path:
+        return httpx.Request("GET", href)  # the configured bucket: trusted wherever it runs
     if parts.hostname.lower() not in {host.lower() for host in settings.input_hosts}:
         raise InputRefused(
             f"inputs may come only from the storage bucket or an allowed host; "
@@ -268,7 +300,7 @@ async def _request_for(settings: Settings, href: str, origin: str) -> httpx.Requ
 
 
 async def _download(
-    http: httpx.AsyncClient, request: httpx.Request, into: Path, size: int | None
+    http: httpx.AsyncClient, request: httpx.Request, into: Path, size: int
 ) -> tuple[str, int]:
     """Stream the response body to ``into``; its sha256 and length. Never whole in memory."""
     digest = hashlib.sha256()
@@ -280,7 +312,7 @@ async def _download(
         with into.open("wb") as sink:
             async for chunk in response.aiter_bytes(1 << 20):
                 written += len(chunk)
-                if size is not None and written > size:
+                if written > size:
                     raise InputRefused(f"{_where(str(request.url))} sent more than {size} bytes")
                 digest.update(chunk)
                 await asyncio.to_thread(sink.write, chunk)

@@ -120,3 +120,36 @@ async def test_order_outputs_become_the_customers_product_once(client, session) 
         select(func.count()).select_from(Product).where(Product.order_id == order_id)
     )
     assert count == 1
+
+
+async def test_own_products_need_a_token_that_may_read_orders(client, session, collection) -> None:
+    """A token without orders:read (say, only account:read) sees public products only."""
+    import uuid as uuid_
+
+    from cure.ccsi import service as ccsi_service
+    from tests.factories import VIENNA, create_customer, get_token
+
+    customer = await create_customer(client)
+    order_id = uuid_.uuid4()
+    await ccsi_service.register_order_outputs(
+        session,
+        order_id=order_id,
+        customer_id=uuid_.UUID(customer["customer_id"]),
+        app_id="roi_stats",
+        app_version="1.0.0",
+        roi=VIENNA,
+        start=date(2024, 7, 1),
+        end=date(2024, 7, 1),
+        params={},
+        assets={"data": {"href": "results/x/result.geojson", "type": "application/geo+json"}},
+    )
+    await session.commit()
+    path = f"/v1/ccsi/cure-roi_stats/products/roi_stats-{order_id}"
+    reader = await get_token(client, customer, scope="orders:read")
+    narrow = await get_token(client, customer, scope="account:read")
+    assert (
+        await client.get(path, headers={"Authorization": f"Bearer {reader}"})
+    ).status_code == 200
+    assert (
+        await client.get(path, headers={"Authorization": f"Bearer {narrow}"})
+    ).status_code == 404

@@ -6,9 +6,9 @@ import uuid
 import aio_pika
 import pytest
 
-from cure.kit import broker
 from cure.kit.resources import Resources
 from cure.main import make_relay
+from cure.orders import queues
 from cure.orders.models import Order
 from cure.outbox.models import OutboxMessage
 from tests.factories import customer_with_token, order_body
@@ -30,7 +30,7 @@ async def _drain(settings) -> list[aio_pika.abc.AbstractIncomingMessage]:
     messages = []
     async with connection:
         channel = await connection.channel()
-        queue = await broker.declare_orders_queue(channel, settings)
+        queue = await queues.declare_orders_queue(channel, settings)
         while (message := await queue.get(fail=False, no_ack=True)) is not None:
             messages.append(message)
     return messages
@@ -111,4 +111,38 @@ async def test_notification_rows_are_not_published_as_tasks(
     assert await _drain(relay_settings) == []
     await session.refresh(email)
     assert email.sent_at is None  # left for the notifier
+    await relay.close()
+
+
+async def test_an_unroutable_message_waits_without_holding_up_the_rest(
+    committing_client, relay_settings, sessionmaker, app
+) -> None:
+    from cure.orders import dispatch
+    from cure.outbox import service as outbox_service
+
+    relay = make_relay(Resources(relay_settings, app.state.engine, sessionmaker))
+    while await relay.relay_once():
+        pass
+    await _drain(relay_settings)
+    async with sessionmaker() as session:
+        stray = await outbox_service.enqueue(
+            session,
+            kind="test_stray",
+            payload={"hello": "nobody"},
+            broker=outbox_service.BrokerMessage(routing_key=f"no-such-queue-{uuid.uuid4().hex}"),
+        )
+        body, envelope = dispatch.run_order_message(relay_settings, uuid.uuid4(), 1)
+        task = await outbox_service.enqueue(
+            session, kind="test_task", payload=body, broker=envelope
+        )
+        await session.commit()
+    assert await relay.relay_once() == 1  # the routable one went out
+    assert len(await _drain(relay_settings)) == 1
+    async with sessionmaker() as session:
+        stray_row = await session.get(OutboxMessage, stray.id)
+        task_row = await session.get(OutboxMessage, task.id)
+        assert task_row.sent_at is not None
+        assert stray_row.sent_at is None and "unroutable" in stray_row.last_error
+        assert stray_row.available_at > task_row.sent_at  # it waits before its next try
+    assert await relay.relay_once() == 0  # and does not block the next pass
     await relay.close()

@@ -82,7 +82,7 @@ async def test_success_stores_the_result(
     assert report["uid"] == 65534
     # every parameter reaches the app both ways: params.json and the command line
     assert report["params"] == {"mode": "report", "pause": 1.2}
-    assert report["argv"] == ["--mode", "report", "--pause", "1.2"]
+    assert report["argv"] == ["--mode=report", "--pause=1.2"]
 
 
 async def test_invalid_input_exit_code(

@@ -17,8 +17,12 @@ def checksum(data: bytes) -> str:
 
 async def test_only_the_bucket_and_allowed_public_hosts_are_fetched(settings) -> None:
     origin = await staging.storage_origin(make_storage(settings))
-    stored = await staging._request_for(settings, f"{origin}/bucket/key.tif?sig=x", origin)
+    stored = await staging._request_for(settings, f"{origin}inputs/key.tif?sig=x", origin)
     assert str(stored.url).startswith(origin)
+    # the storage host, but not the bucket: refused like any other host
+    host = origin.split("/", 3)
+    with pytest.raises(staging.InputRefused, match="neither"):
+        await staging._request_for(settings, f"{host[0]}//{host[2]}/other-bucket/x.tif", origin)
     with pytest.raises(staging.InputRefused, match="neither"):
         await staging._request_for(settings, "http://example.org/lst.tif", origin)
     allowed = settings.model_copy(update={"input_hosts": ["localhost"]})

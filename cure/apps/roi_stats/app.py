@@ -58,7 +58,7 @@ def planar_centroid(polygons: list[list[list[list[float]]]]) -> list[float] | No
 
 
 def parse_params(argv: list[str], params: dict) -> dict:
-    """params.json's parameters, overridden by the same ones given as --name value (the
+    """params.json's parameters, overridden by the same ones given as --name=value (the
     container contract passes every parameter both ways)."""
     parser = argparse.ArgumentParser(prog="roi_stats")
     parser.add_argument("--area_unit", choices=sorted(AREA_FACTORS))
