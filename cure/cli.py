@@ -125,7 +125,12 @@ def _ccsi_register(args: argparse.Namespace) -> None:
             async with resources.sessionmaker() as session, session.begin():
                 if source.startswith("s3://"):
                     report = await register_stored(
-                        session, settings, args.collection, prefix, product_type=args.product_type
+                        session,
+                        settings,
+                        args.collection,
+                        prefix,
+                        product_type=args.product_type,
+                        asset_key=args.asset_key,
                     )
                 else:
                     report = await register_folder(
@@ -134,6 +139,7 @@ def _ccsi_register(args: argparse.Namespace) -> None:
                         args.collection,
                         Path(source),
                         product_type=args.product_type,
+                        asset_key=args.asset_key,
                     )
         print(f"{len(report.added)} product(s) added, {len(report.skipped)} already there")
 
@@ -218,6 +224,11 @@ def main(argv: list[str] | None = None) -> None:
         "source", help="a folder, or s3://<the storage bucket>/<prefix> of GeoTIFFs stored already"
     )
     register.add_argument("--product-type", help="default: each file's PRODUCT_TYPE tag")
+    register.add_argument(
+        "--asset-key",
+        default="data",
+        help="the name of each product's one asset, as the apps read it (e.g. lst, imd)",
+    )
     register.set_defaults(func=_ccsi_register)
 
     admin = sub.add_parser("admin", help="admin accounts")

@@ -50,8 +50,11 @@ class ScannedProduct:
     checksum: str
     properties: dict[str, Any] = field(default_factory=dict)
 
-    def as_product(self, href: str, *, title: str | None = None) -> ProductCreate:
-        """A registration whose one asset, ``data``, is the file at ``href`` (key or URL)."""
+    def as_product(
+        self, href: str, *, title: str | None = None, asset_key: str = "data"
+    ) -> ProductCreate:
+        """A registration whose one asset, ``asset_key``, is the file at ``href`` (key or URL).
+        Name it as the app that reads it expects (e.g. ``lst`` for suhi's temperature)."""
         asset = AssetCreate(
             href=href,
             type=GEOTIFF_TYPE,
@@ -67,7 +70,7 @@ class ScannedProduct:
             start=self.start,
             end=self.end,
             properties=self.properties,
-            assets={"data": asset},
+            assets={asset_key: asset},
         )
 
 
@@ -211,6 +214,7 @@ async def register_stored(
     prefix: str,
     *,
     product_type: str | None = None,
+    asset_key: str = "data",
 ) -> FolderReport:
     """Register every GeoTIFF already in the storage bucket under ``prefix`` (each read once
     from a temporary copy; the product's asset is the stored key itself). The caller commits."""
@@ -229,7 +233,9 @@ async def register_stored(
             scanned = await asyncio.to_thread(read_geotiff_product, copy, product_type=product_type)
             copy.unlink()
             product = await ccsi_service.register(
-                session, collection=collection, data=scanned.as_product(key, title=key)
+                session,
+                collection=collection,
+                data=scanned.as_product(key, title=key, asset_key=asset_key),
             )
             report.added.append(product)
     return report
@@ -244,6 +250,7 @@ async def register_folder(
     upload: Upload | None = None,
     key_prefix: str | None = None,
     product_type: str | None = None,
+    asset_key: str = "data",
 ) -> FolderReport:
     """Register every GeoTIFF under ``folder`` in ``collection``, each uploaded to
     ``{key_prefix}/{relative path}`` (default prefix ``inputs/<collection>``) first.
@@ -263,7 +270,9 @@ async def register_folder(
         key = f"{prefix}/{path.relative_to(folder).as_posix()}"
         await upload(path, key)
         product = await ccsi_service.register(
-            session, collection=collection, data=scanned.as_product(key, title=path.name)
+            session,
+            collection=collection,
+            data=scanned.as_product(key, title=path.name, asset_key=asset_key),
         )
         report.added.append(product)
     return report
