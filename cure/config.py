@@ -1,5 +1,6 @@
 """Settings: every value comes from a ``CURE_*`` environment variable, with working local defaults."""
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
 
     apps_dir: Path = Path(__file__).parent / "apps"
     docker_url: str | None = None  # None: the environment's DOCKER_HOST or the local socket
+    docker_timeout_seconds: float = Field(default=60, gt=0)  # every call to the engine
+    # Labels every container and volume of this deployment's runs, so deployments sharing an
+    # engine never touch each other's; default: derived from the database and broker it uses.
+    deployment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    database_timeout_seconds: float = Field(default=30, gt=0)  # a worker's every statement
     container_memory_mb: int = 512
     container_cpus: float = 1.0
     container_pids: int = 128
@@ -118,6 +124,12 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: float = 60
     queued_timeout_seconds: float = 3600
     max_attempts: int = 3
+    # A QUEUED order is published again after queued_timeout_seconds without spending an attempt,
+    # at most this many times in all; then it ends FAILED with the reason.
+    max_dispatches: int = Field(default=5, ge=1)
+    # After it starts, the reconciler waits this long (default: heartbeat_timeout_seconds) before
+    # it judges any silence: heartbeats sent while it was down must be applied first.
+    reconcile_grace_seconds: float | None = Field(default=None, ge=0)
     reconcile_interval_seconds: float = 15
 
     # Celery: an infrastructure failure is retried this often, then the task is dead-lettered.
@@ -135,6 +147,13 @@ class Settings(BaseSettings):
     events_queue: str = "cure.order_events"
     relay_poll_seconds: float = 0.5
     run_background_services: bool = True
+
+    @property
+    def deployment(self) -> str:
+        if self.deployment_id:
+            return self.deployment_id
+        seed = f"{self.database_url}\n{self.broker_url}".encode()
+        return hashlib.sha256(seed).hexdigest()[:12]
 
     @property
     def catalogue_url(self) -> str:

@@ -37,12 +37,19 @@ class ContainerLimits:
 
 
 class ContainerControl(Protocol):
+    def ready(self) -> bool:
+        """Called right before the container starts; False: do not start it after all."""
+        ...
+
     def tick(self, new_lines: list[str]) -> bool:
         """Called about once a second while the app runs, with its new log lines; True stops it."""
         ...
 
 
 class NoControl:
+    def ready(self) -> bool:
+        return True
+
     def tick(self, new_lines: list[str]) -> bool:
         return False
 
@@ -133,19 +140,22 @@ def inputs_archive(files: dict[str, Path], into: Path) -> Path:
     return into
 
 
-def docker_client(base_url: str | None) -> docker.DockerClient:
-    """The configured engine, or the environment's (DOCKER_HOST or the local socket)."""
-    return docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+def docker_client(base_url: str | None, *, timeout: float = 60) -> docker.DockerClient:
+    """The configured engine, or the environment's (DOCKER_HOST or the local socket); every call
+    gives up after ``timeout`` seconds."""
+    if base_url:
+        return docker.DockerClient(base_url=base_url, timeout=int(timeout))
+    return docker.from_env(timeout=int(timeout))
 
 
 def _selector(labels: dict[str, str]) -> dict[str, list[str]]:
     return {"label": [f"{key}={value}" for key, value in labels.items()]}
 
 
-def labelled_values(client: docker.DockerClient, key: str) -> set[str]:
-    """The values of label ``key`` over every container (running or not) that carries it."""
-    containers = client.containers.list(all=True, filters={"label": key})
-    return {c.labels[key] for c in containers if c.labels.get(key)}
+def labelled(client: docker.DockerClient, within: dict[str, str]) -> list[dict[str, str]]:
+    """The labels of every container (running or not) that carries all of ``within``."""
+    containers = client.containers.list(all=True, filters=_selector(within))
+    return [dict(c.labels) for c in containers]
 
 
 def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> int:
@@ -171,11 +181,13 @@ def run_hardened(
     control: ContainerControl | None = None,
     command: list[str] | None = None,
     inputs: Path | None = None,
+    supersedes: dict[str, str] | None = None,
 ) -> ContainerOutcome:
     """Run ``image`` once with ``job`` as /job/params.json, ``command`` as its arguments and the
     tar ``inputs`` unpacked into /job; outputs land in ``work_dir``/outputs. ``labels`` name the
-    run (a container an earlier run left under the same labels is removed first)."""
-    remove_labelled(client, labels)
+    run; containers left under ``supersedes`` (default: the same labels) are removed first."""
+    control = control or NoControl()
+    remove_labelled(client, supersedes or labels)
     labels = {**labels, "cure.role": "app-run"}
     volume = client.volumes.create(labels=labels)
     container: Container | None = None
@@ -205,8 +217,10 @@ def run_hardened(
         if inputs is not None:
             with inputs.open("rb") as archive:
                 container.put_archive("/job", archive)  # streamed from disk
+        if not control.ready():  # e.g. the order was cancelled while its inputs were staged
+            return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
         container.start()
-        exit_code, timed_out, stopped = _supervise(container, limits, control or NoControl())
+        exit_code, timed_out, stopped = _supervise(container, limits, control)
         try:
             logs = container.logs(stdout=True, stderr=True).decode(errors="replace").splitlines()
             errors = container.logs(stdout=False, stderr=True).decode(errors="replace")

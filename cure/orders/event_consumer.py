@@ -19,9 +19,10 @@ from cure.config import Settings
 from cure.kit import broker
 from cure.kit.db import is_transient
 from cure.orders import queues
-from cure.orders.events import apply_event, order_event
+from cure.orders.events import apply_event, order_event, stray_keys
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
+from cure.storage.service import make_storage
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,13 @@ class StatusManager:
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.storage = make_storage(settings)
 
     async def _apply(self, message: AbstractIncomingMessage, event: OrderEventMessage) -> None:
         try:
             async with self.sessionmaker() as session, session.begin():
                 applied = await apply_event(session, event)
+                strays = [] if applied else await stray_keys(session, event)
         except Exception as exc:
             if is_transient(exc):
                 log.warning("could not apply event %s (%r); redelivering", event.event_id, exc)
@@ -48,6 +51,17 @@ class StatusManager:
         await message.ack()
         outcome = "applied" if applied else "ignored"
         log.info("order %s: %s %s", event.order_id, event.status, outcome)
+        if strays:
+            await self._remove(event, strays)
+
+    async def _remove(self, event: OrderEventMessage, keys: list[str]) -> None:
+        """The files of a run whose SUCCESS came too late (the order was cancelled, or another
+        run's SUCCESS was applied first): no order names them, so they go."""
+        try:
+            await self.storage.delete(keys)
+            log.info("order %s: removed %d file(s) of a run that lost", event.order_id, len(keys))
+        except Exception:
+            log.exception("order %s: could not remove the files of a run that lost", event.order_id)
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         try:

@@ -96,6 +96,26 @@ async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
     return True
 
 
+async def stray_keys(session: AsyncSession, event: OrderEventMessage) -> list[str]:
+    """For a SUCCESS that was not applied: the files it names that its order does not (a late
+    duplicate run, or a run that finished as the order was cancelled). Files the order shows are
+    never among them, so a redelivered SUCCESS removes nothing."""
+    if event.status != OrderStatus.SUCCESS:
+        return []
+    named_by_event = {asset.key for asset in event.assets or []}
+    if event.result is not None:
+        named_by_event.add(event.result.key)
+    if not named_by_event:
+        return []
+    order = await repository.get_for_update(session, event.order_id)
+    if order is None:
+        return []
+    kept = {order.result_key, *(asset["key"] for asset in (order.assets or {}).values())}
+    # Only a run's own files: keys under results/<order id>/ that the order does not show.
+    prefix = f"results/{order.id}/"
+    return sorted(k for k in named_by_event - kept if k.startswith(prefix))
+
+
 def _heartbeat(order: Order, event: OrderEventMessage, current: OrderStatus) -> bool:
     if event.attempt != order.attempt or current in FINAL_STATES:
         return False
@@ -109,6 +129,7 @@ def _update(order: Order, event: OrderEventMessage) -> None:
     if event.attempt > order.attempt:  # a new attempt starts clean
         order.progress = None
         order.heartbeat_at = None
+        order.dispatches = 1
     order.status = event.status.value
     order.attempt = event.attempt
     order.updated_at = utcnow()

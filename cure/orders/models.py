@@ -52,6 +52,9 @@ class Order(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     message: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(default=1)
+    # How many times the current attempt's task was published (the reconciler republishes an
+    # order that waited in the queue too long; past max_dispatches it fails instead).
+    dispatches: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     progress: Mapped[int | None] = mapped_column(default=None)
     result_key: Mapped[str | None] = mapped_column(String(512))
     result_size: Mapped[int | None] = mapped_column(BigInteger)

@@ -37,3 +37,14 @@ async def declare_events_queue(channel: AbstractChannel, settings: Settings) -> 
         durable=True,
         arguments={"x-dead-letter-exchange": settings.dead_letter_exchange},
     )
+
+
+async def events_waiting(settings: Settings) -> int:
+    """How many order events wait in their queue, not yet applied (raises when the broker is
+    unreachable)."""
+    connection = await broker.connect(settings.broker_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await declare_events_queue(channel, settings)
+        result = queue.declaration_result
+        return int(result.message_count or 0) if result is not None else 0

@@ -9,6 +9,7 @@ several API replicas can run it side by side.
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ from cure.orders.dispatch import enqueue_run
 from cure.orders.events import apply_event, order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
+from cure.orders.queues import events_waiting
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +30,37 @@ class Reconciler:
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.started = time.monotonic()
+
+    async def judges_silence(self) -> bool:
+        """Whether silence means anything now. Not before a whole heartbeat timeout has passed
+        since this reconciler started (it may have been down, and the heartbeats sent meanwhile
+        are not applied yet), and not while order events wait in their queue (or that cannot be
+        told): an outage of the API alone never costs a run its attempt."""
+        grace = self.settings.reconcile_grace_seconds
+        if grace is None:
+            grace = self.settings.heartbeat_timeout_seconds
+        if time.monotonic() - self.started < grace:
+            return False
+        try:
+            waiting = await events_waiting(self.settings)
+        except Exception as exc:  # the broker is away: what was sent cannot be known
+            log.info("reconciler: cannot see the event queue (%r); not judging silence", exc)
+            return False
+        if waiting:
+            log.info("reconciler: %d order events still to apply; not judging silence", waiting)
+        return waiting == 0
 
     async def reconcile_once(self) -> int:
         """Handle the stuck orders found now; returns how many."""
+        judge = await self.judges_silence()
         now = utcnow()
         async with self.sessionmaker() as session, session.begin():
+            silent_before = now - timedelta(seconds=self.settings.heartbeat_timeout_seconds)
             stuck = await order_repository.stuck_orders(
                 session,
                 queued_before=now - timedelta(seconds=self.settings.queued_timeout_seconds),
-                silent_before=now - timedelta(seconds=self.settings.heartbeat_timeout_seconds),
+                silent_before=silent_before if judge else None,
             )
             for order in stuck:
                 await self._handle(session, order)
@@ -76,9 +100,28 @@ class Reconciler:
 
     async def _republish(self, session: AsyncSession, order: Order) -> None:
         """A long wait in the queue may be a backlog, not a loss: publish the same attempt again
-        and spend no attempt on it. A duplicate is harmless: a worker takes an order only while
-        it is not final, of that attempt, and not running elsewhere."""
+        and spend no attempt on it, up to max_dispatches times in all; then the order fails with
+        the reason. A duplicate is harmless: a worker takes an order only while it is not final,
+        of that attempt, and not running elsewhere."""
+        if order.dispatches >= self.settings.max_dispatches:
+            waited = int(self.settings.queued_timeout_seconds * order.dispatches)
+            log.warning("order %s: no worker took it in %d publications", order.id, waited)
+            await apply_event(
+                session,
+                order_event(
+                    order.id,
+                    OrderStatus.FAILED,
+                    attempt=order.attempt,
+                    actor="reconciler",
+                    message=(
+                        f"no worker took the order: it was published {order.dispatches} times "
+                        f"over about {waited}s; giving up"
+                    ),
+                ),
+            )
+            return
         log.warning("order %s has waited in the queue too long; publishing it again", order.id)
+        order.dispatches += 1
         order.updated_at = utcnow()  # not found stuck again before another full wait
         await enqueue_run(session, self.settings, order.id, order.attempt)
 

@@ -57,22 +57,25 @@ async def add_event(session: AsyncSession, event: OrderEvent) -> None:
     await session.flush()
 
 
-# A worker's run lock: a session-level advisory lock held on its own connection for the whole run
-# (so it goes with the connection if the worker dies). The sweeper probes the same key.
+# A worker's run lock: a session-level advisory lock on one attempt of an order, held on its own
+# connection for the whole run (so it goes with the connection if the worker dies). Per attempt:
+# a worker that hangs with attempt 1 never keeps attempt 2 from running. The sweeper probes it.
 _RUN_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"
 _RUN_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(:key, 0))"
 
 
-def _run_key(order_id: uuid.UUID | str) -> dict[str, str]:
-    return {"key": f"cure:run:{order_id}"}
+def _run_key(order_id: uuid.UUID | str, attempt: int) -> dict[str, str]:
+    return {"key": f"cure:run:{order_id}:{attempt}"}
 
 
-async def try_lock_run(connection: AsyncConnection, order_id: uuid.UUID | str) -> bool:
-    return bool(await connection.scalar(text(_RUN_LOCK), _run_key(order_id)))
+async def try_lock_run(
+    connection: AsyncConnection, order_id: uuid.UUID | str, attempt: int
+) -> bool:
+    return bool(await connection.scalar(text(_RUN_LOCK), _run_key(order_id, attempt)))
 
 
-async def unlock_run(connection: AsyncConnection, order_id: uuid.UUID | str) -> None:
-    await connection.execute(text(_RUN_UNLOCK), _run_key(order_id))
+async def unlock_run(connection: AsyncConnection, order_id: uuid.UUID | str, attempt: int) -> None:
+    await connection.execute(text(_RUN_UNLOCK), _run_key(order_id, attempt))
 
 
 async def read_row(connection: AsyncConnection, order_id: uuid.UUID) -> Row[Any] | None:
@@ -180,18 +183,21 @@ async def list_page(
 
 
 async def stuck_orders(
-    session: AsyncSession, *, queued_before: datetime, silent_before: datetime, limit: int = 100
+    session: AsyncSession,
+    *,
+    queued_before: datetime,
+    silent_before: datetime | None,
+    limit: int = 100,
 ) -> list[Order]:
-    """QUEUED orders waiting too long and RUNNING orders whose worker went silent, locked."""
+    """QUEUED orders waiting too long and (unless ``silent_before`` is None) RUNNING orders whose
+    worker went silent, locked."""
     last_sign = func.coalesce(Order.heartbeat_at, Order.updated_at)
+    stuck = [and_(Order.status == "QUEUED", Order.updated_at < queued_before)]
+    if silent_before is not None:
+        stuck.append(and_(Order.status == "RUNNING", last_sign < silent_before))
     query = (
         select(Order)
-        .where(
-            or_(
-                and_(Order.status == "QUEUED", Order.updated_at < queued_before),
-                and_(Order.status == "RUNNING", last_sign < silent_before),
-            )
-        )
+        .where(or_(*stuck))
         .order_by(Order.updated_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

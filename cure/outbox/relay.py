@@ -59,9 +59,24 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
+    def _reconnected(self, *_: object) -> None:
+        log.info("outbox relay: the broker is back")
+        self._channel = None
+        self._wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; a wake (a new message, the broker back) ends it early."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
     async def _ensure_channel(self) -> AbstractChannel:
         if self._connection is None:
             self._connection = await broker.connect(self.settings.broker_url)
+            # Back from an outage: publish at once, not after the rest of a backoff.
+            self._connection.reconnect_callbacks.add(self._reconnected)
         if self._channel is None or self._channel.is_closed:
             self._channel = await self._connection.channel(
                 publisher_confirms=True, on_return_raises=True
@@ -134,14 +149,10 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay failed; retrying in %.1fs", backoff)
                 self._channel = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 5)
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.relay_poll_seconds)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await self._pause(self.settings.relay_poll_seconds)
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -1,5 +1,6 @@
 """Publishes order events from a worker to the status manager's queue, with publisher confirms."""
 
+import asyncio
 from types import TracebackType
 from typing import Any
 
@@ -42,11 +43,13 @@ class EventPublisher:
     async def publish(self, status: OrderStatus, **fields: Any) -> OrderEventMessage:
         assert self._channel is not None, "use EventPublisher as an async context manager"
         event = order_event(self.order_id, status, attempt=self.attempt, actor=self.actor, **fields)
-        await broker.publish_confirmed(
-            self._channel,
-            queue=self.settings.events_queue,
-            body=event.model_dump_json().encode(),
-            content_type="application/json",
-            message_id=str(event.event_id),
-        )
+        # Bounded: a blocked broker must not hold a worker (the task waits the outage out).
+        async with asyncio.timeout(self.settings.publish_timeout_seconds):
+            await broker.publish_confirmed(
+                self._channel,
+                queue=self.settings.events_queue,
+                body=event.model_dump_json().encode(),
+                content_type="application/json",
+                message_id=str(event.event_id),
+            )
         return event

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from docker import DockerClient
 from docker.errors import ImageNotFound
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -47,10 +48,33 @@ from cure.workers.events import EventPublisher
 log = logging.getLogger(__name__)
 
 ORDER_LABEL = "cure.order_id"  # on every container and volume of an order's run
+ATTEMPT_LABEL = "cure.attempt"  # which attempt of it
+DEPLOYMENT_LABEL = "cure.deployment"  # whose: deployments sharing an engine touch only their own
 
 
-def order_labels(order_id: uuid.UUID | str) -> dict[str, str]:
-    return {ORDER_LABEL: str(order_id)}
+def order_labels(settings: Settings, order_id: uuid.UUID | str) -> dict[str, str]:
+    """What every container and volume of this deployment's runs of the order carries."""
+    return {ORDER_LABEL: str(order_id), DEPLOYMENT_LABEL: settings.deployment}
+
+
+def run_labels(settings: Settings, order_id: uuid.UUID | str, attempt: int) -> dict[str, str]:
+    return {**order_labels(settings, order_id), ATTEMPT_LABEL: str(attempt)}
+
+
+def worker_engine(settings: Settings) -> AsyncEngine:
+    """A small pool for one run: the lock's connection and the watch's reads, every statement
+    and connection attempt bounded in time."""
+    return create_async_engine(
+        settings.database_url,
+        pool_size=2,
+        max_overflow=1,
+        pool_timeout=settings.database_timeout_seconds,
+        connect_args={"timeout": 10, "command_timeout": settings.database_timeout_seconds},
+    )
+
+
+def engine_client(settings: Settings) -> DockerClient:
+    return docker_client(settings.docker_url, timeout=settings.docker_timeout_seconds)
 
 
 # An app reports progress by printing "CURE_PROGRESS <percent> <step name>" on a line of its own.
@@ -142,17 +166,31 @@ class OrderWatch:
             log.exception("order %s: watch failed; the app keeps running", self.job.order_id)
             return False
 
-    async def _tick(self, new_lines: list[str]) -> bool:
-        for line in new_lines:
-            match = PROGRESS_LINE.match(line.strip())
-            if match:
-                await self._progress(int(match.group(1)), match.group(2))
+    def ready(self) -> bool:
+        """Right before the app starts: only if the order is still this attempt's to run (a
+        cancel that came in meanwhile wins)."""
+        future = asyncio.run_coroutine_threadsafe(self.still_ours(), self.loop)
+        try:
+            return future.result(timeout=30)
+        except Exception:
+            log.exception("order %s: could not read its state; not starting", self.job.order_id)
+            return False
+
+    async def still_ours(self) -> bool:
+        """Whether the order is still this run's: not final, and still this attempt."""
         row = await _read_state(self.engine, self.job.order_id)
         if row is None or row.status in FINAL_STATES:
             self.stop_reason = f"the order is {row.status if row else 'gone'}"
         elif row.attempt != self.job.attempt:
             self.stop_reason = f"attempt {row.attempt} took over"
-        return self.stop_reason is not None
+        return self.stop_reason is None
+
+    async def _tick(self, new_lines: list[str]) -> bool:
+        for line in new_lines:
+            match = PROGRESS_LINE.match(line.strip())
+            if match:
+                await self._progress(int(match.group(1)), match.group(2))
+        return not await self.still_ours()
 
     async def _progress(self, app_percent: int, step: str | None) -> None:
         # The app's 0-100 maps onto 10-89: before is staging, after is storing the result.
@@ -166,9 +204,9 @@ class OrderWatch:
 
 async def _clean_up(settings: Settings, order_id: uuid.UUID) -> None:
     def remove() -> int:
-        client = docker_client(settings.docker_url)
+        client = engine_client(settings)
         try:
-            return remove_labelled(client, order_labels(order_id))
+            return remove_labelled(client, order_labels(settings, order_id))
         finally:
             client.close()
 
@@ -195,12 +233,13 @@ def run_app(
     work_dir: Path,
     labels: dict[str, str],
     control: ContainerControl | None = None,
+    supersedes: dict[str, str] | None = None,
 ) -> ContainerOutcome:
     """Run an app the way every run does (synchronous: call it in a thread): ``job`` becomes
     /job/params.json, its params the command line, ``files`` the staged inputs; the outputs land
     in ``work_dir``/outputs. Used by the worker and by `cure apps try`."""
     inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
-    client = docker_client(settings.docker_url)
+    client = engine_client(settings)
     try:
         return run_hardened(
             client,
@@ -212,6 +251,7 @@ def run_app(
             control=control,
             command=command_args(job.get("params", {})),
             inputs=inputs,
+            supersedes=supersedes,
         )
     finally:
         client.close()
@@ -248,8 +288,7 @@ async def run_order(
     Raises on infrastructure failures (database, broker, Docker engine, storage) so the task can
     be tried again; the app's own failures end the order FAILED or INVALID.
     """
-    # A small pool for this run: the lock's connection and the watch's once-a-second reads.
-    engine = create_async_engine(settings.database_url, pool_size=2, max_overflow=1)
+    engine = worker_engine(settings)
     try:
         job = await load_order(engine, order_id)
         if job is None:
@@ -262,10 +301,11 @@ async def run_order(
         if attempt is not None and attempt != job.attempt:
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
             return None
-        async with _exclusive_run(engine, order_id) as mine:
+        async with _exclusive_run(engine, order_id, job.attempt) as mine:
             if not mine:
-                # Another worker runs this order now (a redelivered or republished duplicate):
-                # this copy is dropped; should that run die, its own message comes back.
+                # Another worker runs this attempt now (a redelivered or republished duplicate):
+                # this copy is dropped; should that run die, its own message comes back, and
+                # should it hang, the reconciler's next attempt takes a lock of its own.
                 log.info("order %s is running elsewhere; dropping this duplicate", order_id)
                 return None
             actor = f"worker:{socket.gethostname()}"
@@ -305,20 +345,20 @@ async def _heartbeats(settings: Settings, events: EventPublisher) -> AsyncIterat
 
 
 @contextlib.asynccontextmanager
-async def _exclusive_run(engine: AsyncEngine, order_id: uuid.UUID) -> AsyncIterator[bool]:
-    """Hold a session-level advisory lock on the order while it runs: True if we got it.
-
-    The lock lives as long as this connection, so a worker killed mid-run releases it at once.
-    """
+async def _exclusive_run(
+    engine: AsyncEngine, order_id: uuid.UUID, attempt: int
+) -> AsyncIterator[bool]:
+    """Hold a session-level advisory lock on this attempt of the order while it runs: True if we
+    got it. The lock lives as long as this connection, so a worker killed mid-run releases it."""
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        got = await order_repository.try_lock_run(connection, order_id)
+        got = await order_repository.try_lock_run(connection, order_id, attempt)
         try:
             yield got
         finally:
             if got:
                 try:
-                    await order_repository.unlock_run(connection, order_id)
+                    await order_repository.unlock_run(connection, order_id, attempt)
                 except Exception:  # the connection died (a database restart): so did the lock
                     log.info("order %s: the run lock went with its connection", order_id)
 
@@ -356,7 +396,9 @@ async def _execute(
                 job=params,
                 files=staged.files,
                 work_dir=work_dir,
-                labels=order_labels(job.order_id),
+                labels=run_labels(settings, job.order_id, job.attempt),
+                # an earlier attempt's app (its worker hung or died) is superseded: removed
+                supersedes=order_labels(settings, job.order_id),
                 control=watch,
             )
         except ImageNotFound:
@@ -367,8 +409,15 @@ async def _execute(
         failed = judge(app, outcome, limits_of(settings, app))
         if failed is not None:
             return failed[0], {"message": failed[1]}
+        if not await watch.still_ours():  # cancelled, or superseded, while the app finished
+            log.info("order %s: not storing its outputs: %s", job.order_id, watch.stop_reason)
+            return None
         await events.publish(OrderStatus.RUNNING, progress=90, message="storing the outputs")
         assets = await _stage_out(storage, app, job, outcome)
+        if not await watch.still_ours():  # a cancel that won the race leaves no file behind
+            log.info("order %s: removing its outputs: %s", job.order_id, watch.stop_reason)
+            await storage.delete([asset.key for asset in assets])
+            return None
     await events.publish(OrderStatus.RUNNING, progress=95, message="registering the product")
     primary = next(a for a in assets if a.primary)
     return OrderStatus.SUCCESS, {
@@ -426,12 +475,13 @@ async def _stage_in(
 async def _stage_out(
     storage: Storage, app: app_registry.App, job: OrderJob, outcome: ContainerOutcome
 ) -> list[OrderAssetInfo]:
-    """Upload every declared output, streamed from disk; the keys depend only on the order, so
-    a rerun overwrites rather than duplicates."""
+    """Upload every declared output, streamed from disk, under keys of this run's own: whatever
+    another run of the order writes, the files a SUCCESS names never change."""
     assets = []
+    run = f"{job.attempt}-{uuid.uuid4().hex[:12]}"
     for output in app.manifest.outputs:
         path = outcome.outputs[output.path]
-        key = f"results/{job.order_id}/{output.path}"
+        key = f"results/{job.order_id}/{run}/{output.path}"
         size, checksum = await asyncio.to_thread(size_and_sha256, path)
         await storage.put_file(key, path, media_type=output.media_type)
         assets.append(

@@ -1,11 +1,13 @@
-"""Removes app containers that no run owns any more, on this worker's Docker engine.
+"""Removes this deployment's app containers that no run owns any more, on the worker's engine.
 
-A run holds its order's advisory lock from before it creates the container until it has removed
-it (see ``pipeline._exclusive_run``). So a container whose order lock is free belongs to no live
-run: its worker was killed, and the order was finished, cancelled or handed to another host. A
-cancelled order's container therefore stops even when the worker that ran it is gone.
+A run holds the advisory lock of its order's attempt from before it creates the container until
+it has removed it (see ``pipeline._exclusive_run``). So a container whose attempt lock is free
+belongs to no live run: its worker was killed, and the order was finished, cancelled or handed
+to another host. A cancelled order's container therefore stops even when its worker is gone.
+Only containers labelled with this deployment are looked at: another deployment's (another
+database) sharing the engine is never touched.
 
-The probe takes the lock for an instant: a run starting for that very order in that instant
+The probe takes the lock for an instant: a run starting for that very attempt in that instant
 drops its task as a duplicate, and the reconciler requeues the order once its heartbeats are
 missed. Sweeps are a minute apart, so this is rare and never loses the order.
 """
@@ -18,47 +20,65 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cure.config import Settings
-from cure.containers.engine import docker_client, labelled_values, remove_labelled
+from cure.containers.engine import labelled, remove_labelled
 from cure.orders import repository as order_repository
-from cure.workers.pipeline import ORDER_LABEL, order_labels
+from cure.workers.pipeline import (
+    ATTEMPT_LABEL,
+    DEPLOYMENT_LABEL,
+    ORDER_LABEL,
+    engine_client,
+    run_labels,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _labelled_orders(settings: Settings) -> set[str]:
-    client = docker_client(settings.docker_url)
+def _runs(settings: Settings) -> set[tuple[str, int]]:
+    """(order, attempt) of every container of this deployment's runs on the engine."""
+    client = engine_client(settings)
     try:
-        return labelled_values(client, ORDER_LABEL)
+        found = labelled(client, {DEPLOYMENT_LABEL: settings.deployment})
     finally:
         client.close()
+    runs = set()
+    for labels in found:
+        try:
+            runs.add((labels[ORDER_LABEL], int(labels.get(ATTEMPT_LABEL, "1"))))
+        except (KeyError, ValueError):
+            continue
+    return runs
 
 
-async def _unowned(settings: Settings, order_ids: set[str]) -> list[str]:
-    """The orders whose run lock nobody holds (taken and given back at once to find out)."""
-    engine = create_async_engine(settings.database_url, poolclass=NullPool)
-    free: list[str] = []
+async def _unowned(settings: Settings, runs: set[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The runs whose attempt lock nobody holds (taken and given back at once to find out)."""
+    engine = create_async_engine(
+        settings.database_url,
+        poolclass=NullPool,
+        connect_args={"timeout": 10, "command_timeout": settings.database_timeout_seconds},
+    )
+    free: list[tuple[str, int]] = []
     try:
         async with engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            for order_id in sorted(order_ids):
-                if await order_repository.try_lock_run(connection, order_id):
-                    free.append(order_id)
-                    await order_repository.unlock_run(connection, order_id)
+            for order_id, attempt in sorted(runs):
+                if await order_repository.try_lock_run(connection, order_id, attempt):
+                    free.append((order_id, attempt))
+                    await order_repository.unlock_run(connection, order_id, attempt)
     finally:
         await engine.dispose()
     return free
 
 
 def sweep(settings: Settings) -> int:
-    """Remove the containers (and volumes) of orders no run owns; returns how many."""
-    order_ids = _labelled_orders(settings)
-    if not order_ids:
+    """Remove the containers (and volumes) of runs no worker owns; returns how many."""
+    runs = _runs(settings)
+    if not runs:
         return 0
     removed = 0
-    client = docker_client(settings.docker_url)
+    client = engine_client(settings)
     try:
-        for order_id in asyncio.run(_unowned(settings, order_ids)):
-            count = remove_labelled(client, order_labels(order_id))
+        for order_id, attempt in asyncio.run(_unowned(settings, runs)):
+            count = remove_labelled(client, run_labels(settings, order_id, attempt))
             if count:
                 log.warning("order %s: removed %d container(s) no run owns", order_id, count)
             removed += count

@@ -53,7 +53,13 @@ async def test_silent_order_is_requeued_then_failed(
 ) -> None:
     client = committing_client
     reconciler = Reconciler(
-        settings.model_copy(update={"heartbeat_timeout_seconds": 60, "max_attempts": 2}),
+        settings.model_copy(
+            update={
+                "heartbeat_timeout_seconds": 60,
+                "max_attempts": 2,
+                "reconcile_grace_seconds": 0,  # as if it had been up a while
+            }
+        ),
         sessionmaker,
     )
     fresh = await running_order(client, sessionmaker, silent_for=timedelta(seconds=5))
@@ -119,3 +125,51 @@ async def test_long_queued_order_is_republished(committing_client, sessionmaker,
             )
         ).all()
     assert len(count) == 2
+
+
+async def test_silence_is_not_judged_before_heartbeats_are_read(
+    committing_client, sessionmaker, settings
+) -> None:
+    """After a start (the API was down) and while events wait in their queue, a silent RUNNING
+    order keeps its attempt: the heartbeats it sent may not be applied yet."""
+    import aio_pika
+
+    from cure.orders.queues import declare_events_queue
+
+    client = committing_client
+    events_queue = f"cure.events-reconciler-{uuid.uuid4().hex[:8]}"
+    quiet = settings.model_copy(
+        update={"heartbeat_timeout_seconds": 60, "events_queue": events_queue}
+    )
+    silent = await running_order(client, sessionmaker, silent_for=timedelta(minutes=5))
+
+    just_started = Reconciler(quiet, sessionmaker)  # grace: a whole heartbeat timeout
+    await just_started.reconcile_once()
+    assert (await state(sessionmaker, silent))[:2] == ("RUNNING", 1)
+
+    up_a_while = Reconciler(quiet.model_copy(update={"reconcile_grace_seconds": 0}), sessionmaker)
+    connection = await aio_pika.connect(settings.broker_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await declare_events_queue(channel, quiet)
+        await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=events_queue)
+        await up_a_while.reconcile_once()  # an event still waits: not judged
+        assert (await state(sessionmaker, silent))[:2] == ("RUNNING", 1)
+        await queue.purge()
+        await up_a_while.reconcile_once()  # nothing left unread: now it is
+        assert (await state(sessionmaker, silent))[:2] == ("QUEUED", 2)
+        await queue.delete()
+
+
+async def test_an_order_no_worker_takes_fails_after_its_publications(
+    committing_client, sessionmaker, settings
+) -> None:
+    order_id = await new_order(committing_client)
+    await move(sessionmaker, order_id, OrderStatus.QUEUED)
+    limited = settings.model_copy(update={"max_dispatches": 2})
+    for expected in ("QUEUED", "FAILED"):
+        await _age(sessionmaker, order_id, timedelta(hours=2))
+        await Reconciler(limited, sessionmaker).reconcile_once()
+        status, attempt, message = await state(sessionmaker, order_id)
+        assert (status, attempt) == (expected, 1)
+    assert "no worker took the order: it was published 2 times" in message

@@ -36,12 +36,14 @@ async def _drain(settings) -> list[aio_pika.abc.AbstractIncomingMessage]:
     return messages
 
 
-async def _pending_ids(session) -> set[int]:
+async def _pending_ids(session, order_id) -> set[int]:
     from sqlalchemy import select
 
     rows = await session.execute(
         select(OutboxMessage.id).where(
-            OutboxMessage.sent_at.is_(None), OutboxMessage.kind == "run_order"
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.kind == "run_order",
+            OutboxMessage.subject_id == order_id,
         )
     )
     return set(rows.scalars())
@@ -88,7 +90,7 @@ async def test_uncommitted_orders_are_not_published(
     async with sessionmaker() as reader:
         stored = await reader.get(Order, order.id)
         assert stored.status == "QUEUED"
-        assert not (await _pending_ids(reader))
+        assert not (await _pending_ids(reader, order.id))
     await relay.close()
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -72,7 +73,8 @@ async def test_success_stores_the_result(
 ) -> None:
     order = await order_and_run(committing_client, sessionmaker, probe_settings, "report")
     assert order.status == "SUCCESS", order.message
-    assert order.result_key == f"results/{order.id}/report.json"
+    # under the order, in a folder of this run's own (attempt 1)
+    assert re.fullmatch(rf"results/{order.id}/1-[0-9a-f]{{12}}/report.json", order.result_key)
     assert order.result_media_type == "application/json"
     url = await make_storage(probe_settings).presigned_url(order.result_key, expires_in=60)
     async with httpx.AsyncClient() as http:
@@ -148,7 +150,7 @@ async def test_a_task_for_a_finished_order_removes_what_a_killed_run_left(
         entrypoint=["sleep", "300"],
         detach=True,
         network_mode="none",
-        labels={"cure.order_id": str(order.id)},
+        labels=pipeline.run_labels(probe_settings, order.id, 1),
     )
     try:
         assert await pipeline.run_order(probe_settings, order.id, 1) is None
