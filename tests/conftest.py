@@ -342,6 +342,7 @@ class Stack:
         self.env = {**os.environ, "CURE_PUBLIC_URL": self.url, **overrides}
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.started_workers = 0
 
     def start_api(self) -> None:
         self.api = _spawn(
@@ -352,7 +353,8 @@ class Stack:
         _wait_http(f"{self.url}/health", self.api)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        number = len(self.workers)
+        self.started_workers += 1
+        number = self.started_workers
         worker = _spawn(
             [
                 sys.executable,
@@ -370,6 +372,19 @@ class Stack:
         self.workers.append(worker)
         return worker
 
+    def stop_api(self) -> None:
+        """Stop the API process (with its relay, status manager and reconciler)."""
+        if self.api is not None:
+            _stop(self.api)
+            self.api = None
+
+    def freeze(self, worker: subprocess.Popen[bytes]) -> None:
+        """SIGSTOP the worker and all its processes: it hangs, holding whatever it held."""
+        os.killpg(worker.pid, signal.SIGSTOP)
+
+    def thaw(self, worker: subprocess.Popen[bytes]) -> None:
+        os.killpg(worker.pid, signal.SIGCONT)
+
     def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
         """Stop a worker gracefully (its tasks go back to the queue) and forget it."""
         _stop(worker)
@@ -379,6 +394,8 @@ class Stack:
         """kill -9 the worker and every process of its session (the pool's children)."""
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
+        if worker in self.workers:
+            self.workers.remove(worker)
 
     def stop(self) -> None:
         for worker in self.workers:
