@@ -20,7 +20,7 @@ from cure.kit import broker
 from cure.kit.db import is_transient
 from cure.orders import queues
 from cure.orders.events import apply_event, order_event, stray_keys
-from cure.orders.lifecycle import OrderStatus
+from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 from cure.orders.schemas import OrderEventMessage
 from cure.storage.service import make_storage
 
@@ -38,6 +38,7 @@ class StatusManager:
             async with self.sessionmaker() as session, session.begin():
                 applied = await apply_event(session, event)
                 strays = [] if applied else await stray_keys(session, event)
+                final = applied and event.status in FINAL_STATES
         except Exception as exc:
             if is_transient(exc):
                 log.warning("could not apply event %s (%r); redelivering", event.event_id, exc)
@@ -53,6 +54,22 @@ class StatusManager:
         log.info("order %s: %s %s", event.order_id, event.status, outcome)
         if strays:
             await self._remove(event, strays)
+        if final:
+            await self._tidy(event)
+
+    async def _tidy(self, event: OrderEventMessage) -> None:
+        """Once an order is final, only the files its SUCCESS named stay under its results: what
+        runs that lost (or were killed before they reported) stored goes."""
+        kept = {asset.key for asset in event.assets or []}
+        if event.result is not None:
+            kept.add(event.result.key)
+        try:
+            stored = await self.storage.keys(f"results/{event.order_id}/")
+            strays = [key for key in stored if key not in kept]
+            if strays:
+                await self._remove(event, strays)
+        except Exception:
+            log.exception("order %s: could not tidy its stored files", event.order_id)
 
     async def _remove(self, event: OrderEventMessage, keys: list[str]) -> None:
         """The files of a run whose SUCCESS came too late (the order was cancelled, or another

@@ -34,9 +34,10 @@ class Reconciler:
 
     async def judges_silence(self) -> bool:
         """Whether silence means anything now. Not before a whole heartbeat timeout has passed
-        since this reconciler started (it may have been down, and the heartbeats sent meanwhile
-        are not applied yet), and not while order events wait in their queue (or that cannot be
-        told): an outage of the API alone never costs a run its attempt."""
+        since this reconciler started, or last saw the broker again (it, or the broker, may have
+        been down: heartbeats sent or held back meanwhile are not applied yet), and not while
+        order events wait in their queue. An outage of the API or the broker alone never costs a
+        run its attempt."""
         grace = self.settings.reconcile_grace_seconds
         if grace is None:
             grace = self.settings.heartbeat_timeout_seconds
@@ -46,6 +47,7 @@ class Reconciler:
             waiting = await events_waiting(self.settings)
         except Exception as exc:  # the broker is away: what was sent cannot be known
             log.info("reconciler: cannot see the event queue (%r); not judging silence", exc)
+            self.started = time.monotonic()  # workers could not send heartbeats either
             return False
         if waiting:
             log.info("reconciler: %d order events still to apply; not judging silence", waiting)

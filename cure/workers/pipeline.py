@@ -297,6 +297,7 @@ async def run_order(
         if job.status in FINAL_STATES:
             log.info("order %s is already %s; not running it", order_id, job.status)
             await _clean_up(settings, order_id)  # a killed earlier run may have left its app
+            await _remove_strays(settings, engine, order_id)
             return None
         if attempt is not None and attempt != job.attempt:
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
@@ -317,10 +318,40 @@ async def run_order(
                 if outcome is None:
                     return None
                 final, fields = outcome
-                await events.publish(final, **fields)
+                try:
+                    await events.publish(final, **fields)
+                except Exception:
+                    # No order will ever name this run's files: remove them, then let the task
+                    # try again (the broker is likely away).
+                    keys = [asset.key for asset in fields.get("assets") or []]
+                    await _quietly_delete(settings, job.order_id, keys)
+                    raise
                 return final
     finally:
         await engine.dispose()
+
+
+async def _remove_strays(settings: Settings, engine: AsyncEngine, order_id: uuid.UUID) -> None:
+    """For a final order: remove stored files it does not name (runs that lost, or were killed
+    between storing and reporting). A run that stores later finds the order final and removes
+    its own files, so this never takes what the order shows."""
+    storage = make_storage(settings)
+    stored = await storage.keys(f"results/{order_id}/")
+    if not stored:
+        return
+    row = await _read_state(engine, order_id)
+    named = {row.result_key, *(a["key"] for a in (row.assets or {}).values())} if row else set()
+    strays = [key for key in stored if key not in named]
+    if strays:
+        log.info("order %s: removing %d file(s) no run reported", order_id, len(strays))
+        await storage.delete(strays)
+
+
+async def _quietly_delete(settings: Settings, order_id: uuid.UUID, keys: list[str]) -> None:
+    try:
+        await make_storage(settings).delete(keys)
+    except Exception:  # the next run of the order removes them (_remove_strays)
+        log.warning("order %s: could not remove %d file(s) yet", order_id, len(keys))
 
 
 @contextlib.asynccontextmanager

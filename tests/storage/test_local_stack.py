@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,13 +38,17 @@ async def test_order_result_is_kept_on_disk_and_served_by_signed_link(local_stac
         redirect = await http.get(f"/v1/orders/{order_id}/result", headers=headers)
         assert redirect.status_code == 307
         link = redirect.headers["Location"]
-        assert link.startswith(f"{url}/v1/storage/results/{order_id}/result.geojson?expires=")
+        # the run's own folder under the order's: results/<order>/<attempt>-<run>/
+        assert re.match(
+            rf"{re.escape(url)}/v1/storage/results/{order_id}/1-[0-9a-f]{{12}}/result.geojson\?expires=",
+            link,
+        )
         downloaded = await http.get(link)  # no token: the signature is the authorisation
         assert downloaded.status_code == 200
         assert downloaded.headers["content-type"] == "application/geo+json"
         digest = hashlib.sha256(downloaded.content).hexdigest()
         assert f"sha256:{digest}" == final["result"]["checksum"]
 
-    on_disk = storage_dir / "results" / order_id / "result.geojson"
+    (on_disk,) = (storage_dir / "results" / order_id).glob("*/result.geojson")
     assert on_disk.read_bytes() == downloaded.content
     assert json.loads(on_disk.read_bytes())["features"][0]["properties"]["order_id"] == order_id
