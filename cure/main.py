@@ -19,6 +19,7 @@ from cure.kit.error_handlers import install_error_handlers
 from cure.kit.resources import Resources, build_resources
 from cure.notifications.notifier import Notifier
 from cure.notifications.router import router as notifications_router
+from cure.ogc.router import router as ogc_router
 from cure.orders import dispatch
 from cure.orders.event_consumer import StatusManager
 from cure.orders.reconciler import Reconciler
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ccsi_router,
         notifications_router,
         storage_router,
+        ogc_router,
     ):
         app.include_router(router)
 
