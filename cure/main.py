@@ -25,6 +25,7 @@ from cure.orders.event_consumer import StatusManager
 from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
 from cure.outbox.relay import OutboxRelay
+from cure.stac.router import router as stac_router
 from cure.storage.router import router as storage_router
 from cure.storage.service import S3Storage, make_storage
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications_router,
         storage_router,
         ogc_router,
+        stac_router,
     ):
         app.include_router(router)
 
