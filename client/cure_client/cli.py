@@ -50,6 +50,18 @@ class Cli:
     def print_json(self, value: Any) -> None:
         print(json.dumps(value, default=str, indent=None if self.args.command == "watch" else 2))
 
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """A table on a terminal; elsewhere (a pipe, a file) one tab-separated line per row."""
+        if not self.out.is_terminal:
+            for row in rows:
+                print("\t".join(row))
+            return
+        table = Table(*headers)
+        table.columns[-1].overflow = "ellipsis"
+        for row in rows:
+            table.add_row(*row)
+        self.out.print(table)
+
     def show_order(self, order: Order) -> None:
         detail = f" {order.progress}%" if order.progress is not None and not order.is_final else ""
         message = f" - {order.message}" if order.message else ""
@@ -91,12 +103,17 @@ async def apps(cli: Cli) -> int:
     if cli.json:
         cli.print_json([app.model_dump(mode="json") for app in listed])
         return EXIT_OK
-    table = Table("app", "version", "title", "inputs", "parameters")
-    for app in listed:
-        inputs = ", ".join(i.collection for i in app.inputs) or "-"
-        parameters = ", ".join(app.parameters.get("properties", {})) or "-"
-        table.add_row(app.id, app.version, app.title, inputs, parameters)
-    cli.out.print(table)
+    rows = [
+        (
+            app.id,
+            app.version,
+            app.title,
+            ", ".join(i.collection for i in app.inputs) or "-",
+            ", ".join(app.parameters.get("properties", {})) or "-",
+        )
+        for app in listed
+    ]
+    cli.table(("app", "version", "title", "inputs", "parameters"), rows)
     return EXIT_OK
 
 
@@ -227,14 +244,14 @@ async def orders(cli: Cli) -> int:
     if cli.json:
         cli.print_json([o.model_dump(mode="json") for o in listed])
         return EXIT_OK
-    table = Table("order", "app", "status", "period", "created", "message")
+    rows = []
     for o in listed:
         period = (
             f"{o.start_date}" if o.start_date == o.end_date else f"{o.start_date}..{o.end_date}"
         )
         created = o.created_at.strftime("%Y-%m-%d %H:%M")
-        table.add_row(o.order_id, o.app_id, o.status, period, created, o.message or "")
-    cli.out.print(table)
+        rows.append((o.order_id, o.app_id, o.status, period, created, o.message or ""))
+    cli.table(("order", "app", "status", "period", "created", "message"), rows)
     return EXIT_OK
 
 
@@ -255,12 +272,11 @@ async def search(cli: Cli) -> int:
     if cli.json:
         cli.print_json([p.model_dump(mode="json") for p in found])
         return EXIT_OK
-    table = Table("collection", "identifier", "type", "start", "assets")
-    for p in found:
-        table.add_row(
-            p.collection, p.identifier, p.product_type, p.start.isoformat(), ", ".join(p.assets)
-        )
-    cli.out.print(table)
+    rows = [
+        (p.collection, p.identifier, p.product_type, p.start.isoformat(), ", ".join(p.assets))
+        for p in found
+    ]
+    cli.table(("collection", "identifier", "type", "start", "assets"), rows)
     return EXIT_OK
 
 
