@@ -20,7 +20,7 @@ from cure.ogc.schemas import (
     ResultLink,
     StatusInfo,
 )
-from cure.orders.dependencies import StorageDep
+from cure.storage.dependencies import StorageDep
 
 router = APIRouter(prefix=ogc_service.PREFIX, tags=["OGC API - Processes"], route_class=OgcRoute)
 

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from cure.auth.dependencies import OptionalPrincipal
-from cure.ccsi.dependencies import StorageDep
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.stac import service as stac_service
 from cure.stac.exceptions import StacRoute
 from cure.stac.schemas import ItemSearch, SearchBody
+from cure.storage.dependencies import StorageDep
 
 router = APIRouter(prefix=stac_service.PREFIX, tags=["STAC API"], route_class=StacRoute)
 
