@@ -19,11 +19,13 @@ from cure.kit.error_handlers import install_error_handlers
 from cure.kit.resources import Resources, build_resources
 from cure.notifications.notifier import Notifier
 from cure.notifications.router import router as notifications_router
+from cure.ogc.router import router as ogc_router
 from cure.orders import dispatch
 from cure.orders.event_consumer import StatusManager
 from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
 from cure.outbox.relay import OutboxRelay
+from cure.stac.router import router as stac_router
 from cure.storage.router import router as storage_router
 from cure.storage.service import S3Storage, make_storage
 
@@ -100,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ccsi_router,
         notifications_router,
         storage_router,
+        ogc_router,
+        stac_router,
     ):
         app.include_router(router)
 

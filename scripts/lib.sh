@@ -88,10 +88,11 @@ ensure_venv() {
     say "creating the virtualenv"
     python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
   fi
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    say "installing CURE and its dependencies"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ client/pyproject.toml -nt "$stamp" ] \
+    || ! .venv/bin/python -c 'import cure_client' 2>/dev/null; then
+    say "installing CURE, its Python client (client/) and their dependencies"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q -e '.[dev]' -e client
     touch "$stamp"
   fi
 }

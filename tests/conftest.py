@@ -352,6 +352,12 @@ class Stack:
         )
         _wait_http(f"{self.url}/health", self.api)
 
+    def restart_api(self) -> None:
+        """Stop the API process and start it again on the same port, with the same settings."""
+        if self.api is not None:
+            _stop(self.api)
+        self.start_api()
+
     def start_worker(self) -> subprocess.Popen[bytes]:
         self.started_workers += 1
         number = self.started_workers
@@ -448,8 +454,9 @@ PROBE_MANIFEST = {
 }
 
 
-def write_apps_dir(root: Path, *, probe_timeout: int = 3) -> Path:
-    """An apps folder with the probe app and roi_stats, for stacks and pipelines under test."""
+def write_apps_dir(root: Path, *, probe_timeout: int = 3, also: tuple[str, ...] = ()) -> Path:
+    """An apps folder with the probe app and roi_stats (and the apps named in ``also``), for
+    stacks and pipelines under test."""
     import json
     import shutil
 
@@ -457,7 +464,8 @@ def write_apps_dir(root: Path, *, probe_timeout: int = 3) -> Path:
     (apps / "probe").mkdir(parents=True, exist_ok=True)
     manifest = {**PROBE_MANIFEST, "limits": {"timeout_seconds": probe_timeout, "memory_mb": 96}}
     (apps / "probe" / "manifest.json").write_text(json.dumps(manifest))
-    shutil.copytree(ROOT / "cure" / "apps" / "roi_stats", apps / "roi_stats", dirs_exist_ok=True)
+    for app_id in ("roi_stats", *also):
+        shutil.copytree(ROOT / "cure" / "apps" / app_id, apps / app_id, dirs_exist_ok=True)
     return apps
 
 

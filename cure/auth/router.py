@@ -23,6 +23,7 @@ from cure.auth.schemas import (
 )
 from cure.auth.service import ClientCredentials, Principal
 from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -106,6 +107,17 @@ async def token(
         refresh_token=refresh_token,
     )
     return _token_response(issued)
+
+
+# The original CURE platform's name for the token endpoint: kept for old scripts, deprecated.
+router.add_api_route(
+    "/get_bearer_token",
+    token,
+    methods=["POST"],
+    response_model=TokenRead,
+    include_in_schema=False,
+    route_class_override=deprecated_alias("/v1/auth/token"),
+)
 
 
 @router.post(

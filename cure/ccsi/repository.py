@@ -56,22 +56,49 @@ def _box(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> Any:
     return geo.ST_SetSRID(geo.ST_MakeLine(low, high), 4326)
 
 
-def _filtered(query: Select[Any], search: SearchQuery, viewer: Viewer) -> Select[Any]:
+@dataclass(frozen=True)
+class ProductCriteria:
+    """What matching products must be: in one of the collections, with one of the identifiers,
+    of the type, meeting the box or the (checked, WKT) geometry, overlapping [start, end]."""
+
+    collections: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    product_type: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    geometry: str | None = None
+    time_start: datetime | None = None
+    time_end: datetime | None = None
+
+    @classmethod
+    def of_search(cls, search: SearchQuery) -> "ProductCriteria":
+        return cls(
+            collections=(search.collection,) if search.collection is not None else (),
+            product_type=search.product_type,
+            bbox=search.bbox,
+            geometry=search.geometry,
+            time_start=search.time_start,
+            time_end=search.time_end,
+        )
+
+
+def _filtered(query: Select[Any], criteria: ProductCriteria, viewer: Viewer) -> Select[Any]:
     query = query.where(_visible(viewer))
-    if search.collection is not None:
-        query = query.where(Product.collection == search.collection)
-    if search.product_type is not None:
-        query = query.where(Product.product_type == search.product_type)
-    if search.bbox is not None:
-        query = query.where(geo.ST_Intersects(Product.footprint, _box(*search.bbox)))
-    if search.geometry is not None:
-        shape = geo.ST_GeomFromText(search.geometry, 4326)
+    if criteria.collections:
+        query = query.where(Product.collection.in_(criteria.collections))
+    if criteria.identifiers:
+        query = query.where(Product.identifier.in_(criteria.identifiers))
+    if criteria.product_type is not None:
+        query = query.where(Product.product_type == criteria.product_type)
+    if criteria.bbox is not None:
+        query = query.where(geo.ST_Intersects(Product.footprint, _box(*criteria.bbox)))
+    if criteria.geometry is not None:
+        shape = geo.ST_GeomFromText(criteria.geometry, 4326)
         query = query.where(geo.ST_Intersects(Product.footprint, shape))
     # [start_at, end_at] overlaps [time_start, time_end]; either bound may be open.
-    if search.time_end is not None:
-        query = query.where(Product.start_at <= search.time_end)
-    if search.time_start is not None:
-        query = query.where(Product.end_at >= search.time_start)
+    if criteria.time_end is not None:
+        query = query.where(Product.start_at <= criteria.time_end)
+    if criteria.time_start is not None:
+        query = query.where(Product.end_at >= criteria.time_start)
     return query
 
 
@@ -79,16 +106,35 @@ async def search(
     session: AsyncSession, query: SearchQuery, *, visible_to: Viewer
 ) -> tuple[list[Product], int]:
     """One page of the matching products, newest acquisition first, and how many match in all."""
+    return await find(
+        session,
+        ProductCriteria.of_search(query),
+        visible_to=visible_to,
+        offset=query.start_index - 1,
+        limit=query.max_records,
+    )
+
+
+async def find(
+    session: AsyncSession,
+    criteria: ProductCriteria,
+    *,
+    visible_to: Viewer,
+    offset: int,
+    limit: int,
+) -> tuple[list[Product], int]:
+    """``limit`` matching products from ``offset`` on, newest acquisition first (then by id, so
+    pages never overlap), and how many match in all."""
     total = (
         await session.execute(
-            _filtered(select(func.count()).select_from(Product), query, visible_to)
+            _filtered(select(func.count()).select_from(Product), criteria, visible_to)
         )
     ).scalar_one()
     page = (
-        _filtered(select(Product), query, visible_to)
+        _filtered(select(Product), criteria, visible_to)
         .order_by(Product.start_at.desc(), Product.id)
-        .offset(query.start_index - 1)
-        .limit(query.max_records)
+        .offset(offset)
+        .limit(limit)
     )
     items = list((await session.execute(page)).scalars())
     return items, int(total)

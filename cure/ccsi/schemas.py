@@ -255,7 +255,7 @@ class SearchQuery(BaseSchema):
         elif given.get("collection"):
             values["collection"] = check_collection(given["collection"], location="query")
         if given.get("bbox"):
-            values["bbox"] = _bbox(given["bbox"])
+            values["bbox"] = parse_bbox(given["bbox"])
         if given.get("geometry"):
             values["geometry"] = _geometry(given["geometry"])
         if given.get("timeStart"):
@@ -299,7 +299,8 @@ def check_collection(value: str, *, location: str = "path") -> str:
     return value
 
 
-def _bbox(value: str) -> tuple[float, float, float, float]:
+def parse_bbox(value: str) -> tuple[float, float, float, float]:
+    """minlon,minlat,maxlon,maxlat in WGS84, or InvalidParameter naming bbox."""
     message = "must be four numbers: minlon,minlat,maxlon,maxlat"
     parts = value.split(",")
     if len(parts) != 4:
@@ -327,19 +328,25 @@ def _geometry(value: str) -> str:
             geometry = shapely.from_wkt(value)
     except (shapely.errors.ShapelyError, ValueError, TypeError):
         raise InvalidParameter("geometry", "is not well-formed WKT") from None
+    return check_search_geometry(geometry)
+
+
+def check_search_geometry(geometry: BaseGeometry | None, *, parameter: str = "geometry") -> str:
+    """A geometry to search by, checked (not empty, finite, within WGS84, valid), as 2D WKT;
+    InvalidParameter naming ``parameter`` when it is not."""
     if geometry is None or geometry.is_empty:
-        raise InvalidParameter("geometry", "must not be empty")
+        raise InvalidParameter(parameter, "must not be empty")
     bounds = geometry.bounds
     if not all(math.isfinite(b) for b in bounds):
-        raise InvalidParameter("geometry", "holds coordinates that are not finite numbers")
+        raise InvalidParameter(parameter, "holds coordinates that are not finite numbers")
     min_lon, min_lat, max_lon, max_lat = bounds
     if min_lon < -180 or max_lon > 180 or min_lat < -90 or max_lat > 90:
         raise InvalidParameter(
-            "geometry", "must lie within WGS84 bounds (longitude -180..180, latitude -90..90)"
+            parameter, "must lie within WGS84 bounds (longitude -180..180, latitude -90..90)"
         )
     geometry = shapely.force_2d(geometry)
     if not geometry.is_valid:
-        raise InvalidParameter("geometry", f"is not valid: {explain_validity(geometry)}")
+        raise InvalidParameter(parameter, f"is not valid: {explain_validity(geometry)}")
     return str(shapely.to_wkt(geometry, rounding_precision=-1, output_dimension=2))
 
 

@@ -17,7 +17,7 @@ from cure.auth.service import Principal
 from cure.ccsi import repository
 from cure.ccsi.exceptions import ProductExists, ProductNotFound
 from cure.ccsi.models import Product
-from cure.ccsi.repository import PUBLIC, Viewer
+from cure.ccsi.repository import PUBLIC, ProductCriteria, Viewer
 from cure.ccsi.schemas import (
     AssetCreate,
     AssetRead,
@@ -60,6 +60,23 @@ async def search(
 ) -> tuple[list[ProductRead], int]:
     """One page of the products the caller may see, with expiring links to their assets."""
     products, total = await repository.search(session, query, visible_to=viewer_of(principal))
+    return await to_reads(products, settings=settings, storage=storage), total
+
+
+async def find(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    principal: Principal | None,
+    criteria: ProductCriteria,
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[list[ProductRead], int]:
+    """Like ``search``, for criteria a query string cannot say (several collections, ids)."""
+    products, total = await repository.find(
+        session, criteria, visible_to=viewer_of(principal), offset=offset, limit=limit
+    )
     return await to_reads(products, settings=settings, storage=storage), total
 
 

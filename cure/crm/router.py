@@ -18,6 +18,7 @@ from cure.crm.schemas import (
     CustomerUpdate,
 )
 from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 
 router = APIRouter()
@@ -40,6 +41,18 @@ async def register_customer(
 ) -> CustomerRegistered:
     """Register a customer; the answer holds OAuth2 client credentials, the secret shown once."""
     return await crm_service.register(session, settings, data)
+
+
+# The original CURE platform's name for registration: kept for old scripts, deprecated.
+router.add_api_route(
+    "/v1/crm/customers/create",
+    register_customer,
+    methods=["POST"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=CustomerRegistered,
+    include_in_schema=False,
+    route_class_override=deprecated_alias("/v1/crm/customers"),
+)
 
 
 # -- the caller's own account --------------------------------------------------------------------

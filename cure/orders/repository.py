@@ -2,14 +2,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from cure.kit.pagination import keyset
-from cure.orders.lifecycle import ACTIVE_STATES
+from cure.orders.lifecycle import ACTIVE_STATES, FINAL_STATES
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.orders.schemas import OrderFilter
 
@@ -136,11 +136,18 @@ async def add_idempotency_key(
     return inserted.first() is not None
 
 
+def _duration() -> ColumnElement[Any]:
+    """Seconds from creation to the final state (its last update), or to now while unfinished."""
+    final = Order.status.in_([s.value for s in FINAL_STATES])
+    until = case((final, Order.updated_at), else_=func.now())
+    return func.extract("epoch", until - Order.created_at)
+
+
 def _filtered(query: Select[Order], filters: OrderFilter) -> Select[Order]:
     if filters.status:
         query = query.where(Order.status.in_([s.value for s in filters.status]))
-    if filters.app_id is not None:
-        query = query.where(Order.app_id == filters.app_id)
+    if filters.app_id:
+        query = query.where(Order.app_id.in_(filters.app_id))
     if filters.customer_id is not None:
         query = query.where(Order.customer_id == filters.customer_id)
     for column, after, before in (
@@ -151,6 +158,10 @@ def _filtered(query: Select[Order], filters: OrderFilter) -> Select[Order]:
             query = query.where(column >= after)
         if before is not None:
             query = query.where(column < before)
+    if filters.min_duration is not None:
+        query = query.where(_duration() >= filters.min_duration)
+    if filters.max_duration is not None:
+        query = query.where(_duration() <= filters.max_duration)
     bbox = filters.bbox_numbers()
     if bbox is not None:
         # ST_Intersects against an envelope uses the GiST index on roi.

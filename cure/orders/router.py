@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse
 from cure.auth.dependencies import require_scope
 from cure.auth.service import Principal
 from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
 from cure.orders.models import Order, OrderEvent
@@ -82,14 +83,15 @@ async def get_order(order_id: uuid.UUID, session: SessionDep, principal: Reader)
     return await order_service.get(session, principal, order_id)
 
 
-@router.get(
+# The original CURE platform's name for an order's status: kept for old scripts, deprecated.
+router.add_api_route(
     "/v1/services/order_status/{order_id}",
+    get_order,
+    methods=["GET"],
     response_model=OrderRead,
-    responses=error_responses(401, 403, 404),
+    include_in_schema=False,
+    route_class_override=deprecated_alias("/v1/orders/{order_id}"),
 )
-async def get_order_status(order_id: uuid.UUID, session: SessionDep, principal: Reader) -> Order:
-    """The same as GET /v1/orders/{order_id}, under the original CURE platform's name."""
-    return await order_service.get(session, principal, order_id)
 
 
 @router.get(

@@ -227,7 +227,7 @@ class OrderFilter(InputSchema):
     """Query parameters of GET /v1/orders; a bad one is a 422 that names it."""
 
     status: list[OrderStatus] = Field(default_factory=list, description="Repeat for several")
-    app_id: str | None = None
+    app_id: list[str] = Field(default_factory=list, description="Repeat for several")
     customer_id: uuid.UUID | None = Field(default=None, description="Admins only")
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
@@ -238,6 +238,12 @@ class OrderFilter(InputSchema):
         description="min_lon,min_lat,max_lon,max_lat (WGS84): orders whose region intersects it",
         examples=["16.2,48.1,16.5,48.4"],
     )
+    min_duration: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds from creation to the final state (or to now, if not final), at least",
+    )
+    max_duration: int | None = Field(default=None, ge=0, description="The same, at most")
     sort: Literal["created_at", "-created_at", "updated_at", "-updated_at"] = "-created_at"
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=500)

@@ -338,6 +338,20 @@ async def test_every_endpoint_declares_its_scope_in_openapi(client) -> None:
         ("get", "/v1/ccsi/{collection}/search"),
         ("get", "/v1/ccsi/collections"),
         ("get", "/v1/ccsi/{collection}/products/{identifier}"),
+        # OGC API - Processes: the documents and process descriptions, like /v1/apps
+        ("get", "/ogc"),
+        ("get", "/ogc/conformance"),
+        ("get", "/ogc/processes"),
+        ("get", "/ogc/processes/{process_id}"),
+        # the STAC API over the catalogue: public like the CCSI search
+        ("get", "/stac"),
+        ("get", "/stac/conformance"),
+        ("get", "/stac/collections"),
+        ("get", "/stac/collections/{collection_id}"),
+        ("get", "/stac/collections/{collection_id}/items"),
+        ("get", "/stac/collections/{collection_id}/items/{item_id}"),
+        ("get", "/stac/search"),
+        ("post", "/stac/search"),
     }
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():

@@ -19,6 +19,10 @@ FILL = {
     "role": lambda b: "data",
     "collection": lambda b: "cure-roi_stats",
     "identifier": lambda b: f"roi_stats-{b['order_id']}",  # the product B's order made
+    "job_id": lambda b: b["order_id"],  # OGC API - Processes: a job is an order
+    "process_id": lambda b: "roi_stats",
+    "collection_id": lambda b: "cure-roi_stats",  # STAC: B's product as an item
+    "item_id": lambda b: f"roi_stats-{b['order_id']}",
 }
 # Signed links carry their proof in the query: A has none for B's objects, so A forges one.
 QUERY = {"key": {"expires": "9999999999", "signature": "0" * 64}}
@@ -28,6 +32,8 @@ NOT_OWNED = {
     ("GET", "/v1/apps/{app_id}"),
     ("POST", "/v1/apps/{app_id}/orders"),
     ("GET", "/v1/ccsi/{collection}/search"),  # a search: checked below to find none of B's
+    ("GET", "/ogc/processes/{process_id}"),
+    ("POST", "/ogc/processes/{process_id}/execution"),
 }
 
 

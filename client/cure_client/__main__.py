@@ -1,0 +1,3 @@
+from cure_client.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""What the client raises: the API's errors with their status, name and detail, and its own."""
+
+from typing import Any
+
+
+class CureClientError(Exception):
+    """Anything that went wrong talking to CURE."""
+
+
+class ApiError(CureClientError):
+    """An error answer of the API: its status, error name (``error`` or ``type``) and detail."""
+
+    def __init__(self, status_code: int, error: str, detail: Any) -> None:
+        super().__init__(f"{status_code} {error}: {detail}")
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+        self.retry_after: float | None = None  # seconds, from Retry-After on 429 and 503
+
+
+class ChecksumMismatch(CureClientError):
+    """A download whose size or sha256 differs from what the order says (the file is removed)."""
+
+
+class NotLoggedIn(CureClientError):
+    """No credentials: run ``cure-client login`` or pass them to the client."""
+
+
+class RegionError(CureClientError, ValueError):
+    """A region that is not a polygon the API can take (from a file, a bbox or WKT)."""
+
+
+class NotReady(CureClientError):
+    """The order has no result (it is not SUCCESS)."""

@@ -1,0 +1,1 @@
+"""STAC API over the catalogue (the products table the CCSI endpoint serves)."""

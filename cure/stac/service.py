@@ -1,0 +1,294 @@
+"""STAC API over the catalogue: collections and items are the CCSI collections and products.
+
+Visibility is the catalogue's own (anyone sees public products, a customer also its own, an admin
+everything); asset hrefs are the same expiring links. Items are STAC 1.1.0 (core schemas shipped
+with pystac, so they validate offline); CURE's products carry the processing extension.
+"""
+
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from shapely.geometry import shape
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cure.auth.service import Principal
+from cure.ccsi import service as ccsi_service
+from cure.ccsi.exceptions import ProductNotFound
+from cure.ccsi.repository import ProductCriteria
+from cure.ccsi.schemas import CollectionRead, ProductRead, check_collection
+from cure.config import Settings
+from cure.stac.exceptions import CollectionNotFound, ItemNotFound
+from cure.stac.schemas import ItemSearch
+from cure.storage.service import Storage
+
+STAC_VERSION = "1.1.0"
+PREFIX = "/stac"
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+_API = "https://api.stacspec.org/v1.0.0/"
+_FEATURES = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/"
+# Exactly what is implemented and tested (tests/stac).
+CONFORMANCE = [
+    _API + "core",
+    _API + "collections",
+    _API + "ogcapi-features",
+    _API + "item-search",
+    _FEATURES + "core",
+    _FEATURES + "geojson",
+]
+ORDER_PRODUCT_KEYS = {"app_id", "app_version", "order_id", "params"}
+
+
+def base_url(settings: Settings) -> str:
+    return f"{settings.public_url.rstrip('/')}{PREFIX}"
+
+
+def _link(href: str, rel: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
+    return {"rel": rel, "href": href, "type": media_type, **extra}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# -- landing page and conformance --------------------------------------------------------------
+
+
+async def landing_page(
+    session: AsyncSession, settings: Settings, principal: Principal | None
+) -> dict[str, Any]:
+    base, root = base_url(settings), settings.public_url.rstrip("/")
+    names = await ccsi_service.collection_names(session, principal)
+    return {
+        "type": "Catalog",
+        "stac_version": STAC_VERSION,
+        "id": "cure",
+        "title": "CURE catalogue",
+        "description": "Copernicus input products and the products CURE's orders generated. "
+        "Anyone sees public products; a signed-in customer also sees its own.",
+        "conformsTo": CONFORMANCE,
+        "links": [
+            _link(base, "self"),
+            _link(base, "root"),
+            _link(f"{base}/conformance", "conformance"),
+            _link(f"{base}/collections", "data"),
+            _link(f"{base}/search", "search", GEOJSON, method="GET"),
+            _link(f"{base}/search", "search", GEOJSON, method="POST"),
+            _link(
+                f"{root}/openapi.json",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.1",
+            ),
+            _link(f"{root}/docs", "service-doc", "text/html"),
+            *(_link(f"{base}/collections/{name}", "child", title=name) for name in names),
+        ],
+    }
+
+
+def conformance() -> dict[str, Any]:
+    return {"conformsTo": CONFORMANCE}
+
+
+# -- collections ---------------------------------------------------------------------------------
+
+
+def _collection(settings: Settings, summary: CollectionRead) -> dict[str, Any]:
+    base = base_url(settings)
+    href = f"{base}/collections/{summary.id}"
+    generated = summary.id.startswith("cure-")
+    interval = [
+        _iso(summary.start) if summary.start else None,
+        _iso(summary.end) if summary.end else None,
+    ]
+    return {
+        "type": "Collection",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [],
+        "id": summary.id,
+        "title": summary.id,
+        "description": (
+            f"Products CURE's app {summary.id.removeprefix('cure-')} generated"
+            if generated
+            else f"Input products of the collection {summary.id}"
+        ),
+        "license": "other",
+        "extent": {
+            "spatial": {"bbox": [summary.bbox or [-180.0, -90.0, 180.0, 90.0]]},
+            "temporal": {"interval": [interval]},
+        },
+        "summaries": {"cure:product_type": summary.product_types},
+        "cure:product_count": summary.product_count,
+        "links": [
+            _link(href, "self"),
+            _link(base, "root"),
+            _link(base, "parent"),
+            _link(f"{href}/items", "items", GEOJSON),
+        ],
+    }
+
+
+async def collections(
+    session: AsyncSession, settings: Settings, principal: Principal | None
+) -> dict[str, Any]:
+    listed = (await ccsi_service.collections(session, principal)).collections
+    base = base_url(settings)
+    return {
+        "collections": [_collection(settings, summary) for summary in listed],
+        "links": [_link(f"{base}/collections", "self"), _link(base, "root")],
+    }
+
+
+async def collection(
+    session: AsyncSession, settings: Settings, principal: Principal | None, collection_id: str
+) -> dict[str, Any]:
+    check_collection(collection_id)
+    for summary in (await ccsi_service.collections(session, principal)).collections:
+        if summary.id == collection_id:
+            return _collection(settings, summary)
+    raise CollectionNotFound(f"no collection {collection_id}")
+
+
+# -- items ---------------------------------------------------------------------------------------
+
+
+def item(settings: Settings, product: ProductRead) -> dict[str, Any]:
+    """A product as a STAC item: its footprint, acquisition time and assets (expiring links);
+    a product of an order also names the order's app, parameters and region, and the app's
+    version in the processing extension."""
+    base = base_url(settings)
+    collection_href = f"{base}/collections/{product.collection}"
+    stored = dict(product.properties)
+    properties: dict[str, Any] = {}
+    extensions: list[str] = []
+    if product.order_id is not None and ORDER_PRODUCT_KEYS <= set(stored):
+        app_id, version = stored.pop("app_id"), stored.pop("app_version")
+        properties.update(
+            {
+                "cure:app_id": app_id,
+                "cure:order_id": stored.pop("order_id"),
+                "cure:params": stored.pop("params"),
+                "cure:region": product.footprint,
+                "processing:software": {f"cure-app-{app_id}": version},
+                "processing:lineage": f"CURE order of the app {app_id} {version}",
+                "processing:facility": "CURE",
+                "processing:datetime": _iso(product.created_at),
+            }
+        )
+        extensions.append(PROCESSING)
+    properties.update(stored)
+    properties.update(_times(product))
+    properties.update(
+        {
+            "created": _iso(product.created_at),
+            "cure:product_type": product.product_type,
+            "cure:public": product.published or product.owner_id is None,
+        }
+    )
+    return {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": extensions,
+        "id": product.identifier,
+        "collection": product.collection,
+        "geometry": product.footprint,
+        "bbox": list(shape(product.footprint).bounds),
+        "properties": properties,
+        "links": [
+            _link(f"{collection_href}/items/{product.identifier}", "self", GEOJSON),
+            _link(collection_href, "parent"),
+            _link(collection_href, "collection"),
+            _link(base, "root"),
+        ],
+        "assets": {
+            key: {
+                "href": asset.href,
+                "type": asset.type,
+                "roles": asset.roles,
+                **({"title": asset.title} if asset.title else {}),
+            }
+            for key, asset in product.assets.items()
+        },
+    }
+
+
+def _times(product: ProductRead) -> dict[str, Any]:
+    if product.start == product.end:
+        return {"datetime": _iso(product.start)}
+    return {
+        "datetime": None,
+        "start_datetime": _iso(product.start),
+        "end_datetime": _iso(product.end),
+    }
+
+
+async def get_item(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    principal: Principal | None,
+    *,
+    collection_id: str,
+    item_id: str,
+) -> dict[str, Any]:
+    try:
+        product = await ccsi_service.get(
+            session, settings, storage, principal, collection=collection_id, identifier=item_id
+        )
+    except ProductNotFound:
+        raise ItemNotFound(f"no item {item_id} in collection {collection_id}") from None
+    return item(settings, product)
+
+
+async def search(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    principal: Principal | None,
+    query: ItemSearch,
+    *,
+    url: str,
+    method: str,
+) -> dict[str, Any]:
+    """One page of matching items as an ItemCollection, with a next link (same method) while
+    more match."""
+    criteria = ProductCriteria(
+        collections=query.collections,
+        identifiers=query.ids,
+        bbox=query.bbox,
+        geometry=query.geometry,
+        time_start=query.time_start,
+        time_end=query.time_end,
+    )
+    products, total = await ccsi_service.find(
+        session, settings, storage, principal, criteria, offset=query.offset, limit=query.limit
+    )
+    links = [_link(base_url(settings), "root")]
+    following = query.offset + len(products)
+    if products and following < total:
+        if method == "POST":
+            links.append(
+                _link(url, "next", GEOJSON, method="POST", body=query.page(following), merge=False)
+            )
+        else:
+            links.append(_link(f"{url}?{_query_string(query.page(following))}", "next", GEOJSON))
+    return {
+        "type": "FeatureCollection",
+        "features": [item(settings, product) for product in products],
+        "links": links,
+        "numberMatched": total,
+        "numberReturned": len(products),
+    }
+
+
+def _query_string(values: dict[str, Any]) -> str:
+    pairs = []
+    for name, value in values.items():
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = json.dumps(value, separators=(",", ":"))
+        pairs.append((name, str(value)))
+    return urlencode(pairs)
