@@ -15,15 +15,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
-import aioboto3
-import docker
 import pytest
 
 from cure.kit import broker
 from cure.kit.celery_message import celery_task_message
 from cure.orders.dispatch import RUN_ORDER_TASK
 from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
-from tests.factories import order_body, wait_final
+from tests.factories import wait_final
+from tests.live import (
+    containers_of,
+    eventually_no_containers,
+    statuses,
+    stored_keys,
+    submit,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,46 +63,6 @@ async def emails_settle(smtp: SmtpServer, address: str, count: int, seconds: flo
         await asyncio.sleep(0.2)
     await asyncio.sleep(3)  # the notifier polls every second: give a duplicate its chance
     assert len(smtp.mailbox.to(address)) == count
-
-
-async def submit(http, headers, app: str = "probe", **params) -> str:
-    response = await http.post(
-        f"/v1/apps/{app}/orders", json=order_body(params=params), headers=headers
-    )
-    assert response.status_code == 202, response.text
-    return str(response.json()["order_id"])
-
-
-async def wait_for(http, headers, order_id: str, predicate, seconds: float = 30) -> dict:
-    deadline = time.monotonic() + seconds
-    body: dict = {}
-    while time.monotonic() < deadline:
-        response = await http.get(f"/v1/orders/{order_id}", headers=headers)
-        if response.status_code == 200:
-            body = response.json()
-            if predicate(body):
-                return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"order {order_id} never got there: {body}")
-
-
-def containers_of(order_id: str) -> list:
-    client = docker.from_env()
-    try:
-        return client.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
-    finally:
-        client.close()
-
-
-async def eventually_no_containers(order_id: str, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while containers_of(order_id):
-        assert time.monotonic() < deadline, f"containers of {order_id} are still there"
-        await asyncio.sleep(0.3)
-
-
-def statuses(order: dict) -> list[str]:
-    return [event["status"] for event in order["history"]]
 
 
 async def test_progress_is_reported_while_running(http, headers) -> None:
@@ -155,21 +121,6 @@ async def test_cancelled_queued_order_never_starts(stack, http, headers) -> None
     assert containers_of(waiting) == []
 
 
-async def result_keys(stack: Stack, order_id: str) -> list[str]:
-    session = aioboto3.Session()
-    async with session.client(
-        "s3",
-        endpoint_url=stack.env["CURE_S3_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ) as s3:
-        listed = await s3.list_objects_v2(
-            Bucket=stack.env["CURE_S3_BUCKET"], Prefix=f"results/{order_id}/"
-        )
-        return [item["Key"] for item in listed.get("Contents", [])]
-
-
 async def test_kill_9_worker_while_its_container_runs(stack, smtp, http, account, headers) -> None:
     order_id = await submit(http, headers, mode="progress", pause=1.5)
     await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
@@ -181,7 +132,7 @@ async def test_kill_9_worker_while_its_container_runs(stack, smtp, http, account
     assert final["status"] == "SUCCESS", final
     assert statuses(final).count("SUCCESS") == 1
     # one run's file (the killed run stored none), in that run's own folder
-    (key,) = await result_keys(stack, order_id)
+    (key,) = await stored_keys(stack, order_id)
     assert re.fullmatch(rf"results/{order_id}/1-[0-9a-f]{{12}}/report.json", key)
     await eventually_no_containers(order_id)
     await emails_settle(smtp, account["email"], 1)

@@ -12,16 +12,15 @@ import uuid
 from collections.abc import Iterator
 
 import aio_pika
-import aioboto3
 import asyncpg
-import docker
 import httpx
 import pytest
 
 from cure.kit.celery_message import celery_task_message
 from cure.orders.dispatch import RUN_ORDER_TASK
 from tests.conftest import ROOT, TEST_DB, SmtpServer, Stack, running_stack, write_apps_dir
-from tests.factories import order_body, wait_final
+from tests.factories import wait_final
+from tests.live import eventually_no_containers, statuses, stored_keys, submit, wait_for
 
 FAST = {
     "CURE_HEARTBEAT_INTERVAL_SECONDS": "1",
@@ -49,45 +48,6 @@ def headers(account) -> dict[str, str]:
     return {"Authorization": account["Authorization"]}
 
 
-async def submit(http, headers, **params) -> str:
-    response = await http.post(
-        "/v1/apps/probe/orders", json=order_body(params=params), headers=headers
-    )
-    assert response.status_code == 202, response.text
-    return str(response.json()["order_id"])
-
-
-async def wait_for(http, headers, order_id: str, predicate, seconds: float = 30) -> dict:
-    deadline = time.monotonic() + seconds
-    body: dict = {}
-    while time.monotonic() < deadline:
-        response = await http.get(f"/v1/orders/{order_id}", headers=headers)
-        if response.status_code == 200:
-            body = response.json()
-            if predicate(body):
-                return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"order {order_id} never got there: {body}")
-
-
-def statuses(order: dict) -> list[str]:
-    return [event["status"] for event in order["history"]]
-
-
-async def stored_keys(stack: Stack, order_id: str) -> list[str]:
-    async with aioboto3.Session().client(
-        "s3",
-        endpoint_url=stack.env["CURE_S3_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ) as s3:
-        listed = await s3.list_objects_v2(
-            Bucket=stack.env["CURE_S3_BUCKET"], Prefix=f"results/{order_id}/"
-        )
-        return sorted(item["Key"] for item in listed.get("Contents", []))
-
-
 async def one_result(stack: Stack, http, headers, order: dict, seconds: float = 15) -> None:
     """The order's one result: its files alone are stored (a losing run's went), and the
     download matches the checksum it shows."""
@@ -103,23 +63,8 @@ async def one_result(stack: Stack, http, headers, order: dict, seconds: float = 
     assert f"sha256:{hashlib.sha256(body).hexdigest()}" == order["result"]["checksum"]
 
 
-def containers_of(order_id: str) -> list:
-    client = docker.from_env()
-    try:
-        return client.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
-    finally:
-        client.close()
-
-
-async def eventually_no_containers(order_ids: list[str], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while left := [o for o in order_ids if containers_of(o)]:
-        assert time.monotonic() < deadline, f"containers of {left} are still there"
-        await asyncio.sleep(0.3)
-
-
 async def test_a_frozen_worker_thawed_late_changes_nothing(stack, http, headers) -> None:
-    order_id = await submit(http, headers, mode="progress", pause=2)
+    order_id = await submit(http, headers, "probe", mode="progress", pause=2)
     await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
     frozen = list(stack.workers)
     for worker in frozen:
@@ -140,7 +85,7 @@ async def test_a_frozen_worker_thawed_late_changes_nothing(stack, http, headers)
 
 
 async def test_a_worker_frozen_for_good_does_not_hold_its_order(stack, http, headers) -> None:
-    order_id = await submit(http, headers, mode="progress", pause=2)
+    order_id = await submit(http, headers, "probe", mode="progress", pause=2)
     await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
     frozen = list(stack.workers)
     for worker in frozen:
@@ -158,7 +103,7 @@ async def test_a_worker_frozen_for_good_does_not_hold_its_order(stack, http, hea
 async def test_the_api_down_longer_than_the_heartbeat_timeout_costs_no_attempt(
     stack, http, headers
 ) -> None:
-    order_id = await submit(http, headers, mode="progress", pause=4)  # runs about 12 s
+    order_id = await submit(http, headers, "probe", mode="progress", pause=4)  # runs about 12 s
     await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
     stack.stop_api()
     await asyncio.sleep(8)  # past the 5 s heartbeat timeout; heartbeats pile up meanwhile
@@ -172,7 +117,7 @@ async def test_the_api_down_longer_than_the_heartbeat_timeout_costs_no_attempt(
 async def test_a_cancel_racing_a_fast_app_leaves_no_result_file(stack, http, headers) -> None:
     orders = []
     for delay in (0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.1):
-        order_id = await submit(http, headers, mode="report")
+        order_id = await submit(http, headers, "probe", mode="report")
         await asyncio.sleep(delay)
         await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
         orders.append(order_id)
@@ -190,7 +135,7 @@ async def test_a_cancel_racing_a_fast_app_leaves_no_result_file(stack, http, hea
 
 
 async def test_a_duplicate_delivery_after_success_changes_no_result(stack, http, headers) -> None:
-    order_id = await submit(http, headers, mode="report")
+    order_id = await submit(http, headers, "probe", mode="report")
     first = await wait_final(http, order_id, headers)
     assert first["status"] == "SUCCESS"
     body, task_headers, properties = celery_task_message(
@@ -261,8 +206,8 @@ async def test_two_deployments_on_one_engine_never_touch_each_other(
     # Both sweep every second while the other's apps run for several seconds.
     async with httpx.AsyncClient(base_url=second_deployment.url, timeout=15) as other_http:
         _, other_headers = await customer_with_token(other_http)
-        ours = await submit(http, headers, mode="progress", pause=2)
-        theirs = await submit(other_http, other_headers, mode="progress", pause=2)
+        ours = await submit(http, headers, "probe", mode="progress", pause=2)
+        theirs = await submit(other_http, other_headers, "probe", mode="progress", pause=2)
         ours_final = await wait_final(http, ours, headers, seconds=60)
         theirs_final = await wait_final(other_http, theirs, other_headers, seconds=60)
     for final in (ours_final, theirs_final):
@@ -284,7 +229,7 @@ async def test_chaos_of_kills_freezes_and_a_broker_restart(
     each ends once, SUCCESS, with one result, one email, and no container left."""
     rng = random.Random(20261129)
     orders = [
-        await submit(http, headers, mode="progress", pause=round(rng.uniform(0.3, 1.2), 2))
+        await submit(http, headers, "probe", mode="progress", pause=round(rng.uniform(0.3, 1.2), 2))
         for _ in range(24)
     ]
     faults = ["kill", "freeze", "broker", "kill", "freeze"]

@@ -75,29 +75,13 @@ class Reconciler:
         why = "its worker stopped sending heartbeats"
         if order.attempt >= self.settings.max_attempts:
             log.warning("order %s %s; failing it after %d attempts", order.id, why, order.attempt)
-            await apply_event(
-                session,
-                order_event(
-                    order.id,
-                    OrderStatus.FAILED,
-                    attempt=order.attempt,
-                    actor="reconciler",
-                    message=f"the order {why}, {order.attempt} times; giving up",
-                ),
-            )
+            message = f"the order {why}, {order.attempt} times; giving up"
+            await _move(session, order, OrderStatus.FAILED, order.attempt, message)
             return
         attempt = order.attempt + 1
         log.warning("order %s %s; requeueing it as attempt %d", order.id, why, attempt)
-        await apply_event(
-            session,
-            order_event(
-                order.id,
-                OrderStatus.QUEUED,
-                attempt=attempt,
-                actor="reconciler",
-                message=f"the order {why}; requeued as attempt {attempt}",
-            ),
-        )
+        message = f"the order {why}; requeued as attempt {attempt}"
+        await _move(session, order, OrderStatus.QUEUED, attempt, message)
         await enqueue_run(session, self.settings, order.id, attempt)
 
     async def _republish(self, session: AsyncSession, order: Order) -> None:
@@ -108,19 +92,11 @@ class Reconciler:
         if order.dispatches >= self.settings.max_dispatches:
             waited = int(self.settings.queued_timeout_seconds * order.dispatches)
             log.warning("order %s: no worker took it in %d publications", order.id, waited)
-            await apply_event(
-                session,
-                order_event(
-                    order.id,
-                    OrderStatus.FAILED,
-                    attempt=order.attempt,
-                    actor="reconciler",
-                    message=(
-                        f"no worker took the order: it was published {order.dispatches} times "
-                        f"over about {waited}s; giving up"
-                    ),
-                ),
+            message = (
+                f"no worker took the order: it was published {order.dispatches} times "
+                f"over about {waited}s; giving up"
             )
+            await _move(session, order, OrderStatus.FAILED, order.attempt, message)
             return
         log.warning("order %s has waited in the queue too long; publishing it again", order.id)
         order.dispatches += 1
@@ -136,3 +112,10 @@ class Reconciler:
             except Exception:
                 log.exception("reconciler pass failed")
             await asyncio.sleep(self.settings.reconcile_interval_seconds)
+
+
+async def _move(
+    session: AsyncSession, order: Order, status: OrderStatus, attempt: int, message: str
+) -> None:
+    event = order_event(order.id, status, attempt=attempt, actor="reconciler", message=message)
+    await apply_event(session, event)

@@ -1,0 +1,67 @@
+"""Helpers for tests against a live stack (real API and worker processes): submit probe orders,
+wait on them, and look at their containers and stored files."""
+
+import asyncio
+import time
+
+import aioboto3
+import docker
+
+from tests.conftest import Stack
+from tests.factories import order_body
+
+
+async def submit(http, headers, app: str = "probe", **params) -> str:  # type: ignore[no-untyped-def]
+    response = await http.post(
+        f"/v1/apps/{app}/orders", json=order_body(params=params), headers=headers
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["order_id"])
+
+
+async def wait_for(http, headers, order_id: str, predicate, seconds: float = 30) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    body: dict = {}
+    while time.monotonic() < deadline:
+        response = await http.get(f"/v1/orders/{order_id}", headers=headers)
+        if response.status_code == 200:
+            body = response.json()
+            if predicate(body):
+                return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"order {order_id} never got there: {body}")
+
+
+def statuses(order: dict) -> list[str]:
+    return [event["status"] for event in order["history"]]
+
+
+def containers_of(order_id: str) -> list:
+    client = docker.from_env()
+    try:
+        return client.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
+    finally:
+        client.close()
+
+
+async def eventually_no_containers(order_ids: str | list[str], seconds: float = 15) -> None:
+    wanted = [order_ids] if isinstance(order_ids, str) else order_ids
+    deadline = time.monotonic() + seconds
+    while left := [o for o in wanted if containers_of(o)]:
+        assert time.monotonic() < deadline, f"containers of {left} are still there"
+        await asyncio.sleep(0.3)
+
+
+async def stored_keys(stack: Stack, order_id: str) -> list[str]:
+    """The objects stored under the order's results in the stack's S3 bucket."""
+    async with aioboto3.Session().client(
+        "s3",
+        endpoint_url=stack.env["CURE_S3_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ) as s3:
+        listed = await s3.list_objects_v2(
+            Bucket=stack.env["CURE_S3_BUCKET"], Prefix=f"results/{order_id}/"
+        )
+        return sorted(item["Key"] for item in listed.get("Contents", []))
