@@ -1,9 +1,10 @@
-"""The ``cure`` command: api, worker, status-manager, relay, flower, db upgrade, apps build,
-admin create."""
+"""The ``cure`` command: api, worker, status-manager, relay, log-saver, flower, db upgrade,
+apps build, admin create, mail, check."""
 
 import argparse
 import asyncio
-import logging
+import os
+import shutil
 import sys
 from datetime import date
 from pathlib import Path
@@ -22,8 +23,32 @@ def _api(args: argparse.Namespace) -> None:
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
-        log_level="info",
+        log_config=None,  # the records go through cure.logs, set up in main()
     )
+
+
+def _prepare_worker_metrics(args: argparse.Namespace) -> None:
+    """A Celery worker's pool processes share a multiprocess directory, which must be named
+    before prometheus_client is first imported."""
+    settings = get_settings()
+    folder = (settings.metrics_dir / f"worker-{os.getpid()}").resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def _serve_metrics(port: int | None) -> None:
+    if not port:
+        return
+    import logging
+
+    from cure.kit.metrics import serve
+
+    settings = get_settings()
+    try:
+        serve(port, settings.metrics_host)
+    except OSError as exc:  # a port in use must not keep the process from working
+        logging.getLogger("cure.cli").warning("metrics not served on port %s: %s", port, exc)
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -37,6 +62,8 @@ def _worker(args: argparse.Namespace) -> None:
     ]
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
+    port = get_settings().worker_metrics_port if args.metrics_port is None else args.metrics_port
+    _serve_metrics(port)
     celery_app.worker_main(argv)
 
 
@@ -48,7 +75,7 @@ def _flower(args: argparse.Namespace) -> None:
 
 async def _run_alone(which: str) -> None:
     from cure.kit.resources import open_resources
-    from cure.main import make_relay, start_background_services
+    from cure.main import make_relay, start_background_services, start_log_saver
 
     async with open_resources(get_settings()) as resources:
         if which == "relay":
@@ -58,7 +85,71 @@ async def _run_alone(which: str) -> None:
             finally:
                 await relay.close()
             return
+        if which == "log-saver":
+            await asyncio.gather(*start_log_saver(resources))
+            return
         await asyncio.gather(*start_background_services(resources))
+
+
+def _mail_serve(args: argparse.Namespace) -> None:
+    import signal
+    import threading
+
+    from cure.mail.catcher import serve
+
+    settings = get_settings()
+    port = args.port or settings.smtp_port
+    controller = serve(settings.mail_dir, host=args.host, port=port)
+    print(f"catching mail on {args.host}:{port}, stored in {settings.mail_dir}/", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+def _mail_list(args: argparse.Namespace) -> None:
+    from cure.mail.catcher import stored
+
+    folder = get_settings().mail_dir
+    mails = stored(folder)
+    if not mails:
+        print(f"no mail in {folder}/")
+        return
+    for mail in mails[-args.last :]:
+        print(mail.summary)
+
+
+def _mail_show(args: argparse.Namespace) -> None:
+    from cure.mail.catcher import render, stored
+
+    folder = get_settings().mail_dir
+    found = [m for m in stored(folder) if m.number == args.number]
+    if not found:
+        raise SystemExit(f"no message {args.number} in {folder}/ (see `cure mail list`)")
+    print(render(found[0]))
+
+
+def _check(args: argparse.Namespace) -> None:
+    from cure.ops.check import CheckFailed, CheckRun, run_check
+
+    run = CheckRun(
+        url=args.url.rstrip("/"),
+        client_id=args.client_id or os.environ.get("CURE_CHECK_CLIENT_ID"),
+        client_secret=args.client_secret or os.environ.get("CURE_CHECK_CLIENT_SECRET"),
+        app_id=args.app,
+        timeout=args.timeout,
+        out=sys.stdout,
+    )
+    try:
+        run_check(run)
+    except CheckFailed as exc:
+        print(f"FAILED at step '{exc.step}': {exc.reason}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    print(f"ok: {args.url} passed health, token, order and download")
 
 
 def _db_upgrade(args: argparse.Namespace) -> None:
@@ -152,8 +243,33 @@ def _admin_create(args: argparse.Namespace) -> None:
     raise SystemExit(create_admin(email=args.email, name=args.name, organisation=args.organisation))
 
 
+# Commands that are services: their records go to the logs queue under these names.
+SERVICES = {
+    "api": "api",
+    "worker": "worker",
+    "status-manager": "status-manager",
+    "relay": "relay",
+    "log-saver": "log-saver",
+    "flower": "flower",
+}
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    from cure.logs.handler import configure_logging
+
+    settings = get_settings()
+    service = SERVICES.get(args.command)
+    configure_logging(
+        service=service or f"cli:{args.command}",
+        level=settings.log_level,
+        # One-shot commands log to the terminal only; long-running services to the queue too.
+        broker_url=settings.broker_url if service and settings.log_to_broker else None,
+        queue_name=settings.log_queue,
+        capacity=settings.log_buffer_records,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="cure", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -165,19 +281,29 @@ def main(argv: list[str] | None = None) -> None:
     worker = sub.add_parser("worker", help="run a Celery worker for orders")
     worker.add_argument("--concurrency", type=int, default=2)
     worker.add_argument("--hostname")
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve /metrics here (default CURE_WORKER_METRICS_PORT)"
+    )
     worker.set_defaults(func=_worker)
 
     flower = sub.add_parser("flower", help="run the Flower dashboard")
     flower.add_argument("--port", type=int, default=5555)
     flower.set_defaults(func=_flower)
 
-    for name in ("status-manager", "relay"):
+    for name in ("status-manager", "relay", "log-saver"):
         what = {
             "relay": "the outbox relay",
             "status-manager": "the status manager, dead-letter handler, reconciler and notifier",
+            "log-saver": "the log saver (logs queue to the database) and log retention",
         }[name]
         alone = sub.add_parser(name, help=f"run {what} alone (they also run inside `cure api`)")
-        alone.set_defaults(func=lambda _a, n=name: asyncio.run(_run_alone(n)))
+        alone.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+
+        def run_alone(a: argparse.Namespace, n: str = name) -> None:
+            _serve_metrics(a.metrics_port)
+            asyncio.run(_run_alone(n))
+
+        alone.set_defaults(func=run_alone)
 
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -242,7 +368,37 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("--organisation")
     create.set_defaults(func=_admin_create)
 
+    mail = sub.add_parser("mail", help="the local mailbox (where emails go without a server)")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True)
+    mail_serve = mail_sub.add_parser(
+        "serve", help="catch mail over SMTP (default CURE_SMTP_PORT) into CURE_MAIL_DIR"
+    )
+    mail_serve.add_argument("--host", default="127.0.0.1")
+    mail_serve.add_argument("--port", type=int)
+    mail_serve.set_defaults(func=_mail_serve)
+    mail_list = mail_sub.add_parser("list", help="the caught messages: number, date, to, subject")
+    mail_list.add_argument("--last", type=int, default=50, help="only the last N (default 50)")
+    mail_list.set_defaults(func=_mail_list)
+    mail_show = mail_sub.add_parser("show", help="print one caught message")
+    mail_show.add_argument("number", type=int)
+    mail_show.set_defaults(func=_mail_show)
+
+    check = sub.add_parser(
+        "check",
+        help="check a running deployment end to end (health, token, an order, its download); "
+        "exits 1 naming the step that failed",
+    )
+    check.add_argument("--url", required=True, help="the API's base URL")
+    check.add_argument("--client-id", help="default: CURE_CHECK_CLIENT_ID, else a new customer")
+    check.add_argument("--client-secret", help="default: CURE_CHECK_CLIENT_SECRET")
+    check.add_argument("--app", default="roi_stats", help="the app to order (default roi_stats)")
+    check.add_argument("--timeout", type=float, default=120, help="seconds for the order")
+    check.set_defaults(func=_check)
+
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        _prepare_worker_metrics(args)
+    _configure_logging(args)
     args.func(args)
 
 

@@ -141,6 +141,34 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = 10
     notify_lease_seconds: float = 120  # a claimed notification is tried again after this
 
+    # Logs: every process publishes its records to a queue through a non-blocking handler (a
+    # bounded buffer; what does not fit is dropped and counted); the log saver writes them to
+    # the log_records table, partitioned by day, and drops partitions past the retention period.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_to_broker: bool = True
+    log_queue: str = "cure.logs"
+    log_buffer_records: int = Field(default=10000, gt=0)
+    log_retention_days: int = Field(default=14, gt=0)
+    log_retention_interval_seconds: float = 3600
+    log_saver_batch: int = Field(default=500, gt=0, le=5000)
+    log_saver_flush_seconds: float = Field(default=0.5, gt=0)
+    log_post_max_records: int = Field(default=1000, gt=0)
+    log_post_max_bytes: int = Field(default=1024 * 1024, gt=0)
+    app_log_max_lines: int = Field(default=10000, gt=0)  # an app's output lines kept per run
+
+    # Metrics and health: standalone processes (worker, status manager, relay, log saver) serve
+    # /metrics on their own port; a worker's pool processes share a multiprocess directory.
+    metrics_dir: Path = Path("var/metrics")
+    worker_metrics_port: int = 9809  # 0: none
+    metrics_host: str = "127.0.0.1"
+    health_checks: list[Literal["database", "broker", "storage", "docker"]] = Field(
+        default=["database", "broker", "storage", "docker"]
+    )
+    health_timeout_seconds: float = Field(default=3, gt=0)
+
+    # The local mail catcher (`cure mail serve`, started by scripts/run): one file per message.
+    mail_dir: Path = Path("var/mail")
+
     orders_queue: str = "cure.orders"
     dead_letter_exchange: str = "cure.dead"
     dead_letter_queue: str = "cure.dead"

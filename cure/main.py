@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from cure.apps.router import router as apps_router
@@ -15,11 +16,17 @@ from cure.ccsi.router import router as ccsi_router
 from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
 from cure.kit.dependencies import SessionDep
-from cure.kit.error_handlers import install_error_handlers
+from cure.kit.error_handlers import declare_unavailable, install_error_handlers
+from cure.kit.limits import MaxBodySize
+from cure.kit.metrics import HttpMetrics
 from cure.kit.resources import Resources, build_resources
+from cure.logs.publisher import LogPublisher
+from cure.logs.router import router as logs_router
+from cure.logs.saver import LogSaver
 from cure.notifications.notifier import Notifier
 from cure.notifications.router import router as notifications_router
 from cure.ogc.router import router as ogc_router
+from cure.ops.router import router as ops_router
 from cure.orders import dispatch
 from cure.orders.event_consumer import StatusManager
 from cure.orders.reconciler import Reconciler
@@ -56,6 +63,15 @@ def start_background_services(resources: Resources) -> list[asyncio.Task[None]]:
     ]
 
 
+def start_log_saver(resources: Resources) -> list[asyncio.Task[None]]:
+    """The log saver (logs queue to the log_records table) and its retention pass."""
+    saver = LogSaver(resources.settings, resources.sessionmaker)
+    return [
+        asyncio.create_task(saver.run(), name="log-saver"),
+        asyncio.create_task(saver.run_retention(), name="log-retention"),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -65,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = resources.engine
         app.state.sessionmaker = resources.sessionmaker
         app.state.storage = make_storage(settings)
+        app.state.log_publisher = LogPublisher(settings)
         relay = make_relay(resources)
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -74,15 +91,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.relay = relay
                 tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
                 tasks += start_background_services(resources)
+                tasks += start_log_saver(resources)
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await relay.close()
+            await app.state.log_publisher.close()
             await resources.engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc are served from the fastapi-offline package, never from a CDN, so
+    # /docs works on a closed network.
+    app = FastAPIOffline(
+        static_url="/static/docs",
         title="CURE",
         version="0.1.0",
         description=(
@@ -94,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (
+    routers = (
         auth_router,
         crm_router,
         apps_router,
@@ -104,8 +126,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage_router,
         ogc_router,
         stac_router,
-    ):
+        logs_router,
+        ops_router,
+    )
+    for router in routers:
         app.include_router(router)
+    declare_unavailable(app, routers)
+    app.add_middleware(MaxBodySize, max_bytes=settings.log_post_max_bytes, paths=("/v1/logs",))
+    app.add_middleware(HttpMetrics)
 
     @app.get("/health", tags=["health"])
     async def health(session: SessionDep) -> dict[str, str]:

@@ -10,6 +10,7 @@ from cure.auth.models import (
 )
 from cure.ccsi.models import Product
 from cure.kit.db import Base
+from cure.logs.models import LogRecord
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.outbox.models import OutboxMessage
 
@@ -18,6 +19,7 @@ __all__ = [
     "Base",
     "Customer",
     "IdempotencyKey",
+    "LogRecord",
     "OAuthClient",
     "Order",
     "OrderEvent",

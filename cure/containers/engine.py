@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import docker
 import requests
@@ -36,13 +36,23 @@ class ContainerLimits:
     max_output_bytes: int
 
 
+class OutputLine(NamedTuple):
+    stream: str  # "stdout" or "stderr"
+    text: str
+
+
 class ContainerControl(Protocol):
     def ready(self) -> bool:
         """Called right before the container starts; False: do not start it after all."""
         ...
 
-    def tick(self, new_lines: list[str]) -> bool:
-        """Called about once a second while the app runs, with its new log lines; True stops it."""
+    def tick(self, new_lines: list[OutputLine]) -> bool:
+        """Called about once a second while the app runs, with its new output lines (in the
+        order written); True stops it."""
+        ...
+
+    def drain(self, new_lines: list[OutputLine]) -> None:
+        """Called once the app has ended, with the lines no tick has seen yet."""
         ...
 
 
@@ -50,8 +60,11 @@ class NoControl:
     def ready(self) -> bool:
         return True
 
-    def tick(self, new_lines: list[str]) -> bool:
+    def tick(self, new_lines: list[OutputLine]) -> bool:
         return False
+
+    def drain(self, new_lines: list[OutputLine]) -> None:
+        return None
 
 
 @dataclass
@@ -257,7 +270,9 @@ def _supervise(
     cursor = _LogCursor()
     while True:
         try:
-            return int(container.wait(timeout=1)["StatusCode"]), False, False
+            code = int(container.wait(timeout=1)["StatusCode"])
+            _drain(container, cursor, control)
+            return code, False, False
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             pass
         except NotFound:  # removed under us (an operator, or a sweep): nothing left to wait for
@@ -266,11 +281,20 @@ def _supervise(
         if stop or time.monotonic() > deadline:
             container.kill()
             container.wait(timeout=30)
+            _drain(container, cursor, control)
             return None, not stop, stop
 
 
+def _drain(container: Container, cursor: "_LogCursor", control: ContainerControl) -> None:
+    try:
+        control.drain(cursor.new_lines(container))
+    except NotFound:
+        pass
+
+
 class _LogCursor:
-    """Reads only the log lines written since the last read.
+    """Reads only the output lines written since the last read, stdout and stderr apart, and
+    merges them in the order written.
 
     Docker's ``since`` counts whole seconds, so the lines of the last second come back again;
     their timestamped text (nanoseconds) tells which were read already.
@@ -278,22 +302,28 @@ class _LogCursor:
 
     def __init__(self) -> None:
         self.second = 0
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, str]] = set()
 
-    def new_lines(self, container: Container) -> list[str]:
+    def new_lines(self, container: Container) -> list[OutputLine]:
         since = {"since": self.second} if self.second else {}  # the API refuses since=0
-        raw = container.logs(stdout=True, stderr=True, timestamps=True, **since)
-        lines: list[str] = []
-        for entry in raw.decode(errors="replace").splitlines():
-            if entry in self.seen:
-                continue
-            stamp, _, text = entry.partition(" ")
-            second = _epoch_second(stamp)
-            if second > self.second:
-                self.second, self.seen = second, set()
-            self.seen.add(entry)
-            lines.append(text)
-        return lines
+        stamped: list[tuple[str, OutputLine]] = []
+        for stream in ("stdout", "stderr"):
+            raw = container.logs(
+                stdout=stream == "stdout", stderr=stream == "stderr", timestamps=True, **since
+            )
+            for entry in raw.decode(errors="replace").splitlines():
+                if (stream, entry) in self.seen:
+                    continue
+                stamp, _, text = entry.partition(" ")
+                stamped.append((stamp, OutputLine(stream, text)))
+        stamped.sort(key=lambda item: item[0])  # RFC 3339 with nanoseconds: sorts as text
+        newest = max((_epoch_second(stamp) for stamp, _ in stamped), default=0)
+        if newest > self.second:
+            self.second = newest
+            self.seen = {k for k in self.seen if _epoch_second(k[1].partition(" ")[0]) >= newest}
+        for stamp, line in stamped:
+            self.seen.add((line.stream, f"{stamp} {line.text}"))
+        return [line for _, line in stamped]
 
 
 def _epoch_second(stamp: str) -> int:

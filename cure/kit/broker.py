@@ -42,3 +42,28 @@ async def publish_confirmed(
     message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties)
     target = channel.default_exchange if not exchange else await channel.get_exchange(exchange)
     await target.publish(message, routing_key=queue, mandatory=True)
+
+
+async def queue_depths(
+    url: str, names: list[str], *, connect_timeout: float = 3
+) -> dict[str, tuple[int, int]]:
+    """(messages ready, consumers) of each existing queue in ``names``; one short connection."""
+    depths: dict[str, tuple[int, int]] = {}
+    connection = await aio_pika.connect(url, timeout=connect_timeout)
+    async with connection:
+        for name in names:
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                continue  # not declared yet: nothing to count
+            result = queue.declaration_result
+            depths[name] = (result.message_count or 0, result.consumer_count or 0)
+            await channel.close()
+    return depths
+
+
+async def ping(url: str, *, connect_timeout: float = 3) -> None:
+    """Open and close a connection: raises when the broker cannot be reached."""
+    connection = await aio_pika.connect(url, timeout=connect_timeout)
+    await connection.close()

@@ -1,15 +1,19 @@
 """The handlers that give every error the same JSON shape: ``{"error": name, "detail": ...}``."""
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cure.kit.db import means_unavailable
+from cure.kit.dependencies import get_session
 from cure.kit.errors import CureError, error_body
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        name = {404: "NotFound", 405: "MethodNotAllowed", 413: "BodyTooLarge"}.get(
+            exc.status_code, "HTTPError"
+        )
         return JSONResponse(
             error_body(name, exc.detail), status_code=exc.status_code, headers=exc.headers
         )
@@ -103,3 +109,41 @@ def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse(
         error_body("ServiceUnavailable", detail), status_code=503, headers={"Retry-After": "5"}
     )
+
+
+def _uses(dependant: Any, call: Any) -> bool:
+    return dependant.call is call or any(_uses(d, call) for d in dependant.dependencies)
+
+
+def declare_unavailable(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Declare in the OpenAPI document the 503 that every route using the database can answer
+    (the handlers above turn an unreachable database into one); ``routers`` are those included
+    in ``app`` without a prefix."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for route in [r for router in (app.router, *routers) for r in router.routes]:
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            if route.path_format not in schema["paths"]:
+                continue
+            if not _uses(route.dependant, get_session):
+                continue
+            for method in route.methods or ():
+                operation = schema["paths"][route.path_format].get(method.lower())
+                if operation is None:
+                    continue
+                operation["responses"].setdefault("503", _UNAVAILABLE_RESPONSE)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_UNAVAILABLE_RESPONSE = {
+    "description": "A backing service (the database) is unavailable; try again after Retry-After",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorRead"}}},
+}

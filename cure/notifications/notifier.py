@@ -23,6 +23,7 @@ from cure.auth import repository as auth_repository
 from cure.config import Settings
 from cure.kit import outbound
 from cure.kit.db import utcnow
+from cure.kit.metrics import NOTIFICATIONS
 from cure.mail.exceptions import MailError
 from cure.mail.sender import send_email
 from cure.notifications import signing
@@ -97,10 +98,19 @@ class Notifier:
             row = await outbox_repository.get_for_update(session, claim.message_id)
             if row is None or row.sent_at is not None:
                 return
+            kind = "email" if claim.kind == ORDER_EMAIL else "callback"
             if failure is None:
                 row.sent_at = utcnow()
                 row.last_error = None
+                NOTIFICATIONS.labels(kind, "sent").inc()
+                log.info(
+                    "order %s: %s sent",
+                    claim.order_id,
+                    kind,
+                    extra={"order_id": str(claim.order_id)},
+                )
             else:
+                NOTIFICATIONS.labels(kind, "failed").inc()
                 self._reschedule(row, failure)
 
     def _reschedule(self, message: OutboxMessage, reason: str) -> None:
@@ -110,9 +120,17 @@ class Notifier:
             else self.settings.callback_max_attempts
         )
         message.last_error = reason[:2000]
+        order = {"order_id": str(message.subject_id)} if message.subject_id else {}
         if message.attempts >= limit:
+            kind = "email" if message.kind == ORDER_EMAIL else "callback"
+            NOTIFICATIONS.labels(kind, "abandoned").inc()
             log.error(
-                "%s %s: giving up after %d tries: %s", message.kind, message.id, limit, reason
+                "%s %s: giving up after %d tries: %s",
+                message.kind,
+                message.id,
+                limit,
+                reason,
+                extra=order,
             )
             message.sent_at = utcnow()  # settled: never tried again
             return
@@ -121,7 +139,14 @@ class Notifier:
             self.settings.notify_retry_max_seconds,
         )
         message.available_at = utcnow() + timedelta(seconds=pause)
-        log.warning("%s %s failed (%s); next try in %.0fs", message.kind, message.id, reason, pause)
+        log.warning(
+            "%s %s failed (%s); next try in %.0fs",
+            message.kind,
+            message.id,
+            reason,
+            pause,
+            extra=order,
+        )
 
     async def _email(self, session: AsyncSession, order: Order) -> None:
         customer = await auth_repository.get_customer(session, order.customer_id)

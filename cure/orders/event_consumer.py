@@ -51,7 +51,13 @@ class StatusManager:
             return
         await message.ack()
         outcome = "applied" if applied else "ignored"
-        log.info("order %s: %s %s", event.order_id, event.status, outcome)
+        log.info(
+            "order %s: %s %s",
+            event.order_id,
+            event.status,
+            outcome,
+            extra={"order_id": str(event.order_id), "actor": event.actor, "event": outcome},
+        )
         if strays:
             await self._remove(event, strays)
         if final:
@@ -74,11 +80,21 @@ class StatusManager:
     async def _remove(self, event: OrderEventMessage, keys: list[str]) -> None:
         """The files of a run whose SUCCESS came too late (the order was cancelled, or another
         run's SUCCESS was applied first): no order names them, so they go."""
+        order = {"order_id": str(event.order_id)}
         try:
             await self.storage.delete(keys)
-            log.info("order %s: removed %d file(s) of a run that lost", event.order_id, len(keys))
+            log.info(
+                "order %s: removed %d file(s) of a run that lost",
+                event.order_id,
+                len(keys),
+                extra=order,
+            )
         except Exception:
-            log.exception("order %s: could not remove the files of a run that lost", event.order_id)
+            log.exception(
+                "order %s: could not remove the files of a run that lost",
+                event.order_id,
+                extra=order,
+            )
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -98,7 +114,12 @@ class StatusManager:
             await self._park(message)
             return
         tries = _delivery_count(message)
-        log.error("order %s: its task was dead-lettered after %s deliveries", order_id, tries)
+        log.error(
+            "order %s: its task was dead-lettered after %s deliveries",
+            order_id,
+            tries,
+            extra={"order_id": str(order_id)},
+        )
         event = order_event(
             order_id,
             OrderStatus.FAILED,

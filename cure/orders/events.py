@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.ccsi import service as ccsi_service
 from cure.kit.db import is_transient, utcnow
+from cure.kit.metrics import ORDER_DURATION, ORDERS_FINISHED
 from cure.orders import repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus, can_apply
 from cure.orders.models import Order, OrderEvent
@@ -57,7 +58,12 @@ async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
         return False
     order = await repository.get_for_update(session, event.order_id)
     if order is None:
-        log.warning("event %s names unknown order %s", event.event_id, event.order_id)
+        log.warning(
+            "event %s names unknown order %s",
+            event.event_id,
+            event.order_id,
+            extra={"order_id": str(event.order_id)},
+        )
         return False
     current = OrderStatus(order.status)
     if event.heartbeat:
@@ -66,7 +72,13 @@ async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
         if event.progress is None or event.progress == order.progress:
             return False
     elif not can_apply(current, order.attempt, event.status, event.attempt):
-        log.info("order %s: ignoring %s -> %s", order.id, current, event.status)
+        log.info(
+            "order %s: ignoring %s -> %s",
+            order.id,
+            current,
+            event.status,
+            extra={"order_id": str(order.id)},
+        )
         return False
     _update(order, event)
     await repository.add_event(
@@ -93,7 +105,21 @@ async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
             log.exception("order %s: its product could not be registered", order.id)
     if event.status != current and event.status in FINAL_STATES:
         await _notify_final(session, order)
+        _count_final(order)
     return True
+
+
+def _count_final(order: Order) -> None:
+    seconds = (order.updated_at - order.created_at).total_seconds()
+    ORDERS_FINISHED.labels(order.app_id, order.status).inc()
+    ORDER_DURATION.labels(order.app_id, order.status).observe(max(seconds, 0))
+    log.info(
+        "order %s ended %s after %.1fs",
+        order.id,
+        order.status,
+        seconds,
+        extra={"order_id": str(order.id), "customer_id": str(order.customer_id)},
+    )
 
 
 async def stray_keys(session: AsyncSession, event: OrderEventMessage) -> list[str]:

@@ -214,3 +214,11 @@ async def stuck_orders(
         .with_for_update(skip_locked=True)
     )
     return list((await session.execute(query)).scalars())
+
+
+async def count_by_state_and_app(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(state, app, orders) over every order, for the metrics."""
+    rows = await session.execute(
+        select(Order.status, Order.app_id, func.count()).group_by(Order.status, Order.app_id)
+    )
+    return [(status, app_id, int(count)) for status, app_id, count in rows.all()]

@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.outbox.models import OutboxMessage
@@ -47,3 +47,18 @@ async def lock_due(
 async def get_for_update(session: AsyncSession, message_id: int) -> OutboxMessage | None:
     query = select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def backlog(session: AsyncSession) -> tuple[dict[str, int], datetime | None]:
+    """Unsent rows by kind, and when the oldest of them was written."""
+    rows = await session.execute(
+        select(OutboxMessage.kind, func.count(), func.min(OutboxMessage.created_at))
+        .where(OutboxMessage.sent_at.is_(None))
+        .group_by(OutboxMessage.kind)
+    )
+    counts: dict[str, int] = {}
+    oldest: datetime | None = None
+    for kind, count, created in rows.all():
+        counts[kind] = int(count)
+        oldest = created if oldest is None or created < oldest else oldest
+    return counts, oldest

@@ -43,6 +43,10 @@ class Storage(Protocol):
         """Remove the objects; keys that are not there are ignored."""
         ...
 
+    async def check(self) -> None:
+        """Raise unless storage can be used now (readiness)."""
+        ...
+
 
 class S3Storage:
     def __init__(self, settings: Settings) -> None:
@@ -72,6 +76,10 @@ class S3Storage:
                 await s3.head_bucket(Bucket=self._bucket)
             except ClientError:
                 await s3.create_bucket(Bucket=self._bucket)
+
+    async def check(self) -> None:
+        async with self._client() as s3:
+            await s3.head_bucket(Bucket=self._bucket)
 
     async def put(self, key: str, data: bytes, *, media_type: str) -> None:
         async with self._client() as s3:
@@ -138,6 +146,14 @@ class LocalStorage:
 
     async def put(self, key: str, data: bytes, *, media_type: str) -> None:
         await asyncio.to_thread(self._write, key, data, media_type)
+
+    async def check(self) -> None:
+        def writable() -> None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK):
+                raise PermissionError(f"{self.root} is not writable")
+
+        await asyncio.to_thread(writable)
 
     async def put_file(self, key: str, path: Path, *, media_type: str) -> None:
         await asyncio.to_thread(self._copy, key, path, media_type)

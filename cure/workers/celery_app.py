@@ -3,7 +3,7 @@
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready
+from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready
 from kombu import Exchange, Queue
 
 from cure.config import get_settings
@@ -36,7 +36,33 @@ celery_app.conf.update(
     worker_send_task_events=True,  # for Flower
     task_send_sent_event=True,
     worker_cancel_long_running_tasks_on_connection_loss=False,
+    worker_hijack_root_logger=False,  # records go through cure.logs (the logs queue)
 )
+
+
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    """Keep the logging ``cure worker`` set up; set it up when Celery was started directly."""
+    import logging
+
+    if not logging.getLogger().handlers:
+        from cure.logs.handler import configure_logging
+
+        configure_logging(
+            service="worker",
+            level=settings.log_level,
+            broker_url=settings.broker_url if settings.log_to_broker else None,
+            queue_name=settings.log_queue,
+            capacity=settings.log_buffer_records,
+        )
+
+
+@worker_process_shutdown.connect
+def _forget_metrics(pid: int | None = None, **_: Any) -> None:
+    from cure.kit.metrics import mark_process_dead
+
+    if pid is not None:
+        mark_process_dead(pid)
 
 
 @worker_ready.connect

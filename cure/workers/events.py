@@ -1,6 +1,8 @@
-"""Publishes order events from a worker to the status manager's queue, with publisher confirms."""
+"""Publishes order events from a worker to the status manager's queue, with publisher confirms;
+each one (but heartbeats) is also a record of the order's log: the steps of its pipeline."""
 
 import asyncio
+import logging
 from types import TracebackType
 from typing import Any
 
@@ -8,10 +10,14 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from cure.config import Settings
 from cure.kit import broker
+from cure.logs.handler import ORDER_STEPS_LOGGER
 from cure.orders import queues
 from cure.orders.events import order_event
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
+
+steps = logging.getLogger(ORDER_STEPS_LOGGER)
+_LEVELS = {OrderStatus.FAILED: logging.ERROR, OrderStatus.INVALID: logging.WARNING}
 
 
 class EventPublisher:
@@ -51,5 +57,19 @@ class EventPublisher:
                 body=event.model_dump_json().encode(),
                 content_type="application/json",
                 message_id=str(event.event_id),
+            )
+        if not event.heartbeat:
+            steps.log(
+                _LEVELS.get(status, logging.INFO),
+                "%s%s: %s",
+                status.value,
+                f" {event.progress}%" if event.progress is not None else "",
+                event.message or status.value.lower(),
+                extra={
+                    "order_id": str(self.order_id),
+                    "status": status.value,
+                    "progress": event.progress,
+                    "attempt": self.attempt,
+                },
             )
         return event

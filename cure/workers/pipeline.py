@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from cure.containers.engine import (
     ContainerControl,
     ContainerLimits,
     ContainerOutcome,
+    OutputLine,
     docker_client,
     inputs_archive,
     remove_labelled,
@@ -38,6 +40,9 @@ from cure.containers.engine import (
 )
 from cure.kit.files import size_and_sha256
 from cure.kit.geo import from_db
+from cure.kit.metrics import CONTAINER_EXITS, CONTAINER_RUN, PIPELINE_STEP
+from cure.kit.redact import redact
+from cure.logs.handler import ORDER_APP_LOGGER, log_context
 from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 from cure.orders.schemas import OrderAssetInfo, OrderResultInfo
@@ -46,6 +51,7 @@ from cure.workers import staging
 from cure.workers.events import EventPublisher
 
 log = logging.getLogger(__name__)
+app_output = logging.getLogger(ORDER_APP_LOGGER)
 
 ORDER_LABEL = "cure.order_id"  # on every container and volume of an order's run
 ATTEMPT_LABEL = "cure.attempt"  # which attempt of it
@@ -84,6 +90,7 @@ PROGRESS_LINE = re.compile(r"^CURE_PROGRESS\s+(\d{1,3})(?:\s+(.{1,200}))?$")
 @dataclass(frozen=True)
 class OrderJob:
     order_id: uuid.UUID
+    customer_id: uuid.UUID
     app_id: str
     status: OrderStatus
     attempt: int
@@ -105,6 +112,7 @@ async def load_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderJob | Non
         return None
     return OrderJob(
         order_id=row.id,
+        customer_id=row.customer_id,
         app_id=row.app_id,
         status=OrderStatus(row.status),
         attempt=row.attempt,
@@ -157,14 +165,36 @@ class OrderWatch:
         self.loop = loop
         self.progress = 10
         self.stop_reason: str | None = None
+        self.lines = 0
 
-    def tick(self, new_lines: list[str]) -> bool:
+    def record(self, new_lines: list[OutputLine]) -> None:
+        """Each output line becomes a record of the order's log (secrets redacted), up to
+        ``app_log_max_lines`` a run."""
+        limit = self.settings.app_log_max_lines
+        for line in new_lines:
+            self.lines += 1
+            if self.lines > limit:
+                if self.lines == limit + 1:
+                    app_output.warning(
+                        "the app's output goes on; only its first %d lines are kept", limit
+                    )
+                continue
+            app_output.info(
+                redact(line.text[:8192]),
+                extra={"stream": line.stream, "app_id": self.job.app_id, "line": self.lines},
+            )
+
+    def tick(self, new_lines: list[OutputLine]) -> bool:
+        self.record(new_lines)
         future = asyncio.run_coroutine_threadsafe(self._tick(new_lines), self.loop)
         try:
             return future.result(timeout=30)
         except Exception:
             log.exception("order %s: watch failed; the app keeps running", self.job.order_id)
             return False
+
+    def drain(self, new_lines: list[OutputLine]) -> None:
+        self.record(new_lines)
 
     def ready(self) -> bool:
         """Right before the app starts: only if the order is still this attempt's to run (a
@@ -185,8 +215,8 @@ class OrderWatch:
             self.stop_reason = f"attempt {row.attempt} took over"
         return self.stop_reason is None
 
-    async def _tick(self, new_lines: list[str]) -> bool:
-        for line in new_lines:
+    async def _tick(self, new_lines: list[OutputLine]) -> bool:
+        for _, line in new_lines:
             match = PROGRESS_LINE.match(line.strip())
             if match:
                 await self._progress(int(match.group(1)), match.group(2))
@@ -302,33 +332,40 @@ async def run_order(
         if attempt is not None and attempt != job.attempt:
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
             return None
-        async with _exclusive_run(engine, order_id, job.attempt) as mine:
-            if not mine:
-                # Another worker runs this attempt now (a redelivered or republished duplicate):
-                # this copy is dropped; should that run die, its own message comes back, and
-                # should it hang, the reconciler's next attempt takes a lock of its own.
-                log.info("order %s is running elsewhere; dropping this duplicate", order_id)
-                return None
-            actor = f"worker:{socket.gethostname()}"
-            async with EventPublisher(
-                settings, order_id=order_id, attempt=job.attempt, actor=actor
-            ) as events:
-                async with _heartbeats(settings, events):
-                    outcome = await _execute(settings, engine, job, events)
-                if outcome is None:
-                    return None
-                final, fields = outcome
-                try:
-                    await events.publish(final, **fields)
-                except Exception:
-                    # No order will ever name this run's files: remove them, then let the task
-                    # try again (the broker is likely away).
-                    keys = [asset.key for asset in fields.get("assets") or []]
-                    await _quietly_delete(settings, job.order_id, keys)
-                    raise
-                return final
+        with log_context(order_id=str(order_id), customer_id=str(job.customer_id)):
+            return await _run_locked(settings, engine, job)
     finally:
         await engine.dispose()
+
+
+async def _run_locked(settings: Settings, engine: AsyncEngine, job: OrderJob) -> OrderStatus | None:
+    """The run itself, while this worker holds the lock of the order's attempt."""
+    order_id = job.order_id
+    async with _exclusive_run(engine, order_id, job.attempt) as mine:
+        if not mine:
+            # Another worker runs this attempt now (a redelivered or republished duplicate):
+            # this copy is dropped; should that run die, its own message comes back, and
+            # should it hang, the reconciler's next attempt takes a lock of its own.
+            log.info("order %s is running elsewhere; dropping this duplicate", order_id)
+            return None
+        actor = f"worker:{socket.gethostname()}"
+        async with EventPublisher(
+            settings, order_id=order_id, attempt=job.attempt, actor=actor
+        ) as events:
+            async with _heartbeats(settings, events):
+                outcome = await _execute(settings, engine, job, events)
+            if outcome is None:
+                return None
+            final, fields = outcome
+            try:
+                await events.publish(final, **fields)
+            except Exception:
+                # No order will ever name this run's files: remove them, then let the task
+                # try again (the broker is likely away).
+                keys = [asset.key for asset in fields.get("assets") or []]
+                await _quietly_delete(settings, job.order_id, keys)
+                raise
+            return final
 
 
 async def _remove_strays(settings: Settings, engine: AsyncEngine, order_id: uuid.UUID) -> None:
@@ -405,7 +442,8 @@ async def _execute(
         return OrderStatus.FAILED, {"message": f"the app {job.app_id} is not installed here"}
     storage = make_storage(settings)
     with _work_dir(settings, job) as work_dir:
-        staged = await _stage_in(settings, storage, app, job, events, work_dir)
+        with _timed(app.id, "stage_in"):
+            staged = await _stage_in(settings, storage, app, job, events, work_dir)
         if isinstance(staged, tuple):
             return staged
         await events.publish(OrderStatus.RUNNING, progress=10, message="running the app")
@@ -419,6 +457,7 @@ async def _execute(
             "inputs": staged.described,
         }
         watch = OrderWatch(settings, engine, job, events, asyncio.get_running_loop())
+        started = time.monotonic()
         try:
             outcome = await asyncio.to_thread(
                 run_app,
@@ -434,6 +473,7 @@ async def _execute(
             )
         except ImageNotFound:
             return OrderStatus.FAILED, {"message": f"the app image {app.manifest.image} is missing"}
+        _count_run(app.id, outcome, time.monotonic() - started)
         if outcome.stopped:
             log.info("order %s: container stopped: %s", job.order_id, watch.stop_reason)
             return None
@@ -444,7 +484,8 @@ async def _execute(
             log.info("order %s: not storing its outputs: %s", job.order_id, watch.stop_reason)
             return None
         await events.publish(OrderStatus.RUNNING, progress=90, message="storing the outputs")
-        assets = await _stage_out(storage, app, job, outcome)
+        with _timed(app.id, "stage_out"):
+            assets = await _stage_out(storage, app, job, outcome)
         if not await watch.still_ours():  # a cancel that won the race leaves no file behind
             log.info("order %s: removing its outputs: %s", job.order_id, watch.stop_reason)
             await storage.delete([asset.key for asset in assets])
@@ -456,6 +497,27 @@ async def _execute(
         "assets": assets,
         "message": _last_line(outcome, prefer_errors=False),
     }
+
+
+@contextlib.contextmanager
+def _timed(app_id: str, step: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        PIPELINE_STEP.labels(app_id, step).observe(time.monotonic() - started)
+
+
+def _count_run(app_id: str, outcome: ContainerOutcome, seconds: float) -> None:
+    PIPELINE_STEP.labels(app_id, "run").observe(seconds)
+    CONTAINER_RUN.labels(app_id).observe(seconds)
+    if outcome.timed_out:
+        code = "timeout"
+    elif outcome.stopped:
+        code = "stopped"
+    else:
+        code = str(outcome.exit_code)
+    CONTAINER_EXITS.labels(app_id, code).inc()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,179 @@
+"""The rules of log records: who may write what, searching, and an order's own log."""
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cure.auth.service import Principal
+from cure.config import Settings
+from cure.kit.db import utcnow
+from cure.kit.pagination import decode_cursor, page_of
+from cure.kit.redact import redact
+from cure.logs import repository
+from cure.logs.exceptions import LogRecordRefused, LogsUnavailable
+from cure.logs.handler import ORDER_LOGGERS
+from cure.logs.publisher import LogPublisher
+from cure.logs.schemas import (
+    LogFilter,
+    LogPage,
+    LogRecordCreate,
+    LogRecordRead,
+    OrderLogPage,
+)
+from cure.orders import service as order_service
+from cure.orders.lifecycle import FINAL_STATES, OrderStatus
+
+SORT = "-time"
+# After an order is final its last lines may still be on their way through the queue.
+SETTLE_SECONDS = 3.0
+POLL_SECONDS = 0.5
+
+
+async def ingest(
+    session: AsyncSession,
+    settings: Settings,
+    publisher: LogPublisher,
+    principal: Principal,
+    records: list[LogRecordCreate],
+    *,
+    client_host: str | None,
+) -> int:
+    """Check and queue records sent over HTTP; returns how many were accepted.
+
+    Anyone but an admin writes records about themselves only: their customer id is set on each
+    record, and an order a record names must be theirs.
+    """
+    if len(records) > settings.log_post_max_records:
+        raise LogRecordRefused(f"at most {settings.log_post_max_records} records per request")
+    now = utcnow()
+    oldest = now - timedelta(days=settings.log_retention_days)
+    if not principal.is_admin:
+        for order_id in {r.order_id for r in records if r.order_id is not None}:
+            await order_service.get(session, principal, order_id)  # 404 unless theirs
+    wire: list[dict[str, Any]] = []
+    for record in records:
+        when = record.time or now
+        if not oldest <= when <= now + timedelta(days=1):
+            raise LogRecordRefused(
+                f"time {when.isoformat()} is outside the kept period "
+                f"({settings.log_retention_days} days back, one day ahead)"
+            )
+        customer = record.customer_id if principal.is_admin else principal.customer_id
+        wire.append(
+            {
+                "id": str(record.id or uuid.uuid4()),
+                "time": when.isoformat(),
+                "service": record.service,
+                "host": record.host or client_host or "unknown",
+                "level": record.level.value,
+                "logger": record.logger or record.service,
+                "message": redact(record.message),
+                "order_id": str(record.order_id) if record.order_id else None,
+                "customer_id": str(customer) if customer else None,
+                "extra": {**record.extra, "client_id": principal.client_id},
+            }
+        )
+    try:
+        await publisher.publish(wire)
+    except (OSError, TimeoutError, ConnectionError, socket.gaierror) as exc:
+        raise LogsUnavailable("the log queue is unavailable; try again shortly") from exc
+    except Exception as exc:  # aio-pika's own errors for a refused or closed channel
+        raise LogsUnavailable(f"the log queue refused the records: {type(exc).__name__}") from exc
+    return len(wire)
+
+
+async def search(session: AsyncSession, filters: LogFilter) -> LogPage:
+    after = decode_cursor(filters.cursor, SORT) if filters.cursor else None
+    rows = await repository.search(
+        session,
+        after=after,
+        limit=filters.limit,
+        service=filters.service,
+        min_level=filters.min_level.number if filters.min_level else None,
+        order_id=filters.order_id,
+        customer_id=filters.customer_id,
+        since=filters.since,
+        until=filters.until,
+        contains=filters.q,
+    )
+    page, cursor = page_of(rows, limit=filters.limit, sort=SORT, key=lambda r: (r.time, r.id))
+    return LogPage(records=[LogRecordRead.model_validate(r) for r in page], next_cursor=cursor)
+
+
+async def order_log(
+    session: AsyncSession,
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    after: int,
+    limit: int,
+) -> OrderLogPage:
+    """An order's log after ``after``: its pipeline's steps and its app's output (admins see
+    every record naming the order). 404 for anyone else's order."""
+    order = await order_service.get(session, principal, order_id)
+    final = OrderStatus(order.status) in FINAL_STATES
+    settled = final and (utcnow() - order.updated_at).total_seconds() > SETTLE_SECONDS
+    rows = await repository.order_records(
+        session,
+        order_id,
+        after=after,
+        limit=limit,
+        loggers=None if principal.is_admin else ORDER_LOGGERS,
+    )
+    records = [LogRecordRead.model_validate(r) for r in rows]
+    return OrderLogPage(
+        records=records,
+        next_after=records[-1].seq if records else after,
+        order_status=order.status,
+        finished=settled and len(records) < limit,
+    )
+
+
+async def wait_for_order_log(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    after: int,
+    limit: int,
+    wait: float,
+) -> OrderLogPage:
+    """Long polling: the next records, waiting up to ``wait`` seconds for some to arrive."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        async with sessionmaker() as session:
+            page = await order_log(session, principal, order_id, after=after, limit=limit)
+        if page.records or page.finished or asyncio.get_running_loop().time() >= deadline:
+            return page
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def follow_order_log(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    after: int,
+    max_seconds: float = 3600,
+) -> AsyncIterator[OrderLogPage]:
+    """Pages of new records as they are saved, until the order is final and its log complete
+    (or ``max_seconds`` pass); an empty page now and then keeps the connection alive."""
+    deadline = asyncio.get_running_loop().time() + max_seconds
+    idle = 0.0
+    while asyncio.get_running_loop().time() < deadline:
+        async with sessionmaker() as session:
+            page = await order_log(session, principal, order_id, after=after, limit=500)
+        after = page.next_after
+        if page.records or page.finished or idle >= 15:
+            idle = 0.0
+            yield page
+        if page.finished:
+            return
+        if not page.records:
+            await asyncio.sleep(POLL_SECONDS)
+            idle += POLL_SECONDS

@@ -1,0 +1,1 @@
+"""The operators' side of a deployment: health, metrics and the end-to-end check."""
