@@ -117,6 +117,10 @@ def test_environment(moto_url: str, smtp_port: int, scratch: Path) -> dict[str, 
         "CURE_JWT_SECRET": "test-secret-" + "x" * 40,
         "CURE_SMTP_HOST": "127.0.0.1",
         "CURE_SMTP_PORT": str(smtp_port),
+        "CURE_METRICS_DIR": str(scratch / "metrics"),
+        "CURE_MAIL_DIR": str(scratch / "mail"),
+        # Stacks that want a worker's metrics name a free port; a fixed one would collide.
+        "CURE_WORKER_METRICS_PORT": "0",
     }
 
 

@@ -30,7 +30,11 @@ ORDER_STEPS_LOGGER = "cure.order.steps"  # what the pipeline does (finding input
 ORDER_APP_LOGGER = "cure.order.app"  # the app container's stdout and stderr, line by line
 ORDER_LOGGERS = (ORDER_STEPS_LOGGER, ORDER_APP_LOGGER)
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "cure_log_context", default=None
 )

@@ -55,6 +55,9 @@ if mode == "progress":
     for percent in (25, 50, 75):
         print(f"CURE_PROGRESS {percent} step {percent}", flush=True)
         time.sleep(float(job["params"].get("pause", 1.2)))
+if mode == "leak":  # output with secrets in it, which the order's log must not show
+    print("calling with Authorization: Bearer abcdefgh12345678 and password=hunter22", flush=True)
+    print("a warning on stderr", file=sys.stderr, flush=True)
 if mode == "invalid":
     print("no product for this date", file=sys.stderr)
     sys.exit(3)
