@@ -4,7 +4,6 @@ live; the metrics moving after a real order; `cure check` passing, and failing w
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
