@@ -1,10 +1,31 @@
 # The CURE image: API, worker, Flower and the cure command (compose.yaml runs it several ways).
-FROM python:3.11-slim
+# Debian's Python 3.11 in a virtualenv; build with the host's network for apt and PyPI:
+# `scripts/image` (or `docker build --network host -t cure .`). On a machine with no image
+# registry, scripts/image first builds debian:bookworm-slim locally, as for the app images.
+FROM debian:bookworm-slim
+# Local certificate authorities (docker/ca-certificates/*.crt, see its README) join Debian's.
+COPY docker/ca-certificates/ /usr/local/share/ca-certificates/
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 python3-venv ca-certificates \
+ && update-ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/cure \
+ && useradd --system --uid 10001 --home-dir /srv/cure cure
+ENV PATH=/opt/cure/bin:$PATH PYTHONUNBUFFERED=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /srv/cure
-COPY pyproject.toml README.md alembic.ini ./
+# Dependencies first, from pyproject.toml alone: this layer is rebuilt only when they change.
+COPY pyproject.toml ./
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > /tmp/requirements.txt \
+ && pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+COPY README.md alembic.ini ./
 COPY alembic ./alembic
 COPY cure ./cure
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 cure
+# Editable, so alembic.ini and the apps' folders are found beside the package.
+RUN pip install --no-cache-dir --disable-pip-version-check --no-deps -e . \
+ && mkdir -p var && chown cure var
 USER cure
 EXPOSE 8000
 CMD ["cure", "api", "--host", "0.0.0.0"]

@@ -97,6 +97,25 @@ ensure_venv() {
   fi
 }
 
+ensure_test_tools() {
+  # Headless Chromium draws /docs in a test; Compose validates compose.yaml in another.
+  command -v chromium >/dev/null || apt_install chromium
+  if ! docker compose version >/dev/null 2>&1; then
+    command -v docker-compose >/dev/null || apt_install docker-compose
+  fi
+}
+
+ensure_mailbox() {
+  # Without a mail server, emails (password resets, order notifications) would fail and be
+  # retried for days: catch them in var/mail/ instead (`cure mail list`, `cure mail show N`).
+  local port="${CURE_SMTP_PORT:-1025}"
+  if port_open "$port"; then return 0; fi
+  say "starting the local mailbox on 127.0.0.1:$port (mail lands in var/mail/)"
+  .venv/bin/cure mail serve --port "$port" >var/log/mail.log 2>&1 &
+  STARTED_PIDS+=("$!")
+  wait_for 15 "the local mailbox" port_open "$port"
+}
+
 set_up_everything() {
   ensure_postgres
   ensure_rabbitmq

@@ -1,3 +1,4 @@
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -70,8 +71,13 @@ async def ready(
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-async def metrics(settings: SettingsDep, sessionmaker: SessionmakerDep) -> Response:
-    """Prometheus metrics of this API process (workers serve their own)."""
-    await state.refresh(settings, sessionmaker)
+async def metrics(
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+    engine: Annotated[AsyncEngine, Depends(_engine)],
+) -> Response:
+    """Prometheus metrics of this API process (workers serve their own); the gauges of orders,
+    queues, the outbox and the dependencies are read at each scrape."""
+    await asyncio.gather(state.refresh(settings, sessionmaker), health.readiness(settings, engine))
     body, content_type = exposition()
     return Response(body, media_type=content_type)
