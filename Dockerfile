@@ -3,8 +3,8 @@
 # `scripts/image` (or `docker build --network host -t cure .`). On a machine with no image
 # registry, scripts/image first builds debian:bookworm-slim locally, as for the app images.
 FROM debian:bookworm-slim
-# Local certificate authorities (docker/ca-certificates/*.crt, see its README) join Debian's.
-COPY docker/ca-certificates/ /usr/local/share/ca-certificates/
+# Local certificate authorities (deploy/ca-certificates/*.crt, see its README) join Debian's.
+COPY deploy/ca-certificates/ /usr/local/share/ca-certificates/
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       python3 python3-venv ca-certificates \
