@@ -327,6 +327,9 @@ async def test_every_endpoint_declares_its_scope_in_openapi(client) -> None:
         ("get", "/v1/apps"),
         ("get", "/v1/apps/{app_id}"),
         ("get", "/health"),
+        ("get", "/health/live"),
+        ("get", "/health/ready"),
+        ("get", "/metrics"),  # for Prometheus; keep it to the operators' network at the proxy
         ("get", "/v1/storage/{key}"),
         ("get", "/v1/auth/jwks.json"),
         ("post", "/v1/auth/login"),
