@@ -31,6 +31,10 @@ def _prepare_worker_metrics(args: argparse.Namespace) -> None:
     """A Celery worker's pool processes share a multiprocess directory, which must be named
     before prometheus_client is first imported."""
     settings = get_settings()
+    for old in settings.metrics_dir.glob("worker-*"):  # those of workers that are gone
+        pid = old.name.removeprefix("worker-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
     folder = (settings.metrics_dir / f"worker-{os.getpid()}").resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

@@ -113,12 +113,15 @@ class BrokerHandler(logging.Handler):
         self.capacity = capacity
         self.dropped = 0
         self.published = 0
+        self._closed = False
         self._start()
         if hasattr(os, "register_at_fork"):
             # A forked pool process gets a buffer and a publisher thread of its own.
             os.register_at_fork(after_in_child=self._start)
 
     def _start(self) -> None:
+        if self._closed:
+            return
         self._buffer: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=self.capacity)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._publish_loop, name="cure-logs", daemon=True)
@@ -203,6 +206,7 @@ class BrokerHandler(logging.Handler):
             time.sleep(0.02)
 
     def close(self) -> None:
+        self._closed = True
         self._stop.set()
         if self._thread.is_alive() and threading.get_ident() != self._thread_id:
             self._thread.join(timeout=3)
