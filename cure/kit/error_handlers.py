@@ -136,7 +136,8 @@ def declare_unavailable(app: FastAPI, routers: Sequence[APIRouter]) -> None:
                 operation = schema["paths"][route.path_format].get(method.lower())
                 if operation is None:
                     continue
-                operation["responses"].setdefault("503", _UNAVAILABLE_RESPONSE)
+                declared = operation["responses"].setdefault("503", dict(_UNAVAILABLE_RESPONSE))
+                declared.setdefault("headers", _UNAVAILABLE_RESPONSE["headers"])
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
