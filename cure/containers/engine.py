@@ -52,7 +52,7 @@ class ContainerControl(Protocol):
         ...
 
     def drain(self, new_lines: list[OutputLine]) -> None:
-        """Called once the app has ended, with the lines no tick has seen yet."""
+        """Called once the app has ended (again while more arrive), with lines no call has seen."""
         ...
 
 
@@ -286,8 +286,18 @@ def _supervise(
 
 
 def _drain(container: Container, cursor: "_LogCursor", control: ContainerControl) -> None:
+    """Hand over the app's last lines. The engine copies a container's output to its log a
+    moment after the process ends, so read until two reads in a row bring nothing new (at most
+    about a second), or a line written just before exit could be missed."""
+    quiet = 0
+    deadline = time.monotonic() + 1.0
     try:
-        control.drain(cursor.new_lines(container))
+        while quiet < 2 and time.monotonic() < deadline:
+            lines = cursor.new_lines(container)
+            quiet = 0 if lines else quiet + 1
+            control.drain(lines)
+            if quiet:
+                time.sleep(0.1)
     except NotFound:
         pass
 
