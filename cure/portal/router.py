@@ -295,14 +295,16 @@ async def available_dates(
     app_id: Annotated[str, PathParam(max_length=63)],
     session: SessionDep,
     settings: SettingsDep,
-    start: date,
-    end: date,
+    start: date | None = None,
+    end: date | None = None,
     bbox: Annotated[str | None, Query(max_length=200, description="west,south,east,north")] = None,
 ) -> AvailableDatesRead:
-    """The days from start to end (at most a year) on which the catalogue has the app's inputs
-    over the box: what the order form's calendar marks."""
-    if end < start or end - start > timedelta(days=366):
-        raise InvalidInput("end must follow start, by at most a year")
+    """The days (from start to end, at most ten years; by default the last ten years) on which
+    the catalogue has the app's inputs over the box: what the order form's calendar marks."""
+    end = end or date.today()
+    start = start or end - timedelta(days=3652)
+    if end < start or end - start > timedelta(days=3660):
+        raise InvalidInput("end must follow start, by at most ten years")
     return await portal_service.available_dates(
         session, settings, app_id=app_id, bbox=_bbox(bbox), start=start, end=end
     )
