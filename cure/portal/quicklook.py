@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.transform import array_bounds
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
 
 WEB_MERCATOR = "EPSG:3857"
@@ -139,6 +141,13 @@ def encode_png(rgba: np.ndarray) -> bytes:
     )
 
 
+def _scaled(transform: Affine, x: float, y: float) -> Affine:
+    """The transform of the same extent in pixels ``x`` and ``y`` times as large (written out:
+    affine's own product operator is being deprecated)."""
+    t = transform
+    return Affine(t.a * x, t.b * y, t.c, t.d * x, t.e * y, t.f)
+
+
 def _read_band(path: Path) -> tuple[np.ndarray, Any, Any]:
     """The first band as float32 with NaN for no data (from overviews when it is large), its
     transform and CRS."""
@@ -148,9 +157,7 @@ def _read_band(path: Path) -> tuple[np.ndarray, Any, Any]:
         factor = max(1, math.ceil(max(source.width, source.height) / (2 * MAX_SIDE)))
         shape = (max(1, source.height // factor), max(1, source.width // factor))
         band = source.read(1, out_shape=shape, masked=True, resampling=Resampling.nearest)
-        transform = source.transform * source.transform.scale(
-            source.width / shape[1], source.height / shape[0]
-        )
+        transform = _scaled(source.transform, source.width / shape[1], source.height / shape[0])
         data = band.astype(np.float32).filled(np.nan)
         data[~np.isfinite(data)] = np.nan
         return data, transform, source.crs
@@ -161,16 +168,14 @@ def render(path: Path, style: Style) -> tuple[bytes, dict[str, Any]]:
     summary statistics of the valid pixels."""
     data, transform, crs = _read_band(path)
     height, width = data.shape
-    left, top = transform * (0, 0)
-    right, bottom = transform * (width, height)
-    bounds = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+    bounds = array_bounds(height, width, transform)
     target, out_width, out_height = calculate_default_transform(
         crs, WEB_MERCATOR, width, height, *bounds
     )
     assert out_width is not None and out_height is not None
     shrink = max(1.0, max(out_width, out_height) / MAX_SIDE)
     out_width, out_height = max(1, round(out_width / shrink)), max(1, round(out_height / shrink))
-    target = target * target.scale(shrink, shrink)
+    target = _scaled(target, shrink, shrink)
     warped = np.full((out_height, out_width), np.nan, dtype=np.float32)
     reproject(
         source=data,
@@ -183,9 +188,9 @@ def render(path: Path, style: Style) -> tuple[bytes, dict[str, Any]]:
         dst_nodata=np.nan,
         resampling=Resampling.nearest,
     )
-    x0, y1 = target * (0, 0)
-    x1, y0 = target * (out_width, out_height)
-    west, south, east, north = transform_bounds(WEB_MERCATOR, WGS84, x0, y0, x1, y1)
+    west, south, east, north = transform_bounds(
+        WEB_MERCATOR, WGS84, *array_bounds(out_height, out_width, target)
+    )
 
     values = data[np.isfinite(data)]
     low, high = _value_range(values, style)

@@ -25,7 +25,10 @@ PORTAL = ROOT / "portal"
 OUTPUT = ROOT / "var" / "test-output" / "portal"
 CHROMIUM = os.environ.get("CURE_CHROMIUM", "/usr/bin/chromium")
 DAY = date(2024, 7, 15)
-README_SCREENSHOTS = {"storyline-desktop.png": "portal-storyline.png", "order-result-desktop.png": "portal-order.png"}
+README_SCREENSHOTS = {
+    "storyline-desktop.png": "portal-storyline.png",
+    "order-result-desktop.png": "portal-order.png",
+}
 
 
 def _newest_source() -> float:
@@ -65,9 +68,7 @@ def stack(built, seeded, engine, tmp_path_factory):
 @pytest.fixture(scope="module")
 async def prepared(stack, app, sessionmaker, settings) -> None:
     """The storylines' demonstration products: ordered, run by the stack, published."""
-    report = await prepare(
-        Resources(settings, app.state.engine, sessionmaker), timeout_seconds=120
-    )
+    report = await prepare(Resources(settings, app.state.engine, sessionmaker), timeout_seconds=120)
     assert report.ok, report.failed
     assert len(report.published) == 4
 
@@ -107,7 +108,12 @@ def test_a_customer_orders_suhi_by_drawing_watches_it_and_downloads_it(stack, pr
     run_scenario(stack, "order")
     tiffs = sorted(OUTPUT.glob("suhi-*.tif"), key=lambda p: p.stat().st_mtime)
     assert tiffs and tiffs[-1].read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
-    for name in ("order-form-desktop", "order-result-desktop", "orders-desktop", "order-form-phone"):
+    for name in (
+        "order-form-desktop",
+        "order-result-desktop",
+        "orders-desktop",
+        "order-form-phone",
+    ):
         assert (OUTPUT / f"{name}.png").stat().st_size > 10_000
     if os.environ.get("CURE_PORTAL_DOCS_SCREENSHOTS") == "1":
         for source, target in README_SCREENSHOTS.items():
