@@ -98,8 +98,10 @@ ensure_venv() {
 }
 
 ensure_node() {
-  command -v npm >/dev/null && return 0
-  apt_install nodejs npm
+  # The portal's build tools (Vite 7) need Node.js 20.19 or newer.
+  command -v npm >/dev/null || apt_install nodejs npm
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+    || { echo "the portal needs Node.js 20.19 or newer (found $(node --version))" >&2; return 1; }
 }
 
 portal_stale() {  # the build is missing, or older than a source or the lock file

@@ -151,7 +151,7 @@ export class RectangleTool {
   show(bbox: Bbox | null): void {
     if (this.rectangle) this.map.removeLayer(this.rectangle);
     this.rectangle = bbox
-      ? L.rectangle(boundsOf(bbox), { color: "#b45309", weight: 2, fillOpacity: 0.08 }).addTo(this.map)
+      ? L.rectangle(boundsOf(bbox), { color: "#b45309", weight: 2, fillOpacity: 0.15 }).addTo(this.map)
       : null;
   }
 
@@ -184,7 +184,7 @@ export class RectangleTool {
     if (!this.active || !this.start) return;
     const bounds = L.latLngBounds(this.start, this.map.mouseEventToLatLng(event));
     if (this.rectangle) this.rectangle.setBounds(bounds);
-    else this.rectangle = L.rectangle(bounds, { color: "#b45309", weight: 2, fillOpacity: 0.08 }).addTo(this.map);
+    else this.rectangle = L.rectangle(bounds, { color: "#b45309", weight: 2, fillOpacity: 0.15 }).addTo(this.map);
   }
 
   private up(event: PointerEvent): void {

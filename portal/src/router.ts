@@ -48,11 +48,15 @@ export async function render(): Promise<void> {
   if (cleanup) cleanup();
   cleanup = undefined;
   const mine = ++rendering;
-  main.replaceChildren();
+  // Each render fills a container of its own: a page still loading when the visitor moves on
+  // keeps adding to its detached container, never to the next page.
+  const root = document.createElement("div");
+  root.className = "page";
+  main.replaceChildren(root);
   main.setAttribute("aria-busy", "true");
   document.title = `${found.title} · CURE`;
   try {
-    const result = await found.page(main, params, new URLSearchParams(search ?? ""));
+    const result = await found.page(root, params, new URLSearchParams(search ?? ""));
     if (mine === rendering) cleanup = result;
     else if (result) result(); // the visitor moved on while this page loaded
   } finally {
