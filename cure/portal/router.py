@@ -34,7 +34,7 @@ from cure.portal.service import CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SESSIO
 from cure.storage.dependencies import StorageDep
 
 router = APIRouter()
-api = APIRouter(prefix="/v1/portal", tags=["portal"])
+PORTAL = "/v1/portal"
 OrderReader = Annotated[Principal, Depends(require_scope("orders:read"))]
 Role = Annotated[str, PathParam(max_length=63)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -170,7 +170,12 @@ def _session_ended(message: str) -> JSONResponse:
     return response
 
 
-@api.post("/session", response_model=SessionRead, responses=error_responses(400, 403, 422, 429))
+@router.post(
+    PORTAL + "/session",
+    tags=["portal"],
+    response_model=SessionRead,
+    responses=error_responses(400, 403, 422, 429),
+)
 async def log_in(
     data: SessionCreate,
     request: Request,
@@ -195,7 +200,12 @@ async def log_in(
     return _session_response(settings, login)
 
 
-@api.post("/session/refresh", response_model=SessionRead, responses=error_responses(401, 403, 429))
+@router.post(
+    PORTAL + "/session/refresh",
+    tags=["portal"],
+    response_model=SessionRead,
+    responses=error_responses(401, 403, 429),
+)
 async def refresh_session(
     request: Request, session: SessionDep, settings: SettingsDep, throttle: ThrottleDep
 ) -> JSONResponse:
@@ -218,7 +228,12 @@ async def refresh_session(
     return _session_response(settings, renewed)
 
 
-@api.delete("/session", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(403, 429))
+@router.delete(
+    PORTAL + "/session",
+    tags=["portal"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(403, 429),
+)
 async def log_out(
     request: Request, session: SessionDep, settings: SettingsDep, throttle: ThrottleDep
 ) -> Response:
@@ -245,7 +260,7 @@ async def log_out(
 # -- what the page reads -------------------------------------------------------------------------
 
 
-@api.get("/config", response_model=PortalConfigRead)
+@router.get(PORTAL + "/config", tags=["portal"], response_model=PortalConfigRead)
 async def portal_config(settings: SettingsDep) -> PortalConfigRead:
     """The base map (if any) and the client the portal logs in with."""
     return PortalConfigRead(
@@ -255,13 +270,18 @@ async def portal_config(settings: SettingsDep) -> PortalConfigRead:
     )
 
 
-@api.get("/storylines", response_model=list[StorylineSummary])
+@router.get(PORTAL + "/storylines", tags=["portal"], response_model=list[StorylineSummary])
 async def list_storylines() -> list[StorylineSummary]:
     """The storylines, in the order the portal lists them."""
     return portal_service.list_storylines()
 
 
-@api.get("/storylines/{slug}", response_model=StorylineRead, responses=error_responses(404))
+@router.get(
+    PORTAL + "/storylines/{slug}",
+    tags=["portal"],
+    response_model=StorylineRead,
+    responses=error_responses(404),
+)
 async def read_storyline(
     slug: Annotated[str, PathParam(max_length=63)], session: SessionDep, storage: StorageDep
 ) -> StorylineRead:
@@ -270,7 +290,7 @@ async def read_storyline(
     return await portal_service.read_storyline(session, storage, slug)
 
 
-@api.get("/places", response_model=list[PlaceRead])
+@router.get(PORTAL + "/places", tags=["portal"], response_model=list[PlaceRead])
 async def list_places(session: SessionDep) -> list[PlaceRead]:
     """Places the catalogue's public products are about (the demo cities), with their extents."""
     return await portal_service.places(session)
@@ -288,8 +308,11 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     return west, south, east, north
 
 
-@api.get(
-    "/apps/{app_id}/dates", response_model=AvailableDatesRead, responses=error_responses(404, 422)
+@router.get(
+    PORTAL + "/apps/{app_id}/dates",
+    tags=["portal"],
+    response_model=AvailableDatesRead,
+    responses=error_responses(404, 422),
 )
 async def available_dates(
     app_id: Annotated[str, PathParam(max_length=63)],
@@ -428,6 +451,3 @@ async def product_quicklook_png(
         session, principal, collection=collection, identifier=identifier, asset=asset
     )
     return _png(await portal_service.quicklook_png(storage, raster))
-
-
-router.include_router(api)

@@ -80,6 +80,9 @@ await scenario("order", async (browser) => {
   const steps = await page.locator("ol.steps").textContent();
   check(steps.includes("running the app") && steps.includes("registering the product"), "the steps are listed");
   check((await page.locator("progress").getAttribute("value")) === "100", "progress at 100");
+  await page.waitForFunction(() => (document.querySelector("pre.log")?.textContent ?? "").length > 0, null, { timeout: 15000 });
+  const log = await page.locator("pre.log").textContent();
+  check(/INFO|WARNING/.test(log), `the order's log lines are shown: ${log.slice(0, 200)}`);
 
   step("the raster is on the map, with its legend");
   const overlay = page.locator(".result img.leaflet-image-layer.quicklook");

@@ -39,7 +39,7 @@ def _newest_source() -> float:
 @pytest.fixture(scope="module")
 def built() -> None:
     """The browser tests need the built portal, its node modules and Chromium: scripts/test
-    provides all three (scripts/lib.sh: ensure_portal, ensure_chromium)."""
+    provides all three (scripts/lib.sh: ensure_portal, ensure_test_tools)."""
     index = PORTAL / "dist" / "index.html"
     assert index.is_file() and index.stat().st_mtime >= _newest_source(), (
         "portal/dist is missing or older than portal/src: run scripts/test, or "

@@ -205,18 +205,32 @@ export async function orderDetailPage(main: HTMLElement, params: Record<string, 
     );
   };
 
-  const readLog = async () => {
-    if (!logAvailable) return;
+  const readLog = async (): Promise<boolean> => {
+    if (!logAvailable) return true;
     try {
-      const page = await api<{ records: { seq: number; message: string; at?: string; time?: string }[]; next_after: number }>(`${path}/logs${query({ after: logAfter })}`);
-      for (const record of page.records) logBox.append(`${record.message}\n`);
+      const page = await api<{ records: { seq: number; message: string; time: string; level: string }[]; next_after: number; finished: boolean }>(
+        `${path}/logs${query({ after: logAfter })}`,
+      );
+      for (const record of page.records) {
+        const at = new Date(record.time).toLocaleTimeString();
+        logBox.append(`${at} ${record.level.padEnd(7)} ${record.message}\n`);
+      }
+      if (page.records.length) logBox.scrollTop = logBox.scrollHeight;
       logAfter = page.next_after ?? logAfter;
+      return page.finished;
     } catch (error) {
       if (error instanceof ApiError && error.status === 404 && error.error === "NotFound") {
         logAvailable = false; // this API has no per-order log: the steps say what happened
         logSection.hidden = true;
       }
     }
+    return false;
+  };
+
+  // The log's last lines may be saved a moment after the final state: read until it is complete.
+  const finishLog = async (rounds: number) => {
+    if (stopped || rounds <= 0 || (await readLog())) return;
+    timer = window.setTimeout(() => void finishLog(rounds - 1), 1000);
   };
 
   const poll = async () => {
@@ -228,6 +242,7 @@ export async function orderDetailPage(main: HTMLElement, params: Record<string, 
       if (FINAL_STATES.includes(order.status)) {
         announce(`The order ended ${order.status}`);
         if (order.status === "SUCCESS") await showResult(order);
+        await finishLog(10);
         return;
       }
     } catch (error) {
