@@ -88,8 +88,10 @@ await scenario("order", async (browser) => {
   const overlay = page.locator(".result img.leaflet-image-layer.quicklook");
   await overlay.waitFor();
   check(await overlayLoaded(overlay), "the result's quicklook is drawn");
-  await page.locator(".result").scrollIntoViewIfNeeded();
-  await screenshot(page, "order-result-desktop");
+  // The order page from its title to the end of the result: state, progress, map and files.
+  const bottom = await page.locator(".result").evaluate((el) => el.getBoundingClientRect().bottom + window.scrollY);
+  await page.screenshot({ path: join(OUTPUT, "order-result-desktop.png"), fullPage: true, clip: { x: 0, y: 0, width: DESKTOP.width, height: Math.ceil(bottom) + 16 } });
+  step(`screenshot ${join(OUTPUT, "order-result-desktop.png")}`);
 
   step("download the GeoTIFF");
   const [download] = await Promise.all([
