@@ -1,5 +1,5 @@
 """The ``cure`` command: api, worker, status-manager, relay, log-saver, flower, db upgrade,
-apps build, admin create, mail, check."""
+apps build, demo seed, portal prepare, admin create, mail, check."""
 
 import argparse
 import asyncio
@@ -204,6 +204,22 @@ def _demo_seed(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
+def _portal_prepare(args: argparse.Namespace) -> None:
+    from cure.demo.showcase import prepare
+    from cure.kit.resources import open_resources
+
+    async def run() -> int:
+        async with open_resources(get_settings()) as resources:
+            report = await prepare(resources, timeout_seconds=args.timeout)
+        for line in report.published:
+            print(f"published: {line}")
+        for line in report.failed:
+            print(f"not ready: {line}", file=sys.stderr)
+        return 0 if report.ok else 1
+
+    raise SystemExit(asyncio.run(run()))
+
+
 def _ccsi_register(args: argparse.Namespace) -> None:
     from cure.ccsi.scan import register_folder, register_stored
     from cure.kit.resources import open_resources
@@ -341,6 +357,18 @@ def main(argv: list[str] | None = None) -> None:
         "seed", help="generate demo inputs for a few cities, upload and register them (idempotent)"
     )
     seed.set_defaults(func=_demo_seed)
+
+    portal = sub.add_parser("portal", help="the web portal")
+    portal_sub = portal.add_subparsers(dest="portal_command", required=True)
+    prepare = portal_sub.add_parser(
+        "prepare",
+        help="order, wait for and publish the storylines' demonstration products on the demo "
+        "data (idempotent; the API and a worker must be running)",
+    )
+    prepare.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for the orders (default 600)"
+    )
+    prepare.set_defaults(func=_portal_prepare)
 
     ccsi = sub.add_parser("ccsi", help="the catalogue")
     ccsi_sub = ccsi.add_subparsers(dest="ccsi_command", required=True)

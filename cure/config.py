@@ -176,6 +176,15 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 0.5
     run_background_services: bool = True
 
+    # The portal: the built single-page app (portal/dist, made by `npm run build` in portal/),
+    # an optional base map of XYZ tiles (e.g. an OpenStreetMap tile server; none by default, the
+    # maps then draw on a plain background) and the account that runs and publishes the
+    # storylines' demonstration orders (`cure portal prepare`).
+    portal_dir: Path = Path(__file__).resolve().parent.parent / "portal" / "dist"
+    portal_tile_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    portal_tile_attribution: str = "© OpenStreetMap contributors"
+    portal_demo_email: str = "portal-demo@example.org"
+
     @property
     def deployment(self) -> str:
         if self.deployment_id:

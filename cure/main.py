@@ -32,6 +32,7 @@ from cure.orders.event_consumer import StatusManager
 from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
 from cure.outbox.relay import OutboxRelay
+from cure.portal.router import router as portal_router
 from cure.stac.router import router as stac_router
 from cure.storage.router import router as storage_router
 from cure.storage.service import S3Storage, make_storage
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stac_router,
         logs_router,
         ops_router,
+        portal_router,
     )
     for router in routers:
         app.include_router(router)

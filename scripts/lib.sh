@@ -97,8 +97,38 @@ ensure_venv() {
   fi
 }
 
+ensure_node() {
+  # The portal's build tools (Vite 7) need Node.js 20.19 or newer.
+  command -v npm >/dev/null || apt_install nodejs npm
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+    || { echo "the portal needs Node.js 20.19 or newer (found $(node --version))" >&2; return 1; }
+}
+
+portal_stale() {  # the build is missing, or older than a source or the lock file
+  local stamp=portal/dist/index.html
+  [ -f "$stamp" ] || return 0
+  [ -n "$(find portal/src portal/public portal/index.html portal/package.json portal/package-lock.json \
+    portal/vite.config.ts portal/tsconfig.json -newer "$stamp" -print -quit 2>/dev/null)" ]
+}
+
+ensure_portal() {
+  # The portal's node modules from its lock file (the npm registry configured on the machine),
+  # then its build in portal/dist, which the API serves at /portal: only when missing or stale.
+  ensure_node
+  if [ ! -d portal/node_modules ] || [ portal/package-lock.json -nt portal/node_modules/.package-lock.json ]; then
+    say "installing the portal's node modules (npm ci)"
+    (cd portal && npm ci --no-audit --no-fund >../var/log/npm.log 2>&1) || { tail -n 20 var/log/npm.log >&2; return 1; }
+  fi
+  if portal_stale; then
+    say "building the portal (vite)"
+    (cd portal && npm run build >../var/log/portal-build.log 2>&1) \
+      || { tail -n 30 var/log/portal-build.log >&2; return 1; }
+  fi
+}
+
 ensure_test_tools() {
-  # Headless Chromium draws /docs in a test; Compose validates compose.yaml in another.
+  # Headless Chromium draws /docs in a test and drives the portal's browser tests (Debian's:
+  # playwright-core never downloads a browser); Compose validates compose.yaml in another.
   command -v chromium >/dev/null || apt_install chromium
   if ! docker compose version >/dev/null 2>&1; then
     command -v docker-compose >/dev/null || apt_install docker-compose
@@ -122,6 +152,7 @@ set_up_everything() {
   ensure_docker
   ensure_base_image
   ensure_venv
+  ensure_portal
   say "building app images (only missing ones)"
   .venv/bin/cure apps build
 }

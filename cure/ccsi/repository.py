@@ -280,3 +280,58 @@ async def nearest_dates(
     before = select(func.max(Product.end_at)).where(*conditions, Product.end_at < start)
     after = select(func.min(Product.start_at)).where(*conditions, Product.start_at > end)
     return (await session.execute(before)).scalar(), (await session.execute(after)).scalar()
+
+
+async def acquisition_days(
+    session: AsyncSession,
+    *,
+    collection: str,
+    product_type: str | None,
+    bbox: tuple[float, float, float, float] | None,
+    start: datetime,
+    end: datetime,
+) -> list[datetime]:
+    """The distinct UTC days on which public products of the collection (and type) that meet the
+    box were acquired, between ``start`` and ``end``."""
+    day = func.date_trunc("day", func.timezone("UTC", Product.start_at))
+    query = (
+        select(day)
+        .where(
+            _visible(PUBLIC),
+            Product.collection == collection,
+            Product.start_at >= start,
+            Product.start_at <= end,
+        )
+        .group_by(day)
+        .order_by(day)
+    )
+    if product_type is not None:
+        query = query.where(Product.product_type == product_type)
+    if bbox is not None:
+        query = query.where(geo.ST_Intersects(Product.footprint, _box(*bbox)))
+    return list((await session.execute(query)).scalars())
+
+
+@dataclass(frozen=True)
+class Place:
+    name: str
+    bbox: tuple[float, float, float, float]
+
+
+async def places(session: AsyncSession) -> list[Place]:
+    """The places public products name in their ``city`` property, each with the extent of its
+    products' footprints."""
+    city = Product.properties["city"].astext
+    extent = geo.ST_Extent(Product.footprint)
+    query = (
+        select(
+            city, geo.ST_XMin(extent), geo.ST_YMin(extent), geo.ST_XMax(extent), geo.ST_YMax(extent)
+        )
+        .where(_visible(PUBLIC), city.is_not(None))
+        .group_by(city)
+        .order_by(city)
+    )
+    return [
+        Place(name=name, bbox=(float(x0), float(y0), float(x1), float(y1)))
+        for name, x0, y0, x1, y1 in await session.execute(query)
+    ]

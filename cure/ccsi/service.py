@@ -328,3 +328,54 @@ async def availability(
         session, collection=collection, product_type=product_type, area=area, start=start, end=end
     )
     return Availability(found=False, nearest_before=before, nearest_after=after)
+
+
+# --- for facades that need the stored products themselves ------------------------------------
+
+
+async def visible_product(
+    session: AsyncSession, principal: Principal | None, *, collection: str, identifier: str
+) -> Product:
+    """A product the caller may see, as stored (asset hrefs are storage keys); else not found."""
+    product = await repository.get_visible(
+        session, check_collection(collection), identifier, visible_to=viewer_of(principal)
+    )
+    if product is None:
+        raise ProductNotFound(f"no product {identifier} in collection {collection}")
+    return product
+
+
+async def find_products(
+    session: AsyncSession, principal: Principal | None, criteria: ProductCriteria, *, limit: int
+) -> list[Product]:
+    """The newest ``limit`` products matching the criteria that the caller may see, as stored."""
+    products, _ = await repository.find(
+        session, criteria, visible_to=viewer_of(principal), offset=0, limit=limit
+    )
+    return products
+
+
+async def acquisition_days(
+    session: AsyncSession,
+    *,
+    collection: str,
+    product_type: str | None,
+    bbox: tuple[float, float, float, float] | None,
+    start: date,
+    end: date,
+) -> list[date]:
+    """The days from ``start`` to ``end`` with a public product of the collection over the box."""
+    moments = await repository.acquisition_days(
+        session,
+        collection=collection,
+        product_type=product_type,
+        bbox=bbox,
+        start=_moment(start, end=False),
+        end=_moment(end, end=True),
+    )
+    return [moment.date() for moment in moments]
+
+
+async def places(session: AsyncSession) -> list[repository.Place]:
+    """Named places of the public products (the demo data's cities), with their extents."""
+    return await repository.places(session)

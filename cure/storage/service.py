@@ -39,6 +39,10 @@ class Storage(Protocol):
         """Links to many objects at once (one client for all of them)."""
         ...
 
+    async def download_url(self, key: str, *, expires_in: int, filename: str) -> str:
+        """An expiring link that a browser saves as ``filename`` rather than shows."""
+        ...
+
     async def delete(self, keys: list[str]) -> None:
         """Remove the objects; keys that are not there are ignored."""
         ...
@@ -117,6 +121,20 @@ class S3Storage:
                     "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
                 )
         return links
+
+    async def download_url(self, key: str, *, expires_in: int, filename: str) -> str:
+        safe = "".join(c for c in filename if c.isalnum() or c in "._-") or "download"
+        async with self._client() as s3:
+            url: str = await s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{safe}"',
+                },
+                ExpiresIn=expires_in,
+            )
+        return url
 
     async def delete(self, keys: list[str]) -> None:
         if not keys:
@@ -219,6 +237,10 @@ class LocalStorage:
         expires = int(time.time()) + expires_in
         query = urlencode({"expires": expires, "signature": self.signature(key, expires)})
         return f"{self._base}/v1/storage/{quote(key)}?{query}"
+
+    async def download_url(self, key: str, *, expires_in: int, filename: str) -> str:
+        # The API serves local objects as attachments named after the key's last part.
+        return await self.presigned_url(key, expires_in=expires_in)
 
 
 def make_storage(settings: Settings) -> S3Storage | LocalStorage:

@@ -355,6 +355,18 @@ async def test_every_endpoint_declares_its_scope_in_openapi(client) -> None:
         ("get", "/stac/collections/{collection_id}/items/{item_id}"),
         ("get", "/stac/search"),
         ("post", "/stac/search"),
+        # the portal: its public pages, and its cookie sessions (a login, the refresh cookie)
+        ("get", "/v1/portal/config"),
+        ("get", "/v1/portal/storylines"),
+        ("get", "/v1/portal/storylines/{slug}"),
+        ("get", "/v1/portal/places"),
+        ("get", "/v1/portal/apps/{app_id}/dates"),
+        ("post", "/v1/portal/session"),
+        ("post", "/v1/portal/session/refresh"),
+        ("delete", "/v1/portal/session"),
+        # quicklooks of catalogue products: public ones for anyone, like the product itself
+        ("get", "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook"),
+        ("get", "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook.png"),
     }
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():

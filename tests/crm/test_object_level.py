@@ -22,6 +22,7 @@ FILL = {
     "job_id": lambda b: b["order_id"],  # OGC API - Processes: a job is an order
     "process_id": lambda b: "roi_stats",
     "collection_id": lambda b: "cure-roi_stats",  # STAC: B's product as an item
+    "asset": lambda b: "data",  # a quicklook of B's product
     "item_id": lambda b: f"roi_stats-{b['order_id']}",
 }
 # Signed links carry their proof in the query: A has none for B's objects, so A forges one.
@@ -34,6 +35,8 @@ NOT_OWNED = {
     ("GET", "/v1/ccsi/{collection}/search"),  # a search: checked below to find none of B's
     ("GET", "/ogc/processes/{process_id}"),
     ("POST", "/ogc/processes/{process_id}/execution"),
+    ("GET", "/v1/portal/storylines/{slug}"),  # the portal's public pages
+    ("GET", "/v1/portal/apps/{app_id}/dates"),
 }
 
 

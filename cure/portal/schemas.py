@@ -1,0 +1,82 @@
+from datetime import date
+from typing import Any
+
+from pydantic import Field
+
+from cure.kit.schemas import BaseSchema, InputSchema
+
+
+class SessionCreate(InputSchema):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class SessionRead(BaseSchema):
+    """An access token for the page's memory; the refresh token went into an HttpOnly cookie."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 (a token type, not a secret)
+    expires_in: int
+    scope: str
+
+
+class PortalConfigRead(BaseSchema):
+    tile_url: str | None = Field(description="XYZ tiles of a base map; none: a plain background")
+    tile_attribution: str | None
+    client_id: str = Field(description="The first-party public client the portal logs in with")
+
+
+class PlaceRead(BaseSchema):
+    name: str
+    bbox: list[float] = Field(description="west, south, east, north (WGS84)")
+
+
+class AvailableDatesRead(BaseSchema):
+    app_id: str
+    needs_inputs: bool = Field(description="False: any date will do (the app reads no input)")
+    dates: list[date] = Field(description="Days on which every dated input has a product")
+
+
+class QuicklookRead(BaseSchema):
+    png: str = Field(description="GET this (with the same authorization) for the image")
+    bounds: list[float] = Field(description="west, south, east, north (WGS84) of the image")
+    width: int
+    height: int
+    label: str
+    unit: str | None
+    range: list[float] = Field(description="The values at the colormap's two ends")
+    colormap: dict[str, Any]
+    histogram: dict[str, list[float]] = Field(description="edges (n + 1) and counts (n)")
+    statistics: dict[str, float | int | None]
+
+
+class DownloadLinkRead(BaseSchema):
+    href: str = Field(description="An expiring link that downloads the file")
+    expires_in: int
+    filename: str
+
+
+class StorylineSummary(BaseSchema):
+    slug: str
+    title: str
+    summary: str
+    city: str
+    apps: list[str]
+
+
+class StorylineProductRead(BaseSchema):
+    name: str
+    app: str
+    title: str
+    date: date
+    region: list[float]
+    available: bool = Field(description="False until `cure portal prepare` has published it")
+    collection: str
+    identifier: str | None = None
+    quicklook: str | None = Field(default=None, description="The primary raster's quicklook")
+    statistics: dict[str, Any] | None = None
+
+
+class StorylineRead(StorylineSummary):
+    blocks: list[dict[str, Any]]
+    products: dict[str, StorylineProductRead]
