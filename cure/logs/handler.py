@@ -261,7 +261,18 @@ def configure_logging(
     for handler in _INSTALLED:
         root.addHandler(handler)
     root.setLevel(level)
-    # The broker clients are chatty at INFO about every reconnect.
-    for noisy in ("aio_pika", "aiormq", "amqp", "kombu", "botocore", "urllib3", "docker"):
+    # The broker clients are chatty at INFO about every reconnect; httpx logs every request's
+    # URL at INFO, and a presigned link's query is a credential.
+    for noisy in (
+        "aio_pika",
+        "aiormq",
+        "amqp",
+        "kombu",
+        "botocore",
+        "urllib3",
+        "docker",
+        "httpx",
+        "httpcore",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return broker
