@@ -88,11 +88,14 @@ ensure_venv() {
     say "creating the virtualenv"
     python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
   fi
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ client/pyproject.toml -nt "$stamp" ] \
-    || ! .venv/bin/python -c 'import cure_client' 2>/dev/null; then
-    say "installing CURE, its Python client (client/) and their dependencies"
+  if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+    || [ client/pyproject.toml -nt "$stamp" ] || ! .venv/bin/python -c 'import cure_client' 2>/dev/null; then
+    say "installing CURE, its Python client (client/) and the versions pinned in requirements.lock"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]' -e client
+    # Exactly the locked versions, each checked against its hash; then CURE and its client
+    # themselves, whose dependencies the lock already holds (scripts/lock updates it).
+    .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
+    .venv/bin/python -m pip install -q --no-deps -e . -e client
     touch "$stamp"
   fi
 }
