@@ -2,16 +2,6 @@
 # Debian's Python 3.11 in a virtualenv; build with the host's network for apt and PyPI:
 # `scripts/image` (or `docker build --network host -t cure .`). On a machine with no image
 # registry, scripts/image first builds debian:bookworm-slim locally, as for the app images.
-# The runtime dependencies from pyproject.toml (and setuptools for the editable install), alone:
-# a change elsewhere in pyproject.toml (lint settings, test tools) does not rebuild them.
-FROM debian:bookworm-slim AS requirements
-RUN command -v python3 >/dev/null \
- || (apt-get update && apt-get install -y --no-install-recommends python3-minimal)
-COPY pyproject.toml /
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > /requirements.txt \
- && echo "setuptools>=68" >> /requirements.txt
-
 FROM debian:bookworm-slim
 # Local certificate authorities (deploy/ca-certificates/*.crt, see its README) join Debian's.
 COPY deploy/ca-certificates/ /usr/local/share/ca-certificates/
@@ -24,15 +14,20 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /srv/cure cure
 ENV PATH=/opt/cure/bin:$PATH PYTHONUNBUFFERED=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /srv/cure
-# Dependencies first, from the list the first stage read: rebuilt only when that list changes.
-COPY --from=requirements /requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+# The runtime dependencies at the versions requirements-runtime.lock pins (scripts/lock writes
+# it), each checked against its hash, and setuptools for the editable install: this layer is
+# rebuilt only when the lock changes.
+COPY requirements-runtime.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /tmp/requirements.lock \
+ && pip install --no-cache-dir --disable-pip-version-check "setuptools>=68" \
+ && rm /tmp/requirements.lock
 COPY pyproject.toml alembic.ini ./
 COPY alembic ./alembic
 COPY cure ./cure
 # Editable, so alembic.ini and the apps' folders are found beside the package; with the
 # setuptools installed above, so a change of code rebuilds in seconds and needs no network.
+# var/ keeps the secrets generated at first start: compose.yaml mounts one volume there for the
+# API and the worker, so they share them.
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation -e . \
  && mkdir -p var && chown cure var
 COPY README.md ./

@@ -1,6 +1,14 @@
-"""Settings: every value comes from a ``CURE_*`` environment variable, with working local defaults."""
+"""Settings: every value comes from a ``CURE_*`` environment variable, with working local defaults.
+
+Secrets fail closed: a known placeholder or a short value is refused everywhere. With no secret
+configured, a development or test install generates strong random ones at first start and keeps
+them in ``var/secrets.json`` (readable by its owner only); production must be given every one.
+"""
 
 import hashlib
+import json
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -8,9 +16,97 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 (a placeholder, refused outside dev)
-DEV_STORAGE_SECRET = "dev-only-insecure-storage-secret-change-me"  # noqa: S105
-DEV_CALLBACK_KEY = "dev-only-insecure-callback-key-change-me"
+# Values that were public (this repository's former development defaults) or are the usual
+# stand-ins: refused in every environment, since anyone could sign tokens or links with them.
+KNOWN_PLACEHOLDERS = frozenset(
+    {
+        "dev-only-insecure-jwt-secret-change-me",
+        "dev-only-insecure-storage-secret-change-me",
+        "dev-only-insecure-callback-key-change-me",
+        "changeme",
+        "change-me",
+        "secret",
+        "password",
+    }
+)
+MIN_SECRET_LENGTH = 32
+# The secrets a local install generates when none is configured, with the variable that sets each.
+GENERATED_SECRETS = {
+    "jwt_secret": "CURE_JWT_SECRET",
+    "storage_secret": "CURE_STORAGE_SECRET",
+    "callback_signing_key": "CURE_CALLBACK_SIGNING_KEY",
+}
+
+
+class SecretsFileError(ValueError):
+    pass
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise SecretsFileError(
+            f"{path} can be read by others than its owner; run: chmod 600 {path}"
+        )
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise SecretsFileError(f"{path} is not a JSON object of strings")
+    return data
+
+
+def _write_new(path: Path, data: dict[str, str]) -> bool:
+    """Write ``data`` at ``path`` (mode 600) unless it exists; False if another process won."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and never over a file another process wrote first
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def local_secrets(path: Path) -> dict[str, str]:
+    """The generated secrets kept at ``path``, made at first use (API and worker share them)."""
+    try:
+        known = _read_secrets(path)
+    except FileNotFoundError:
+        known = {}
+    missing = [name for name in GENERATED_SECRETS if name not in known]
+    if not missing:
+        return known
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = {**known, **{name: secrets.token_urlsafe(48) for name in missing}}
+    if known:  # an older file lacks a newer secret: add it, keeping the ones in use
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(fresh, out, indent=2)
+        os.replace(tmp, path)
+        return fresh
+    if _write_new(path, fresh):
+        return fresh
+    return _read_secrets(path)  # a process started at the same moment wrote them first
+
+
+def check_secret(variable: str, value: str) -> None:
+    if value.strip().lower() in KNOWN_PLACEHOLDERS:
+        raise ValueError(f"{variable} is a known placeholder; set a random value")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{variable} must have at least {MIN_SECRET_LENGTH} characters")
+
+
+def reveal(secret: SecretStr | None, variable: str) -> str:
+    """A secret's value where it is needed; None only where Settings allowed it to be unset."""
+    if secret is None:
+        raise RuntimeError(f"{variable} is not configured")
+    return secret.get_secret_value()
 
 
 class Settings(BaseSettings):
@@ -19,15 +115,26 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cure"
+    # Connections of the API's request pool (and as many again in overflow); a second, small
+    # pool keeps short bookkeeping transactions (throttle records) apart from it.
+    database_pool_size: int = Field(default=10, ge=2)
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
+    # Request bodies larger than these answer 413 before anything parses them: auth and CRM
+    # (credentials, profiles), orders (a region of up to geo.MAX_VERTICES positions), the rest.
+    max_small_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_order_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # Access tokens: JWTs signed with HS* (jwt_secret) or RS* (an RSA private key in PEM, given
     # inline or as a file; the public key is derived from it and published at /v1/auth/jwks.json).
-    jwt_secret: str = DEV_JWT_SECRET
+    # None: generated at first start (development and test) into secrets_file; production
+    # must set it (HS* algorithms only).
+    jwt_secret: SecretStr | None = None
+    secrets_file: Path = Path("var/secrets.json")
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
     jwt_private_key: SecretStr | None = None
     jwt_private_key_file: Path | None = None
@@ -52,10 +159,27 @@ class Settings(BaseSettings):
     password_reset_url: str | None = None
 
     # Brute-force throttling: failures counted per account and per client address in a window.
+    # Brute force (README "Brute force"): wrong passwords for one account from one address are
+    # refused past pair_failures; an account past account_failures (from anywhere) is under
+    # attack, an address past address_failures is abusive: both only slow the guesses down
+    # (a growing delay), and together they refuse. Cheap random credentials (client secrets,
+    # refresh and reset tokens) are always checked first: the right one is never refused.
     throttle_window_seconds: int = Field(default=900, gt=0)
+    throttle_pair_failures: int = Field(default=5, gt=0)
     throttle_account_failures: int = Field(default=10, gt=0)
     throttle_address_failures: int = Field(default=100, gt=0)
+    throttle_delay_base_seconds: float = Field(default=0.25, ge=0)
+    throttle_delay_max_seconds: float = Field(default=4, ge=0)
     throttle_reset_requests: int = Field(default=5, gt=0)
+    throttle_registrations: int = Field(default=20, gt=0)  # per address and window
+    # Threads that hash passwords (None: one less than the CPUs, at least one), so a burst of
+    # logins queues for them instead of taking every core from the event loop.
+    password_hash_threads: int | None = Field(default=None, ge=1, le=64)
+    # Email verification: a single-use link mailed at registration. Required to order when on.
+    require_email_verification: bool = False
+    email_verification_ttl_seconds: int = Field(default=2 * 86400, gt=0)
+    # Link put in verification emails, e.g. "https://portal.example.org/verify#token={token}".
+    email_verification_url: str | None = None
 
     # Outgoing email (SMTP).
     smtp_host: str = "127.0.0.1"
@@ -70,7 +194,7 @@ class Settings(BaseSettings):
     # the API signs and serves itself) for a single machine with no S3 service.
     storage_backend: Literal["s3", "local"] = "local"
     storage_dir: Path = Path("var/storage")
-    storage_secret: str = DEV_STORAGE_SECRET
+    storage_secret: SecretStr | None = None  # signs local storage links; None: generated
     s3_endpoint_url: str | None = None
     s3_bucket: str = "cure-results"
     s3_region: str = "us-east-1"
@@ -90,6 +214,7 @@ class Settings(BaseSettings):
     container_pids: int = 128
     container_timeout_seconds: int = 600
     max_output_bytes: int = 256 * 1024 * 1024
+    max_log_bytes: int = 8 * 1024 * 1024  # an app's stdout and stderr together
     container_sweep_seconds: float = 60  # how often a worker removes app containers no run owns
 
     # Inputs: found through a CCSI-compatible catalogue (None: this deployment's own, under
@@ -109,8 +234,8 @@ class Settings(BaseSettings):
 
     # Callbacks: loopback, link-local and private targets are refused unless allowed here.
     allow_private_callbacks: bool = False
-    callback_signing_key: str = DEV_CALLBACK_KEY
-    callback_timeout_seconds: float = 10
+    callback_signing_key: SecretStr | None = None  # derives each customer's key; None: generated
+    callback_timeout_seconds: float = 10  # one deadline: resolving the host and the call
     callback_max_attempts: int = 6
 
     # Notifier: failed emails and callbacks wait base * 2^(tries - 1) seconds, at most max.
@@ -118,6 +243,8 @@ class Settings(BaseSettings):
     notify_retry_base_seconds: float = 5
     notify_retry_max_seconds: float = 3600
     email_max_attempts: int = 60  # with the cap, about two days of trying
+    # Deliveries at once; below the pool size, and no connection is held during network calls.
+    notify_concurrency: int = Field(default=4, ge=1)
 
     # Reconciler: an order is stuck when its worker has been silent past these deadlines.
     heartbeat_interval_seconds: float = 10
@@ -197,22 +324,32 @@ class Settings(BaseSettings):
         return (self.ccsi_url or f"{self.public_url.rstrip('/')}/v1/ccsi").rstrip("/")
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> "Settings":
+    def _secrets(self) -> "Settings":
         if self.jwt_algorithm.startswith("RS"):
             if self.jwt_private_key is None and self.jwt_private_key_file is None:
                 raise ValueError(
                     f"CURE_JWT_ALGORITHM={self.jwt_algorithm} needs CURE_JWT_PRIVATE_KEY "
                     "or CURE_JWT_PRIVATE_KEY_FILE (an RSA private key in PEM)"
                 )
-        elif self.environment == "production" and (
-            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
-        ):
-            raise ValueError("CURE_JWT_SECRET must be set to a random value of 32+ characters")
-        if self.environment == "production":
-            if self.storage_backend == "local" and self.storage_secret == DEV_STORAGE_SECRET:
-                raise ValueError("CURE_STORAGE_SECRET must be set outside development")
-            if self.callback_signing_key == DEV_CALLBACK_KEY:
-                raise ValueError("CURE_CALLBACK_SIGNING_KEY must be set outside development")
+        if self.notify_concurrency >= self.database_pool_size:
+            raise ValueError("CURE_NOTIFY_CONCURRENCY must be below CURE_DATABASE_POOL_SIZE")
+        needed = {
+            "jwt_secret": not self.jwt_algorithm.startswith("RS"),
+            "storage_secret": self.storage_backend == "local",
+            "callback_signing_key": True,
+        }
+        generated: dict[str, str] | None = None
+        for name, variable in GENERATED_SECRETS.items():
+            value: SecretStr | None = getattr(self, name)
+            if value is None:
+                if self.environment == "production":
+                    if needed[name]:
+                        raise ValueError(f"{variable} must be set in production")
+                    continue
+                generated = generated or local_secrets(self.secrets_file)
+                value = SecretStr(generated[name])
+                setattr(self, name, value)
+            check_secret(variable, value.get_secret_value())
         return self
 
 

@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from cure.apps.router import router as apps_router
+from cure.auth.passwords import PasswordHasher
 from cure.auth.router import router as auth_router
 from cure.ccsi.router import router as ccsi_router
 from cure.config import Settings, get_settings
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources = build_resources(settings)
         app.state.engine = resources.engine
         app.state.sessionmaker = resources.sessionmaker
+        app.state.side_sessionmaker = resources.side_sessionmaker
+        app.state.hasher = PasswordHasher(settings)
         app.state.storage = make_storage(settings)
         app.state.log_publisher = LogPublisher(settings)
         relay = make_relay(resources)
@@ -100,7 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.gather(*tasks, return_exceptions=True)
             await relay.close()
             await app.state.log_publisher.close()
-            await resources.engine.dispose()
+            app.state.hasher.close()
+            await resources.dispose()
 
     # Swagger UI and ReDoc are served from the fastapi-offline package, never from a CDN, so
     # /docs works on a closed network.

@@ -115,6 +115,13 @@ def test_environment(moto_url: str, smtp_port: int, scratch: Path) -> dict[str, 
         "CURE_S3_SECRET_ACCESS_KEY": "testing",
         "CURE_S3_BUCKET": "cure-test-results",
         "CURE_JWT_SECRET": "test-secret-" + "x" * 40,
+        "CURE_STORAGE_SECRET": "test-storage-secret-" + "y" * 40,
+        "CURE_CALLBACK_SIGNING_KEY": "test-callback-key-" + "z" * 40,
+        # Every test registers customers from 127.0.0.1 or a few loopback addresses: the
+        # per-address limit on registrations is tested with an app of its own.
+        "CURE_THROTTLE_REGISTRATIONS": "100000",
+        # Never the secrets file of a scripts/run stack on this checkout: the run's own, if any.
+        "CURE_SECRETS_FILE": str(scratch / "secrets.json"),
         "CURE_SMTP_HOST": "127.0.0.1",
         "CURE_SMTP_PORT": str(smtp_port),
         "CURE_METRICS_DIR": str(scratch / "metrics"),
@@ -206,14 +213,14 @@ async def db(app):  # type: ignore[no-untyped-def]
 
     async with app.state.engine.connect() as connection:
         transaction = await connection.begin()
-        committed = app.state.sessionmaker
-        app.state.sessionmaker = async_sessionmaker(
+        committed = app.state.sessionmaker, app.state.side_sessionmaker
+        app.state.sessionmaker = app.state.side_sessionmaker = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
         try:
             yield connection
         finally:
-            app.state.sessionmaker = committed
+            app.state.sessionmaker, app.state.side_sessionmaker = committed
             await transaction.rollback()
 
 

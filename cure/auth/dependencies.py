@@ -13,7 +13,7 @@ from cure.auth import service as auth_service
 from cure.auth.exceptions import AdminOnly, InsufficientScope, InvalidToken, invalid_client
 from cure.auth.service import Principal
 from cure.auth.throttle import Throttle
-from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
+from cure.kit.dependencies import SessionDep, SettingsDep
 
 _TOKEN_URL = "/v1/auth/token"  # noqa: S105 (a path)
 _oauth2 = OAuth2(
@@ -113,12 +113,11 @@ client_basic = ClientBasic(auto_error=False, scheme_name="client_secret_basic")
 BasicDep = Annotated[HTTPBasicCredentials | None, Security(client_basic)]
 
 
-def get_throttle(
-    request: Request, settings: SettingsDep, sessionmaker: SessionmakerDep
-) -> Throttle:
+def get_throttle(request: Request, settings: SettingsDep) -> Throttle:
     # Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the real client address.
     address = request.client.host if request.client else "unknown"
-    return Throttle(settings, address, sessionmaker)
+    state = request.app.state
+    return Throttle(settings, address, state.side_sessionmaker, state.hasher)
 
 
 ThrottleDep = Annotated[Throttle, Depends(get_throttle)]

@@ -68,6 +68,14 @@ class InvalidResetToken(CureError):
     status_code = 400
 
 
+class InvalidVerificationToken(CureError):
+    status_code = 400
+
+
+class EmailNotVerified(Forbidden):
+    pass
+
+
 class WrongPassword(CureError):
     status_code = 400
 

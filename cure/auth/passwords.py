@@ -1,13 +1,22 @@
 """Password and client-secret hashing, and the password policy."""
 
+import asyncio
 import hashlib
 import hmac
+import os
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import TypeVar
 
 from passlib.context import CryptContext
 
 from cure.config import Settings
+
+# Longer passwords are refused before any lookup or hash, the same way for every email: a hash of
+# megabytes costs time, and passlib refuses anything over 4096 bytes with an error of its own.
+MAX_PASSWORD_LENGTH = 256
 
 # Some passwords that pass every length rule but are among the first any attacker tries.
 _COMMON = frozenset(
@@ -72,6 +81,42 @@ def burn_verification(settings: Settings, password: str) -> None:
     _context_for(settings).verify(
         password, _dummy_hash(settings.argon2_memory_kib, settings.argon2_time_cost)
     )
+
+
+T = TypeVar("T")
+
+
+def hash_threads(settings: Settings) -> int:
+    """How many threads hash passwords: configured, or one less than the CPUs (at least one)."""
+    return settings.password_hash_threads or max(1, (os.cpu_count() or 2) - 1)
+
+
+class PasswordHasher:
+    """Runs the slow password hash on a bounded pool of threads of its own.
+
+    A burst of logins queues here rather than taking every core (argon2 releases the GIL, so the
+    event loop keeps serving other requests meanwhile) or the threads that other work shares.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.threads = hash_threads(settings)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cure-hash")
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def hash(self, password: str) -> str:
+        return await self._run(lambda: hash_password(self.settings, password))
+
+    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        return await self._run(lambda: verify_password(self.settings, password, password_hash))
+
+    async def burn(self, password: str) -> None:
+        await self._run(lambda: burn_verification(self.settings, password))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def policy_violations(

@@ -10,12 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cure.auth.models import (
     AuthFailure,
     Customer,
+    EmailVerificationToken,
     OAuthClient,
     PasswordResetToken,
     RefreshToken,
     RevokedAccessToken,
 )
 from cure.kit.pagination import keyset
+
+# Not a SHA-256 hex digest (it holds "!"), so no client secret ever matches it.
+LOCKED_OUT_SECRET_HASH = "!locked-out: rotate the secret to use this client"  # noqa: S105
 
 # -- clients -------------------------------------------------------------------------------------
 
@@ -68,6 +72,18 @@ async def remove_scope_from_clients(
         update(OAuthClient)
         .where(OAuthClient.customer_id == customer_id, OAuthClient.scopes.is_not(None))
         .values(scopes=func.array_remove(OAuthClient.scopes, scope))
+    )
+
+
+async def lock_out_customer_clients(
+    session: AsyncSession, customer_id: uuid.UUID, *, now: datetime
+) -> None:
+    """Replace every client secret of the customer by a value no secret hashes to (a SHA-256
+    hex digest never contains "!"), and refuse the tokens issued with the old ones."""
+    await session.execute(
+        update(OAuthClient)
+        .where(OAuthClient.customer_id == customer_id, OAuthClient.revoked_at.is_(None))
+        .values(secret_hash=LOCKED_OUT_SECRET_HASH, secret_rotated_at=now)
     )
 
 
@@ -284,12 +300,60 @@ async def use_all_reset_tokens(
     )
 
 
+# -- email verification tokens -------------------------------------------------------------------
+
+
+async def add_verification_token(session: AsyncSession, token: EmailVerificationToken) -> None:
+    session.add(token)
+    await session.flush()
+
+
+async def get_verification_token_for_update(
+    session: AsyncSession, token_hash: str
+) -> EmailVerificationToken | None:
+    return (
+        await session.execute(
+            select(EmailVerificationToken)
+            .where(EmailVerificationToken.token_hash == token_hash)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
 # -- throttling ----------------------------------------------------------------------------------
 
 
-async def add_failures(session: AsyncSession, keys: list[str], *, now: datetime) -> None:
-    session.add_all([AuthFailure(key=key, occurred_at=now) for key in keys])
-    await session.flush()
+async def lock_keys(session: AsyncSession, namespace: int, keys: list[str]) -> None:
+    """Serialise, until the transaction ends, every throttle decision on these keys (in one
+    order, so two decisions never wait on each other)."""
+    for key in sorted(set(keys)):
+        objid = int.from_bytes(bytes.fromhex(key[:8]), "big", signed=True)
+        await session.execute(select(func.pg_advisory_xact_lock(namespace, objid)))
+
+
+async def count_failures(
+    session: AsyncSession, keys: list[str], *, since: datetime
+) -> dict[str, int]:
+    rows = await session.execute(
+        select(AuthFailure.key, func.count())
+        .where(AuthFailure.key.in_(keys), AuthFailure.occurred_at > since)
+        .group_by(AuthFailure.key)
+    )
+    return {key: int(count) for key, count in rows.all()}
+
+
+async def add_failures(session: AsyncSession, keys: list[str], *, now: datetime) -> list[int]:
+    rows = await session.execute(
+        insert(AuthFailure)
+        .values([{"key": key, "occurred_at": now} for key in keys])
+        .returning(AuthFailure.id)
+    )
+    return [int(row_id) for row_id in rows.scalars()]
+
+
+async def delete_failures(session: AsyncSession, ids: list[int]) -> None:
+    if ids:
+        await session.execute(delete(AuthFailure).where(AuthFailure.id.in_(ids)))
 
 
 async def nth_latest_failure(

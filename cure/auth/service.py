@@ -17,6 +17,7 @@ from cure.auth.exceptions import (
     ClientNotFound,
     InvalidResetToken,
     InvalidToken,
+    InvalidVerificationToken,
     OAuthError,
     ScopeNotHeld,
     TooManyAttempts,
@@ -24,7 +25,14 @@ from cure.auth.exceptions import (
     WrongPassword,
     invalid_client,
 )
-from cure.auth.models import Customer, OAuthClient, PasswordResetToken, RefreshToken
+from cure.auth.models import (
+    Customer,
+    EmailVerificationToken,
+    OAuthClient,
+    PasswordResetToken,
+    RefreshToken,
+)
+from cure.auth.passwords import PasswordHasher
 from cure.auth.schemas import TokenRead
 from cure.auth.throttle import Limit, Throttle
 from cure.auth.tokens import TokenInvalid, decode_access_token, encode_access_token
@@ -46,6 +54,7 @@ class Principal:
     client_id: str
     scopes: frozenset[str]
     is_admin: bool  # an admin customer whose token carries the admin scope
+    email_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,11 +126,11 @@ async def authenticate_client(
         if not allow_public or secret:
             raise invalid_client()
         return AuthenticatedClient(settings.first_party_client_id, None, None)
-    limits = (throttle.account_limit("client", client_id), throttle.address_limit())
-    await _check_oauth(session, throttle, *limits)
+    # A client secret is 256 random bits checked with one lookup: check it first, so that the
+    # right one is never refused, whatever others tried with this client_id or from this address.
     found = await repository.get_active_client(session, client_id) if secret else None
     if found is None or not passwords.verify_client_secret(secret or "", found[0].secret_hash):
-        await throttle.record(*limits)
+        await _count_failure(throttle, throttle.pair_limit("client", client_id))
         raise invalid_client()
     client, customer = found
     if not customer.is_active:
@@ -129,18 +138,23 @@ async def authenticate_client(
     return AuthenticatedClient(client.client_id, client, customer)
 
 
-async def _check_oauth(session: AsyncSession, throttle: Throttle, *limits: Limit) -> None:
+async def _count_failure(throttle: Throttle, *limits: Limit) -> None:
+    """Count a wrong cheap credential, under ``limits`` and the address: 429 past a limit."""
+    try:
+        await throttle.failed(*limits, throttle.address_limit())
+    except TooManyAttempts as exc:
+        raise _oauth_throttled(exc) from exc
+
+
+def _oauth_throttled(exc: TooManyAttempts) -> OAuthError:
     # RFC 6749 has no code for throttling; "temporarily_unavailable" is the registered code that
     # means "try again later", which is what Retry-After tells the client to do.
-    try:
-        await throttle.check(session, *limits)
-    except TooManyAttempts as exc:
-        raise OAuthError(
-            "temporarily_unavailable",
-            "too many failed attempts; try again later",
-            status_code=429,
-            retry_after=exc.retry_after,
-        ) from exc
+    return OAuthError(
+        "temporarily_unavailable",
+        "too many failed attempts; try again later",
+        status_code=429,
+        retry_after=exc.retry_after,
+    )
 
 
 # -- the token endpoint --------------------------------------------------------------------------
@@ -230,20 +244,37 @@ async def _password_grant(
 async def verify_login(
     session: AsyncSession, settings: Settings, throttle: Throttle, *, email: str, password: str
 ) -> Customer:
-    """The active customer with this email and password, or invalid_grant (throttled)."""
-    limits = (throttle.account_limit("user", email), throttle.address_limit())
-    await _check_oauth(session, throttle, *limits)
-    customer = await repository.get_customer_by_email(session, email)
-    if customer is None:
+    """The active customer with this email and password, or invalid_grant (throttled).
+
+    The slow part, the hash, runs holding no database connection: the throttle's decision and
+    the stored hash are read in a short transaction of the side pool that commits the attempt
+    as a failure first (taken back when the password is right), then the hash waits for one of
+    the hashing threads, and only a right password goes on in the request's own session.
+    """
+    if len(password) > passwords.MAX_PASSWORD_LENGTH:
+        # Before any lookup: the same answer whether or not the email has an account.
+        raise OAuthError(
+            "invalid_request",
+            f"the password must have at most {passwords.MAX_PASSWORD_LENGTH} characters",
+        )
+    try:
+        async with throttle.sessionmaker() as gate, gate.begin():
+            attempt = await throttle.admit(gate, "user", email)
+            stored = await repository.get_customer_by_email(gate, email)
+    except TooManyAttempts as exc:
+        raise _oauth_throttled(exc) from exc
+    await throttle.wait(attempt)
+    if stored is None:
         # As slow as a real check, so the answer's timing does not tell which emails exist.
-        await asyncio.to_thread(passwords.burn_verification, settings, password)
+        await throttle.hasher.burn(password)
         valid, upgraded = False, None
     else:
-        valid, upgraded = await asyncio.to_thread(
-            passwords.verify_password, settings, password, customer.password_hash
-        )
-    if customer is None or not valid:
-        await throttle.record(*limits)
+        valid, upgraded = await throttle.hasher.verify(password, stored.password_hash)
+    if stored is None or not valid:
+        raise OAuthError("invalid_grant", "the email or password is wrong")  # already counted
+    await throttle.forget(attempt)
+    customer = await repository.get_customer(session, stored.id)
+    if customer is None:  # removed in the meantime
         raise OAuthError("invalid_grant", "the email or password is wrong")
     if upgraded:
         customer.password_hash = upgraded  # the hash parameters changed: store the stronger hash
@@ -262,12 +293,11 @@ async def _refresh_grant(
 ) -> TokenRead:
     if not refresh_token:
         raise OAuthError("invalid_request", "refresh_token is required")
-    await _check_oauth(session, throttle, throttle.address_limit())
     now = utcnow()
     invalid = OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
     stored = await repository.get_refresh_token(session, passwords.hash_opaque_token(refresh_token))
-    if stored is None:
-        await throttle.record(throttle.address_limit())
+    if stored is None:  # 256 random bits: checked first, only wrong ones are counted
+        await _count_failure(throttle)
         raise invalid
     if stored.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the refresh token was issued to another client")
@@ -325,7 +355,12 @@ async def _issue(
     """An access token, and a refresh token in ``family_id`` when one is given."""
     now = utcnow()
     access, claims = encode_access_token(
-        settings, subject=str(customer.id), client_id=client_id, scopes=scopes, now=now
+        settings,
+        subject=str(customer.id),
+        client_id=client_id,
+        scopes=scopes,
+        now=now,
+        generation=customer.token_generation,
     )
     result = TokenRead(
         access_token=access, expires_in=settings.access_token_ttl_seconds, scope=" ".join(scopes)
@@ -397,12 +432,15 @@ async def _principal_of(
             return None  # issued with a secret that has since been replaced
     if customer is None or customer.id != customer_id or not customer.is_active:
         return None
+    if claims.get("gen", 0) < customer.token_generation:
+        return None  # issued before the password was reset or changed
     if await repository.is_revoked(session, claims["jti"]):
         return None
     # A token never carries more than its client and customer hold now: withdrawn scopes go at once.
     scopes = frozenset(claims["scope"].split()) & frozenset(client_scopes(client, customer))
     is_admin = customer.is_admin and scope_rules.ADMIN in scopes
-    return Principal(customer.id, claims["client_id"], scopes, is_admin)
+    verified = customer.email_verified_at is not None
+    return Principal(customer.id, claims["client_id"], scopes, is_admin, email_verified=verified)
 
 
 # -- introspection and revocation ----------------------------------------------------------------
@@ -499,7 +537,12 @@ def check_password_policy(
         raise WeakPassword(problems)
 
 
-async def hash_password(settings: Settings, password: str) -> str:
+async def hash_password(
+    settings: Settings, password: str, *, hasher: PasswordHasher | None = None
+) -> str:
+    """The password's hash, on the hashing threads when given (the API), else a plain thread."""
+    if hasher is not None:
+        return await hasher.hash(password)
     return await asyncio.to_thread(passwords.hash_password, settings, password)
 
 
@@ -516,10 +559,9 @@ async def request_password_reset(
 ) -> ResetMail | None:
     """A single-use reset token for an active account with this email, to be mailed; None when
     there is no such account. The caller answers the same either way."""
-    limits = (throttle.reset_limit(email), throttle.address_limit())
-    # Every request counts, known email or not, so the limits reveal nothing about accounts.
-    await throttle.check(session, *limits)
-    await throttle.record(*limits)
+    # Every request counts, known email or not, so the limits reveal nothing about accounts; its
+    # own count per address, so that failed logins from an address never block its resets.
+    await throttle.spend(throttle.reset_limit(email), throttle.address_limit("reset-request"))
     customer = await repository.get_customer_by_email(session, email)
     if customer is None or not customer.is_active:
         return None
@@ -574,8 +616,8 @@ async def send_reset_email(settings: Settings, mail: ResetMail) -> None:
 async def confirm_password_reset(
     session: AsyncSession, settings: Settings, throttle: Throttle, *, token: str, new_password: str
 ) -> None:
-    """Set the new password, spend every reset token of the account and end its sessions."""
-    await throttle.check(session, throttle.address_limit())
+    """Set the new password, spend every reset token of the account and end everything that
+    gave access to it (``end_all_access``)."""
     now = utcnow()
     stored = await repository.get_reset_token_for_update(
         session, passwords.hash_opaque_token(token)
@@ -588,12 +630,14 @@ async def confirm_password_reset(
         or customer is None
         or not customer.is_active
     ):
-        await throttle.record(throttle.address_limit())
+        # 256 random bits: checked first, so only wrong tokens are counted (and refused past
+        # the address's limit).
+        await throttle.failed(throttle.address_limit())
         raise InvalidResetToken("the reset token is invalid, expired or already used")
     check_password_policy(settings, new_password, email=customer.email, name=customer.name)
-    customer.password_hash = await hash_password(settings, new_password)
+    customer.password_hash = await hash_password(settings, new_password, hasher=throttle.hasher)
     await repository.use_all_reset_tokens(session, customer.id, now=now)
-    await repository.revoke_customer_refresh_tokens(session, customer.id, now=now)
+    await end_all_access(session, customer, now=now)
 
 
 async def change_password(
@@ -605,7 +649,8 @@ async def change_password(
     current_password: str,
     new_password: str,
 ) -> None:
-    """Change the caller's password (knowing the current one) and end its refresh tokens."""
+    """Change the caller's password (knowing the current one) and end everything that gave
+    access to the account, the caller's own token included (``end_all_access``)."""
     customer = await repository.get_customer(session, principal.customer_id)
     assert customer is not None  # authenticate() found it a moment ago
     try:
@@ -618,13 +663,119 @@ async def change_password(
             raise TooManyAttempts(exc.message, retry_after=retry_after) from exc
         raise WrongPassword("the current password is wrong") from exc
     check_password_policy(settings, new_password, email=customer.email, name=customer.name)
-    customer.password_hash = await hash_password(settings, new_password)
-    await repository.revoke_customer_refresh_tokens(session, customer.id, now=utcnow())
+    customer.password_hash = await hash_password(settings, new_password, hasher=throttle.hasher)
+    await end_all_access(session, customer, now=utcnow())
+
+
+async def end_all_access(session: AsyncSession, customer: Customer, *, now: datetime) -> None:
+    """Whoever had access to the account loses it: every access token stops working (the
+    customer's token generation moves on), every refresh token is revoked, and every client's
+    secret is replaced by one nobody knows (the owner gets new ones with POST .../secret)."""
+    customer.token_generation += 1
+    await repository.revoke_customer_refresh_tokens(session, customer.id, now=now)
+    await repository.lock_out_customer_clients(session, customer.id, now=now)
 
 
 async def end_sessions(session: AsyncSession, customer_id: uuid.UUID) -> None:
     """Revoke every refresh token of the customer (and the access tokens issued with them)."""
     await repository.revoke_customer_refresh_tokens(session, customer_id, now=utcnow())
+
+
+# -- email verification --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerificationMail:
+    customer_id: uuid.UUID
+    to: str
+    name: str
+    token: str
+
+
+async def new_verification(
+    session: AsyncSession, settings: Settings, customer: Customer
+) -> VerificationMail:
+    """A single-use token that proves the customer reads mail at their address, to be mailed."""
+    plain, digest = passwords.new_opaque_token()
+    now = utcnow()
+    await repository.add_verification_token(
+        session,
+        EmailVerificationToken(
+            token_hash=digest,
+            customer_id=customer.id,
+            email=customer.email,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.email_verification_ttl_seconds),
+        ),
+    )
+    return VerificationMail(customer.id, customer.email, customer.name, plain)
+
+
+async def resend_verification(
+    session: AsyncSession, settings: Settings, throttle: Throttle, principal: Principal
+) -> VerificationMail | None:
+    """Another verification token for the caller; None when the email is verified already."""
+    customer = await repository.get_customer(session, principal.customer_id)
+    assert customer is not None
+    if customer.email_verified_at is not None:
+        return None
+    await throttle.spend(throttle.verification_limit(customer.id))
+    return await new_verification(session, settings, customer)
+
+
+async def verify_email(session: AsyncSession, principal: Principal, *, token: str) -> Customer:
+    """Mark the caller's email verified with a token mailed to it; the token works once."""
+    now = utcnow()
+    stored = await repository.get_verification_token_for_update(
+        session, passwords.hash_opaque_token(token)
+    )
+    customer = await repository.get_customer(session, principal.customer_id)
+    assert customer is not None
+    if (
+        stored is None
+        or stored.customer_id != customer.id
+        or stored.email != customer.email
+        or stored.used_at is not None
+        or stored.expires_at <= now
+    ):
+        raise InvalidVerificationToken("the verification token is invalid, expired or used")
+    stored.used_at = now
+    customer.email_verified_at = customer.email_verified_at or now
+    return customer
+
+
+def verification_email_body(settings: Settings, mail: VerificationMail) -> str:
+    hours = settings.email_verification_ttl_seconds // 3600
+    if settings.email_verification_url:
+        how = f"Confirm it here:\n\n  {settings.email_verification_url.format(token=mail.token)}"
+    else:
+        how = (
+            "Confirm it by sending this token, signed in to your account, to "
+            f"{settings.public_url}/v1/crm/customers/me/verify:\n\n"
+            f'  {{"token": "{mail.token}"}}'
+        )
+    return (
+        f"Hello {mail.name},\n\n"
+        f"please confirm that {mail.to} is the address of your CURE account. {how}\n\n"
+        f"The token works once and expires in {hours} hours. If you did not register with "
+        "CURE, someone else used your address: ignore this email, or reset the password of the "
+        "account to take it over (that ends every access the other person had).\n"
+    )
+
+
+async def send_verification_email(settings: Settings, mail: VerificationMail) -> None:
+    """Mail the verification token; a failure is logged (never with the token), not raised."""
+    try:
+        await mail_sender.send_email(
+            settings,
+            to=mail.to,
+            subject="Confirm your CURE email address",
+            body=verification_email_body(settings, mail),
+        )
+    except MailError as exc:
+        log.error("verification email for customer %s was not sent: %s", mail.customer_id, exc)
+    except Exception:  # a background task: nothing above us would log it with this context
+        log.exception("verification email for customer %s was not sent", mail.customer_id)
 
 
 # -- a customer's clients ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import JWTError, jwt
 
-from cure.config import Settings
+from cure.config import Settings, reveal
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068's media type, not a secret)
 MAX_TOKEN_LENGTH = 8192
@@ -64,7 +64,8 @@ def _rsa_material(algorithm: str, private_pem: str) -> KeyMaterial:
 def key_material(settings: Settings) -> KeyMaterial:
     algorithm = settings.jwt_algorithm
     if not algorithm.startswith("RS"):
-        return KeyMaterial(algorithm, settings.jwt_secret, settings.jwt_secret, None)
+        secret = reveal(settings.jwt_secret, "CURE_JWT_SECRET")
+        return KeyMaterial(algorithm, secret, secret, None)
     if settings.jwt_private_key is not None:
         pem = settings.jwt_private_key.get_secret_value()
     elif settings.jwt_private_key_file is not None:
@@ -87,6 +88,7 @@ def encode_access_token(
     client_id: str,
     scopes: list[str],
     now: datetime | None = None,
+    generation: int = 0,
 ) -> tuple[str, dict[str, Any]]:
     """A signed access token and its claims."""
     now = now or datetime.now(UTC)
@@ -100,6 +102,7 @@ def encode_access_token(
         "jti": uuid.uuid4().hex,
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
+        "gen": generation,  # the customer's token generation (a password reset moves it on)
     }
     headers = {"typ": TOKEN_TYPE}
     if keys.public_jwk:
@@ -133,6 +136,8 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
     for claim in ("sub", "client_id", "scope", "jti", "iss"):
         if not isinstance(claims.get(claim), str):
             raise TokenInvalid(f"claim {claim} is missing or malformed")
+    if "gen" in claims and (not isinstance(claims["gen"], int) or isinstance(claims["gen"], bool)):
+        raise TokenInvalid("claim gen is malformed")
     for claim in ("exp", "iat"):
         if not isinstance(claims.get(claim), int) or isinstance(claims.get(claim), bool):
             raise TokenInvalid(f"claim {claim} is missing or malformed")

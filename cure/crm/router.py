@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Response, status
 
 from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
@@ -16,6 +16,8 @@ from cure.crm.schemas import (
     CustomerRead,
     CustomerRegistered,
     CustomerUpdate,
+    EmailVerify,
+    VerificationRequested,
 )
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.routes import deprecated_alias
@@ -34,13 +36,56 @@ ScopeName = Annotated[str, Path(max_length=100)]
     tags=["crm"],
     status_code=status.HTTP_201_CREATED,
     response_model=CustomerRegistered,
-    responses=error_responses(409, 422),
+    responses=error_responses(409, 422, 429),
 )
 async def register_customer(
-    data: CustomerCreate, session: SessionDep, settings: SettingsDep
+    data: CustomerCreate,
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
 ) -> CustomerRegistered:
-    """Register a customer; the answer holds OAuth2 client credentials, the secret shown once."""
-    return await crm_service.register(session, settings, data)
+    """Register a customer; the answer holds OAuth2 client credentials, the secret shown once.
+    Where ordering needs a verified email, a link to verify it is mailed."""
+    registered, mail = await crm_service.register(session, settings, throttle, data)
+    if mail is not None:  # after the commit, so the token exists when the link is used
+        background.add_task(auth_service.send_verification_email, settings, mail)
+    return registered
+
+
+@router.post(
+    "/v1/crm/customers/me/verify",
+    tags=["crm"],
+    response_model=CustomerRead,
+    responses=error_responses(400, 401, 403, 422),
+)
+async def verify_email(
+    data: EmailVerify, session: SessionDep, principal: AccountWriter
+) -> Customer:
+    """Confirm your email with the single-use token mailed to it."""
+    return await auth_service.verify_email(session, principal, token=data.token)
+
+
+@router.post(
+    "/v1/crm/customers/me/verification-email",
+    tags=["crm"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=VerificationRequested,
+    responses=error_responses(401, 403, 429),
+)
+async def resend_verification_email(
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
+    principal: AccountWriter,
+) -> VerificationRequested:
+    """Mail a new verification link (earlier ones keep working until they expire)."""
+    mail = await auth_service.resend_verification(session, settings, throttle, principal)
+    if mail is None:
+        return VerificationRequested(detail="your email is verified already")
+    background.add_task(auth_service.send_verification_email, settings, mail)
+    return VerificationRequested(detail="a message with a verification link is on its way")
 
 
 # The original CURE platform's name for registration: kept for old scripts, deprecated.

@@ -46,6 +46,19 @@ class CustomerRegistered(BaseSchema):
     client_id: str
     client_secret: str = Field(description="Shown once; store it now. Only its hash is kept.")
     scopes: list[str]
+    email_verified: bool = Field(
+        default=False,
+        description="Verify it with the mailed link (POST /v1/crm/customers/me/verify); the "
+        "link is mailed at registration where ordering needs it, else on request",
+    )
+
+
+class EmailVerify(InputSchema):
+    token: str = Field(min_length=1, max_length=200, description="From the verification email")
+
+
+class VerificationRequested(BaseSchema):
+    detail: str
 
 
 class CustomerUpdate(InputSchema):
@@ -76,6 +89,7 @@ class CustomerRead(BaseSchema):
     scopes: list[str]
     is_admin: bool
     is_active: bool
+    email_verified_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -13,17 +13,35 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cure.config import Settings
 from cure.kit.db import make_engine, make_sessionmaker
 
+SIDE_POOL_SIZE = 3
+
 
 @dataclass(frozen=True)
 class Resources:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # A small pool apart from the requests' one, for short transactions that commit on their own
+    # while a request may hold a connection of the main pool (throttle records): a request never
+    # waits for a second connection from the pool it already draws on, so bursts cannot drain it.
+    side_engine: AsyncEngine
+    side_sessionmaker: async_sessionmaker[AsyncSession]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        await self.side_engine.dispose()
 
 
 def build_resources(settings: Settings) -> Resources:
-    engine = make_engine(settings.database_url)
-    return Resources(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine))
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    side = make_engine(settings.database_url, pool_size=SIDE_POOL_SIZE, max_overflow=2)
+    return Resources(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        side_engine=side,
+        side_sessionmaker=make_sessionmaker(side),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -33,4 +51,4 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     try:
         yield resources
     finally:
-        await resources.engine.dispose()
+        await resources.dispose()

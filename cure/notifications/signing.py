@@ -5,7 +5,7 @@ import hmac
 import time
 import uuid
 
-from cure.config import Settings
+from cure.config import Settings, reveal
 
 SIGNATURE_HEADER = "X-Cure-Signature"
 
@@ -13,7 +13,9 @@ SIGNATURE_HEADER = "X-Cure-Signature"
 def customer_secret(settings: Settings, customer_id: uuid.UUID) -> str:
     """The customer's callback signing secret, derived from the server key (nothing to store)."""
     return hmac.new(
-        settings.callback_signing_key.encode(), f"callback:{customer_id}".encode(), hashlib.sha256
+        reveal(settings.callback_signing_key, "CURE_CALLBACK_SIGNING_KEY").encode(),
+        f"callback:{customer_id}".encode(),
+        hashlib.sha256,
     ).hexdigest()
 
 

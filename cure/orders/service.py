@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cure.apps import registry as app_registry
-from cure.auth.exceptions import InsufficientScope
+from cure.auth.exceptions import EmailNotVerified, InsufficientScope
 from cure.auth.service import Principal
 from cure.ccsi import service as ccsi_service
 from cure.config import Settings
@@ -51,6 +51,11 @@ async def submit(
 ) -> tuple[Order, bool]:
     """The new order and True, or, for a repeated Idempotency-Key, the first order and False."""
     app = _orderable_app(settings, principal, app_id)
+    if settings.require_email_verification and not principal.email_verified:
+        raise EmailNotVerified(
+            "verify your email before ordering: use the link mailed at registration, or ask "
+            "for a new one with POST /v1/crm/customers/me/verification-email"
+        )
     params = app.validate_params(data.params)
     request_hash = _request_hash(app.id, data)
     # A repeated request gets its first order back whatever has changed since (the catalogue,
@@ -189,13 +194,17 @@ async def _record(
         notify_email=data.notify_email,
         callback_url=str(data.callback_url) if data.callback_url else None,
     )
-    received = OrderEvent(status=OrderStatus.RECEIVED.value, actor=_actor(principal))
+    received = OrderEvent(status=OrderStatus.RECEIVED.value, actor=_actor(principal, order))
     await repository.add(session, order, received)
     set_committed_value(order, "events", [received])
     return order
 
 
-def _actor(principal: Principal) -> str:
+def _actor(principal: Principal, order: Order) -> str:
+    """Who acted on the order, as its owner reads it in the history: the customer, or "admin"
+    when an admin acts on another customer's order (an admin's id is not the customer's to see)."""
+    if principal.customer_id != order.customer_id:
+        return "admin"
     return f"customer:{principal.customer_id}"
 
 
@@ -245,8 +254,10 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
         order.id,
         OrderStatus.CANCELLED,
         attempt=order.attempt,
-        actor=_actor(principal),
-        message="cancelled on request",
+        actor=_actor(principal, order),
+        message="cancelled by an admin"
+        if principal.customer_id != order.customer_id
+        else "cancelled on request",
     )
     await apply_event(session, event)
     return await get(session, principal, order_id)

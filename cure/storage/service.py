@@ -15,7 +15,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cure.config import Settings
+from cure.config import Settings, reveal
 
 
 class Storage(Protocol):
@@ -153,7 +153,7 @@ class LocalStorage:
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.storage_dir.resolve()
-        self._secret = settings.storage_secret.encode()
+        self._secret = reveal(settings.storage_secret, "CURE_STORAGE_SECRET").encode()
         self._base = settings.public_url.rstrip("/")
 
     def path_of(self, key: str) -> Path:
@@ -217,8 +217,10 @@ class LocalStorage:
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def verify(self, key: str, expires: int, signature: str) -> bool:
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+        given = signature.encode("utf-8", errors="surrogateescape")
         return expires >= time.time() and hmac.compare_digest(
-            self.signature(key, expires), signature
+            self.signature(key, expires).encode(), given
         )
 
     async def presigned_urls(self, keys: list[str], *, expires_in: int) -> dict[str, str]:

@@ -9,7 +9,14 @@ from sqlalchemy import select, update
 
 from cure.auth.models import PasswordResetToken
 from tests.conftest import free_port, loopback_address
-from tests.factories import PASSWORD, bearer, create_customer, password_login, unique_email
+from tests.factories import (
+    PASSWORD,
+    bearer,
+    create_customer,
+    get_token,
+    password_login,
+    unique_email,
+)
 
 NEW_PASSWORD = "a completely new passphrase"
 CONFIRM = "/v1/auth/password-reset/confirm"
@@ -82,14 +89,57 @@ async def test_reset_end_to_end_the_mailed_token_works_once(client, mailbox, ses
     assert refresh.json()["error"] == "invalid_grant"
     me = await client.get("/v1/crm/customers/me", headers=bearer(login["access_token"]))
     assert me.status_code == 401
-    # Client credentials do not depend on the password and keep working.
+    # Every client's secret was replaced: the old credentials no longer get tokens.
     assert (
         await client.post(
             "/v1/auth/token",
             data={"grant_type": "client_credentials"},
             auth=(customer["client_id"], customer["client_secret"]),
         )
-    ).status_code == 200
+    ).status_code == 401
+
+
+async def test_a_reset_takes_the_account_back_from_whoever_set_up_clients(client, mailbox) -> None:
+    """Someone who knew the password made a client and got tokens; the owner resets the password:
+    every token and every client secret of theirs stops working, and the owner gets new ones."""
+    customer = await create_customer(client)
+    intruder_login = await password_login(client, customer["email"])
+    intruder = bearer(intruder_login["access_token"])
+    made = await client.post(
+        "/v1/crm/customers/me/clients", json={"name": "mine now"}, headers=intruder
+    )
+    assert made.status_code == 201
+    planted = made.json()
+    planted_token = await get_token(client, planted)
+    script_token = await get_token(client, customer)
+
+    token = await _reset_token(client, mailbox, customer["email"])
+    done = await client.post(CONFIRM, json={"token": token, "new_password": NEW_PASSWORD})
+    assert done.status_code == 204
+
+    for old in (planted_token, script_token, intruder_login["access_token"]):
+        assert (await client.get("/v1/crm/customers/me", headers=bearer(old))).status_code == 401
+    for credentials in (planted, customer):
+        refused = await client.post(
+            "/v1/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(credentials["client_id"], credentials["client_secret"]),
+        )
+        assert refused.status_code == 401
+    # The owner signs in with the new password, sees the clients, removes the planted one and
+    # gives the script a new secret.
+    owner = bearer((await password_login(client, customer["email"], NEW_PASSWORD))["access_token"])
+    listed = await client.get("/v1/crm/customers/me/clients", headers=owner)
+    assert {c["client_id"] for c in listed.json()} == {customer["client_id"], planted["client_id"]}
+    gone = await client.delete(
+        f"/v1/crm/customers/me/clients/{planted['client_id']}", headers=owner
+    )
+    assert gone.status_code == 204
+    rotated = await client.post(
+        f"/v1/crm/customers/me/clients/{customer['client_id']}/secret", headers=owner
+    )
+    assert rotated.status_code == 200
+    assert await get_token(client, rotated.json())
 
 
 async def test_unknown_accounts_get_no_email(client, mailbox) -> None:

@@ -47,13 +47,13 @@ async def test_introspection_says_only_inactive_for_bad_tokens(client, settings)
     claims = jwt.get_unverified_claims(token)
     expired = jwt.encode(
         {**claims, "exp": int(time.time()) - 10},
-        settings.jwt_secret,
+        settings.jwt_secret.get_secret_value(),
         algorithm="HS256",
         headers={"typ": "at+jwt"},
     )
     foreign_issuer = jwt.encode(
         {**claims, "iss": "elsewhere"},
-        settings.jwt_secret,
+        settings.jwt_secret.get_secret_value(),
         algorithm="HS256",
         headers={"typ": "at+jwt"},
     )

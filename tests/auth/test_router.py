@@ -58,7 +58,11 @@ async def test_token_claims_are_complete(client, settings) -> None:
     customer = await create_customer(client)
     token = await get_token(client, customer)
     claims = jwt.decode(
-        token, settings.jwt_secret, algorithms=["HS256"], audience="cure-api", issuer="cure"
+        token,
+        settings.jwt_secret.get_secret_value(),
+        algorithms=["HS256"],
+        audience="cure-api",
+        issuer="cure",
     )
     assert claims["sub"] == customer["customer_id"]
     assert claims["client_id"] == customer["client_id"]

@@ -1,73 +1,172 @@
-"""Brute force: repeated failures per account and per client address get 429 with Retry-After."""
+"""Brute force: guesses are slowed down and refused, without letting anyone lock others out.
+
+The strict app's limits (tests/auth/conftest.py): 3 failures per address and account together,
+4 per account, 6 per address, in a 2 s window; delays of 0.05 s doubling, at most 0.4 s.
+"""
 
 import asyncio
+import hashlib
+import time
 
+import httpx
+from sqlalchemy import func, select
+
+from cure.auth.models import AuthFailure
 from tests.auth.conftest import client_from_new_address
+from tests.conftest import loopback_address
 from tests.factories import PASSWORD, create_customer, unique_email
+
+WRONG = "wrong password!!"
 
 
 async def _login(http, email: str, password: str):  # type: ignore[no-untyped-def]
     return await http.post("/v1/auth/login", json={"email": email, "password": password})
 
 
-async def test_failed_logins_per_account_are_throttled(strict_app, strict_client) -> None:
+async def _token_by_password(http, email: str, password: str):  # type: ignore[no-untyped-def]
+    form = {"grant_type": "password", "client_id": "cure-portal", "username": email}
+    return await http.post("/v1/auth/token", data={**form, "password": password})
+
+
+async def _wrong_from_new_addresses(app, email: str, count: int) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(count):
+        async with client_from_new_address(app) as elsewhere:
+            assert (await _login(elsewhere, email, WRONG)).status_code == 400
+
+
+async def test_guesses_at_one_account_from_one_address_are_refused(
+    strict_app, strict_client
+) -> None:
     customer = await create_customer(strict_client)
     for _ in range(3):
-        wrong = await _login(strict_client, customer["email"], "wrong password!!")
-        assert wrong.status_code == 400
+        assert (await _login(strict_client, customer["email"], WRONG)).status_code == 400
     throttled = await _login(strict_client, customer["email"], PASSWORD)  # even the right one
     assert throttled.status_code == 429
     assert throttled.json()["error"] == "temporarily_unavailable"
     assert 1 <= int(throttled.headers["retry-after"]) <= 2
-    # The account's limit holds from another address too.
+    # The owner, anywhere else, is not locked out by what one address tried.
     async with client_from_new_address(strict_app) as elsewhere:
-        from_elsewhere = await elsewhere.post(
-            "/v1/auth/token",
-            data={"grant_type": "password", "username": customer["email"], "password": PASSWORD},
-        )
-        assert from_elsewhere.status_code == 429
-        other = await create_customer(elsewhere)  # other accounts from there are fine
-        assert (await _login(elsewhere, other["email"], PASSWORD)).status_code == 200
+        assert (await _token_by_password(elsewhere, customer["email"], PASSWORD)).status_code == 200
     await asyncio.sleep(float(throttled.headers["retry-after"]) + 0.1)
     assert (await _login(strict_client, customer["email"], PASSWORD)).status_code == 200
+
+
+async def test_guesses_wait_longer_and_longer_before_the_refusal(strict_client) -> None:
+    customer = await create_customer(strict_client)
+    took = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert (await _login(strict_client, customer["email"], WRONG)).status_code == 400
+        took.append(time.perf_counter() - started)
+    # No wait for the first guess, then 0.05 s, then 0.1 s (besides the hash each time).
+    assert took[2] - took[0] >= 0.06, took
+    started = time.perf_counter()
+    assert (await _login(strict_client, customer["email"], WRONG)).status_code == 429
+    assert time.perf_counter() - started < took[2]  # refused before any hash or wait
+
+
+async def test_an_account_under_attack_still_lets_its_owner_in(strict_app) -> None:
+    async with client_from_new_address(strict_app) as owner:
+        customer = await create_customer(owner)
+        await _wrong_from_new_addresses(strict_app, customer["email"], 5)  # past its limit (4)
+        started = time.perf_counter()
+        assert (await _login(owner, customer["email"], PASSWORD)).status_code == 200
+        assert time.perf_counter() - started >= 0.05  # slowed down, not refused
+
+
+async def test_a_fuzzing_address_still_logs_in_the_others_behind_it(strict_client) -> None:
+    for _ in range(7):  # past the address's limit (6), across accounts that do not exist
+        assert (await _login(strict_client, unique_email(), WRONG)).status_code == 400
+    # Someone else behind the same NAT, with the right password: let in.
+    customer = await create_customer(strict_client)
+    assert (await _login(strict_client, customer["email"], PASSWORD)).status_code == 200
+    assert (await _token_by_password(strict_client, customer["email"], PASSWORD)).status_code == 200
+
+
+async def test_an_abusive_address_is_refused_for_an_account_under_attack(strict_app) -> None:
+    async with client_from_new_address(strict_app) as fuzzer:
+        for _ in range(6):
+            assert (await _login(fuzzer, unique_email(), WRONG)).status_code == 400
+        customer = await create_customer(fuzzer)
+        await _wrong_from_new_addresses(strict_app, customer["email"], 4)
+        refused = await _login(fuzzer, customer["email"], PASSWORD)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+    async with client_from_new_address(strict_app) as owner:
+        assert (await _login(owner, customer["email"], PASSWORD)).status_code == 200
 
 
 async def test_successful_logins_do_not_count(strict_client) -> None:
     customer = await create_customer(strict_client)
     for _ in range(5):
         assert (await _login(strict_client, customer["email"], PASSWORD)).status_code == 200
-    assert (await _login(strict_client, customer["email"], "wrong password!!")).status_code == 400
+    assert (await _login(strict_client, customer["email"], WRONG)).status_code == 400
     assert (await _login(strict_client, customer["email"], PASSWORD)).status_code == 200
 
 
-async def test_failures_per_address_are_throttled_across_accounts(strict_client) -> None:
-    emails = [unique_email() for _ in range(6)]  # unknown accounts count like known ones
-    for email in emails:
-        assert (await _login(strict_client, email, "wrong password!!")).status_code == 400
-    customer = await create_customer(strict_client)
-    throttled = await _login(strict_client, customer["email"], PASSWORD)
-    assert throttled.status_code == 429
-    assert "retry-after" in throttled.headers
+async def test_parallel_guesses_are_counted_exactly(strict_app) -> None:
+    address = loopback_address()
+    transport = httpx.ASGITransport(app=strict_app, client=(address, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+        customer = await create_customer(http)
+        answers = await asyncio.gather(*(_login(http, customer["email"], WRONG) for _ in range(12)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [400] * 3 + [429] * 9  # as many guesses checked as the limit, not more
+    pair = f"{address}\x00user\x00{customer['email']}"
+    key = hashlib.sha256(f"pair\x00{pair}".encode()).hexdigest()
+    async with strict_app.state.sessionmaker() as session:
+        query = select(func.count()).select_from(AuthFailure).where(AuthFailure.key == key)
+        assert (await session.execute(query)).scalar_one() == 3
 
 
-async def test_wrong_client_secrets_are_throttled(strict_client) -> None:
+async def test_the_right_client_secret_is_never_refused(strict_app, strict_client) -> None:
     customer = await create_customer(strict_client)
-    for _ in range(3):
-        response = await strict_client.post(
+    async with client_from_new_address(strict_app) as attacker:
+        codes = []
+        for _ in range(5):
+            response = await attacker.post(
+                "/v1/auth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(customer["client_id"], "guess"),
+            )
+            codes.append(response.status_code)
+        assert codes == [401] * 3 + [429] * 2
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["cache-control"] == "no-store"
+        assert int(response.headers["retry-after"]) >= 1
+        # Not even from the attacker's own address is the script locked out.
+        right = await attacker.post(
             "/v1/auth/token",
             data={"grant_type": "client_credentials"},
-            auth=(customer["client_id"], "guess"),
+            auth=(customer["client_id"], customer["client_secret"]),
         )
-        assert response.status_code == 401
-    throttled = await strict_client.post(
+        assert right.status_code == 200
+    script = await strict_client.post(
         "/v1/auth/token",
         data={"grant_type": "client_credentials"},
         auth=(customer["client_id"], customer["client_secret"]),
     )
-    assert throttled.status_code == 429
-    assert throttled.json()["error"] == "temporarily_unavailable"
-    assert throttled.headers["cache-control"] == "no-store"
-    assert int(throttled.headers["retry-after"]) >= 1
+    assert script.status_code == 200
+
+
+async def test_registrations_are_limited_per_address(strict_app) -> None:
+    async with client_from_new_address(strict_app) as http:
+        first = await create_customer(http)
+        taken = await http.post(
+            "/v1/crm/customers",
+            json={"name": "Again", "email": first["email"], "password": PASSWORD},
+        )
+        assert taken.status_code == 409  # a product decision (README, Security); it counts too
+        await create_customer(http)
+        refused = await http.post(
+            "/v1/crm/customers",
+            json={"name": "Fourth", "email": unique_email(), "password": PASSWORD},
+        )
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "TooManyAttempts"
+        assert int(refused.headers["retry-after"]) >= 1
+    async with client_from_new_address(strict_app) as other:
+        await create_customer(other)  # other addresses register as before
 
 
 async def test_password_reset_requests_are_throttled_the_same_for_any_email(
@@ -97,11 +196,7 @@ async def test_bad_reset_tokens_are_throttled(strict_client) -> None:
 
 
 async def test_throttle_state_holds_no_email_or_address_in_clear(strict_client, session) -> None:
-    from sqlalchemy import select
-
-    from cure.auth.models import AuthFailure
-
     email = unique_email()
-    await _login(strict_client, email, "wrong password!!")
+    await _login(strict_client, email, WRONG)
     keys = (await session.execute(select(AuthFailure.key))).scalars().all()
     assert keys and all(len(k) == 64 and email not in k and "127." not in k for k in keys)

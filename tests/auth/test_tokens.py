@@ -58,7 +58,7 @@ async def test_forged_hs256_tokens_are_refused(client, settings) -> None:
     customer = await create_customer(client)
     token = await get_token(client, customer)
     claims = jwt.get_unverified_claims(token)
-    secret = settings.jwt_secret
+    secret = settings.jwt_secret.get_secret_value()
     now = int(time.time())
     attacker_private, _ = _rsa_pem()
 

@@ -73,7 +73,7 @@ async def test_rotating_a_secret_kills_the_old_secret_and_its_tokens(client, set
     claims = jwt.get_unverified_claims(old_token["access_token"])
     earlier = jwt.encode(
         {**claims, "iat": claims["iat"] - 1},
-        settings.jwt_secret,
+        settings.jwt_secret.get_secret_value(),
         algorithm="HS256",
         headers={"typ": "at+jwt"},
     )

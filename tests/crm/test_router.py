@@ -15,7 +15,16 @@ async def test_register_returns_credentials_and_stores_only_hashes(client, sessi
     body = await create_customer(
         client, email=email.upper(), organisation="City of Vienna", country="at"
     )
-    assert set(body) == {"customer_id", "name", "email", "client_id", "client_secret", "scopes"}
+    assert set(body) == {
+        "customer_id",
+        "name",
+        "email",
+        "client_id",
+        "client_secret",
+        "scopes",
+        "email_verified",
+    }
+    assert body["email_verified"] is False
     assert body["email"] == email  # normalised to lower case
     customer = await session.get(Customer, uuid.UUID(body["customer_id"]))
     assert customer.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
@@ -159,8 +168,14 @@ async def test_change_password(client) -> None:
         headers=headers,
     )
     assert ok.status_code == 204
-    # Every login of the account ends, this one included.
+    # Every login of the account ends, this one included, and so do its clients' secrets.
     assert (await client.get(ME, headers=headers)).status_code == 401
+    client_login = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(customer["client_id"], customer["client_secret"]),
+    )
+    assert client_login.status_code == 401
     assert (
         await client.post(
             "/v1/auth/login",

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from cure.storage.service import LocalStorage
 from tests.conftest import started_app
@@ -16,7 +17,7 @@ def local_settings(settings, tmp_path):
         update={
             "storage_backend": "local",
             "storage_dir": tmp_path / "storage",
-            "storage_secret": "local-test-secret",
+            "storage_secret": SecretStr("local-test-secret-" + "s" * 32),
             "run_background_services": False,
         }
     )
@@ -83,3 +84,16 @@ async def test_missing_query_is_422(local_client) -> None:
     response = await local_client.get("/v1/storage/results/abc/a.txt")
     assert response.status_code == 422
     assert response.json()["error"] == "ValidationError"
+
+
+# Percent-encoded in the query: "é" * 43, a snowman, and bytes that are not UTF-8 at all.
+@pytest.mark.parametrize("signature", ["%C3%A9" * 43, "%E2%98%83", "%FF%FE%ED%B3%BF"])
+async def test_a_non_ascii_signature_is_a_403_not_a_500(local_settings, local_client, signature):
+    storage = LocalStorage(local_settings)
+    await storage.put("results/abc/a.txt", b"secret a", media_type="text/plain")
+    far = int(time.time()) + 60
+    response = await local_client.get(
+        f"/v1/storage/results/abc/a.txt?expires={far}&signature={signature}"
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == "LinkInvalid"

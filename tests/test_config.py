@@ -1,0 +1,116 @@
+"""Secrets fail closed: placeholders are refused everywhere, a local install generates its own."""
+
+import stat
+import threading
+import time
+
+import pytest
+from jose import jwt
+from pydantic import SecretStr, ValidationError
+
+from cure.config import Settings, local_secrets
+from tests.factories import bearer, create_customer
+
+FORMER_PLACEHOLDERS = {
+    "jwt_secret": "dev-only-insecure-jwt-secret-change-me",
+    "storage_secret": "dev-only-insecure-storage-secret-change-me",
+    "callback_signing_key": "dev-only-insecure-callback-key-change-me",
+}
+UNSET = {name: None for name in FORMER_PLACEHOLDERS}
+
+
+# (not named "environment": that is the session fixture that sets the test run's variables)
+@pytest.mark.parametrize("stage", ["development", "test", "production"])
+@pytest.mark.parametrize("name", sorted(FORMER_PLACEHOLDERS))
+def test_the_former_public_placeholders_are_refused_everywhere(stage, name, tmp_path) -> None:
+    with pytest.raises(ValidationError, match="known placeholder"):
+        Settings(
+            environment=stage,
+            secrets_file=tmp_path / "secrets.json",
+            **{name: FORMER_PLACEHOLDERS[name]},
+        )
+
+
+def test_short_secrets_are_refused(tmp_path) -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(jwt_secret="too-short-to-be-a-key", secrets_file=tmp_path / "s.json")
+
+
+def test_a_local_install_generates_its_secrets_once_readable_by_its_owner_only(tmp_path) -> None:
+    path = tmp_path / "var" / "secrets.json"
+    first = Settings(environment="development", secrets_file=path, **UNSET)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    values = {name: getattr(first, name) for name in FORMER_PLACEHOLDERS}
+    assert all(isinstance(value, SecretStr) for value in values.values())
+    plain = {name: value.get_secret_value() for name, value in values.items()}
+    assert len(set(plain.values())) == 3 and all(len(v) >= 48 for v in plain.values())
+    for value in plain.values():
+        assert value not in repr(first) and value not in str(first.model_dump())
+    again = Settings(environment="development", secrets_file=path, **UNSET)  # the worker, say
+    assert {name: getattr(again, name).get_secret_value() for name in plain} == plain
+    # A configured secret wins over the file.
+    configured = "c" * 40
+    assert Settings(secrets_file=path, jwt_secret=configured).jwt_secret.get_secret_value() == (
+        configured
+    )
+
+
+def test_a_secrets_file_others_can_read_is_refused(tmp_path) -> None:
+    path = tmp_path / "secrets.json"
+    local_secrets(path)
+    path.chmod(0o644)
+    with pytest.raises(ValidationError, match="chmod 600"):
+        Settings(secrets_file=path, **UNSET)
+
+
+def test_processes_starting_together_share_one_set_of_secrets(tmp_path) -> None:
+    path = tmp_path / "secrets.json"
+    found: list[dict[str, str]] = []
+    start = threading.Barrier(8)
+
+    def read() -> None:
+        start.wait()
+        found.append(local_secrets(path))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 8 and all(f == found[0] for f in found)
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"]  # no temporary file left
+
+
+def test_production_needs_every_secret_it_uses(tmp_path) -> None:
+    with pytest.raises(ValidationError, match="CURE_JWT_SECRET must be set in production"):
+        Settings(environment="production", secrets_file=tmp_path / "s.json", **UNSET)
+    assert not (tmp_path / "s.json").exists()  # nothing generated in production
+    enough = Settings(
+        environment="production",
+        secrets_file=tmp_path / "s.json",
+        storage_backend="s3",
+        jwt_secret="j" * 40,
+        storage_secret=None,
+        callback_signing_key="k" * 40,
+    )
+    assert enough.storage_secret is None  # not used with S3: not needed
+
+
+async def test_a_token_signed_with_the_former_placeholder_is_refused(client) -> None:
+    customer = await create_customer(client)
+    now = int(time.time())
+    claims = {
+        "sub": customer["customer_id"],
+        "client_id": customer["client_id"],
+        "scope": "account:read orders:read",
+        "iat": now,
+        "exp": now + 600,
+        "jti": "forged",
+        "iss": "cure",
+        "aud": "cure-api",
+    }
+    forged = jwt.encode(
+        claims, FORMER_PLACEHOLDERS["jwt_secret"], algorithm="HS256", headers={"typ": "at+jwt"}
+    )
+    answer = await client.get("/v1/crm/customers/me", headers=bearer(forged))
+    assert answer.status_code == 401
