@@ -22,24 +22,34 @@ MAX_VERTICES = 100_000
 
 
 def _check_crs(crs: Any) -> None:
-    # RFC 7946 dropped "crs": coordinates are WGS84. Accept only a member that says so.
-    name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
-    if name not in WGS84_NAMES:
+    # RFC 7946 dropped "crs": coordinates are WGS84. Accept only a member that says so (and any
+    # other shape of it is a reason to refuse, never an error of ours).
+    properties = crs.get("properties") if isinstance(crs, dict) else None
+    name = properties.get("name") if isinstance(properties, dict) else None
+    if not isinstance(name, str) or name not in WGS84_NAMES:
         raise ValueError("roi must be in WGS84 (EPSG:4326 / CRS84) longitude, latitude")
 
 
 def _positions(geo_type: str, coordinates: Any) -> list[list[list[Any]]]:
-    """The rings of the geometry, after checking the nesting GeoJSON prescribes."""
+    """The rings of the geometry, after checking the nesting GeoJSON prescribes; positions are
+    counted ring by ring as they are found, so an oversized region is refused before any of
+    its coordinates is examined."""
     polygons = [coordinates] if geo_type == "Polygon" else coordinates
     if not isinstance(polygons, list) or not polygons:
         raise ValueError("roi.coordinates must be a non-empty array")
     rings: list[list[list[Any]]] = []
+    vertices = 0
     for polygon in polygons:
         if not isinstance(polygon, list) or not polygon:
             raise ValueError("each polygon must be a non-empty array of linear rings")
         for ring in polygon:
             if not isinstance(ring, list) or len(ring) < 4:
                 raise ValueError("each linear ring needs at least 4 positions")
+            vertices += len(ring)
+            if vertices > MAX_VERTICES:
+                raise ValueError(
+                    f"roi has more than {MAX_VERTICES} positions; at most that many are accepted"
+                )
             rings.append(ring)
     return rings
 
@@ -80,15 +90,11 @@ def parse_roi(value: Any) -> BaseGeometry:
     if "crs" in value:
         _check_crs(value["crs"])
     rings = _positions(geo_type, value.get("coordinates"))
-    vertices = 0
     for ring in rings:
         for position in ring:
             _check_position(position)
         if ring[0][:2] != ring[-1][:2]:
             raise ValueError("each linear ring must be closed (first and last positions equal)")
-        vertices += len(ring)
-    if vertices > MAX_VERTICES:
-        raise ValueError(f"roi has {vertices} positions; at most {MAX_VERTICES} are accepted")
     geometry = shape({"type": geo_type, "coordinates": value["coordinates"]})
     if geometry.has_z:
         geometry = shape({"type": geo_type, "coordinates": _drop_z(value["coordinates"])})
