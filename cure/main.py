@@ -4,7 +4,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -16,9 +17,9 @@ from cure.auth.router import router as auth_router
 from cure.ccsi.router import router as ccsi_router
 from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
+from cure.kit.body_limit import BodyLimit
 from cure.kit.dependencies import SessionDep
 from cure.kit.error_handlers import declare_unavailable, install_error_handlers
-from cure.kit.limits import MaxBodySize
 from cure.kit.metrics import HttpMetrics
 from cure.kit.resources import Resources, build_resources
 from cure.logs.publisher import LogPublisher
@@ -74,6 +75,26 @@ def start_log_saver(resources: Resources) -> list[asyncio.Task[None]]:
     ]
 
 
+# Where an order and its region come in: our own submit, and OGC API - Processes' execution.
+ORDER_SUBMIT = re.compile(r"^(/v1/apps/[^/]+/orders|/v1/ogc/processes/[^/]+/execution)/?$")
+SMALL_BODIES = ("/v1/auth/", "/v1/crm/")
+
+
+def body_limits(settings: Settings) -> Callable[[str, str], int]:
+    """Per route: small bodies for credentials and profiles, a region's worth for orders."""
+
+    def limit_for(method: str, path: str) -> int:
+        if path == "/v1/logs":
+            return settings.log_post_max_bytes
+        if path.startswith(SMALL_BODIES):
+            return settings.max_small_body_bytes
+        if method == "POST" and ORDER_SUBMIT.match(path):
+            return settings.max_order_body_bytes
+        return settings.max_body_bytes
+
+    return limit_for
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -120,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     install_error_handlers(app)
     routers = (
         auth_router,
@@ -138,7 +160,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     declare_unavailable(app, routers)
-    app.add_middleware(MaxBodySize, max_bytes=settings.log_post_max_bytes, paths=("/v1/logs",))
     app.add_middleware(HttpMetrics)
 
     @app.get("/health", tags=["health"])
