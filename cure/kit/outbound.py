@@ -10,6 +10,8 @@ rebinding) reaches nothing new.
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,13 +48,26 @@ def refused_address(address: str) -> bool:
     return any(not a.is_global or a.is_multicast for a in (ip, *_embedded(ip)))
 
 
+# getaddrinfo cannot be interrupted: a caller's deadline gives up waiting, and the lookup ends
+# in its own time on one of these few threads, never on the threads the rest of the process uses.
+_RESOLVERS = ThreadPoolExecutor(4, thread_name_prefix="cure-dns")
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
 async def resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    loop = asyncio.get_running_loop()
+    infos = await loop.run_in_executor(
+        _RESOLVERS, lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    )
     return [str(info[4][0]) for info in infos]
 
 
-async def check_target(url: str, *, allow_private: bool) -> Target:
-    """The address to call for ``url``, or TargetRefused; resolves its host name.
+async def check_target(
+    url: str, *, allow_private: bool, resolver: Resolver | None = None
+) -> Target:
+    """The address to call for ``url``, or TargetRefused; resolves its host name (give the
+    caller's deadline around this call: resolution has none of its own).
 
     Checked at submit and again before each call, and every address the name has must pass.
     """
@@ -63,7 +78,7 @@ async def check_target(url: str, *, allow_private: bool) -> Target:
         raise TargetRefused("the URL must not carry credentials")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = await resolve(parts.hostname, port)
+        addresses = await (resolver or resolve)(parts.hostname, port)
     except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label over 63 bytes
         raise TargetRefused(f"the host {parts.hostname!r} does not resolve") from exc
     if not addresses:

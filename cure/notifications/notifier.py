@@ -6,6 +6,10 @@ retried with a growing pause. Rows are leased (claimed with FOR UPDATE SKIP LOCK
 a lease time, committed) before any network call, so API replicas never send the same row at once
 and a slow receiver holds no lock; only a crash between a server's acceptance and the commit that
 marks the row sent could repeat one.
+
+No database connection is held during a network call (what a delivery needs is read first, and
+the session closed), at most ``notify_concurrency`` deliveries run at once (below the pool size),
+and a callback's one deadline covers resolving its host as well as the call.
 """
 
 import asyncio
@@ -50,15 +54,30 @@ class Claim:
 
 
 class Notifier:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        resolver: outbound.Resolver | None = None,
+    ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.resolver = resolver or outbound.resolve
+        self._slots = asyncio.Semaphore(settings.notify_concurrency)
 
     async def notify_once(self) -> int:
-        """Send what is due now, concurrently; returns how many were tried."""
+        """Send what is due now, a few at a time; returns how many were tried."""
         claims = await self._claim()
-        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        await self.deliver_all(claims)
         return len(claims)
+
+    async def deliver_all(self, claims: list[Claim]) -> None:
+        async def one(claim: Claim) -> None:
+            async with self._slots:
+                await self._deliver(claim)
+
+        await asyncio.gather(*(one(claim) for claim in claims))
 
     async def _claim(self) -> list[Claim]:
         """Lease due rows and commit, so no lock or transaction is held over network calls.
@@ -81,14 +100,16 @@ class Notifier:
     async def _deliver(self, claim: Claim) -> None:
         failure: str | None = None
         try:
+            # Read what the delivery needs, then let the connection go before any network call.
             async with self.sessionmaker() as session:
                 order = await session.get(Order, claim.order_id)
                 if order is None:
                     raise DeliveryFailed("the order no longer exists")
-                if claim.kind == ORDER_EMAIL:
-                    await self._email(session, order)
-                else:
-                    await self._callback(order)
+                to = await self._recipient(session, order) if claim.kind == ORDER_EMAIL else None
+            if to is not None:
+                await self._email(to, order)
+            else:
+                await self._callback(order)
         except DeliveryFailed as exc:
             failure = str(exc)
         except Exception as exc:  # one bad row must not stop the loop for everyone else
@@ -148,21 +169,36 @@ class Notifier:
             extra=order,
         )
 
-    async def _email(self, session: AsyncSession, order: Order) -> None:
+    async def _recipient(self, session: AsyncSession, order: Order) -> str:
         customer = await auth_repository.get_customer(session, order.customer_id)
         if customer is None:
             raise DeliveryFailed("the customer no longer exists")
+        return customer.email
+
+    async def _email(self, to: str, order: Order) -> None:
         subject, body = order_email(self.settings, order)
         try:
-            await send_email(self.settings, to=customer.email, subject=subject, body=body)
+            await send_email(self.settings, to=to, subject=subject, body=body)
         except MailError as exc:
             raise DeliveryFailed(str(exc)) from exc
 
     async def _callback(self, order: Order) -> None:
         assert order.callback_url is not None
+        timeout = self.settings.callback_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                await self._call(order)
+        except TimeoutError as exc:
+            raise DeliveryFailed(f"TimeoutError: no answer within {timeout}s") from exc
+
+    async def _call(self, order: Order) -> None:
+        assert order.callback_url is not None
+        timeout = self.settings.callback_timeout_seconds
         try:  # checked again before each call: the name may resolve elsewhere by now
             target = await outbound.check_target(
-                order.callback_url, allow_private=self.settings.allow_private_callbacks
+                order.callback_url,
+                allow_private=self.settings.allow_private_callbacks,
+                resolver=self.resolver,
             )
         except outbound.TargetRefused as exc:
             raise DeliveryFailed(str(exc)) from exc
@@ -175,20 +211,16 @@ class Notifier:
             "User-Agent": "CURE-callbacks/1",
         }
         extensions = {"sni_hostname": target.tls_name} if target.tls_name else {}
-        timeout = self.settings.callback_timeout_seconds
         try:
-            # One deadline for the whole exchange (a receiver trickling bytes cannot hold the
-            # notifier), and the response body is never read.
-            async with (
-                asyncio.timeout(timeout),
-                httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http,
-            ):
+            # One deadline for the whole exchange, the host's resolution included (a receiver
+            # trickling bytes cannot hold the notifier), and the response body is never read.
+            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
                 request = http.build_request(
                     "POST", target.url, content=body, headers=headers, extensions=extensions
                 )
                 response = await http.send(request, stream=True)
                 await response.aclose()
-        except (httpx.HTTPError, TimeoutError) as exc:
+        except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"the receiver answered {response.status_code}")

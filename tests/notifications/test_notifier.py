@@ -98,3 +98,140 @@ async def test_a_receiver_that_never_answers_times_out(settings) -> None:
             await notifier._callback(order)
     finally:
         listener.close()
+
+
+class Slow(BaseHTTPRequestHandler):
+    """Answers 204 after a pause; counts how many requests it holds at once."""
+
+    pause = 0.6
+    lock = threading.Lock()
+    now = 0
+    most = 0
+    served = 0
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with Slow.lock:
+            Slow.now += 1
+            Slow.most = max(Slow.most, Slow.now)
+        time.sleep(Slow.pause)
+        with Slow.lock:
+            Slow.now -= 1
+            Slow.served += 1
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_receiver():  # type: ignore[no-untyped-def]
+    Slow.now = Slow.most = Slow.served = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+async def _orders_with_callback(settings, url: str, count: int) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from tests.conftest import started_app
+    from tests.factories import customer_with_token, order_body
+
+    roomy = settings.model_copy(update={"allow_private_callbacks": True, "max_active_orders": 100})
+    async with started_app(roomy) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+            _, headers = await customer_with_token(http)
+            ids = []
+            for _ in range(count):
+                answer = await http.post(
+                    "/v1/apps/roi_stats/orders",
+                    json=order_body(callback_url=url),
+                    headers=headers,
+                )
+                assert answer.status_code == 202, answer.text
+                ids.append(uuid.UUID(answer.json()["order_id"]))
+    return ids
+
+
+def _notifier(settings, **overrides):  # type: ignore[no-untyped-def]
+    from cure.kit.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
+    tuned = settings.model_copy(
+        update={"allow_private_callbacks": True, "callback_timeout_seconds": 5, **overrides}
+    )
+    return Notifier(tuned, make_sessionmaker(engine)), engine
+
+
+def _claim(order_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    from cure.notifications.notifier import Claim
+    from cure.orders.events import ORDER_CALLBACK
+
+    # No outbox row behind it (-1): the delivery itself is what is observed here.
+    return Claim(message_id=-1, kind=ORDER_CALLBACK, order_id=order_id, attempts=1)
+
+
+async def test_no_database_connection_is_held_while_a_callback_is_called(
+    settings, slow_receiver
+) -> None:
+    import asyncio
+
+    (order_id,) = await _orders_with_callback(settings, slow_receiver, 1)
+    notifier, engine = _notifier(settings)
+    try:
+        delivery = asyncio.create_task(notifier.deliver_all([_claim(order_id)]))
+        for _ in range(300):  # until the receiver holds the call
+            if Slow.now or delivery.done():
+                break
+            await asyncio.sleep(0.01)
+        assert Slow.now == 1  # the receiver holds the call now
+        assert engine.pool.checkedout() == 0
+        await delivery
+        assert Slow.served == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_deliveries_at_once_stay_below_the_pool(settings, slow_receiver) -> None:
+    ids = await _orders_with_callback(settings, slow_receiver, 8)
+    notifier, engine = _notifier(settings, notify_concurrency=3)
+    try:
+        Slow.pause = 0.3
+        await notifier.deliver_all([_claim(order_id) for order_id in ids])
+    finally:
+        Slow.pause = 0.6
+        await engine.dispose()
+    assert Slow.served == 8
+    assert Slow.most == 3
+
+
+async def test_a_host_that_never_resolves_is_given_up_within_the_deadline(settings) -> None:
+    import asyncio
+
+    async def never(host: str, port: int) -> list[str]:  # a DNS server that does not answer
+        await asyncio.sleep(3600)
+        return []
+
+    notifier = Notifier(
+        settings.model_copy(update={"callback_timeout_seconds": 0.5}),
+        sessionmaker=None,  # type: ignore[arg-type]  (not used by _callback)
+        resolver=never,
+    )
+    started = time.monotonic()
+    with pytest.raises(DeliveryFailed, match="Timeout"):
+        await notifier._callback(failed_order("https://hooks.example.org/x"))
+    assert time.monotonic() - started < 2
+
+
+def test_notify_concurrency_must_stay_below_the_pool_size(settings) -> None:
+    from pydantic import ValidationError
+
+    from cure.config import Settings
+
+    with pytest.raises(ValidationError, match="below CURE_DATABASE_POOL_SIZE"):
+        Settings(notify_concurrency=10, database_pool_size=10)
