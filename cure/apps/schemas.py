@@ -19,6 +19,7 @@ class AppLimits(BaseModel):
     pids: int | None = Field(default=None, gt=0)
     timeout_seconds: int | None = Field(default=None, gt=0)
     max_output_mb: int | None = Field(default=None, gt=0)
+    max_log_mb: int | None = Field(default=None, gt=0)  # stdout and stderr together
 
 
 class AppInput(BaseModel):

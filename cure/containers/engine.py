@@ -21,10 +21,16 @@ import docker
 import requests
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
+from docker.types import LogConfig
 
 log = logging.getLogger(__name__)
 
 APP_UID = 65534
+
+
+MIB = 1024 * 1024
+LINE_CHARS = 2000  # a captured log line is cut at this many characters
+TAIL_LINES = 500  # how many of the last lines are kept for the order's log and reason
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class ContainerLimits:
     pids: int
     timeout_seconds: int
     max_output_bytes: int
+    max_log_bytes: int = 8 * MIB  # stdout and stderr together
 
 
 class OutputLine(NamedTuple):
@@ -76,10 +83,26 @@ class ContainerOutcome:
     errors: list[str] = field(default_factory=list)  # stderr alone: where apps give reasons
     outputs: dict[str, Path] = field(default_factory=dict)  # file name -> where it was put
     output_error: str | None = None
+    log_error: str | None = None  # the app wrote more log than its limit (and was stopped)
 
 
 class OutputTooLarge(Exception):
     pass
+
+
+def _mib(size: int) -> str:
+    return f"{size // MIB} MiB" if size % MIB == 0 else f"{size} bytes"
+
+
+def output_limit_reason(limit: int) -> str:
+    return f"the app's outputs exceed its output limit of {_mib(limit)} (limits.max_output_mb)"
+
+
+def log_limit_reason(limit: int) -> str:
+    return (
+        f"the app wrote more than its log limit of {_mib(limit)} to stdout and stderr "
+        "(limits.max_log_mb)"
+    )
 
 
 def _job_archive(job: dict[str, Any]) -> bytes:
@@ -112,7 +135,7 @@ def _read_outputs(container: Container, limit: int, into: Path) -> dict[str, Pat
             for chunk in stream:
                 written += len(chunk)
                 if written > limit + 1024 * 1024:  # tar headers add a little
-                    raise OutputTooLarge(f"the app wrote more than {limit} bytes")
+                    raise OutputTooLarge(output_limit_reason(limit))
                 sink.write(chunk)
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
@@ -225,6 +248,12 @@ def run_hardened(
             working_dir="/job",
             # Python apps: log lines arrive in the order they were written, stdout and stderr alike.
             environment={"PYTHONUNBUFFERED": "1"},
+            # The engine keeps at most a few times the app's log limit on its disk, and at least
+            # enough that a flood between two reads still shows more than the limit.
+            log_config=LogConfig(
+                type=LogConfig.types.JSON,
+                config={"max-size": str(2 * max(limits.max_log_bytes, MIB)), "max-file": "2"},
+            ),
         )
         container.put_archive("/job", _job_archive(job))
         if inputs is not None:
@@ -233,19 +262,24 @@ def run_hardened(
         if not control.ready():  # e.g. the order was cancelled while its inputs were staged
             return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
         container.start()
-        exit_code, timed_out, stopped = _supervise(container, limits, control)
+        cursor = _LogCursor(limits.max_log_bytes)
+        exit_code, timed_out, stopped = _supervise(container, limits, control, cursor)
         try:
-            logs = container.logs(stdout=True, stderr=True).decode(errors="replace").splitlines()
-            errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            # Only the last lines, each cut short: never the whole of what an app printed.
+            logs = _tail(container, stdout=True, lines=TAIL_LINES)
+            errors = _tail(container, stdout=False, lines=100)
         except NotFound:  # removed under us: it ran for someone else, or was swept
             return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
         outcome = ContainerOutcome(
             exit_code=exit_code,
             timed_out=timed_out,
-            stopped=stopped,
-            logs=logs[-500:],
-            errors=errors.splitlines()[-100:],
+            stopped=stopped and not cursor.overflowed,
+            logs=logs,
+            errors=errors,
         )
+        if cursor.overflowed:
+            outcome.log_error = log_limit_reason(limits.max_log_bytes)
+            return outcome
         if exit_code == 0:
             try:
                 outcome.outputs = _read_outputs(
@@ -262,22 +296,28 @@ def run_hardened(
         _quietly(volume.remove, force=True)
 
 
+def _tail(container: Container, *, stdout: bool, lines: int) -> list[str]:
+    raw = container.logs(stdout=stdout, stderr=True, tail=lines)
+    return [line[:LINE_CHARS] for line in raw.decode(errors="replace").splitlines()]
+
+
 def _supervise(
-    container: Container, limits: ContainerLimits, control: ContainerControl
+    container: Container, limits: ContainerLimits, control: ContainerControl, cursor: "_LogCursor"
 ) -> tuple[int | None, bool, bool]:
-    """Wait for the app: (exit code, timed out, stopped on request). Kills it past its time."""
+    """Wait for the app: (exit code, timed out, stopped). Kills it past its time, on request,
+    or once it has written more log than its limit (``cursor.overflowed``)."""
     deadline = time.monotonic() + limits.timeout_seconds
-    cursor = _LogCursor()
     while True:
         try:
-            code = int(container.wait(timeout=1)["StatusCode"])
-            _drain(container, cursor, control)
-            return code, False, False
+            exit_code = int(container.wait(timeout=1)["StatusCode"])
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            pass
+            exit_code = None
         except NotFound:  # removed under us (an operator, or a sweep): nothing left to wait for
             return None, False, True
-        stop = control.tick(cursor.new_lines(container))
+        if exit_code is not None:
+            _drain(container, cursor, control)
+            return (None, False, True) if cursor.overflowed else (exit_code, False, False)
+        stop = control.tick(cursor.new_lines(container)) or cursor.overflowed
         if stop or time.monotonic() > deadline:
             container.kill()
             container.wait(timeout=30)
@@ -303,37 +343,67 @@ def _drain(container: Container, cursor: "_LogCursor", control: ContainerControl
 
 
 class _LogCursor:
-    """Reads only the output lines written since the last read, stdout and stderr apart, and
-    merges them in the order written.
+    """Reads only the output lines written since the last read, stdout and stderr apart, merges
+    them in the order written, and counts what the app wrote.
 
     Docker's ``since`` counts whole seconds, so the lines of the last second come back again;
-    their timestamped text (nanoseconds) tells which were read already.
+    their timestamped text (nanoseconds) tells which were read already. A read stops at the
+    bytes left of the limit, so no read holds more than the limit in memory.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.written = 0  # bytes of new log lines seen so far
         self.second = 0
         self.seen: set[tuple[str, str]] = set()
 
+    @property
+    def overflowed(self) -> bool:
+        return self.written > self.limit
+
+    def _read(self, container: Container, stream: str, since: dict[str, int], budget: int) -> str:
+        """One stream's entries since ``since``, read no further than ``budget`` bytes."""
+        chunks = container.logs(
+            stdout=stream == "stdout",
+            stderr=stream == "stderr",
+            timestamps=True,
+            stream=True,
+            follow=False,
+            **since,
+        )
+        raw = bytearray()
+        try:
+            for chunk in chunks:
+                raw += chunk
+                if len(raw) > budget:
+                    break
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return raw.decode(errors="replace")
+
     def new_lines(self, container: Container) -> list[OutputLine]:
+        if self.overflowed:
+            return []
         since = {"since": self.second} if self.second else {}  # the API refuses since=0
-        stamped: list[tuple[str, OutputLine]] = []
+        budget = self.limit - self.written + 2 * LINE_CHARS
+        stamped: list[tuple[str, str, OutputLine]] = []
         for stream in ("stdout", "stderr"):
-            raw = container.logs(
-                stdout=stream == "stdout", stderr=stream == "stderr", timestamps=True, **since
-            )
-            for entry in raw.decode(errors="replace").splitlines():
+            for entry in self._read(container, stream, since, budget).splitlines():
                 if (stream, entry) in self.seen:
                     continue
                 stamp, _, text = entry.partition(" ")
-                stamped.append((stamp, OutputLine(stream, text)))
+                self.written += len(entry.encode()) + 1  # as the engine gives it, time included
+                stamped.append((stamp, entry, OutputLine(stream, text[:LINE_CHARS])))
         stamped.sort(key=lambda item: item[0])  # RFC 3339 with nanoseconds: sorts as text
-        newest = max((_epoch_second(stamp) for stamp, _ in stamped), default=0)
+        newest = max((_epoch_second(stamp) for stamp, _, _ in stamped), default=0)
         if newest > self.second:
             self.second = newest
             self.seen = {k for k in self.seen if _epoch_second(k[1].partition(" ")[0]) >= newest}
-        for stamp, line in stamped:
-            self.seen.add((line.stream, f"{stamp} {line.text}"))
-        return [line for _, line in stamped]
+        for _, entry, line in stamped:
+            self.seen.add((line.stream, entry))
+        return [line for _, _, line in stamped]
 
 
 def _epoch_second(stamp: str) -> int:

@@ -131,6 +131,7 @@ def limits_of(settings: Settings, app: app_registry.App) -> ContainerLimits:
         pids=own.pids or settings.container_pids,
         timeout_seconds=own.timeout_seconds or settings.container_timeout_seconds,
         max_output_bytes=(own.max_output_mb or 0) * 1024 * 1024 or settings.max_output_bytes,
+        max_log_bytes=(own.max_log_mb or 0) * 1024 * 1024 or settings.max_log_bytes,
     )
 
 
@@ -293,6 +294,8 @@ def judge(
     app: app_registry.App, outcome: ContainerOutcome, limits: ContainerLimits
 ) -> tuple[OrderStatus, str] | None:
     """The final state an app's run earns when it did not succeed; None when it did."""
+    if outcome.log_error:
+        return OrderStatus.FAILED, outcome.log_error
     if outcome.timed_out:
         return OrderStatus.FAILED, f"the app ran longer than {limits.timeout_seconds}s"
     if outcome.exit_code == app.manifest.invalid_exit_code:

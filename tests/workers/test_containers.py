@@ -2,11 +2,12 @@
 
 import json
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 from cure.containers.engine import ContainerLimits, run_hardened
-from tests.conftest import PROBE_IMAGE
+from tests.conftest import PROBE_IMAGE, PROBE_MANIFEST
 
 LIMITS = ContainerLimits(
     memory_mb=96, cpus=0.5, pids=32, timeout_seconds=20, max_output_bytes=1024 * 1024
@@ -84,5 +85,70 @@ def test_output_over_the_limit_is_refused(engine) -> None:
     )
     order_id, outcome = run(engine, limits, mode="report", padding="x" * 2_000_000)
     assert outcome.exit_code == 0
-    assert outcome.output_error and "more than 10 bytes" in outcome.output_error
+    assert outcome.output_error and "output limit of 10 bytes" in outcome.output_error
+    assert_removed(engine, order_id)
+
+
+FLOOD = (
+    "import sys, time\n"
+    "line = 'x' * 3000 + '\\n'\n"
+    "for _ in range(1200):\n"  # about 3.6 MB, one line of it far longer than any kept
+    "    sys.stderr.write(line)\n"
+    "sys.stderr.flush()\n"
+    "time.sleep(60)\n"
+)
+
+
+def run_python(engine, code: str, limits: ContainerLimits):  # type: ignore[no-untyped-def]
+    order_id = str(uuid.uuid4())
+    with tempfile.TemporaryDirectory() as work_dir:
+        outcome = run_hardened(
+            engine,
+            image="debian:bookworm-slim",  # the base image, python3 included
+            labels={"cure.order_id": order_id},
+            job={"order_id": order_id, "params": {}},
+            limits=limits,
+            work_dir=Path(work_dir),
+            command=["python3", "-c", code],
+        )
+    return order_id, outcome
+
+
+def test_an_app_flooding_its_log_is_stopped_and_fails_naming_the_limit(engine) -> None:
+    from cure.apps.registry import App
+    from cure.apps.schemas import AppManifest
+    from cure.workers.pipeline import judge
+
+    limits = ContainerLimits(
+        memory_mb=96,
+        cpus=0.5,
+        pids=32,
+        timeout_seconds=30,
+        max_output_bytes=1024 * 1024,
+        max_log_bytes=1024 * 1024,
+    )
+    started = time.monotonic()
+    order_id, outcome = run_python(engine, FLOOD, limits)
+    assert time.monotonic() - started < 20  # stopped for its log, long before its 60 s sleep
+    assert outcome.log_error == (
+        "the app wrote more than its log limit of 1 MiB to stdout and stderr (limits.max_log_mb)"
+    )
+    assert not outcome.stopped and not outcome.timed_out
+    assert len(outcome.logs) <= 500 and all(len(line) <= 2000 for line in outcome.logs)
+    assert_removed(engine, order_id)
+    manifest = AppManifest.model_validate({**PROBE_MANIFEST, "limits": {"max_log_mb": 1}})
+    app = App(manifest, Path("."))
+    assert judge(app, outcome, limits) == ("FAILED", outcome.log_error)
+
+
+def test_outputs_over_the_limit_fail_naming_the_limit(engine) -> None:
+    write = "open('/job/outputs/big.bin', 'wb').write(b'0' * (3 * 1024 * 1024))"
+    limits = ContainerLimits(
+        memory_mb=96, cpus=0.5, pids=32, timeout_seconds=20, max_output_bytes=1024 * 1024
+    )
+    order_id, outcome = run_python(engine, write, limits)
+    assert outcome.exit_code == 0
+    assert outcome.output_error == (
+        "the app's outputs exceed its output limit of 1 MiB (limits.max_output_mb)"
+    )
     assert_removed(engine, order_id)
