@@ -257,6 +257,20 @@ def _ccsi_register(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
+def _docker_proxy(args: argparse.Namespace) -> None:
+    import os
+
+    from cure.containers.socket_proxy import DockerSocketProxy
+
+    async def serve() -> None:
+        proxy = DockerSocketProxy(listen=args.socket, upstream=args.upstream)
+        await proxy.start()
+        os.chmod(args.socket, int(args.mode, 8))  # who may use it: the worker's user or group
+        await proxy.serve_forever()
+
+    asyncio.run(serve())
+
+
 def _admin_create(args: argparse.Namespace) -> None:
     from cure.crm.commands import create_admin
 
@@ -388,6 +402,16 @@ def main(argv: list[str] | None = None) -> None:
         help="the name of each product's one asset, as the apps read it (e.g. lst, imd)",
     )
     register.set_defaults(func=_ccsi_register)
+
+    proxy = sub.add_parser(
+        "docker-proxy",
+        help="serve a Docker socket that admits only hardened app runs (run it as root; point "
+        "the worker's CURE_DOCKER_URL at unix://SOCKET)",
+    )
+    proxy.add_argument("--socket", required=True, help="the socket to create for the worker")
+    proxy.add_argument("--upstream", default="/var/run/docker.sock", help="the engine's socket")
+    proxy.add_argument("--mode", default="660", help="permissions of the socket (octal)")
+    proxy.set_defaults(func=_docker_proxy)
 
     admin = sub.add_parser("admin", help="admin accounts")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
