@@ -24,12 +24,18 @@ class Resources:
     # A small pool apart from the requests' one, for short transactions that commit on their own
     # while a request may hold a connection of the main pool (throttle records): a request never
     # waits for a second connection from the pool it already draws on, so bursts cannot drain it.
-    side_engine: AsyncEngine
-    side_sessionmaker: async_sessionmaker[AsyncSession]
+    # Left out (a command, a test), the main pool serves for both.
+    side_engine: AsyncEngine | None = None
+    side_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def side(self) -> async_sessionmaker[AsyncSession]:
+        return self.side_sessionmaker or self.sessionmaker
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        await self.side_engine.dispose()
+        if self.side_engine is not None:
+            await self.side_engine.dispose()
 
 
 def build_resources(settings: Settings) -> Resources:

@@ -20,7 +20,7 @@ def local_stack(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         "local",
         CURE_STORAGE_BACKEND="local",
         CURE_STORAGE_DIR=str(storage_dir),
-        CURE_STORAGE_SECRET="local-stack-secret",
+        CURE_STORAGE_SECRET="local-stack-secret-" + "s" * 32,
     ) as stack:
         yield stack.url, storage_dir
 
