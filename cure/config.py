@@ -199,7 +199,7 @@ class Settings(BaseSettings):
     s3_bucket: str = "cure-results"
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     result_link_ttl_seconds: int = 3600
 
     apps_dir: Path = Path(__file__).parent / "apps"

@@ -114,3 +114,21 @@ async def test_a_token_signed_with_the_former_placeholder_is_refused(client) -> 
     )
     answer = await client.get("/v1/crm/customers/me", headers=bearer(forged))
     assert answer.status_code == 401
+
+
+def test_every_secret_setting_is_a_secretstr() -> None:
+    from cure.config import Settings
+
+    secret_like = [
+        name
+        for name in Settings.model_fields
+        if any(word in name for word in ("secret", "password", "signing_key", "private_key"))
+        and not name.endswith(("_file", "_ttl_seconds", "_url", "_min_length", "_threads"))
+        and name not in ("secrets_file",)
+    ]
+    assert {"jwt_secret", "storage_secret", "callback_signing_key", "s3_secret_access_key"} <= set(
+        secret_like
+    )
+    for name in secret_like:
+        annotation = str(Settings.model_fields[name].annotation)
+        assert "SecretStr" in annotation, (name, annotation)
