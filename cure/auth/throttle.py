@@ -102,7 +102,10 @@ class Throttle:
         acct = self.account_limit(kind, account)
         addr = self.address_limit()
         limits = (pair, acct, addr)
-        await repository.lock_keys(session, LOCK_NAMESPACE, [limit.key for limit in limits])
+        # Decisions on one account (from one address, or from all) are serialised, so parallel
+        # guesses are admitted exactly up to the limits; the address's count only slows guesses
+        # down, so a burst from one address across accounts is not made to queue on it.
+        await repository.lock_keys(session, LOCK_NAMESPACE, [pair.key, acct.key])
         now = utcnow()
         since = now - self._window
         counts = await repository.count_failures(session, [lim.key for lim in limits], since=since)
@@ -142,7 +145,8 @@ class Throttle:
     async def failed(self, *limits: Limit) -> None:
         """Count a wrong cheap credential; TooManyAttempts when a limit was already used up."""
         async with self.sessionmaker() as session, session.begin():
-            await repository.lock_keys(session, LOCK_NAMESPACE, [limit.key for limit in limits])
+            # Every wrong one is counted; whether the answer is a 401 or a 429 at the very limit
+            # may race, which costs nothing: the right credential is never refused anyway.
             now = utcnow()
             counts = await repository.count_failures(
                 session, [limit.key for limit in limits], since=now - self._window
