@@ -77,7 +77,7 @@ def start_log_saver(resources: Resources) -> list[asyncio.Task[None]]:
 
 # Where an order and its region come in: our own submit, and OGC API - Processes' execution.
 ORDER_SUBMIT = re.compile(r"^(/v1/apps/[^/]+/orders|/ogc/processes/[^/]+/execution)/?$")
-SMALL_BODIES = ("/v1/auth/", "/v1/crm/")
+SMALL_BODIES = ("/v1/auth/", "/v1/crm/", "/v1/portal/session")
 
 
 def body_limits(settings: Settings) -> Callable[[str, str], int]:

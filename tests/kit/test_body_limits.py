@@ -27,7 +27,13 @@ def _too_large(response) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/auth/token", "/v1/auth/login", "/v1/crm/customers", "/v1/auth/password-reset"],
+    [
+        "/v1/auth/token",
+        "/v1/auth/login",
+        "/v1/crm/customers",
+        "/v1/auth/password-reset",
+        "/v1/portal/session",
+    ],
 )
 async def test_public_endpoints_take_small_bodies_only(client, settings, path) -> None:
     # Not even valid JSON or form data: refused for its size, before any parser sees it.
