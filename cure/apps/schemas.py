@@ -48,7 +48,12 @@ class AppInput(BaseModel):
     def window(self, start: date, end: date) -> tuple[datetime, datetime]:
         """The acquisition period a product must overlap for an order from ``start`` to ``end``:
         the order's own days, or the ``max_age_days`` up to its end."""
-        first = start if self.max_age_days == 0 else end - timedelta(days=self.max_age_days)
+        first = start
+        if self.max_age_days:
+            try:
+                first = end - timedelta(days=self.max_age_days)
+            except OverflowError:  # an end in the calendar's first years
+                first = date.min
         return datetime.combine(first, time.min, UTC), datetime.combine(end, time.max, UTC)
 
     def describe(self) -> str:

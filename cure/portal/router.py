@@ -325,7 +325,10 @@ async def available_dates(
     """The days (from start to end, at most ten years; by default the last ten years) on which
     the catalogue has the app's inputs over the box: what the order form's calendar marks."""
     end = end or date.today()
-    start = start or end - timedelta(days=3652)
+    try:
+        start = start or end - timedelta(days=3652)
+    except OverflowError:  # an end in the first ten years of the calendar
+        raise InvalidInput("end is too early: give a start as well") from None
     if end < start or end - start > timedelta(days=3660):
         raise InvalidInput("end must follow start, by at most ten years")
     return await portal_service.available_dates(

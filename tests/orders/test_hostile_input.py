@@ -104,3 +104,22 @@ async def test_an_admin_cancelling_a_customer_order_is_recorded_as_admin(client,
         (await client.get(f"/v1/orders/{order['order_id']}", headers=headers)).json()
     )
     assert admin["customer_id"] not in seen_by_customer
+
+
+async def test_dates_at_the_calendars_edges_are_not_a_500(client) -> None:
+    """An app whose input looks back years, ordered for the calendar's first or last days."""
+    from tests.factories import customer_with_token
+
+    _, headers = await customer_with_token(client)
+    for day in ("0001-01-02", "9999-12-31"):
+        body = {
+            "roi": {
+                "type": "Polygon",
+                "coordinates": [
+                    [[16.3, 48.2], [16.4, 48.2], [16.4, 48.3], [16.3, 48.3], [16.3, 48.2]]
+                ],
+            },
+            "start_date": day,
+        }
+        response = await client.post("/v1/apps/suhi/orders", json=body, headers=headers)
+        assert response.status_code == 422, (day, response.text)  # no input on such a day

@@ -58,6 +58,9 @@ async def test_the_calendar_marks_the_days_every_dated_input_has_data(client, se
     assert (
         await client.get("/v1/portal/apps/suhi/dates", params={"bbox": "1,2"})
     ).status_code == 422
+    # an end so early that the default start would fall before year 1 (found by the fuzz test)
+    too_early = await client.get("/v1/portal/apps/suhi/dates", params={"end": "0001-01-05"})
+    assert too_early.status_code == 422, too_early.text
 
 
 async def test_places_are_the_cities_public_products_name(client, session) -> None:
