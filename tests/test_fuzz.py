@@ -122,6 +122,9 @@ def test_no_request_gets_a_server_error(operation, fuzz_server) -> None:  # type
     @given(case=cases)
     @settings(
         max_examples=EXAMPLES,
+        # The same examples on every run of the same code, so CI is repeatable; set
+        # CURE_FUZZ_EXPLORE=1 to draw new ones (that is how the dates-at-year-1 500 was found).
+        derandomize=not os.environ.get("CURE_FUZZ_EXPLORE"),
         deadline=None,
         database=None,
         phases=[Phase.explicit, Phase.generate, Phase.shrink],
