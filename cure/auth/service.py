@@ -598,19 +598,28 @@ def reset_email_body(settings: Settings, mail: ResetMail) -> str:
     )
 
 
+async def _send_quietly(
+    settings: Settings, *, to: str, subject: str, body: str, what: str, customer_id: uuid.UUID
+) -> None:
+    """Mail a message holding a token; a failure is logged (never with the token), not raised."""
+    try:
+        await mail_sender.send_email(settings, to=to, subject=subject, body=body)
+    except MailError as exc:
+        log.error("%s email for customer %s was not sent: %s", what, customer_id, exc)
+    except Exception:  # a background task: nothing above us would log it with this context
+        log.exception("%s email for customer %s was not sent", what, customer_id)
+
+
 async def send_reset_email(settings: Settings, mail: ResetMail) -> None:
     """Mail the reset token; a failure is logged (never with the token), not raised."""
-    try:
-        await mail_sender.send_email(
-            settings,
-            to=mail.to,
-            subject="Reset your CURE password",
-            body=reset_email_body(settings, mail),
-        )
-    except MailError as exc:
-        log.error("password reset email for customer %s was not sent: %s", mail.customer_id, exc)
-    except Exception:  # a background task: nothing above us would log it with this context
-        log.exception("password reset email for customer %s was not sent", mail.customer_id)
+    await _send_quietly(
+        settings,
+        to=mail.to,
+        subject="Reset your CURE password",
+        body=reset_email_body(settings, mail),
+        what="password reset",
+        customer_id=mail.customer_id,
+    )
 
 
 async def confirm_password_reset(
@@ -765,17 +774,14 @@ def verification_email_body(settings: Settings, mail: VerificationMail) -> str:
 
 async def send_verification_email(settings: Settings, mail: VerificationMail) -> None:
     """Mail the verification token; a failure is logged (never with the token), not raised."""
-    try:
-        await mail_sender.send_email(
-            settings,
-            to=mail.to,
-            subject="Confirm your CURE email address",
-            body=verification_email_body(settings, mail),
-        )
-    except MailError as exc:
-        log.error("verification email for customer %s was not sent: %s", mail.customer_id, exc)
-    except Exception:  # a background task: nothing above us would log it with this context
-        log.exception("verification email for customer %s was not sent", mail.customer_id)
+    await _send_quietly(
+        settings,
+        to=mail.to,
+        subject="Confirm your CURE email address",
+        body=verification_email_body(settings, mail),
+        what="verification",
+        customer_id=mail.customer_id,
+    )
 
 
 # -- a customer's clients ------------------------------------------------------------------------
