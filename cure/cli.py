@@ -23,7 +23,12 @@ def _api(args: argparse.Namespace) -> None:
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
+        # Several processes share the port; one of them runs the relay and the consumers.
+        workers=args.workers or settings.api_workers,
         log_config=None,  # the records go through cure.logs, set up in main()
+        # A record per request costs a tenth of a small request's time; the request metrics
+        # (GET /metrics) count and time every route. CURE_ACCESS_LOG=true turns it on.
+        access_log=settings.access_log,
     )
 
 
@@ -79,14 +84,20 @@ def _flower(args: argparse.Namespace) -> None:
 
 async def _run_alone(which: str) -> None:
     from cure.kit.resources import open_resources
-    from cure.main import make_relay, start_background_services, start_log_saver
+    from cure.kit.listen import Listener
+    from cure.main import make_relay, relay_wakeup, start_background_services, start_log_saver
 
     async with open_resources(get_settings()) as resources:
         if which == "relay":
             relay = make_relay(resources)
+            listener = Listener(resources.settings.database_url)
+            listener.subscribe(relay_wakeup(relay))
+            hearing = asyncio.create_task(listener.run())
             try:
                 await relay.run()
             finally:
+                hearing.cancel()
+                await asyncio.gather(hearing, return_exceptions=True)
                 await relay.close()
             return
         if which == "log-saver":
@@ -310,6 +321,12 @@ def main(argv: list[str] | None = None) -> None:
     api = sub.add_parser("api", help="run the HTTP API (with the relay and the status manager)")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
+    api.add_argument(
+        "--workers",
+        type=int,
+        help="API processes sharing the port (default CURE_API_WORKERS, 1); the relay and the "
+        "consumers run in one of them",
+    )
     api.set_defaults(func=_api)
 
     worker = sub.add_parser("worker", help="run a Celery worker for orders")

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1, le=64)  # `cure api` processes on the port
+    access_log: bool = False  # a log record per request (uvicorn's access log)
     public_url: str = "http://127.0.0.1:8000"
     # Request bodies larger than these answer 413 before anything parses them: auth and CRM
     # (credentials, profiles), orders (a region of up to geo.MAX_VERTICES positions), the rest.
@@ -302,6 +304,9 @@ class Settings(BaseSettings):
     events_queue: str = "cure.order_events"
     relay_poll_seconds: float = 0.5
     run_background_services: bool = True
+    # Each API process keeps verified access tokens' principals, dropped at once on a change to
+    # the customer, its clients or the token's revocation (heard through PostgreSQL notices).
+    principal_cache: bool = True
 
     # The portal: the built single-page app (portal/dist, made by `npm run build` in portal/),
     # an optional base map of XYZ tiles (e.g. an OpenStreetMap tile server; none by default, the

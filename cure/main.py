@@ -13,13 +13,17 @@ from sqlalchemy import text
 
 from cure.apps.router import router as apps_router
 from cure.auth.passwords import PasswordHasher
+from cure.auth.principals import PrincipalCache
 from cure.auth.router import router as auth_router
+from cure.auth.service import Principal
 from cure.ccsi.router import router as ccsi_router
 from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
 from cure.kit.body_limit import BodyLimit
 from cure.kit.dependencies import SessionDep
 from cure.kit.error_handlers import declare_unavailable, install_error_handlers
+from cure.kit.leader import Leadership
+from cure.kit.listen import Listener, Subscription
 from cure.kit.metrics import HttpMetrics
 from cure.kit.resources import Resources, build_resources
 from cure.logs.publisher import LogPublisher
@@ -33,7 +37,7 @@ from cure.orders import dispatch
 from cure.orders.event_consumer import StatusManager
 from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
-from cure.outbox.relay import OutboxRelay
+from cure.outbox.relay import OUTBOX_CHANNEL, OutboxRelay
 from cure.portal.router import router as portal_router
 from cure.stac.router import router as stac_router
 from cure.storage.router import router as storage_router
@@ -50,6 +54,14 @@ def make_relay(resources: Resources) -> OutboxRelay:
         resources.sessionmaker,
         hooks={dispatch.RUN_ORDER: dispatch.DispatchHooks()},
         declare=functools.partial(dispatch.declare_topology, settings),
+    )
+
+
+def relay_wakeup(relay: OutboxRelay) -> Subscription:
+    """Wake the relay when any process adds to the outbox, and once the notices are heard again
+    (what was added while they were not is published then)."""
+    return Subscription(
+        OUTBOX_CHANNEL, lambda _payload: relay.wake(), lambda _hearing: relay.wake()
     )
 
 
@@ -108,15 +120,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.storage = make_storage(settings)
         app.state.log_publisher = LogPublisher(settings)
         relay = make_relay(resources)
+        # One connection per process hears the database's change notices (cure.kit.listen).
+        listener = Listener(settings.database_url)
+        if settings.principal_cache:
+            principals: PrincipalCache[Principal] = PrincipalCache()
+            listener.subscribe(principals.subscription())
+            app.state.principals = principals
         tasks: list[asyncio.Task[None]] = []
         try:
             if isinstance(app.state.storage, S3Storage):
                 await app.state.storage.ensure_bucket()
             if settings.run_background_services:
                 app.state.relay = relay
-                tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-                tasks += start_background_services(resources)
-                tasks += start_log_saver(resources)
+                listener.subscribe(relay_wakeup(relay))
+
+                def start_services() -> list[asyncio.Task[None]]:
+                    return [
+                        asyncio.create_task(relay.run(), name="outbox-relay"),
+                        *start_background_services(resources),
+                        *start_log_saver(resources),
+                    ]
+
+                # With several API processes, one of them runs these (cure.kit.leader).
+                leadership = Leadership(settings.database_url, "services", start_services)
+                tasks.append(asyncio.create_task(leadership.run(), name="leadership"))
+            tasks.append(asyncio.create_task(listener.run(), name="notice-listener"))
             yield
         finally:
             for task in tasks:

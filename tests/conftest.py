@@ -217,10 +217,14 @@ async def db(app):  # type: ignore[no-untyped-def]
         app.state.sessionmaker = app.state.side_sessionmaker = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+        # A transaction that never commits sends no change notice: no principal cache in it.
+        principals = getattr(app.state, "principals", None)
+        app.state.principals = None
         try:
             yield connection
         finally:
             app.state.sessionmaker, app.state.side_sessionmaker = committed
+            app.state.principals = principals
             await transaction.rollback()
 
 

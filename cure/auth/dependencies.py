@@ -39,6 +39,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def current_principal(
+    request: Request,
     authorization: Annotated[str | None, Security(_oauth2)],
     session: SessionDep,
     settings: SettingsDep,
@@ -46,10 +47,12 @@ async def current_principal(
     token = bearer_token(authorization)
     if token is None:
         raise InvalidToken("an access token is required (Authorization: Bearer <token>)")
-    return await auth_service.authenticate(session, settings, token)
+    cache = getattr(request.app.state, "principals", None)
+    return await auth_service.authenticate(session, settings, token, cache)
 
 
 async def optional_principal(
+    request: Request,
     authorization: Annotated[str | None, Security(_oauth2)],
     session: SessionDep,
     settings: SettingsDep,
@@ -57,7 +60,7 @@ async def optional_principal(
     """The caller, or None for an anonymous request; a token that is sent must be valid."""
     if authorization is None:
         return None
-    return await current_principal(authorization, session, settings)
+    return await current_principal(request, authorization, session, settings)
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
@@ -113,7 +116,7 @@ client_basic = ClientBasic(auto_error=False, scheme_name="client_secret_basic")
 BasicDep = Annotated[HTTPBasicCredentials | None, Security(client_basic)]
 
 
-def get_throttle(request: Request, settings: SettingsDep) -> Throttle:
+async def get_throttle(request: Request, settings: SettingsDep) -> Throttle:
     # Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the real client address.
     address = request.client.host if request.client else "unknown"
     state = request.app.state

@@ -33,6 +33,7 @@ from cure.auth.models import (
     RefreshToken,
 )
 from cure.auth.passwords import PasswordHasher
+from cure.auth.principals import PrincipalCache
 from cure.auth.schemas import TokenRead
 from cure.auth.throttle import Limit, Throttle
 from cure.auth.tokens import TokenInvalid, decode_access_token, encode_access_token
@@ -400,15 +401,36 @@ async def _commit_apart(
 # -- every request -------------------------------------------------------------------------------
 
 
-async def authenticate(session: AsyncSession, settings: Settings, token: str) -> Principal:
-    """Verify the token, then that it is not revoked and its client and customer are active."""
+async def authenticate(
+    session: AsyncSession,
+    settings: Settings,
+    token: str,
+    cache: PrincipalCache[Principal] | None = None,
+) -> Principal:
+    """Verify the token, then that it is not revoked and its client and customer are active.
+
+    With a ``cache`` (see ``cure.auth.principals``), a token verified before is answered from it
+    until a change to its customer, clients or revocation is heard, or the token expires.
+    """
+    if cache is not None and (known := cache.get(token)) is not None:
+        return known
     try:
         claims = decode_access_token(settings, token)
     except TokenInvalid as exc:
         raise InvalidToken("the access token is invalid or expired") from exc
+    generation = cache.generation if cache is not None else 0
     principal = await _principal_of(session, settings, claims)
     if principal is None:
         raise InvalidToken("the access token is no longer valid")
+    if cache is not None:
+        cache.put(
+            token,
+            principal,
+            customer_id=principal.customer_id,
+            jti=str(claims["jti"]),
+            expires_at=float(claims["exp"]),
+            read_at_generation=generation,
+        )
     return principal
 
 

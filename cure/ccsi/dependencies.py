@@ -5,7 +5,7 @@ from fastapi import Depends, Request
 from cure.ccsi.schemas import SearchQuery
 
 
-def search_query(request: Request) -> SearchQuery:
+async def search_query(request: Request) -> SearchQuery:
     """The OpenSearch parameters, checked here so a bad one is a 400 that names it (not a 422)."""
     collection = request.path_params.get("collection")
     return SearchQuery.parse(request.query_params.multi_items(), collection=collection)

@@ -1,6 +1,8 @@
 """FastAPI dependencies every domain shares: the app's settings and the per-request session.
 
 Both come from ``app.state`` (set by ``create_app`` and its lifespan), never from module globals.
+Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def`` one in
+its thread pool, a thread hop per request that costs more than the work.
 """
 
 from collections.abc import AsyncIterator
@@ -12,19 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cure.config import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: committed once at the end, rolled back on any error."""
-    async with get_sessionmaker(request)() as session:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
         try:
             yield session
             await session.commit()

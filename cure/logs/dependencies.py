@@ -5,7 +5,7 @@ from fastapi import Depends, Request
 from cure.logs.publisher import LogPublisher
 
 
-def get_publisher(request: Request) -> LogPublisher:
+async def get_publisher(request: Request) -> LogPublisher:
     publisher: LogPublisher = request.app.state.log_publisher
     return publisher
 

@@ -27,7 +27,7 @@ class ReadinessRead(BaseSchema):
     )
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 

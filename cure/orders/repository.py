@@ -6,7 +6,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tex
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from cure.kit.pagination import keyset
 from cure.orders.lifecycle import ACTIVE_STATES, FINAL_STATES
@@ -27,10 +27,11 @@ async def get_with_events(
     session: AsyncSession, order_id: uuid.UUID, *, customer_id: uuid.UUID | None
 ) -> Order | None:
     """The order with its history; ``customer_id`` limits it to that customer's orders."""
-    query = select(Order).options(selectinload(Order.events)).where(Order.id == order_id)
+    # One round trip: the order joined with its events (a few rows), not a second select.
+    query = select(Order).options(joinedload(Order.events)).where(Order.id == order_id)
     if customer_id is not None:
         query = query.where(Order.customer_id == customer_id)
-    return (await session.execute(query)).scalar_one_or_none()
+    return (await session.execute(query)).unique().scalar_one_or_none()
 
 
 async def get_for_update(
@@ -91,22 +92,20 @@ async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
     )
 
 
-async def count_active(session: AsyncSession, customer_id: uuid.UUID) -> int:
-    query = select(func.count()).where(
-        Order.customer_id == customer_id, Order.status.in_([s.value for s in ACTIVE_STATES])
-    )
-    return int((await session.execute(query)).scalar_one())
-
-
-async def created_since(
+async def submission_counts(
     session: AsyncSession, customer_id: uuid.UUID, since: datetime
-) -> tuple[int, datetime | None]:
-    """How many orders the customer created since ``since``, and the oldest of them."""
-    query = select(func.count(), func.min(Order.created_at)).where(
-        Order.customer_id == customer_id, Order.created_at >= since
-    )
-    count, oldest = (await session.execute(query)).one()
-    return int(count), oldest
+) -> tuple[int, int, datetime | None]:
+    """In one read: the customer's orders not yet final, how many it created since ``since``,
+    and the oldest of those."""
+    active = Order.status.in_([s.value for s in ACTIVE_STATES])
+    recent = Order.created_at >= since
+    query = select(
+        func.count().filter(active),
+        func.count().filter(recent),
+        func.min(Order.created_at).filter(recent),
+    ).where(Order.customer_id == customer_id, or_(active, recent))
+    count_active, count_recent, oldest = (await session.execute(query)).one()
+    return int(count_active), int(count_recent), oldest
 
 
 async def get_idempotency_key(

@@ -155,14 +155,15 @@ async def _replay(
 
 
 async def _check_limits(session: AsyncSession, settings: Settings, customer_id: uuid.UUID) -> None:
-    active = await repository.count_active(session, customer_id)
+    window = timedelta(seconds=settings.orders_window_seconds)
+    active, count, oldest = await repository.submission_counts(
+        session, customer_id, utcnow() - window
+    )
     if active >= settings.max_active_orders:
         raise TooManyOrders(
             f"{active} orders are not finished yet; at most {settings.max_active_orders} may be",
             retry_after=30,
         )
-    window = timedelta(seconds=settings.orders_window_seconds)
-    count, oldest = await repository.created_since(session, customer_id, utcnow() - window)
     if count >= settings.max_orders_per_window and oldest is not None:
         wait = int((oldest + window - utcnow()).total_seconds()) + 1
         raise TooManyOrders(

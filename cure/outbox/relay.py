@@ -39,6 +39,9 @@ class RelayHooks(Protocol):
 DeclareTopology = Callable[[AbstractChannel], Awaitable[object]]
 
 
+# Migration 0010: a statement adding outbox rows notifies this channel at commit.
+OUTBOX_CHANNEL = "cure_outbox"
+
 class OutboxRelay:
     def __init__(
         self,

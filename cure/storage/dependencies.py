@@ -5,7 +5,7 @@ from fastapi import Depends, Request
 from cure.storage.service import Storage
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     """The app's storage client, made once in its lifespan (see ``create_app``)."""
     storage: Storage = request.app.state.storage
     return storage

@@ -1,0 +1,114 @@
+"""PostgreSQL LISTEN/NOTIFY: one connection per process that hears the notices of other processes.
+
+A ``Listener`` keeps one asyncpg connection that LISTENs on the channels its subscribers name, and
+connects again after a loss. A notice is sent by ``pg_notify`` (from a trigger or a statement) at
+the commit of the transaction that sent it, to every listening connection of the database.
+
+Subscribers are told when the listener is *not* hearing (before the first connection, and from a
+loss until the next LISTEN is in place): whatever they keep on the strength of notices (a cache,
+say) must not be trusted in between, because notices sent then are lost.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+PROBE_SECONDS = 5.0  # a silent connection (a network loss) is probed this often
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The SQLAlchemy URL ``postgresql+asyncpg://...`` as a DSN asyncpg takes."""
+    scheme, _, rest = database_url.partition("://")
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    channel: str
+    on_notice: Callable[[str], None]  # the payload
+    on_hearing: Callable[[bool], None] = lambda hearing: None  # False: notices may be lost
+
+
+class Listener:
+    def __init__(self, database_url: str, *, connect_timeout: float = 10) -> None:
+        self.dsn = asyncpg_dsn(database_url)
+        self.connect_timeout = connect_timeout
+        self.subscriptions: list[Subscription] = []
+        self.hearing = False
+        self._lost = asyncio.Event()
+        self._heard = asyncio.Event()
+
+    def subscribe(self, subscription: Subscription) -> None:
+        self.subscriptions.append(subscription)
+
+    async def wait_hearing(self, timeout: float) -> bool:
+        """Whether the listener hears notices, waiting up to ``timeout`` seconds for it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._heard.wait()
+        return self.hearing
+
+    def _set_hearing(self, hearing: bool) -> None:
+        if hearing == self.hearing:
+            return
+        self.hearing = hearing
+        if hearing:
+            self._heard.set()
+        else:
+            self._heard.clear()
+        for subscription in self.subscriptions:
+            subscription.on_hearing(hearing)
+
+    def _notice(self, subscription: Subscription) -> Callable[..., None]:
+        def deliver(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+            try:
+                subscription.on_notice(payload)
+            except Exception:  # a subscriber's bug must not silence the others
+                log.exception("a notice on %s could not be handled", subscription.channel)
+
+        return deliver
+
+    async def _watch(self, connection: asyncpg.Connection) -> None:
+        """Return once the connection is lost: closed by the server, or silent to a probe."""
+        while not self._lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_SECONDS):
+                    await self._lost.wait()
+                    return
+            try:
+                await connection.fetchval("SELECT 1", timeout=self.connect_timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return
+
+    async def run(self) -> None:
+        """Listen until cancelled, connecting again after every loss."""
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self.dsn, timeout=self.connect_timeout)
+                self._lost.clear()
+                connection.add_termination_listener(lambda _c: self._lost.set())
+                for subscription in self.subscriptions:
+                    await connection.add_listener(
+                        subscription.channel, self._notice(subscription)
+                    )
+                self._set_hearing(True)
+                await self._watch(connection)
+                log.warning("lost the database connection that listens for notices")
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("cannot listen for notices (%s); trying again", exc)
+            finally:
+                self._set_hearing(False)
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(connection.close(), timeout=2)
+            await asyncio.sleep(RETRY_SECONDS)
