@@ -388,7 +388,7 @@ async def new_customer(url: str, *, admin: bool = False) -> tuple[uuid.UUID, dic
             connection = await asyncpg.connect(DSN)
             try:
                 await connection.execute(
-                    "UPDATE customers SET is_admin = true, scopes = scopes || '\"admin\"'::jsonb "
+                    "UPDATE customers SET is_admin = true, scopes = array_append(scopes, 'admin') "
                     "WHERE id = $1",
                     uuid.UUID(str(customer["customer_id"])),
                 )

@@ -83,8 +83,8 @@ def _flower(args: argparse.Namespace) -> None:
 
 
 async def _run_alone(which: str) -> None:
-    from cure.kit.resources import open_resources
     from cure.kit.listen import Listener
+    from cure.kit.resources import open_resources
     from cure.main import make_relay, relay_wakeup, start_background_services, start_log_saver
 
     async with open_resources(get_settings()) as resources:

@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.log_publisher = LogPublisher(settings)
         relay = make_relay(resources)
         # One connection per process hears the database's change notices (cure.kit.listen).
-        listener = Listener(settings.database_url)
+        listener = app.state.listener = Listener(settings.database_url)
         if settings.principal_cache:
             principals: PrincipalCache[Principal] = PrincipalCache()
             listener.subscribe(principals.subscription())

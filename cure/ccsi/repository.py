@@ -94,12 +94,26 @@ def _filtered(query: Select[Any], criteria: ProductCriteria, viewer: Viewer) -> 
     if criteria.geometry is not None:
         shape = geo.ST_GeomFromText(criteria.geometry, 4326)
         query = query.where(geo.ST_Intersects(Product.footprint, shape))
-    # [start_at, end_at] overlaps [time_start, time_end]; either bound may be open.
-    if criteria.time_end is not None:
-        query = query.where(Product.start_at <= criteria.time_end)
-    if criteria.time_start is not None:
-        query = query.where(Product.end_at >= criteria.time_start)
-    return query
+    return query.where(*_overlapping(criteria.time_start, criteria.time_end))
+
+
+def _period() -> ColumnElement[Any]:
+    """[start_at, end_at] as a range: the expression ix_products_footprint_period indexes."""
+    return func.tstzrange(Product.start_at, Product.end_at, "[]")
+
+
+def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+    """[start_at, end_at] overlaps [start, end]; either bound may be open (None).
+
+    Said as a range overlap, so that the GiST index on (footprint, period) answers area and time
+    together. A window that ends before it starts is not a range; the plain comparisons keep
+    their meaning for it (a product spanning the gap between the two)."""
+    if start is None and end is None:
+        return []
+    if start is not None and end is not None and end < start:
+        return [Product.start_at <= end, Product.end_at >= start]
+    window = func.tstzrange(start, end, "[]")
+    return [_period().op("&&")(window)]
 
 
 async def search(

@@ -51,7 +51,11 @@ class Leadership:
         try:
             while True:
                 try:
-                    connection = await asyncpg.connect(self.dsn, timeout=self.connect_timeout)
+                    connection = await asyncpg.connect(
+                        self.dsn,
+                        timeout=self.connect_timeout,
+                        server_settings={"application_name": "cure-leadership"},
+                    )
                 except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                     log.warning("leadership: cannot reach the database (%s)", exc)
                     await asyncio.sleep(1)

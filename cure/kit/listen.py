@@ -20,6 +20,7 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+APPLICATION_NAME = "cure-notices"  # how the connection shows in pg_stat_activity
 PROBE_SECONDS = 5.0  # a silent connection (a network loss) is probed this often
 
 
@@ -48,10 +49,10 @@ class Listener:
     def subscribe(self, subscription: Subscription) -> None:
         self.subscriptions.append(subscription)
 
-    async def wait_hearing(self, timeout: float) -> bool:
-        """Whether the listener hears notices, waiting up to ``timeout`` seconds for it."""
+    async def wait_hearing(self, seconds: float) -> bool:
+        """Whether the listener hears notices, waiting up to ``seconds`` for it."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._heard.wait()
         return self.hearing
 
@@ -92,7 +93,11 @@ class Listener:
         while True:
             connection: asyncpg.Connection | None = None
             try:
-                connection = await asyncpg.connect(self.dsn, timeout=self.connect_timeout)
+                connection = await asyncpg.connect(
+                    self.dsn,
+                    timeout=self.connect_timeout,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
                 self._lost.clear()
                 connection.add_termination_listener(lambda _c: self._lost.set())
                 for subscription in self.subscriptions:

@@ -1,0 +1,141 @@
+"""The principal cache of each API process (cure.auth.principals): a revoked token, a disabled
+customer or a withdrawn scope stops working on every process as soon as the change commits, heard
+through PostgreSQL notices; a process that cannot hear them trusts nothing it kept."""
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import TEST_DATABASE_URL, started_app
+from tests.factories import create_customer, get_token
+
+DSN = TEST_DATABASE_URL.replace("+asyncpg", "")
+
+
+async def _hearing(api) -> None:  # type: ignore[no-untyped-def]
+    assert await api.state.listener.wait_hearing(10), "the notice listener never connected"
+
+
+def _http(api) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=api, client=("127.0.0.1", 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://cure.test")
+
+
+async def _refused_within(http: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> float:
+    """How long after now the token was first refused (401) on ``http``."""
+    started = time.monotonic()
+    while True:
+        response = await http.get("/v1/orders", headers=headers)
+        if response.status_code == 401:
+            return time.monotonic() - started
+        assert response.status_code == 200, response.text
+        assert time.monotonic() - started < seconds, "the change was never heard"
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def two_processes(settings):  # type: ignore[no-untyped-def]
+    """Two API apps with their own engines, caches and listeners, as two processes have."""
+    async with started_app(settings) as first, started_app(settings) as second:
+        await _hearing(first)
+        await _hearing(second)
+        async with _http(first) as one, _http(second) as two:
+            yield (first, one), (second, two)
+
+
+async def _customer_on(http: httpx.AsyncClient) -> tuple[dict, dict[str, str], str]:  # type: ignore[type-arg]
+    customer = await create_customer(http)
+    token = await get_token(http, customer)
+    return customer, {"Authorization": f"Bearer {token}"}, token
+
+
+async def test_a_token_revoked_on_one_process_is_refused_on_another(two_processes) -> None:  # type: ignore[no-untyped-def]
+    (_, one), (second, two) = two_processes
+    customer, headers, token = await _customer_on(one)
+    assert (await two.get("/v1/orders", headers=headers)).status_code == 200
+    assert second.state.principals.get(token) is not None  # the second process now keeps it
+
+    revoked = await one.post(
+        "/v1/auth/revoke",
+        data={"token": token},
+        auth=(customer["client_id"], customer["client_secret"]),
+    )
+    assert revoked.status_code == 200
+    took = await _refused_within(two, headers, seconds=2)
+    assert second.state.principals.get(token) is None
+    assert took < 1, f"the revocation took {took:.3f}s to reach the other process"
+
+
+async def test_a_customer_disabled_in_the_database_is_refused_at_once(two_processes) -> None:  # type: ignore[no-untyped-def]
+    (first, one), (second, two) = two_processes
+    customer, headers, token = await _customer_on(one)
+    for http in (one, two):
+        assert (await http.get("/v1/orders", headers=headers)).status_code == 200
+    assert first.state.principals.get(token) is not None
+    connection = await asyncpg.connect(DSN)
+    try:  # any writer, not only the API: the trigger sends the notice
+        await connection.execute(
+            "UPDATE customers SET is_active = false WHERE id = $1",
+            uuid.UUID(str(customer["customer_id"])),
+        )
+    finally:
+        await connection.close()
+    for http in (one, two):
+        assert await _refused_within(http, headers, seconds=2) < 1
+    assert first.state.principals.get(token) is None and second.state.principals.get(token) is None
+
+
+async def test_a_withdrawn_scope_is_withdrawn_from_a_kept_principal(two_processes) -> None:  # type: ignore[no-untyped-def]
+    (_, one), (_, two) = two_processes
+    customer, headers, _ = await _customer_on(one)
+    assert (await two.get("/v1/orders", headers=headers)).status_code == 200
+    connection = await asyncpg.connect(DSN)
+    try:
+        await connection.execute(
+            "UPDATE customers SET scopes = array_remove(scopes, 'orders:read') WHERE id = $1",
+            uuid.UUID(str(customer["customer_id"])),
+        )
+    finally:
+        await connection.close()
+    deadline = time.monotonic() + 2
+    while (response := await two.get("/v1/orders", headers=headers)).status_code == 200:
+        assert time.monotonic() < deadline, "the scope was never withdrawn"
+        await asyncio.sleep(0.005)
+    assert response.status_code == 403, response.text
+
+
+async def test_a_process_that_cannot_hear_notices_keeps_nothing(two_processes) -> None:  # type: ignore[no-untyped-def]
+    (first, one), _ = two_processes
+    customer, headers, token = await _customer_on(one)
+    assert (await one.get("/v1/orders", headers=headers)).status_code == 200
+    cache = first.state.principals
+    assert cache.get(token) is not None
+    connection = await asyncpg.connect(DSN)
+    try:  # the listeners' connections go (a restart of the database, say)
+        ended = await connection.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'cure-notices' AND datname = current_database()"
+        )
+        assert ended >= 2
+        deadline = time.monotonic() + 5
+        while cache.hearing:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        assert len(cache) == 0
+        # While deaf, a principal is read from the database every time, and never kept.
+        assert (await one.get("/v1/orders", headers=headers)).status_code == 200
+        if not cache.hearing:
+            assert cache.get(token) is None
+        # Heard again: a change made meanwhile was read fresh, not from the old cache.
+        await _hearing(first)
+        await connection.execute(
+            "UPDATE customers SET is_active = false WHERE id = $1",
+            uuid.UUID(str(customer["customer_id"])),
+        )
+    finally:
+        await connection.close()
+    assert await _refused_within(one, headers, seconds=2) < 1
