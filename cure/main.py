@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = resources.engine
         app.state.sessionmaker = resources.sessionmaker
         app.state.side_sessionmaker = resources.side
+        app.state.read_sessionmaker = resources.reads
         app.state.hasher = PasswordHasher(settings)
         app.state.storage = make_storage(settings)
         app.state.log_publisher = LogPublisher(settings)

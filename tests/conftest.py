@@ -213,9 +213,18 @@ async def db(app):  # type: ignore[no-untyped-def]
 
     async with app.state.engine.connect() as connection:
         transaction = await connection.begin()
-        committed = app.state.sessionmaker, app.state.side_sessionmaker
+        committed = (
+            app.state.sessionmaker,
+            app.state.side_sessionmaker,
+            app.state.read_sessionmaker,
+        )
         app.state.sessionmaker = app.state.side_sessionmaker = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        # Reads join without a savepoint of their own: a request's read session and its other
+        # session would otherwise nest savepoints and release them out of order.
+        app.state.read_sessionmaker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
         )
         # A transaction that never commits sends no change notice: no principal cache in it.
         principals = getattr(app.state, "principals", None)
@@ -223,7 +232,11 @@ async def db(app):  # type: ignore[no-untyped-def]
         try:
             yield connection
         finally:
-            app.state.sessionmaker, app.state.side_sessionmaker = committed
+            (
+                app.state.sessionmaker,
+                app.state.side_sessionmaker,
+                app.state.read_sessionmaker,
+            ) = committed
             app.state.principals = principals
             await transaction.rollback()
 

@@ -28,6 +28,13 @@ class Product(Base):
         CheckConstraint("end_at >= start_at", name="times_ordered"),
         Index("ix_products_start_at_end_at", "start_at", "end_at"),
         Index("ix_products_end_at", "end_at"),
+        # Search by area and time in one index scan (see repository._overlapping).
+        Index(
+            "ix_products_footprint_period",
+            "footprint",
+            text("tstzrange(start_at, end_at, '[]')"),
+            postgresql_using="gist",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

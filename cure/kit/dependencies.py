@@ -36,7 +36,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a request that only reads: each statement commits on its own, so a read of
+    one statement costs one round trip, not three (BEGIN, the read, COMMIT). Never for writes."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 # "function" scope: the commit happens when the endpoint returns, before the response is sent, so
 # a client never sees a 2xx for data that then fails to commit or is not yet visible.

@@ -101,9 +101,7 @@ class Listener:
                 self._lost.clear()
                 connection.add_termination_listener(lambda _c: self._lost.set())
                 for subscription in self.subscriptions:
-                    await connection.add_listener(
-                        subscription.channel, self._notice(subscription)
-                    )
+                    await connection.add_listener(subscription.channel, self._notice(subscription))
                 self._set_hearing(True)
                 await self._watch(connection)
                 log.warning("lost the database connection that listens for notices")

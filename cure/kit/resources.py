@@ -27,6 +27,13 @@ class Resources:
     # Left out (a command, a test), the main pool serves for both.
     side_engine: AsyncEngine | None = None
     side_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    # Sessions on the main pool whose statements each commit on their own (no BEGIN, no
+    # COMMIT): for requests that only read, where each statement is consistent by itself.
+    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def reads(self) -> async_sessionmaker[AsyncSession]:
+        return self.read_sessionmaker or self.sessionmaker
 
     @property
     def side(self) -> async_sessionmaker[AsyncSession]:
@@ -47,6 +54,7 @@ def build_resources(settings: Settings) -> Resources:
         sessionmaker=make_sessionmaker(engine),
         side_engine=side,
         side_sessionmaker=make_sessionmaker(side),
+        read_sessionmaker=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
     )
 
 

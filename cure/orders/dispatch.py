@@ -65,7 +65,7 @@ class DispatchHooks:
             event = order_event(
                 message.subject_id, OrderStatus.QUEUED, attempt=_attempt_of(message), actor="relay"
             )
-            await apply_event(session, event)
+            await apply_event(session, event, fresh=True)
 
 
 async def declare_topology(settings: Settings, channel: AbstractChannel) -> None:

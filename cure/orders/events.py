@@ -48,13 +48,16 @@ def order_event(
     )
 
 
-async def apply_event(session: AsyncSession, event: OrderEventMessage) -> bool:
+async def apply_event(
+    session: AsyncSession, event: OrderEventMessage, *, fresh: bool = False
+) -> bool:
     """Apply one event idempotently and monotonically; False when it changes nothing.
 
     Duplicates (same event id), events of an older attempt and transitions the lifecycle does not
     allow (an event arriving after a later one) are dropped, so redelivery is always safe.
+    ``fresh``: the caller built the event just now (a new id), so it cannot be a duplicate.
     """
-    if await repository.event_exists(session, event.event_id):
+    if not fresh and await repository.event_exists(session, event.event_id):
         return False
     order = await repository.get_for_update(session, event.order_id)
     if order is None:

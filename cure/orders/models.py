@@ -31,6 +31,8 @@ class Order(Base):
         CheckConstraint("end_date >= start_date", name="dates_ordered"),
         Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
         Index("ix_orders_customer_id_updated_at", "customer_id", "updated_at"),
+        # A customer's orders in a box, in one index scan (btree_gist; migration 0011).
+        Index("ix_orders_customer_id_roi", "customer_id", "roi", postgresql_using="gist"),
         Index(
             "ix_orders_active_status",
             "status",

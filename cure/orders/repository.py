@@ -14,12 +14,12 @@ from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.orders.schemas import OrderFilter
 
 
-async def add(session: AsyncSession, order: Order, event: OrderEvent) -> Order:
-    session.add(order)
-    await session.flush()
+def add(session: AsyncSession, order: Order, event: OrderEvent) -> Order:
+    """Add the order (its id set) and its first event; they are written at the next flush,
+    with whatever else the transaction adds (one flush, not one per row)."""
+    assert order.id is not None
     event.order_id = order.id
-    session.add(event)
-    await session.flush()
+    session.add_all([order, event])
     return order
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from cure.auth.dependencies import require_scope
 from cure.auth.service import Principal
-from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.dependencies import ReadSessionDep, SessionDep, SettingsDep
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
@@ -69,7 +69,7 @@ async def submit_order(
 
 @router.get("/v1/orders", response_model=OrderPage, responses=error_responses(401, 403, 422))
 async def list_orders(
-    session: SessionDep, principal: Reader, filters: Annotated[OrderFilter, Query()]
+    session: ReadSessionDep, principal: Reader, filters: Annotated[OrderFilter, Query()]
 ) -> OrderPage:
     """The caller's orders (admins: everyone's), filtered, sorted and paginated by cursor."""
     return await order_service.list_orders(session, principal, filters)
@@ -78,7 +78,7 @@ async def list_orders(
 @router.get(
     "/v1/orders/{order_id}", response_model=OrderRead, responses=error_responses(401, 403, 404)
 )
-async def get_order(order_id: uuid.UUID, session: SessionDep, principal: Reader) -> Order:
+async def get_order(order_id: uuid.UUID, session: ReadSessionDep, principal: Reader) -> Order:
     """An order's status, history and, once it succeeded, its result."""
     return await order_service.get(session, principal, order_id)
 
@@ -100,7 +100,7 @@ router.add_api_route(
     responses=error_responses(401, 403, 404),
 )
 async def get_order_events(
-    order_id: uuid.UUID, session: SessionDep, principal: Reader
+    order_id: uuid.UUID, session: ReadSessionDep, principal: Reader
 ) -> list[OrderEvent]:
     """Every transition and progress report of the order, oldest first."""
     return (await order_service.get(session, principal, order_id)).events

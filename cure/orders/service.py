@@ -188,6 +188,8 @@ async def _record(
         app_id=app.id,
         app_version=app.manifest.version,
         status=OrderStatus.RECEIVED.value,
+        attempt=1,
+        dispatches=1,
         roi=checked_to_db(data.roi),  # OrderCreate checked and normalised it
         start_date=data.start_date,
         end_date=data.end_date,
@@ -196,7 +198,7 @@ async def _record(
         callback_url=str(data.callback_url) if data.callback_url else None,
     )
     received = OrderEvent(status=OrderStatus.RECEIVED.value, actor=_actor(principal, order))
-    await repository.add(session, order, received)
+    repository.add(session, order, received)
     set_committed_value(order, "events", [received])
     return order
 
@@ -260,7 +262,7 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
         if principal.customer_id != order.customer_id
         else "cancelled on request",
     )
-    await apply_event(session, event)
+    await apply_event(session, event, fresh=True)
     return await get(session, principal, order_id)
 
 

@@ -42,6 +42,7 @@ DeclareTopology = Callable[[AbstractChannel], Awaitable[object]]
 # Migration 0010: a statement adding outbox rows notifies this channel at commit.
 OUTBOX_CHANNEL = "cure_outbox"
 
+
 class OutboxRelay:
     def __init__(
         self,

@@ -314,13 +314,19 @@ def judge(
 
 
 async def run_order(
-    settings: Settings, order_id: uuid.UUID, attempt: int | None = None
+    settings: Settings,
+    order_id: uuid.UUID,
+    attempt: int | None = None,
+    *,
+    storage: Storage | None = None,
 ) -> OrderStatus | None:
     """Run the order once; returns the final state reported, or None when there was nothing to do.
 
     Raises on infrastructure failures (database, broker, Docker engine, storage) so the task can
-    be tried again; the app's own failures end the order FAILED or INVALID.
+    be tried again; the app's own failures end the order FAILED or INVALID. ``storage`` is the
+    worker process's own (made once: an S3 session costs more than a small order's upload).
     """
+    storage = storage or make_storage(settings)
     engine = worker_engine(settings)
     try:
         job = await load_order(engine, order_id)
@@ -330,18 +336,20 @@ async def run_order(
         if job.status in FINAL_STATES:
             log.info("order %s is already %s; not running it", order_id, job.status)
             await _clean_up(settings, order_id)  # a killed earlier run may have left its app
-            await _remove_strays(settings, engine, order_id)
+            await _remove_strays(storage, engine, order_id)
             return None
         if attempt is not None and attempt != job.attempt:
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
             return None
         with log_context(order_id=str(order_id), customer_id=str(job.customer_id)):
-            return await _run_locked(settings, engine, job)
+            return await _run_locked(settings, storage, engine, job)
     finally:
         await engine.dispose()
 
 
-async def _run_locked(settings: Settings, engine: AsyncEngine, job: OrderJob) -> OrderStatus | None:
+async def _run_locked(
+    settings: Settings, storage: Storage, engine: AsyncEngine, job: OrderJob
+) -> OrderStatus | None:
     """The run itself, while this worker holds the lock of the order's attempt."""
     order_id = job.order_id
     async with _exclusive_run(engine, order_id, job.attempt) as mine:
@@ -356,7 +364,7 @@ async def _run_locked(settings: Settings, engine: AsyncEngine, job: OrderJob) ->
             settings, order_id=order_id, attempt=job.attempt, actor=actor
         ) as events:
             async with _heartbeats(settings, events):
-                outcome = await _execute(settings, engine, job, events)
+                outcome = await _execute(settings, storage, engine, job, events)
             if outcome is None:
                 return None
             final, fields = outcome
@@ -366,16 +374,15 @@ async def _run_locked(settings: Settings, engine: AsyncEngine, job: OrderJob) ->
                 # No order will ever name this run's files: remove them, then let the task
                 # try again (the broker is likely away).
                 keys = [asset.key for asset in fields.get("assets") or []]
-                await _quietly_delete(settings, job.order_id, keys)
+                await _quietly_delete(storage, job.order_id, keys)
                 raise
             return final
 
 
-async def _remove_strays(settings: Settings, engine: AsyncEngine, order_id: uuid.UUID) -> None:
+async def _remove_strays(storage: Storage, engine: AsyncEngine, order_id: uuid.UUID) -> None:
     """For a final order: remove stored files it does not name (runs that lost, or were killed
     between storing and reporting). A run that stores later finds the order final and removes
     its own files, so this never takes what the order shows."""
-    storage = make_storage(settings)
     stored = await storage.keys(f"results/{order_id}/")
     if not stored:
         return
@@ -387,9 +394,9 @@ async def _remove_strays(settings: Settings, engine: AsyncEngine, order_id: uuid
         await storage.delete(strays)
 
 
-async def _quietly_delete(settings: Settings, order_id: uuid.UUID, keys: list[str]) -> None:
+async def _quietly_delete(storage: Storage, order_id: uuid.UUID, keys: list[str]) -> None:
     try:
-        await make_storage(settings).delete(keys)
+        await storage.delete(keys)
     except Exception:  # the next run of the order removes them (_remove_strays)
         log.warning("order %s: could not remove %d file(s) yet", order_id, len(keys))
 
@@ -435,7 +442,7 @@ async def _exclusive_run(
 
 
 async def _execute(
-    settings: Settings, engine: AsyncEngine, job: OrderJob, events: EventPublisher
+    settings: Settings, storage: Storage, engine: AsyncEngine, job: OrderJob, events: EventPublisher
 ) -> tuple[OrderStatus, dict[str, Any]] | None:
     """The steps of one run: resolve inputs, stage in, run the app, stage out; the SUCCESS event
     then registers the product. The work folder goes whatever happens (``_work_dir``)."""
@@ -443,7 +450,6 @@ async def _execute(
         app = app_registry.get_registry(settings).get(job.app_id)
     except AppNotFound:
         return OrderStatus.FAILED, {"message": f"the app {job.app_id} is not installed here"}
-    storage = make_storage(settings)
     with _work_dir(settings, job) as work_dir:
         with _timed(app.id, "stage_in"):
             staged = await _stage_in(settings, storage, app, job, events, work_dir)

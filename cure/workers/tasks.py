@@ -1,4 +1,5 @@
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -9,6 +10,7 @@ import aiormq
 from cure.config import get_settings
 from cure.kit.db import is_transient as db_is_transient
 from cure.orders.dispatch import RUN_ORDER_TASK
+from cure.storage.service import Storage, make_storage
 from cure.workers import pipeline
 from cure.workers.celery_app import celery_app
 
@@ -20,6 +22,14 @@ def is_transient(exc: BaseException) -> bool:
     return db_is_transient(exc) or isinstance(
         exc, (aiormq.exceptions.AMQPConnectionError, aio_pika.exceptions.ChannelInvalidStateError)
     )
+
+
+@functools.cache
+def worker_storage() -> Storage:
+    """This worker process's storage, made at its first order and kept: an S3 storage's session
+    loads botocore's service models when it makes its first client, which costs a small order
+    more time and CPU than its upload. Clients are still made per call, on each task's loop."""
+    return make_storage(get_settings())
 
 
 @celery_app.task(name=RUN_ORDER_TASK)
@@ -37,7 +47,9 @@ def run_order(order_id: str, attempt: int | None = None) -> str | None:
     tries = 0
     while True:
         try:
-            final = asyncio.run(pipeline.run_order(settings, uuid.UUID(order_id), attempt))
+            final = asyncio.run(
+                pipeline.run_order(settings, uuid.UUID(order_id), attempt, storage=worker_storage())
+            )
             return final.value if final else None
         except Exception as exc:
             outage = is_transient(exc) and time.monotonic() - started < settings.task_outage_seconds
