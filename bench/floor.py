@@ -4,10 +4,10 @@ import asyncio
 import contextlib
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-import tempfile
 
 import asyncpg
 
@@ -15,8 +15,9 @@ from bench.harness import DSN, SERVER_CPU, Processes, free_port, pinned, wait_ht
 
 
 @contextlib.contextmanager
-def baseline_app(customer_id: uuid.UUID) -> Iterator[str]:
-    """The baseline app, served by uvicorn like ``cure api`` (one process, no access log)."""
+def baseline_app(customer_id: uuid.UUID) -> Iterator[tuple[str, int]]:
+    """The baseline app, served by uvicorn like ``cure api`` (one process, no access log): its
+    URL and its process id."""
     port = free_port()
     processes = Processes(Path(tempfile.gettempdir()))
     argv = [
@@ -27,7 +28,7 @@ def baseline_app(customer_id: uuid.UUID) -> Iterator[str]:
     process = processes.start("baseline-app", pinned(SERVER_CPU, argv), env)
     try:
         wait_http(f"http://127.0.0.1:{port}/orders/{uuid.uuid4()}")
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         processes.stop(process)
         asyncio.run(_forget_baseline_rows())

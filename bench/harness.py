@@ -313,10 +313,13 @@ class Deployment:
         argv = [sys.executable, "-m", "cure", "api", "--port", str(self.port)]
         if workers > 1:
             argv += ["--workers", str(workers)]
-        self.api = self.processes.start(
-            "api", pinned(SERVER_CPU, argv), {**self.env, **env}
-        )
+        self.api = self.processes.start("api", pinned(SERVER_CPU, argv), {**self.env, **env})
         wait_http(f"{self.url}/health")
+
+    @property
+    def api_pid(self) -> int:
+        assert self.api is not None
+        return self.api.pid
 
     def stop_api(self) -> None:
         if self.api is not None:
@@ -407,6 +410,32 @@ async def new_customer(url: str, *, admin: bool = False) -> tuple[uuid.UUID, dic
 # -- load ----------------------------------------------------------------------------------------
 
 
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # the fields after the command's name
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by the process ``pid`` and its descendants: what
+    a server spent on a load, whatever else the machine was doing meanwhile."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        fields = _stat(current)
+        if fields is not None:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        todo.extend(children.get(current, []))
+    return total
+
+
 def ensure_wrk() -> str:
     found = shutil.which("wrk")
     if found is None:
@@ -423,8 +452,10 @@ def wrk(
     headers: dict[str, str] | None = None,
     method: str = "GET",
     body: str | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, float]:
-    """wrk against ``url``: requests/s, p50, p95, p99 (ms) and the count of non-2xx answers."""
+    """wrk against ``url``: requests/s, p50, p95, p99 (ms) and the count of non-2xx answers;
+    with ``server_pid``, also the server's CPU milliseconds per request."""
     env = {**os.environ, "BENCH_METHOD": method}
     body_file = None
     if body is not None:
@@ -439,6 +470,7 @@ def wrk(
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     argv.append(url)
+    cpu_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
     try:
         done = subprocess.run(
             pinned(LOAD_CPU, argv), env=env, capture_output=True, text=True, check=True
@@ -453,7 +485,7 @@ def wrk(
     else:
         raise RuntimeError(f"wrk printed no figures:\n{done.stdout}\n{done.stderr}")
     seconds_run = figures.pop("duration_us") / 1e6
-    return {
+    result = {
         "req_per_s": round(figures["requests"] / seconds_run, 1),
         "p50_ms": round(figures["p50_us"] / 1000, 2),
         "p95_ms": round(figures["p95_us"] / 1000, 2),
@@ -461,3 +493,7 @@ def wrk(
         "non_2xx": int(figures["non_2xx"]),
         "errors": int(figures["errors"]),
     }
+    if server_pid is not None and figures["requests"]:
+        spent = cpu_seconds(server_pid) - cpu_before
+        result["server_cpu_ms_per_req"] = round(spent * 1000 / figures["requests"], 3)
+    return result

@@ -31,12 +31,23 @@ def run(report: Report, s3_url: str) -> None:
         order_id = created.json()["order_id"]
         url = f"{stack.url}/v1/orders/{order_id}"
         wrk(url, seconds=3, connections=CONNECTIONS, headers=headers)  # warm-up
-        cure = wrk(url, seconds=SECONDS, connections=CONNECTIONS, headers=headers)
+        cure = wrk(
+            url,
+            seconds=SECONDS,
+            connections=CONNECTIONS,
+            headers=headers,
+            server_pid=stack.api_pid,
+        )
         history = len(httpx.get(url, headers=headers).json()["history"])
         stack.stop_api()
-        with floor.baseline_app(customer_id) as base_url:
+        with floor.baseline_app(customer_id) as (base_url, base_pid):
             wrk(f"{base_url}/orders/{order_id}", seconds=3, connections=CONNECTIONS)
-            base = wrk(f"{base_url}/orders/{order_id}", seconds=SECONDS, connections=CONNECTIONS)
+            base = wrk(
+                f"{base_url}/orders/{order_id}",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+                server_pid=base_pid,
+            )
     floor.check_answers(cure, base)
     ratio = cure["req_per_s"] / base["req_per_s"]
     p99_ratio = cure["p99_ms"] / base["p99_ms"]

@@ -33,14 +33,20 @@ def run(report: Report, s3_url: str) -> None:
             headers=headers,
             method="POST",
             body=body,
+            server_pid=stack.api_pid,
         )
         unsent = floor.unsent_outbox()
         stack.stop_api()
-        with floor.baseline_app(customer_id) as base_url:
+        with floor.baseline_app(customer_id) as (base_url, base_pid):
             target = f"{base_url}/orders"
             wrk(target, seconds=3, connections=CONNECTIONS, method="POST", body=body)
             base = wrk(
-                target, seconds=SECONDS, connections=CONNECTIONS, method="POST", body=body
+                target,
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+                method="POST",
+                body=body,
+                server_pid=base_pid,
             )
     floor.check_answers(cure, base)
     ratio = cure["req_per_s"] / base["req_per_s"]

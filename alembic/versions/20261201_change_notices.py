@@ -50,7 +50,11 @@ $$
 """
 
 TRIGGERS = (
-    ("customers_auth_notice", "AFTER UPDATE OR DELETE ON customers FOR EACH ROW", "cure_auth_notice"),
+    (
+        "customers_auth_notice",
+        "AFTER UPDATE OR DELETE ON customers FOR EACH ROW",
+        "cure_auth_notice",
+    ),
     (
         "oauth_clients_auth_notice",
         "AFTER UPDATE OR DELETE ON oauth_clients FOR EACH ROW",

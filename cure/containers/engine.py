@@ -336,7 +336,7 @@ def _drain(container: Container, cursor: "_LogCursor", control: ContainerControl
             lines = cursor.new_lines(container)
             quiet = 0 if lines else quiet + 1
             control.drain(lines)
-            if quiet:
+            if quiet == 1:  # after the second quiet read there is nothing left to wait for
                 time.sleep(0.1)
     except NotFound:
         pass

