@@ -18,13 +18,14 @@ def _api(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = get_settings()
+    workers = _api_workers(args)
     uvicorn.run(
         "cure.main:create_app",
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         # Several processes share the port; one of them runs the relay and the consumers.
-        workers=args.workers or settings.api_workers,
+        workers=workers,
         log_config=None,  # the records go through cure.logs, set up in main()
         # A record per request costs a tenth of a small request's time; the request metrics
         # (GET /metrics) count and time every route. CURE_ACCESS_LOG=true turns it on.
@@ -32,15 +33,24 @@ def _api(args: argparse.Namespace) -> None:
     )
 
 
+def _api_workers(args: argparse.Namespace) -> int:
+    return int(args.workers or get_settings().api_workers)
+
+
 def _prepare_worker_metrics(args: argparse.Namespace) -> None:
-    """A Celery worker's pool processes share a multiprocess directory, which must be named
-    before prometheus_client is first imported."""
+    _prepare_multiprocess_metrics("worker")
+
+
+def _prepare_multiprocess_metrics(kind: str) -> None:
+    """Processes that share a port or a pool (a Celery worker's pool, `cure api --workers N`)
+    share a multiprocess directory, which must be named before prometheus_client is first
+    imported; whichever serves /metrics adds them all up."""
     settings = get_settings()
-    for old in settings.metrics_dir.glob("worker-*"):  # those of workers that are gone
-        pid = old.name.removeprefix("worker-")
+    for old in settings.metrics_dir.glob(f"{kind}-*"):  # those of processes that are gone
+        pid = old.name.removeprefix(f"{kind}-")
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(old, ignore_errors=True)
-    folder = (settings.metrics_dir / f"worker-{os.getpid()}").resolve()
+    folder = (settings.metrics_dir / f"{kind}-{os.getpid()}").resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
@@ -471,6 +481,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "worker":
         _prepare_worker_metrics(args)
+    if args.command == "api" and _api_workers(args) > 1:
+        _prepare_multiprocess_metrics("api")
     _configure_logging(args)
     args.func(args)
 

@@ -94,6 +94,18 @@ async def test_two_api_processes_serve_and_run_the_consumers_once(stack: Stack) 
         for _ in range(6):  # both processes now keep the principal
             warm = await http.get("/v1/orders", headers={**headers, "Connection": "close"})
             assert warm.status_code == 200
+        # Whichever process answers /metrics counts the requests of both.
+        scraped = (await http.get("/metrics", headers={"Connection": "close"})).text
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in scraped.splitlines()
+            if line.startswith("cure_http_requests_total{")
+            and 'route="/v1/orders"' in line
+            and 'method="GET"' in line
+            and 'status="200"' in line
+        )
+        assert counted == 6, scraped
+
         revoked = await http.post(
             "/v1/auth/revoke",
             data={"token": token},
