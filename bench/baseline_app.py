@@ -91,9 +91,7 @@ async def submit_order(request: Request) -> Response:
             json.dumps(data.get("params", {})),
         )
         await connection.execute(_INSERT_EVENT, uuid.uuid4(), order_id, f"customer:{customer_id}")
-        await connection.execute(
-            _INSERT_OUTBOX, order_id, json.dumps([[str(order_id), 1], {}, {}])
-        )
+        await connection.execute(_INSERT_OUTBOX, order_id, json.dumps([[str(order_id), 1], {}, {}]))
     return JSONResponse({"order_id": str(order_id), "status": "RECEIVED"}, status_code=202)
 
 

@@ -25,7 +25,9 @@ def _http(api) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
     return httpx.AsyncClient(transport=transport, base_url="http://cure.test")
 
 
-async def _refused_within(http: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> float:
+async def _refused_within(
+    http: httpx.AsyncClient, headers: dict[str, str], seconds: float
+) -> float:
     """How long after now the token was first refused (401) on ``http``."""
     started = time.monotonic()
     while True:
