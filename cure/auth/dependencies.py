@@ -7,13 +7,15 @@ from urllib.parse import unquote_plus
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
 from cure.auth.exceptions import AdminOnly, InsufficientScope, InvalidToken, invalid_client
+from cure.auth.principals import PrincipalCache
 from cure.auth.service import Principal
 from cure.auth.throttle import Throttle
-from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.dependencies import SettingsDep
 
 _TOKEN_URL = "/v1/auth/token"  # noqa: S105 (a path)
 _oauth2 = OAuth2(
@@ -41,26 +43,29 @@ def bearer_token(authorization: str | None) -> str | None:
 async def current_principal(
     request: Request,
     authorization: Annotated[str | None, Security(_oauth2)],
-    session: SessionDep,
     settings: SettingsDep,
 ) -> Principal:
     token = bearer_token(authorization)
     if token is None:
         raise InvalidToken("an access token is required (Authorization: Bearer <token>)")
-    cache = getattr(request.app.state, "principals", None)
-    return await auth_service.authenticate(session, settings, token, cache)
+    cache: PrincipalCache[Principal] | None = getattr(request.app.state, "principals", None)
+    if cache is not None and (known := cache.get(token)) is not None:
+        return known
+    # Read in a short session of its own, only when the cache cannot answer.
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        return await auth_service.authenticate(session, settings, token, cache)
 
 
 async def optional_principal(
     request: Request,
     authorization: Annotated[str | None, Security(_oauth2)],
-    session: SessionDep,
     settings: SettingsDep,
 ) -> Principal | None:
     """The caller, or None for an anonymous request; a token that is sent must be valid."""
     if authorization is None:
         return None
-    return await current_principal(request, authorization, session, settings)
+    return await current_principal(request, authorization, settings)
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -94,26 +94,30 @@ def _filtered(query: Select[Any], criteria: ProductCriteria, viewer: Viewer) -> 
     if criteria.geometry is not None:
         shape = geo.ST_GeomFromText(criteria.geometry, 4326)
         query = query.where(geo.ST_Intersects(Product.footprint, shape))
-    return query.where(*_overlapping(criteria.time_start, criteria.time_end))
+    in_area = criteria.bbox is not None or criteria.geometry is not None
+    return query.where(*_overlapping(criteria.time_start, criteria.time_end, in_area=in_area))
 
 
-def _period() -> ColumnElement[Any]:
-    """[start_at, end_at] as a range: the expression ix_products_footprint_period indexes."""
-    return func.tstzrange(Product.start_at, Product.end_at, "[]")
-
-
-def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+def _overlapping(
+    start: datetime | None, end: datetime | None, *, in_area: bool
+) -> list[ColumnElement[bool]]:
     """[start_at, end_at] overlaps [start, end]; either bound may be open (None).
 
-    Said as a range overlap, so that the GiST index on (footprint, period) answers area and time
-    together. A window that ends before it starts is not a range; the plain comparisons keep
-    their meaning for it (a product spanning the gap between the two)."""
+    Within an area, said as a range overlap, which the GiST index on (footprint, period) tests
+    together with the area (the area alone matches a place's products of every year). Otherwise
+    as two comparisons, which the b-tree indexes on the times serve. A window that ends before it
+    starts is not a range: the comparisons keep their meaning for it (a product spanning the gap).
+    """
     if start is None and end is None:
         return []
-    if start is not None and end is not None and end < start:
-        return [Product.start_at <= end, Product.end_at >= start]
-    window = func.tstzrange(start, end, "[]")
-    return [_period().op("&&")(window)]
+    if not in_area or (start is not None and end is not None and end < start):
+        return [
+            *([Product.start_at <= end] if end is not None else []),
+            *([Product.end_at >= start] if start is not None else []),
+        ]
+    # The expression ix_products_footprint_period indexes, as written there.
+    period = func.tstzrange(Product.start_at, Product.end_at, "[]")
+    return [period.op("&&")(func.tstzrange(start, end, "[]"))]
 
 
 async def search(

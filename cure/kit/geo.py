@@ -3,6 +3,7 @@
 import math
 from typing import Any
 
+import shapely.wkb
 from geoalchemy2 import WKBElement
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import mapping, shape
@@ -123,6 +124,11 @@ def checked_to_db(roi: dict[str, Any]) -> WKBElement:
 
 def from_db(element: WKBElement) -> dict[str, Any]:
     return to_geojson(to_shape(element))
+
+
+def from_wkb(data: bytes) -> dict[str, Any]:
+    """GeoJSON of a geometry read as WKB (``ST_AsBinary``), as ``from_db`` gives it."""
+    return to_geojson(shapely.wkb.loads(data))
 
 
 def _lists(value: Any) -> Any:

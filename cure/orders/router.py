@@ -78,9 +78,9 @@ async def list_orders(
 @router.get(
     "/v1/orders/{order_id}", response_model=OrderRead, responses=error_responses(401, 403, 404)
 )
-async def get_order(order_id: uuid.UUID, session: ReadSessionDep, principal: Reader) -> Order:
+async def get_order(order_id: uuid.UUID, session: ReadSessionDep, principal: Reader) -> OrderRead:
     """An order's status, history and, once it succeeded, its result."""
-    return await order_service.get(session, principal, order_id)
+    return await order_service.status(session, principal, order_id)
 
 
 # The original CURE platform's name for an order's status: kept for old scripts, deprecated.

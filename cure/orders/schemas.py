@@ -1,6 +1,8 @@
 import math
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import (
@@ -13,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from cure.kit.geo import from_db, parse_roi, to_geojson
+from cure.kit.geo import from_db, from_wkb, parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
@@ -131,8 +133,37 @@ class OrderRead(OrderSummary):
             "assets": _assets(data),
         }
 
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> "OrderRead":
+        """The answer from ``repository.read_status``'s rows: the order's columns, and on each
+        row one event of its history (``event_*``)."""
+        first = rows[0]
+        order = SimpleNamespace(**{k: v for k, v in first.items() if not k.startswith("event_")})
+        return cls.model_validate(
+            {
+                **_summary_fields(order),
+                "roi": from_wkb(first["roi"]),
+                "params": order.params,
+                "notify_email": order.notify_email,
+                "callback_url": order.callback_url,
+                "history": [
+                    {
+                        "status": row["event_status"],
+                        "at": row["event_at"],
+                        "actor": row["event_actor"],
+                        "message": row["event_message"],
+                        "progress": row["event_progress"],
+                        "attempt": row["event_attempt"],
+                    }
+                    for row in rows
+                    if row["event_status"] is not None
+                ],
+                "assets": _assets(order),
+            }
+        )
 
-def _assets(order: Order) -> list[OrderAssetRead]:
+
+def _assets(order: Any) -> list[OrderAssetRead]:
     if order.status != OrderStatus.SUCCESS or not order.assets:
         return []
     assets = [
@@ -150,7 +181,8 @@ def _assets(order: Order) -> list[OrderAssetRead]:
     return sorted(assets, key=lambda a: (not a.primary, a.role))
 
 
-def _summary_fields(order: Order) -> dict[str, Any]:
+def _summary_fields(order: Any) -> dict[str, Any]:
+    """An order's summary: from an ``Order``, or anything with its attributes."""
     result = None
     if order.status == OrderStatus.SUCCESS and order.result_key is not None:
         result = OrderResultRead(

@@ -67,14 +67,16 @@ def run_labels(settings: Settings, order_id: uuid.UUID | str, attempt: int) -> d
     return {**order_labels(settings, order_id), ATTEMPT_LABEL: str(attempt)}
 
 
-def worker_engine(settings: Settings) -> AsyncEngine:
-    """A small pool for one run: the lock's connection and the watch's reads, every statement
-    and connection attempt bounded in time."""
+def worker_engine(settings: Settings, *, kept: bool = False) -> AsyncEngine:
+    """A small pool for a run: the lock's connection and the watch's reads, every statement
+    and connection attempt bounded in time. One ``kept`` across a worker process's runs checks
+    each connection it hands out, so a database restart between two runs costs nothing."""
     return create_async_engine(
         settings.database_url,
         pool_size=2,
         max_overflow=1,
         pool_timeout=settings.database_timeout_seconds,
+        pool_pre_ping=kept,
         connect_args={"timeout": 10, "command_timeout": settings.database_timeout_seconds},
     )
 
@@ -319,15 +321,19 @@ async def run_order(
     attempt: int | None = None,
     *,
     storage: Storage | None = None,
+    engine: AsyncEngine | None = None,
 ) -> OrderStatus | None:
     """Run the order once; returns the final state reported, or None when there was nothing to do.
 
     Raises on infrastructure failures (database, broker, Docker engine, storage) so the task can
-    be tried again; the app's own failures end the order FAILED or INVALID. ``storage`` is the
-    worker process's own (made once: an S3 session costs more than a small order's upload).
+    be tried again; the app's own failures end the order FAILED or INVALID. ``storage`` and
+    ``engine`` are the worker process's own when given, kept across its runs (an S3 session and
+    a new engine's first connections cost a small order more than its upload); without them the
+    run makes its own and disposes of them.
     """
     storage = storage or make_storage(settings)
-    engine = worker_engine(settings)
+    own_engine = engine is None
+    engine = engine or worker_engine(settings)
     try:
         job = await load_order(engine, order_id)
         if job is None:
@@ -344,7 +350,8 @@ async def run_order(
         with log_context(order_id=str(order_id), customer_id=str(job.customer_id)):
             return await _run_locked(settings, storage, engine, job)
     finally:
-        await engine.dispose()
+        if own_engine:
+            await engine.dispose()
 
 
 async def _run_locked(
@@ -431,14 +438,20 @@ async def _exclusive_run(
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         got = await order_repository.try_lock_run(connection, order_id, attempt)
+        unlocked = not got
         try:
             yield got
         finally:
             if got:
                 try:
                     await order_repository.unlock_run(connection, order_id, attempt)
+                    unlocked = True
                 except Exception:  # the connection died (a database restart): so did the lock
                     log.info("order %s: the run lock went with its connection", order_id)
+            if not unlocked:
+                # Not back into a kept pool: a connection that may hold the lock must close.
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
 
 
 async def _execute(

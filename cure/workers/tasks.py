@@ -1,11 +1,16 @@
 import asyncio
-import functools
+import contextlib
 import logging
+import os
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import aiormq
+from celery.signals import worker_process_shutdown
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cure.config import get_settings
 from cure.kit.db import is_transient as db_is_transient
@@ -24,12 +29,50 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-@functools.cache
-def worker_storage() -> Storage:
-    """This worker process's storage, made at its first order and kept: an S3 storage's session
-    loads botocore's service models when it makes its first client, which costs a small order
-    more time and CPU than its upload. Clients are still made per call, on each task's loop."""
-    return make_storage(get_settings())
+@dataclass
+class ProcessResources:
+    """What a worker process keeps across the orders it runs, made at its first order (in the
+    pool process, after the fork): one event loop, and on it the database engine's pool; the
+    storage (an S3 session loads botocore's service models when it makes its first client).
+
+    Made anew for each order, these cost a small order more than its upload: a new engine's
+    first connections (and SQLAlchemy's first-connect queries), and a new S3 session's models.
+    """
+
+    pid: int
+    runner: asyncio.Runner
+    engine: AsyncEngine
+    storage: Storage
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.runner.run(self.engine.dispose())
+        self.runner.close()
+
+
+_kept: list[ProcessResources] = []
+
+
+def process_resources() -> ProcessResources:
+    if _kept and _kept[0].pid != os.getpid():
+        _kept.clear()  # inherited through a fork: the parent's loop and connections are not ours
+    if not _kept:
+        settings = get_settings()
+        _kept.append(
+            ProcessResources(
+                pid=os.getpid(),
+                runner=asyncio.Runner(),
+                engine=pipeline.worker_engine(settings, kept=True),
+                storage=make_storage(settings),
+            )
+        )
+    return _kept[0]
+
+
+@worker_process_shutdown.connect
+def _close_process_resources(**_: Any) -> None:
+    if _kept and _kept[0].pid == os.getpid():
+        _kept.pop().close()
 
 
 @celery_app.task(name=RUN_ORDER_TASK)
@@ -47,8 +90,15 @@ def run_order(order_id: str, attempt: int | None = None) -> str | None:
     tries = 0
     while True:
         try:
-            final = asyncio.run(
-                pipeline.run_order(settings, uuid.UUID(order_id), attempt, storage=worker_storage())
+            kept = process_resources()
+            final = kept.runner.run(
+                pipeline.run_order(
+                    settings,
+                    uuid.UUID(order_id),
+                    attempt,
+                    storage=kept.storage,
+                    engine=kept.engine,
+                )
             )
             return final.value if final else None
         except Exception as exc:
