@@ -179,10 +179,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     install_error_handlers(app)
     routers = (
+        # First the routes polled most (an order's status): routing tries each route in turn.
+        orders_router,
         auth_router,
         crm_router,
         apps_router,
-        orders_router,
         ccsi_router,
         notifications_router,
         storage_router,
