@@ -13,15 +13,18 @@ engine, take the run's lock, open its event channel) comes after it; the notes s
 "task start -> first worker event" (the worker's first order event, RUNNING "running the app",
 from the order's history), and benchmark 4 counts it.
 
-CURE: 50 orders of the no-op app one after another (after 3 warm-ups), each waited for until
-SUCCESS and followed by a 0.2 s pause, so every one finds an idle worker (``cure worker
---concurrency 2``, its default) and an idle relay: the API answers after its transaction commits,
-then wakes the outbox relay, which publishes the task and marks the order QUEUED.
+CURE: 50 orders of the no-op app, each waited for until SUCCESS and followed by a 0.2 s pause,
+so every one finds an idle worker (``cure worker --concurrency 2``, its default) and an idle
+relay: the API answers after its transaction commits, then wakes the outbox relay, which publishes
+the task and marks the order QUEUED.
 
 Baseline (``bench/bare_celery.py``): a bare Celery app on the same RabbitMQ vhost, with a quorum
 queue and CURE's delivery settings (late acks, prefetch multiplier 1, publisher confirms), its
-worker a process of its own with the same concurrency; 50 tasks ``apply_async``-ed one after
-another (after 3 warm-ups), each waited for until it succeeded, then the same pause.
+worker a process of its own with the same concurrency; 50 tasks ``apply_async``-ed, each waited
+for until it succeeded, then the same pause.
+
+The two sides take turns (an order, a bare task, 3 + 50 times; the first 3 of each are warm-ups),
+both workers up all along, so that whatever else runs on the machine slows both alike.
 
 Target: CURE's p95 at most the baseline's p95 + 100 ms. Row.ratio is CURE p95 - baseline p95, in
 milliseconds.
@@ -42,7 +45,7 @@ from celery.events.receiver import EventReceiver
 
 from bench import bare_celery
 from bench.end_to_end import epoch, first_event, submit, wait_success
-from bench.harness import NAME, Deployment, Report, Row, deployment, latency_summary, new_customer
+from bench.harness import NAME, Report, Row, deployment, latency_summary, new_customer
 
 ORDERS = 50
 WARMUPS = 3
@@ -109,26 +112,50 @@ class TaskEvents:
             return self.times[(kind, task_id)]
 
 
-async def cure_dispatches(
-    url: str, events: TaskEvents
-) -> tuple[list[float], list[float], list[str]]:
-    """Seconds from submit answered to task started, and to the worker's first order event."""
+async def cure_dispatch(
+    http: httpx.AsyncClient, headers: dict[str, str], events: TaskEvents
+) -> tuple[float, float, float]:
+    """One order: seconds from its submit answered to QUEUED, to its task's start and to the
+    worker's first event of it; returns once it is SUCCESS."""
+    order_id = await submit(http, headers)
+    answered = time.time()
+    order = await wait_success(http, order_id, headers, poll=0.05)
+    started = await asyncio.to_thread(events.wait, "task-started", f"order-{order_id}-1")
+    queued = epoch(first_event(order, status="QUEUED")["at"])
+    worker_first = epoch(first_event(order, actor="worker:")["at"])
+    return queued - answered, started - answered, worker_first - answered
+
+
+def bare_dispatch(events: TaskEvents, timeout: float = EVENT_TIMEOUT) -> float:
+    """One bare task: seconds from ``apply_async`` returned to its start; returns when done."""
+    task_id = f"bare-{uuid.uuid4()}"
+    bare_celery.noop.apply_async(args=[task_id], task_id=task_id)
+    answered = time.time()
+    started = events.wait("task-started", task_id, timeout)
+    events.wait("task-succeeded", task_id)
+    return started - answered
+
+
+async def interleaved(url: str, events: TaskEvents) -> tuple[list[float], list[float], list[str]]:
+    """CURE orders and bare tasks taking turns, so that whatever else runs on the machine slows
+    both alike: each side's seconds from submit answered to task start, and notes."""
     _, headers = await new_customer(url)
-    to_start: list[float] = []
-    to_first_event: list[float] = []
-    to_queued: list[float] = []
+    cure: list[tuple[float, float, float]] = []
+    bare: list[float] = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         for index in range(WARMUPS + ORDERS):
-            order_id = await submit(http, headers)
-            answered = time.time()
-            order = await wait_success(http, order_id, headers, poll=0.05)
-            started = await asyncio.to_thread(events.wait, "task-started", f"order-{order_id}-1")
-            if index >= WARMUPS:
-                to_start.append(started - answered)
-                to_queued.append(epoch(first_event(order, status="QUEUED")["at"]) - answered)
-                to_first_event.append(epoch(first_event(order, actor="worker:")["at"]) - answered)
+            sample = await cure_dispatch(http, headers, events)
             await asyncio.sleep(PAUSE_SECONDS)
-    setup = [first - start for first, start in zip(to_first_event, to_start, strict=True)]
+            # The first waits for the bare worker to come up.
+            seconds = await asyncio.to_thread(bare_dispatch, events, 120 if index == 0 else 60)
+            await asyncio.sleep(PAUSE_SECONDS)
+            if index >= WARMUPS:
+                cure.append(sample)
+                bare.append(seconds)
+    to_queued = [queued for queued, _, _ in cure]
+    to_start = [start for _, start, _ in cure]
+    to_first_event = [first for _, _, first in cure]
+    setup = [first - start for _, start, first in cure]
     notes = [
         f"CURE median: answered -> QUEUED (relay published) "
         f"{statistics.median(to_queued) * 1000:.1f} ms, -> task started "
@@ -137,51 +164,22 @@ async def cure_dispatches(
         f"p95 {latency_summary(setup)['p95_ms']:.0f} ms",
         f"CURE answered -> first worker event: {latency_summary(to_first_event)}",
     ]
-    return to_start, to_first_event, notes
-
-
-def measure_cure(running: Deployment, events: TaskEvents) -> tuple[list[float], list[str]]:
-    running.start_api()
-    running.start_worker(concurrency=CONCURRENCY)
-    try:
-        to_start, _, notes = asyncio.run(cure_dispatches(running.url, events))
-        return to_start, notes
-    finally:
-        running.stop_workers()
-        running.stop_api()
-
-
-def measure_baseline(running: Deployment, events: TaskEvents) -> list[float]:
-    broker = running.env["CURE_BROKER_URL"]
-    bare_celery.app.conf.broker_url = broker
-    worker = running.processes.start(
-        "bare-celery",
-        bare_celery.worker_argv(concurrency=CONCURRENCY, hostname=f"bare@{NAME}"),
-        {**running.env, "BENCH_BARE_BROKER": broker},
-    )
-    try:
-        seconds: list[float] = []
-        for index in range(WARMUPS + ORDERS):
-            task_id = f"bare-{uuid.uuid4()}"
-            bare_celery.noop.apply_async(args=[task_id], task_id=task_id)
-            answered = time.time()
-            # The first one waits for the worker to come up.
-            timeout = 120 if index == 0 else EVENT_TIMEOUT
-            started = events.wait("task-started", task_id, timeout)
-            events.wait("task-succeeded", task_id)
-            if index >= WARMUPS:
-                seconds.append(started - answered)
-            time.sleep(PAUSE_SECONDS)
-        return seconds
-    finally:
-        running.processes.stop(worker)
+    return to_start, bare, notes
 
 
 def run(report: Report, s3_url: str) -> None:
     with deployment(s3_url) as running:
-        with TaskEvents(running.env["CURE_BROKER_URL"]) as events:
-            cure, notes = measure_cure(running, events)
-            baseline = measure_baseline(running, events)
+        broker = running.env["CURE_BROKER_URL"]
+        bare_celery.app.conf.broker_url = broker
+        with TaskEvents(broker) as events:
+            running.start_api()
+            running.start_worker(concurrency=CONCURRENCY)
+            running.processes.start(
+                "bare-celery",
+                bare_celery.worker_argv(concurrency=CONCURRENCY, hostname=f"bare@{NAME}"),
+                {**running.env, "BENCH_BARE_BROKER": broker},
+            )
+            cure, baseline, notes = asyncio.run(interleaved(running.url, events))
     cure_figures = latency_summary(cure)
     base_figures = latency_summary(baseline)
     difference = cure_figures["p95_ms"] - base_figures["p95_ms"]
@@ -196,8 +194,9 @@ def run(report: Report, s3_url: str) -> None:
             target=f"p95 <= baseline p95 + {TARGET_MS:.0f} ms",
             met=difference <= TARGET_MS,
             notes=[
-                f"{ORDERS} one after another after {WARMUPS} warm-ups, {PAUSE_SECONDS} s apart; "
-                f"task start = the worker's task-started event; deployment {NAME}",
+                f"{ORDERS} orders and {ORDERS} bare tasks taking turns after {WARMUPS} warm-ups, "
+                f"each waited for until done, then {PAUSE_SECONDS} s; task start = the worker's "
+                f"task-started event; deployment {NAME}",
                 *notes,
             ],
         )

@@ -52,11 +52,18 @@ class Storage(Protocol):
         ...
 
 
+# Files smaller than this are stored with one PUT; larger ones by a managed (multipart) transfer.
+SINGLE_PUT_BYTES = 8 << 20
+
+
 class S3Storage:
     def __init__(self, settings: Settings) -> None:
         self._bucket = settings.s3_bucket
         self._session = aioboto3.Session()
         self._client_args = {
+            # A plain-HTTP endpoint has no certificate to check: not loading the CA bundle
+            # saves every call 25-30 ms of CPU (BENCHMARKS.md, rows 4 and 5).
+            "verify": False if (settings.s3_endpoint_url or "").startswith("http://") else None,
             "endpoint_url": settings.s3_endpoint_url,
             "region_name": settings.s3_region,
             "aws_access_key_id": settings.s3_access_key_id,
@@ -94,6 +101,11 @@ class S3Storage:
             await s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=media_type)
 
     async def put_file(self, key: str, path: Path, *, media_type: str) -> None:
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size < SINGLE_PUT_BYTES:
+            # One request: a managed transfer costs a small file 35-45 ms more than put_object.
+            await self.put(key, await asyncio.to_thread(path.read_bytes), media_type=media_type)
+            return
         async with self._client() as s3:
             # A managed transfer: multipart for large files, read from disk in parts.
             await s3.upload_file(
