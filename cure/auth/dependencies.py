@@ -15,7 +15,7 @@ from cure.auth.exceptions import AdminOnly, InsufficientScope, InvalidToken, inv
 from cure.auth.principals import PrincipalCache
 from cure.auth.service import Principal
 from cure.auth.throttle import Throttle
-from cure.kit.dependencies import SettingsDep
+from cure.kit.dependencies import SettingsDep, uses_database
 
 _TOKEN_URL = "/v1/auth/token"  # noqa: S105 (a path)
 _oauth2 = OAuth2(
@@ -40,6 +40,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+@uses_database  # on a cache miss
 async def current_principal(
     request: Request,
     authorization: Annotated[str | None, Security(_oauth2)],
@@ -57,6 +58,7 @@ async def current_principal(
         return await auth_service.authenticate(session, settings, token, cache)
 
 
+@uses_database  # a token that is sent is checked
 async def optional_principal(
     request: Request,
     authorization: Annotated[str | None, Security(_oauth2)],

@@ -5,13 +5,26 @@ Dependencies are ``async def`` even when they do not await: FastAPI runs a plain
 its thread pool, a thread hop per request that costs more than the work.
 """
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Dependencies that reach the database: a route that uses one can answer 503 when it is away,
+# and says so in the OpenAPI document (cure.kit.error_handlers.declare_unavailable).
+DATABASE_DEPENDENCIES: set[Callable[..., Any]] = set()
+
+
+def uses_database(dependency: F) -> F:
+    """Mark a dependency as one that reads or writes the database."""
+    DATABASE_DEPENDENCIES.add(dependency)
+    return dependency
 
 
 async def get_settings(request: Request) -> Settings:
@@ -24,6 +37,7 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
     return sessionmaker
 
 
+@uses_database
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: committed once at the end, rolled back on any error."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
@@ -36,6 +50,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+@uses_database
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for a request that only reads: each statement commits on its own, so a read of
     one statement costs one round trip, not three (BEGIN, the read, COMMIT). Never for writes."""

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cure.kit.db import means_unavailable
-from cure.kit.dependencies import get_session
+from cure.kit.dependencies import DATABASE_DEPENDENCIES
 from cure.kit.errors import CureError, error_body
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,10 @@ def _unavailable(detail: str) -> JSONResponse:
     )
 
 
-def _uses(dependant: Any, call: Any) -> bool:
-    return dependant.call is call or any(_uses(d, call) for d in dependant.dependencies)
+def _uses_database(dependant: Any) -> bool:
+    return dependant.call in DATABASE_DEPENDENCIES or any(
+        _uses_database(d) for d in dependant.dependencies
+    )
 
 
 def declare_unavailable(app: FastAPI, routers: Sequence[APIRouter]) -> None:
@@ -130,7 +132,7 @@ def declare_unavailable(app: FastAPI, routers: Sequence[APIRouter]) -> None:
                 continue
             if route.path_format not in schema["paths"]:
                 continue
-            if not _uses(route.dependant, get_session):
+            if not _uses_database(route.dependant):
                 continue
             for method in route.methods or ():
                 operation = schema["paths"][route.path_format].get(method.lower())
