@@ -8,10 +8,11 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import aioboto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -60,6 +61,7 @@ class S3Storage:
     def __init__(self, settings: Settings) -> None:
         self._bucket = settings.s3_bucket
         self._session = aioboto3.Session()
+        self._signing_client: Any = None
         self._client_args = {
             # A plain-HTTP endpoint has no certificate to check: not loading the CA bundle
             # saves every call 25-30 ms of CPU (BENCHMARKS.md, rows 4 and 5).
@@ -127,29 +129,38 @@ class S3Storage:
     async def presigned_url(self, key: str, *, expires_in: int) -> str:
         return (await self.presigned_urls([key], expires_in=expires_in))[key]
 
+    def _signer(self) -> Any:
+        """A botocore client kept for signing links: signing is computation alone (no request),
+        and a client made per page of links cost a catalogue search 20 of its 23 ms of CPU
+        (BENCHMARKS.md, row 7). Made at the first link, used only on this event loop's thread."""
+        if self._signing_client is None:
+            self._signing_client = botocore.session.get_session().create_client(
+                "s3", **self._client_args
+            )
+        return self._signing_client
+
     async def presigned_urls(self, keys: list[str], *, expires_in: int) -> dict[str, str]:
-        links: dict[str, str] = {}
         if not keys:
-            return links
-        async with self._client() as s3:
-            for key in keys:
-                links[key] = await s3.generate_presigned_url(
-                    "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
-                )
-        return links
+            return {}
+        signer = self._signer()
+        return {
+            key: signer.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            )
+            for key in keys
+        }
 
     async def download_url(self, key: str, *, expires_in: int, filename: str) -> str:
         safe = "".join(c for c in filename if c.isalnum() or c in "._-") or "download"
-        async with self._client() as s3:
-            url: str = await s3.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self._bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{safe}"',
-                },
-                ExpiresIn=expires_in,
-            )
+        url: str = self._signer().generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{safe}"',
+            },
+            ExpiresIn=expires_in,
+        )
         return url
 
     async def delete(self, keys: list[str]) -> None:
