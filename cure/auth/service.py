@@ -409,11 +409,9 @@ async def authenticate(
 ) -> Principal:
     """Verify the token, then that it is not revoked and its client and customer are active.
 
-    With a ``cache`` (see ``cure.auth.principals``), a token verified before is answered from it
-    until a change to its customer, clients or revocation is heard, or the token expires.
+    With a ``cache`` (see ``cure.auth.principals``), the principal is kept there for the token;
+    the caller asks the cache first (``current_principal``) and comes here when it cannot answer.
     """
-    if cache is not None and (known := cache.get(token)) is not None:
-        return known
     try:
         claims = decode_access_token(settings, token)
     except TokenInvalid as exc:

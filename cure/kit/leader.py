@@ -20,10 +20,17 @@ from collections.abc import Callable
 
 import asyncpg
 
-from cure.kit.listen import asyncpg_dsn
+from cure.kit.listen import (
+    CONNECTION_ERRORS,
+    asyncpg_dsn,
+    connect,
+    until_lost,
+    wait_for_event,
+)
 
 log = logging.getLogger(__name__)
 
+APPLICATION_NAME = "cure-leadership"  # how the lock's connection shows in pg_stat_activity
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))"
 
 
@@ -51,51 +58,41 @@ class Leadership:
         try:
             while True:
                 try:
-                    connection = await asyncpg.connect(
-                        self.dsn,
-                        timeout=self.connect_timeout,
-                        server_settings={"application_name": "cure-leadership"},
+                    connection, lost = await connect(
+                        self.dsn, APPLICATION_NAME, self.connect_timeout
                     )
-                except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                except CONNECTION_ERRORS as exc:
                     log.warning("leadership: cannot reach the database (%s)", exc)
                     await asyncio.sleep(1)
                     continue
                 try:
-                    await self._hold(connection)
-                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    log.warning("leadership: lost the lock's connection; taking it again")
+                    await self._hold(connection, lost)
+                except CONNECTION_ERRORS:
+                    pass
                 finally:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(connection.close(), timeout=2)
+                log.warning("leadership: lost the lock's connection; taking it again")
                 await asyncio.sleep(1)
         finally:
             await self._stop()
 
-    async def _hold(self, connection: asyncpg.Connection) -> None:
-        """Take the lock (or keep trying), then hold it until the connection fails."""
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda _c: lost.set())
+    async def _hold(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Take the lock (or keep trying), then hold it until the connection is lost."""
         while not await connection.fetchval(_TRY_LOCK, self.key, timeout=self.connect_timeout):
             if self.tasks:
                 log.warning("leadership: another process leads now; stopping the services here")
                 await self._stop()
-            await self._wait(lost, self.follow_seconds)
+            await wait_for_event(lost, self.follow_seconds)
             if lost.is_set():
                 return
         if not self.tasks:
             log.info("leadership: this process runs the relay and the consumers")
             self.tasks = self.start()
             self.leading.set()
-        while not lost.is_set():
-            await self._wait(lost, self.probe_seconds)
-            if not lost.is_set():
-                await connection.fetchval("SELECT 1", timeout=self.connect_timeout)
-
-    @staticmethod
-    async def _wait(event: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await event.wait()
+        await until_lost(
+            connection, lost, probe_seconds=self.probe_seconds, answer_seconds=self.connect_timeout
+        )
 
     async def _stop(self) -> None:
         self.leading.clear()

@@ -30,6 +30,47 @@ def asyncpg_dsn(database_url: str) -> str:
     return f"{scheme.split('+', 1)[0]}://{rest}"
 
 
+CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def connect(
+    dsn: str, name: str, connect_seconds: float
+) -> tuple[asyncpg.Connection, asyncio.Event]:
+    """A connection of its own, shown as ``name`` in pg_stat_activity, and an event set when
+    the server closes it."""
+    connection = await asyncpg.connect(
+        dsn, timeout=connect_seconds, server_settings={"application_name": name}
+    )
+    lost = asyncio.Event()
+    connection.add_termination_listener(lambda _c: lost.set())
+    return connection, lost
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set, at most ``seconds``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
+async def until_lost(
+    connection: asyncpg.Connection,
+    lost: asyncio.Event,
+    *,
+    probe_seconds: float,
+    answer_seconds: float,
+) -> None:
+    """Return once the connection is lost: closed by the server, or silent to a probe."""
+    while not lost.is_set():
+        await wait_for_event(lost, probe_seconds)
+        if lost.is_set():
+            return
+        try:
+            await connection.fetchval("SELECT 1", timeout=answer_seconds)
+        except CONNECTION_ERRORS:
+            return
+
+
 @dataclass(frozen=True)
 class Subscription:
     channel: str
@@ -76,38 +117,25 @@ class Listener:
 
         return deliver
 
-    async def _watch(self, connection: asyncpg.Connection) -> None:
-        """Return once the connection is lost: closed by the server, or silent to a probe."""
-        while not self._lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PROBE_SECONDS):
-                    await self._lost.wait()
-                    return
-            try:
-                await connection.fetchval("SELECT 1", timeout=self.connect_timeout)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                return
-
     async def run(self) -> None:
         """Listen until cancelled, connecting again after every loss."""
         while True:
             connection: asyncpg.Connection | None = None
             try:
-                connection = await asyncpg.connect(
-                    self.dsn,
-                    timeout=self.connect_timeout,
-                    server_settings={"application_name": APPLICATION_NAME},
-                )
-                self._lost.clear()
-                connection.add_termination_listener(lambda _c: self._lost.set())
+                connection, lost = await connect(self.dsn, APPLICATION_NAME, self.connect_timeout)
                 for subscription in self.subscriptions:
                     await connection.add_listener(subscription.channel, self._notice(subscription))
                 self._set_hearing(True)
-                await self._watch(connection)
+                await until_lost(
+                    connection,
+                    lost,
+                    probe_seconds=PROBE_SECONDS,
+                    answer_seconds=self.connect_timeout,
+                )
                 log.warning("lost the database connection that listens for notices")
             except asyncio.CancelledError:
                 raise
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except CONNECTION_ERRORS as exc:
                 log.warning("cannot listen for notices (%s); trying again", exc)
             finally:
                 self._set_hearing(False)

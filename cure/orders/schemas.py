@@ -123,15 +123,8 @@ class OrderRead(OrderSummary):
     def _from_order(cls, data: Any) -> Any:
         if not isinstance(data, Order):
             return data
-        return {
-            **_summary_fields(data),
-            "roi": from_db(data.roi),
-            "params": data.params,
-            "notify_email": data.notify_email,
-            "callback_url": data.callback_url,
-            "history": data.events,  # loaded explicitly by the repository
-            "assets": _assets(data),
-        }
+        # The history was loaded explicitly by the repository.
+        return _read_fields(data, roi=from_db(data.roi), history=data.events)
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> "OrderRead":
@@ -139,28 +132,29 @@ class OrderRead(OrderSummary):
         row one event of its history (``event_*``)."""
         first = rows[0]
         order = SimpleNamespace(**{k: v for k, v in first.items() if not k.startswith("event_")})
-        return cls.model_validate(
+        history = [
             {
-                **_summary_fields(order),
-                "roi": from_wkb(first["roi"]),
-                "params": order.params,
-                "notify_email": order.notify_email,
-                "callback_url": order.callback_url,
-                "history": [
-                    {
-                        "status": row["event_status"],
-                        "at": row["event_at"],
-                        "actor": row["event_actor"],
-                        "message": row["event_message"],
-                        "progress": row["event_progress"],
-                        "attempt": row["event_attempt"],
-                    }
-                    for row in rows
-                    if row["event_status"] is not None
-                ],
-                "assets": _assets(order),
+                key.removeprefix("event_"): value
+                for key, value in row.items()
+                if key.startswith("event_")
             }
-        )
+            for row in rows
+            if row["event_status"] is not None
+        ]
+        return cls.model_validate(_read_fields(order, roi=from_wkb(first["roi"]), history=history))
+
+
+def _read_fields(order: Any, *, roi: dict[str, Any], history: Sequence[Any]) -> dict[str, Any]:
+    """An order's full answer: its summary, region, parameters, notifications, history, assets."""
+    return {
+        **_summary_fields(order),
+        "roi": roi,
+        "params": order.params,
+        "notify_email": order.notify_email,
+        "callback_url": order.callback_url,
+        "history": history,
+        "assets": _assets(order),
+    }
 
 
 def _assets(order: Any) -> list[OrderAssetRead]:
