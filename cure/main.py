@@ -128,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             principals: PrincipalCache[Principal] = PrincipalCache()
             listener.subscribe(principals.subscription())
             app.state.principals = principals
+            # This process's sessions drop what they change from its cache at commit.
+            resources.sessionmaker.configure(info={"principals": principals})
         tasks: list[asyncio.Task[None]] = []
         try:
             if isinstance(app.state.storage, S3Storage):

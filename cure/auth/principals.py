@@ -11,6 +11,12 @@ time-to-live: a cached answer is exactly as good as the notices.
 A revoked token or a disabled customer thus stops working on every API process as soon as the
 notice arrives (the commit's own round trip to each listening connection), never later.
 
+Read your own writes: the notice of a change reaches this process's listener a moment after the
+commit, and the same client's next request may come first (verify the email, then order). A
+session whose ``info["principals"]`` is this process's cache notes what it changed (customers and
+clients written through the ORM, revoked tokens through ``note_revoked``) and drops those entries
+from the cache itself right after its commit, before the response goes out.
+
 Race: a request that read the database before a change committed, and stores its answer after the
 change's notice arrived, would keep a stale answer. Every notice bumps ``generation``; an answer
 is stored only if no notice arrived since its read began.
@@ -19,9 +25,14 @@ is stored only if no notice arrived since its read began.
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from cure.auth.models import Customer, OAuthClient
 from cure.kit.listen import Subscription
 
 CHANNEL = "cure_auth"
@@ -120,3 +131,40 @@ class PrincipalCache(Generic[P]):
                 del self._by_customer[entry.customer_id]
         if self._by_jti.get(entry.jti) == token:
             del self._by_jti[entry.jti]
+
+
+# -- this process's own changes ---------------------------------------------------------------
+
+_NOTED = "principals_noted"
+
+
+def note_revoked(session: Any, jtis: Iterable[str]) -> None:
+    """Record, in ``session`` (sync or async), access tokens it revokes."""
+    if session.info.get("principals") is not None:
+        session.info.setdefault(_NOTED, set()).update(JTI_PREFIX + jti for jti in jtis)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changes(session: Session, _context: object) -> None:
+    if session.info.get("principals") is None:
+        return
+    noted = session.info.setdefault(_NOTED, set())
+    for changed in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(changed, Customer):
+            noted.add(str(changed.id))
+        elif isinstance(changed, OAuthClient):
+            noted.add(str(changed.customer_id))
+
+
+@event.listens_for(Session, "after_commit")
+def _drop_changed(session: Session) -> None:
+    cache = session.info.get("principals")
+    noted = session.info.pop(_NOTED, ())
+    if cache is not None:
+        for payload in noted:
+            cache.on_notice(payload)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_changes(session: Session, _previous: object) -> None:
+    session.info.pop(_NOTED, None)

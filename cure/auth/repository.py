@@ -16,6 +16,7 @@ from cure.auth.models import (
     RefreshToken,
     RevokedAccessToken,
 )
+from cure.auth.principals import note_revoked
 from cure.kit.pagination import keyset
 
 # Not a SHA-256 hex digest (it holds "!"), so no client secret ever matches it.
@@ -181,6 +182,7 @@ async def revoke_access_tokens(
 ) -> None:
     """Record (jti, expiry) pairs as revoked; already revoked or expired ones are skipped."""
     rows = [{"jti": jti, "expires_at": exp, "revoked_at": now} for jti, exp in tokens if exp > now]
+    note_revoked(session, [jti for jti, exp in tokens if exp > now])
     if rows:
         await session.execute(insert(RevokedAccessToken).values(rows).on_conflict_do_nothing())
 

@@ -56,10 +56,12 @@ async def _customer_on(http: httpx.AsyncClient) -> tuple[dict, dict[str, str], s
 
 
 async def test_a_token_revoked_on_one_process_is_refused_on_another(two_processes) -> None:  # type: ignore[no-untyped-def]
-    (_, one), (second, two) = two_processes
+    (first, one), (second, two) = two_processes
     customer, headers, token = await _customer_on(one)
-    assert (await two.get("/v1/orders", headers=headers)).status_code == 200
+    for http in (one, two):
+        assert (await http.get("/v1/orders", headers=headers)).status_code == 200
     assert second.state.principals.get(token) is not None  # the second process now keeps it
+    assert first.state.principals.get(token) is not None
 
     revoked = await one.post(
         "/v1/auth/revoke",
@@ -67,6 +69,9 @@ async def test_a_token_revoked_on_one_process_is_refused_on_another(two_processe
         auth=(customer["client_id"], customer["client_secret"]),
     )
     assert revoked.status_code == 200
+    # The process that revoked it refuses it at once: it dropped it at its own commit.
+    assert first.state.principals.get(token) is None
+    assert (await one.get("/v1/orders", headers=headers)).status_code == 401
     took = await _refused_within(two, headers, seconds=2)
     assert second.state.principals.get(token) is None
     assert took < 1, f"the revocation took {took:.3f}s to reach the other process"
