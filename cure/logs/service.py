@@ -4,7 +4,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,9 +29,25 @@ from cure.orders import service as order_service
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 
 SORT = "-time"
+# Every record a customer sends is logged under this prefix: marked as theirs, never CURE's.
+CUSTOMER_LOGGER_PREFIX = "customer."
 # After an order is final its last lines may still be on their way through the queue.
 SETTLE_SECONDS = 3.0
 POLL_SECONDS = 0.5
+
+
+def _as_customers(
+    logger: str, when: datetime, now: datetime, ordered_at: datetime | None
+) -> tuple[str, datetime]:
+    """A customer's record can never pass for CURE's own: its logger is under ``customer.`` (so
+    never one of an order's pipeline loggers), and its time lies between the order's creation
+    (if it names one) and its arrival, so it cannot slip in among earlier or later lines."""
+    if not logger.startswith(CUSTOMER_LOGGER_PREFIX):
+        logger = CUSTOMER_LOGGER_PREFIX + logger
+    when = min(when, now)
+    if ordered_at is not None:
+        when = max(when, ordered_at)
+    return logger[:255], when
 
 
 async def ingest(
@@ -52,9 +68,11 @@ async def ingest(
         raise LogRecordRefused(f"at most {settings.log_post_max_records} records per request")
     now = utcnow()
     oldest = now - timedelta(days=settings.log_retention_days)
+    ordered_at: dict[uuid.UUID, datetime] = {}
     if not principal.is_admin:
         for order_id in {r.order_id for r in records if r.order_id is not None}:
-            await order_service.get(session, principal, order_id)  # 404 unless theirs
+            order = await order_service.get(session, principal, order_id)  # 404 unless theirs
+            ordered_at[order_id] = order.created_at
     wire: list[dict[str, Any]] = []
     for record in records:
         when = record.time or now
@@ -64,6 +82,11 @@ async def ingest(
                 f"({settings.log_retention_days} days back, one day ahead)"
             )
         customer = record.customer_id if principal.is_admin else principal.customer_id
+        logger = record.logger or record.service
+        extra = {**record.extra, "client_id": principal.client_id}
+        if not principal.is_admin:
+            logger, when = _as_customers(logger, when, now, ordered_at.get(record.order_id))
+            extra["origin"] = "customer"
         wire.append(
             {
                 "id": str(record.id or uuid.uuid4()),
@@ -71,11 +94,11 @@ async def ingest(
                 "service": record.service,
                 "host": record.host or client_host or "unknown",
                 "level": record.level.value,
-                "logger": record.logger or record.service,
+                "logger": logger,
                 "message": redact(record.message),
                 "order_id": str(record.order_id) if record.order_id else None,
                 "customer_id": str(customer) if customer else None,
-                "extra": {**record.extra, "client_id": principal.client_id},
+                "extra": extra,
             }
         )
     try:

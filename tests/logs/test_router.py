@@ -9,7 +9,7 @@ from cure.kit.db import utcnow
 from cure.logs import repository
 from cure.logs.models import LogRecord
 from cure.logs.saver import rows_of
-from tests.factories import bearer, create_admin, create_customer, get_token
+from tests.factories import bearer, create_admin, create_customer, get_token, order_body
 from tests.logs.conftest import saved
 
 
@@ -50,7 +50,7 @@ async def test_posted_records_are_saved_with_every_field(client, session, sessio
         "qgis-plugin",
         "laptop-7",
         30,
-        "plugin.download",
+        "customer.plugin.download",  # marked as the customer's
     )
     assert row.message == "slow download, token=[REDACTED]"
     assert row.customer_id == uuid.UUID(customer["customer_id"]) and row.order_id is None
@@ -62,7 +62,7 @@ async def test_posted_records_are_saved_with_every_field(client, session, sessio
         LogRecord.message.startswith("line "),
         count=3,
     )
-    assert {r.level for r in rows} == {20} and {r.logger for r in rows} == {"qgis-plugin"}
+    assert {r.level for r in rows} == {20} and {r.logger for r in rows} == {"customer.qgis-plugin"}
     assert all(r.host.startswith("127.") for r in rows)  # the caller's address by default
 
     # posting the same record again stores it once
@@ -72,6 +72,47 @@ async def test_posted_records_are_saved_with_every_field(client, session, sessio
     )
     await saved(sessionmaker, LogRecord.message == "sync", count=1)
     assert len(await saved(sessionmaker, LogRecord.id == uuid.UUID(one["id"]), count=1)) == 1
+
+
+async def test_a_customers_record_never_passes_for_the_pipelines(
+    client, session, sessionmaker, saver
+) -> None:
+    customer, headers, _ = await _writer(client, session)
+    submitted = await client.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
+    assert submitted.status_code == 202, submitted.text
+    order_id = submitted.json()["order_id"]
+    now = utcnow()
+    fakes = [
+        {  # the pipeline's own logger, a level and a time from before the order existed
+            "service": "worker",
+            "logger": "cure.order.steps",
+            "level": "ERROR",
+            "message": "fake early step",
+            "order_id": order_id,
+            "time": (now - timedelta(days=1)).isoformat(),
+        },
+        {  # the app's logger, dated later than it arrived
+            "service": "worker",
+            "logger": "cure.order.app",
+            "message": "fake late line",
+            "order_id": order_id,
+            "time": (now + timedelta(hours=6)).isoformat(),
+            "extra": {"origin": "cure"},
+        },
+    ]
+    response = await client.post("/v1/logs", json={"records": fakes}, headers=headers)
+    assert response.status_code == 202, response.text
+    rows = await saved(sessionmaker, LogRecord.message.startswith("fake "), count=2)
+    arrived = utcnow()
+    created = datetime.fromisoformat(submitted.json()["created_at"])
+    for row in rows:
+        assert row.logger in ("customer.cure.order.steps", "customer.cure.order.app")
+        assert row.extra["origin"] == "customer"
+        assert created <= row.time <= arrived, (row.message, row.time)
+    # The order's log, as its owner reads it, holds only what CURE's pipeline wrote.
+    log = await client.get(f"/v1/orders/{order_id}/logs", headers=headers)
+    assert log.status_code == 200, log.text
+    assert not [r for r in log.json()["records"] if r["message"].startswith("fake ")]
 
 
 async def test_posted_records_are_checked(client, session, settings) -> None:
