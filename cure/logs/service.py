@@ -85,7 +85,8 @@ async def ingest(
         logger = record.logger or record.service
         extra = {**record.extra, "client_id": principal.client_id}
         if not principal.is_admin:
-            logger, when = _as_customers(logger, when, now, ordered_at.get(record.order_id))
+            named = ordered_at.get(record.order_id) if record.order_id else None
+            logger, when = _as_customers(logger, when, now, named)
             extra["origin"] = "customer"
         wire.append(
             {
