@@ -38,6 +38,7 @@ from cure.orders import dispatch
 from cure.orders.event_consumer import StatusManager
 from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
+from cure.orders.tidy import ResultTidier
 from cure.outbox.relay import OUTBOX_CHANNEL, OutboxRelay
 from cure.portal.router import router as portal_router
 from cure.stac.router import router as stac_router
@@ -68,7 +69,7 @@ def relay_wakeup(relay: OutboxRelay) -> Subscription:
 
 def start_background_services(resources: Resources) -> list[asyncio.Task[None]]:
     """Start the long-running consumers besides the relay: the status manager (order events and
-    dead letters), the reconciler and the notifier."""
+    dead letters), the reconciler, the notifier and the tidier of stored results."""
     settings, sessions = resources.settings, resources.sessionmaker
     status_manager = StatusManager(settings, sessions)
     return [
@@ -76,6 +77,7 @@ def start_background_services(resources: Resources) -> list[asyncio.Task[None]]:
         asyncio.create_task(status_manager.run_dead_letters(), name="dead-letters"),
         asyncio.create_task(Reconciler(settings, sessions).run(), name="reconciler"),
         asyncio.create_task(Notifier(settings, sessions).run(), name="notifier"),
+        asyncio.create_task(ResultTidier(settings, sessions).run(), name="result-tidier"),
     ]
 
 

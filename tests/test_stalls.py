@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import aio_pika
+import aioboto3
 import asyncpg
 import httpx
 import pytest
@@ -124,14 +125,38 @@ async def test_a_cancel_racing_a_fast_app_leaves_no_result_file(stack, http, hea
     finals = [await wait_final(http, order_id, headers) for order_id in orders]
     assert {f["status"] for f in finals} <= {"CANCELLED", "SUCCESS"}
     assert "CANCELLED" in {f["status"] for f in finals}
-    await asyncio.sleep(3)  # a run that lost the race removes its files
-    for final in finals:
-        keys = await stored_keys(stack, final["order_id"])
-        if final["status"] == "CANCELLED":
-            assert keys == [], (final["order_id"], keys)
-        else:
-            assert len(keys) == 1
+    for final in finals:  # a run that lost the race has its files removed
+        await eventually_stored(stack, final, 0 if final["status"] == "CANCELLED" else 1)
     await eventually_no_containers(orders)
+
+
+async def eventually_stored(stack: Stack, order: dict, count: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while len(keys := await stored_keys(stack, order["order_id"])) != count:
+        assert time.monotonic() < deadline, (order["order_id"], order["status"], keys)
+        await asyncio.sleep(0.3)
+
+
+async def test_a_cancel_removes_what_a_dead_run_stored(stack, http, headers) -> None:
+    order_id = await submit(http, headers, "probe", mode="sleep")
+    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    # What a run stored before its worker died, never to report it.
+    async with aioboto3.Session().client(
+        "s3",
+        endpoint_url=stack.env["CURE_S3_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ) as s3:
+        await s3.put_object(
+            Bucket=stack.env["CURE_S3_BUCKET"],
+            Key=f"results/{order_id}/1-died/report.json",
+            Body=b"{}",
+        )
+    cancelled = await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+    assert cancelled.json()["status"] == "CANCELLED"
+    await eventually_stored(stack, cancelled.json(), 0)
+    await eventually_no_containers(order_id)
 
 
 async def test_a_duplicate_delivery_after_success_changes_no_result(stack, http, headers) -> None:

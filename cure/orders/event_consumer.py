@@ -20,9 +20,9 @@ from cure.kit import broker
 from cure.kit.db import is_transient
 from cure.orders import queues
 from cure.orders.events import apply_event, order_event, stray_keys
-from cure.orders.lifecycle import FINAL_STATES, OrderStatus
+from cure.orders.lifecycle import OrderStatus
 from cure.orders.schemas import OrderEventMessage
-from cure.storage.service import make_storage
+from cure.orders.tidy import enqueue_tidy
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,14 @@ class StatusManager:
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
-        self.storage = make_storage(settings)
 
     async def _apply(self, message: AbstractIncomingMessage, event: OrderEventMessage) -> None:
         try:
             async with self.sessionmaker() as session, session.begin():
                 applied = await apply_event(session, event)
                 strays = [] if applied else await stray_keys(session, event)
-                final = applied and event.status in FINAL_STATES
+                if strays:  # a run that lost: its files go, in the tidier's own time
+                    await enqueue_tidy(session, event.order_id, keys=strays)
         except Exception as exc:
             if is_transient(exc):
                 log.warning("could not apply event %s (%r); redelivering", event.event_id, exc)
@@ -58,43 +58,6 @@ class StatusManager:
             outcome,
             extra={"order_id": str(event.order_id), "actor": event.actor, "event": outcome},
         )
-        if strays:
-            await self._remove(event, strays)
-        if final:
-            await self._tidy(event)
-
-    async def _tidy(self, event: OrderEventMessage) -> None:
-        """Once an order is final, only the files its SUCCESS named stay under its results: what
-        runs that lost (or were killed before they reported) stored goes."""
-        kept = {asset.key for asset in event.assets or []}
-        if event.result is not None:
-            kept.add(event.result.key)
-        try:
-            stored = await self.storage.keys(f"results/{event.order_id}/")
-            strays = [key for key in stored if key not in kept]
-            if strays:
-                await self._remove(event, strays)
-        except Exception:
-            log.exception("order %s: could not tidy its stored files", event.order_id)
-
-    async def _remove(self, event: OrderEventMessage, keys: list[str]) -> None:
-        """The files of a run whose SUCCESS came too late (the order was cancelled, or another
-        run's SUCCESS was applied first): no order names them, so they go."""
-        order = {"order_id": str(event.order_id)}
-        try:
-            await self.storage.delete(keys)
-            log.info(
-                "order %s: removed %d file(s) of a run that lost",
-                event.order_id,
-                len(keys),
-                extra=order,
-            )
-        except Exception:
-            log.exception(
-                "order %s: could not remove the files of a run that lost",
-                event.order_id,
-                extra=order,
-            )
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         try:

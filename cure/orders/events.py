@@ -18,6 +18,7 @@ from cure.orders import repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus, can_apply
 from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import OrderEventMessage
+from cure.orders.tidy import enqueue_tidy, named_keys, results_prefix
 from cure.outbox import service as outbox_service
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ async def apply_event(
             log.exception("order %s: its product could not be registered", order.id)
     if event.status != current and event.status in FINAL_STATES:
         await _notify_final(session, order)
+        await enqueue_tidy(session, order.id)  # only what a SUCCESS names stays stored
         _count_final(order)
     return True
 
@@ -139,10 +141,9 @@ async def stray_keys(session: AsyncSession, event: OrderEventMessage) -> list[st
     order = await repository.get_for_update(session, event.order_id)
     if order is None:
         return []
-    kept = {order.result_key, *(asset["key"] for asset in (order.assets or {}).values())}
     # Only a run's own files: keys under results/<order id>/ that the order does not show.
-    prefix = f"results/{order.id}/"
-    return sorted(k for k in named_by_event - kept if k.startswith(prefix))
+    prefix = results_prefix(order.id)
+    return sorted(k for k in named_by_event - named_keys(order) if k.startswith(prefix))
 
 
 def _heartbeat(order: Order, event: OrderEventMessage, current: OrderStatus) -> bool:
