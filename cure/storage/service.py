@@ -167,9 +167,11 @@ class S3Storage:
         if not keys:
             return
         async with self._client() as s3:
-            await s3.delete_objects(
+            answer = await s3.delete_objects(
                 Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in keys]}
             )
+        if errors := answer.get("Errors"):  # refused one by one, in an answer of 200
+            raise OSError(f"{len(errors)} object(s) not deleted: {errors[0].get('Message')}")
 
 
 class LocalStorage:
