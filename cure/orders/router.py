@@ -20,6 +20,7 @@ from cure.kit.dependencies import ReadSessionDep, SessionDep, SettingsDep
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
+from cure.orders.dependencies import ResolverDep
 from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import OrderCreate, OrderEventRead, OrderFilter, OrderPage, OrderRead
 from cure.storage.dependencies import StorageDep
@@ -45,6 +46,7 @@ async def submit_order(
     session: SessionDep,
     settings: SettingsDep,
     principal: Writer,
+    resolver: ResolverDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -56,7 +58,13 @@ async def submit_order(
 ) -> Order:
     """Order an app for a region of interest and a period; follow it at the Location given."""
     order, created = await order_service.submit(
-        session, settings, principal, app_id=app_id, data=data, idempotency_key=idempotency_key
+        session,
+        settings,
+        principal,
+        app_id=app_id,
+        data=data,
+        idempotency_key=idempotency_key,
+        resolver=resolver,
     )
     response.headers["Location"] = f"/v1/orders/{order.id}"
     if not created:

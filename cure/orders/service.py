@@ -48,6 +48,7 @@ async def submit(
     app_id: str,
     data: OrderCreate,
     idempotency_key: str | None = None,
+    resolver: outbound.Resolver = outbound.resolve,
 ) -> tuple[Order, bool]:
     """The new order and True, or, for a repeated Idempotency-Key, the first order and False."""
     app = _orderable_app(settings, principal, app_id)
@@ -64,7 +65,7 @@ async def submit(
         earlier = await _replay(session, principal, idempotency_key, request_hash)
         if earlier is not None:
             return earlier, False
-    await _check_callback(settings, data)
+    await _check_callback(settings, data, resolver)
     await _check_inputs(session, settings, app, data)
     # One customer's submissions one at a time, until commit: limits and keys stay exact.
     await repository.lock_customer(session, principal.customer_id)
@@ -93,12 +94,16 @@ def _orderable_app(settings: Settings, principal: Principal, app_id: str) -> app
     return app
 
 
-async def _check_callback(settings: Settings, data: OrderCreate) -> None:
+async def _check_callback(
+    settings: Settings, data: OrderCreate, resolver: outbound.Resolver
+) -> None:
     if data.callback_url is None:
         return
     try:
         await outbound.check_target(
-            str(data.callback_url), allow_private=settings.allow_private_callbacks
+            str(data.callback_url),
+            allow_private=settings.allow_private_callbacks,
+            resolver=resolver,
         )
     except outbound.TargetRefused as exc:
         raise CallbackRefused(f"callback_url: {exc}") from exc
