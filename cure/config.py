@@ -294,6 +294,13 @@ class Settings(BaseSettings):
         default=["database", "broker", "storage", "docker"]
     )
     health_timeout_seconds: float = Field(default=3, gt=0)
+    # A flood of /health/ready costs one round of checks per interval, and /metrics reads its
+    # database and broker gauges at most once per interval (0: every time).
+    health_cache_seconds: float = Field(default=2, ge=0)
+    metrics_cache_seconds: float = Field(default=5, ge=0)
+    # Anonymous reads of /v1/ccsi/* and /stac/* per client address and minute, per API process
+    # (authenticated readers are not counted); past it, 429 with Retry-After.
+    anonymous_reads_per_minute: int = Field(default=600, gt=0)
 
     # The local mail catcher (`cure mail serve`, started by scripts/run): one file per message.
     mail_dir: Path = Path("var/mail")
@@ -316,6 +323,10 @@ class Settings(BaseSettings):
     portal_tile_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     portal_tile_attribution: str = "© OpenStreetMap contributors"
     portal_demo_email: str = "portal-demo@example.org"
+    # Quicklooks rendered at once per API process (each holds a raster in memory and a thread);
+    # a render that waits longer than quicklook_wait_seconds for its turn answers 503.
+    quicklook_concurrency: int = Field(default=2, gt=0)
+    quicklook_wait_seconds: float = Field(default=10, ge=0)
 
     @property
     def deployment(self) -> str:

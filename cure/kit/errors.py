@@ -49,5 +49,16 @@ class ServiceUnavailable(CureError):
     headers = {"Retry-After": "5"}
 
 
+class TooManyRequests(CureError):
+    """A client asked more often than it may; ``retry_after`` says in how many seconds to ask."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 def error_body(name: str, detail: object) -> dict[str, object]:
     return {"error": name, "detail": detail}

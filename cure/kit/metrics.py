@@ -125,6 +125,20 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     multiprocess_mode="mostrecent",
 )
+# What /health/ready and /metrics really ran: a round of readiness checks, a read of the gauges
+# from the database and the broker (each at most once per interval, however often asked).
+REFRESHES = Counter(
+    "cure_refreshes_total", "Rounds of readiness checks and of gauge reads, by kind", ["kind"]
+)
+
+# Quicklooks: renders done, and requests refused because every render slot stayed taken.
+QUICKLOOK_RENDERS = Counter(
+    "cure_quicklook_renders_total", "Quicklook renders by outcome (rendered, busy)", ["outcome"]
+)
+# Anonymous catalogue and STAC reads refused by the per-address limit.
+READS_LIMITED = Counter(
+    "cure_anonymous_reads_limited_total", "Anonymous reads answered 429 by the per-address limit"
+)
 
 
 def registry() -> CollectorRegistry:

@@ -14,11 +14,12 @@ from cure.auth.dependencies import OptionalPrincipal, ThrottleDep, bearer_token,
 from cure.auth.exceptions import OAuthError
 from cure.auth.service import Principal
 from cure.config import Settings
-from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.errors import InvalidInput, NotFound, error_body
 from cure.kit.schemas import error_responses
 from cure.portal import service as portal_service
 from cure.portal.exceptions import CsrfRejected, PortalNotBuilt
+from cure.portal.renders import Renders, get_renders
 from cure.portal.schemas import (
     AvailableDatesRead,
     DownloadLinkRead,
@@ -36,6 +37,7 @@ from cure.storage.dependencies import StorageDep
 router = APIRouter()
 PORTAL = "/v1/portal"
 OrderReader = Annotated[Principal, Depends(require_scope("orders:read"))]
+RendersDep = Annotated[Renders, Depends(get_renders)]
 Role = Annotated[str, PathParam(max_length=63)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PNG_RESPONSE: dict[int | str, dict[str, object]] = {
@@ -283,11 +285,13 @@ async def list_storylines() -> list[StorylineSummary]:
     responses=error_responses(404),
 )
 async def read_storyline(
-    slug: Annotated[str, PathParam(max_length=63)], session: SessionDep, storage: StorageDep
+    slug: Annotated[str, PathParam(max_length=63)],
+    sessionmaker: SessionmakerDep,
+    storage: StorageDep,
 ) -> StorylineRead:
     """A storyline: its text and widgets, and its demonstration products from the catalogue
     (with their statistics and quicklooks) once `cure portal prepare` has published them."""
-    return await portal_service.read_storyline(session, storage, slug)
+    return await portal_service.read_storyline(sessionmaker, storage, slug)
 
 
 @router.get(PORTAL + "/places", tags=["portal"], response_model=list[PlaceRead])
@@ -359,14 +363,15 @@ async def order_quicklook(
     order_id: uuid.UUID,
     role: Role,
     request: Request,
-    session: SessionDep,
+    sessionmaker: SessionmakerDep,
     storage: StorageDep,
+    renders: RendersDep,
     principal: OrderReader,
 ) -> QuicklookRead:
     """How to draw a raster output on a web map: its PNG's link and WGS84 bounds, the colormap,
     a histogram and statistics. Rendered once, then kept in storage next to the asset."""
-    asset = await portal_service.order_raster(session, principal, order_id, role)
-    description = await portal_service.quicklook_description(storage, asset)
+    asset = await portal_service.order_raster(sessionmaker, principal, order_id, role)
+    description = await portal_service.quicklook_description(storage, renders, asset)
     return _quicklook_read(description, f"{request.url.path}.png")
 
 
@@ -379,13 +384,14 @@ async def order_quicklook(
 async def order_quicklook_png(
     order_id: uuid.UUID,
     role: Role,
-    session: SessionDep,
+    sessionmaker: SessionmakerDep,
     storage: StorageDep,
+    renders: RendersDep,
     principal: OrderReader,
 ) -> Response:
     """The quicklook image of a raster output (RGBA PNG in Web Mercator over its bounds)."""
-    asset = await portal_service.order_raster(session, principal, order_id, role)
-    return _png(await portal_service.quicklook_png(storage, asset))
+    asset = await portal_service.order_raster(sessionmaker, principal, order_id, role)
+    return _png(await portal_service.quicklook_png(storage, renders, asset))
 
 
 @router.get(
@@ -423,15 +429,16 @@ async def product_quicklook(
     identifier: str,
     asset: Role,
     request: Request,
-    session: SessionDep,
+    sessionmaker: SessionmakerDep,
     storage: StorageDep,
+    renders: RendersDep,
     principal: OptionalPrincipal,
 ) -> QuicklookRead:
     """How to draw a raster asset of a product you may see on a web map (see the order's)."""
     raster = await portal_service.product_raster(
-        session, principal, collection=collection, identifier=identifier, asset=asset
+        sessionmaker, principal, collection=collection, identifier=identifier, asset=asset
     )
-    description = await portal_service.quicklook_description(storage, raster)
+    description = await portal_service.quicklook_description(storage, renders, raster)
     return _quicklook_read(description, f"{request.url.path}.png")
 
 
@@ -445,12 +452,13 @@ async def product_quicklook_png(
     collection: str,
     identifier: str,
     asset: Role,
-    session: SessionDep,
+    sessionmaker: SessionmakerDep,
     storage: StorageDep,
+    renders: RendersDep,
     principal: OptionalPrincipal,
 ) -> Response:
     """The quicklook image of a product's raster asset."""
     raster = await portal_service.product_raster(
-        session, principal, collection=collection, identifier=identifier, asset=asset
+        sessionmaker, principal, collection=collection, identifier=identifier, asset=asset
     )
-    return _png(await portal_service.quicklook_png(storage, raster))
+    return _png(await portal_service.quicklook_png(storage, renders, raster))

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.apps import registry as app_registry
 from cure.auth import service as auth_service
@@ -30,6 +30,7 @@ from cure.orders.exceptions import AssetNotFound, ResultNotReady
 from cure.orders.lifecycle import OrderStatus
 from cure.portal import quicklook, storylines
 from cure.portal.exceptions import NoQuicklook, StorylineNotFound
+from cure.portal.renders import Renders
 from cure.portal.schemas import (
     AvailableDatesRead,
     PlaceRead,
@@ -159,18 +160,21 @@ def _cache_keys(asset: RasterAsset) -> tuple[str, str]:
 
 
 async def _read_stored(storage: Storage, key: str) -> bytes | None:
-    """The object's bytes, or None when storage has no such object."""
-    if key not in await storage.keys(key):
-        return None
-    with tempfile.TemporaryDirectory(prefix="cure-quicklook-") as folder:
-        path = Path(folder) / "object"
-        await storage.get_file(key, path)
-        return await asyncio.to_thread(path.read_bytes)
+    """The object's bytes, or None when storage has no such object (read by its key: one
+    request, no listing)."""
+    return await storage.read(key)
 
 
-async def _render(storage: Storage, asset: RasterAsset) -> tuple[bytes, dict[str, Any]]:
+async def _render(
+    storage: Storage, renders: Renders, asset: RasterAsset
+) -> tuple[bytes, dict[str, Any]]:
+    """Render (once, however many ask at the same time; in one of the process's few slots)."""
     if asset.size is not None and asset.size > MAX_RASTER_BYTES:
         raise NoQuicklook("the raster is too large for a quicklook")
+    return await renders.render(_cache_keys(asset)[0], lambda: _draw(storage, asset))
+
+
+async def _draw(storage: Storage, asset: RasterAsset) -> tuple[bytes, dict[str, Any]]:
     json_key, png_key = _cache_keys(asset)
     with tempfile.TemporaryDirectory(prefix="cure-quicklook-") as folder:
         source = Path(folder) / "source.tif"
@@ -185,7 +189,9 @@ async def _render(storage: Storage, asset: RasterAsset) -> tuple[bytes, dict[str
     return png, description
 
 
-async def quicklook_description(storage: Storage, asset: RasterAsset) -> dict[str, Any]:
+async def quicklook_description(
+    storage: Storage, renders: Renders, asset: RasterAsset
+) -> dict[str, Any]:
     """Bounds, range, colormap, histogram and statistics of the asset's quicklook, rendered on
     first use and then read from storage."""
     json_key, _ = _cache_keys(asset)
@@ -193,16 +199,15 @@ async def quicklook_description(storage: Storage, asset: RasterAsset) -> dict[st
     if cached is not None:
         description: dict[str, Any] = json.loads(cached)
         return description
-    return (await _render(storage, asset))[1]
+    return (await _render(storage, renders, asset))[1]
 
 
-async def quicklook_png(storage: Storage, asset: RasterAsset) -> bytes:
-    json_key, png_key = _cache_keys(asset)
-    if await _read_stored(storage, json_key) is not None:
-        cached = await _read_stored(storage, png_key)
-        if cached is not None:
-            return cached
-    return (await _render(storage, asset))[0]
+async def quicklook_png(storage: Storage, renders: Renders, asset: RasterAsset) -> bytes:
+    # The image is stored before its description: with the image there, it is complete.
+    cached = await _read_stored(storage, _cache_keys(asset)[1])
+    if cached is not None:
+        return cached
+    return (await _render(storage, renders, asset))[0]
 
 
 def _is_raster(media_type: str | None) -> bool:
@@ -210,10 +215,15 @@ def _is_raster(media_type: str | None) -> bool:
 
 
 async def order_raster(
-    session: AsyncSession, principal: Principal, order_id: uuid.UUID, role: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    order_id: uuid.UUID,
+    role: str,
 ) -> RasterAsset:
-    """A raster output of one of the caller's orders that succeeded."""
-    order = await order_service.get(session, principal, order_id)
+    """A raster output of one of the caller's orders that succeeded (read in a session of its
+    own, closed before any storage I/O or rendering)."""
+    async with sessionmaker() as session:
+        order = await order_service.get(session, principal, order_id)
     if order.status != OrderStatus.SUCCESS:
         raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
     asset = (order.assets or {}).get(role)
@@ -235,17 +245,19 @@ def _product_raster(product: Product, key: str) -> RasterAsset:
 
 
 async def product_raster(
-    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
     principal: Principal | None,
     *,
     collection: str,
     identifier: str,
     asset: str,
 ) -> RasterAsset:
-    """A raster asset of a catalogue product the caller may see."""
-    product = await ccsi_service.visible_product(
-        session, principal, collection=collection, identifier=identifier
-    )
+    """A raster asset of a catalogue product the caller may see (read in a session of its own,
+    closed before any storage I/O or rendering)."""
+    async with sessionmaker() as session:
+        product = await ccsi_service.visible_product(
+            session, principal, collection=collection, identifier=identifier
+        )
     return _product_raster(product, asset)
 
 
@@ -340,13 +352,22 @@ async def _statistics(storage: Storage, product: Product) -> dict[str, Any] | No
     return loaded if isinstance(loaded, dict) else None
 
 
-async def read_storyline(session: AsyncSession, storage: Storage, slug: str) -> StorylineRead:
+async def read_storyline(
+    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, slug: str
+) -> StorylineRead:
+    """The storyline with its demonstration products: found in one short session, closed before
+    their statistics are read from storage."""
     story = next((s for s in storylines.load_all() if s.slug == slug), None)
     if story is None:
         raise StorylineNotFound(f"no storyline {slug!r}")
+    async with sessionmaker() as session:
+        found = {
+            name: await demonstration_product(session, demo)
+            for name, demo in story.front.products.items()
+        }
     products: dict[str, StorylineProductRead] = {}
     for name, demo in story.front.products.items():
-        product = await demonstration_product(session, demo)
+        product = found[name]
         read = StorylineProductRead(
             name=name,
             app=demo.app,

@@ -34,6 +34,11 @@ class Storage(Protocol):
         """Copy the object at ``key`` to ``path``, streamed."""
         ...
 
+    async def read(self, key: str) -> bytes | None:
+        """The bytes of the (small) object at ``key``, or None when there is none: one request,
+        no listing."""
+        ...
+
     async def presigned_url(self, key: str, *, expires_in: int) -> str: ...
 
     async def presigned_urls(self, keys: list[str], *, expires_in: int) -> dict[str, str]:
@@ -125,6 +130,18 @@ class S3Storage:
     async def get_file(self, key: str, path: Path) -> None:
         async with self._client() as s3:
             await s3.download_file(self._bucket, key, str(path))
+
+    async def read(self, key: str) -> bytes | None:
+        async with self._client() as s3:
+            try:
+                found = await s3.get_object(Bucket=self._bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+            async with found["Body"] as body:
+                data: bytes = await body.read()
+                return data
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str:
         return (await self.presigned_urls([key], expires_in=expires_in))[key]
@@ -223,7 +240,14 @@ class LocalStorage:
 
     async def keys(self, prefix: str) -> list[str]:
         def walk() -> list[str]:
-            found = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*"))
+            # Only the folder the prefix names (its part up to the last "/"), not the whole tree.
+            try:
+                top = self.path_of(prefix.rpartition("/")[0])
+            except ValueError:
+                return []
+            if not top.is_dir():
+                return []
+            found = (p.relative_to(self.root).as_posix() for p in top.rglob("*"))
             return sorted(
                 key
                 for key in found
@@ -232,10 +256,22 @@ class LocalStorage:
                 and (self.root / key).is_file()
             )
 
-        return await asyncio.to_thread(walk) if self.root.is_dir() else []
+        return await asyncio.to_thread(walk)
 
     async def get_file(self, key: str, path: Path) -> None:
         await asyncio.to_thread(shutil.copyfile, self.path_of(key), path)
+
+    async def read(self, key: str) -> bytes | None:
+        def read_file() -> bytes | None:
+            path = self.path_of(key)
+            if path.name.endswith((".type", ".part")):
+                return None  # the store's own bookkeeping, never an object
+            try:
+                return path.read_bytes()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None
+
+        return await asyncio.to_thread(read_file)
 
     def media_type(self, key: str) -> str:
         type_file = self.path_of(key).with_name(self.path_of(key).name + ".type")
