@@ -12,9 +12,12 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 # Values that were public (this repository's former development defaults) or are the usual
 # stand-ins: refused in every environment, since anyone could sign tokens or links with them.
@@ -102,6 +105,69 @@ def check_secret(variable: str, value: str) -> None:
         raise ValueError(f"{variable} must have at least {MIN_SECRET_LENGTH} characters")
 
 
+# Well-known credentials of the services CURE uses (MinIO's, RabbitMQ's and PostgreSQL's defaults,
+# this repository's former compose values, the usual stand-ins): refused in production, where
+# anyone who read the services' manuals could log in with them.
+DEFAULT_PASSWORDS = KNOWN_PLACEHOLDERS | {
+    "minioadmin",
+    "minio123",
+    "guest",
+    "postgres",
+    "cure",
+    "admin",
+    "root",
+    "cure-minio-secret",
+    "cure-grafana",
+}
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/cure"
+
+
+def _is_default(password: str | None, *, user: str | None = None) -> bool:
+    return password is not None and (
+        password.strip().lower() in DEFAULT_PASSWORDS or password == user
+    )
+
+
+def _database_problem(url: str) -> str | None:
+    if url == DEFAULT_DATABASE_URL:
+        return "is the local default (PostgreSQL's superuser without a password)"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "is not a database URL"
+    if _is_default(parsed.password, user=parsed.username):
+        return "has a well-known default password"
+    return None
+
+
+def _broker_problem(url: str) -> str | None:
+    for one in url.split(";"):  # kombu's fail-over list
+        parsed = urlsplit(one.strip())
+        if parsed.username is None or unquote(parsed.username) == "guest":
+            return "uses RabbitMQ's default guest account"
+        password = unquote(parsed.password) if parsed.password is not None else None
+        if _is_default(password, user=unquote(parsed.username)):
+            return "has a well-known default password"
+    return None
+
+
+def default_credentials(settings: "Settings") -> list[str]:
+    """What production refuses: each setting that still holds a well-known default credential."""
+    problems = {
+        "CURE_DATABASE_URL": _database_problem(settings.database_url),
+        "CURE_BROKER_URL": _broker_problem(settings.broker_url),
+    }
+    if settings.s3_access_key_id is not None and _is_default(settings.s3_access_key_id):
+        problems["CURE_S3_ACCESS_KEY_ID"] = "is a well-known default (a root user of MinIO)"
+    for variable, secret, user in (
+        ("CURE_S3_SECRET_ACCESS_KEY", settings.s3_secret_access_key, settings.s3_access_key_id),
+        ("CURE_SMTP_PASSWORD", settings.smtp_password, settings.smtp_user),
+    ):
+        if secret is not None and _is_default(secret.get_secret_value(), user=user):
+            problems[variable] = "is a well-known default password"
+    return [f"{name} {problem}" for name, problem in problems.items() if problem]
+
+
 def reveal(secret: SecretStr | None, variable: str) -> str:
     """A secret's value where it is needed; None only where Settings allowed it to be unset."""
     if secret is None:
@@ -114,7 +180,7 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
 
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cure"
+    database_url: str = DEFAULT_DATABASE_URL
     # Connections of the API's request pool (and as many again in overflow); a second, small
     # pool keeps short bookkeeping transactions (throttle records) apart from it.
     database_pool_size: int = Field(default=10, ge=2)
@@ -366,6 +432,15 @@ class Settings(BaseSettings):
                 value = SecretStr(generated[name])
                 setattr(self, name, value)
             check_secret(variable, value.get_secret_value())
+        return self
+
+    @model_validator(mode="after")
+    def _no_default_credentials(self) -> "Settings":
+        if self.environment == "production" and (problems := default_credentials(self)):
+            raise ValueError(
+                "; ".join(problems) + ": give each service its own credentials in production "
+                "(for compose.yaml, scripts/secrets writes random ones into .env)"
+            )
         return self
 
 

@@ -85,15 +85,58 @@ def test_production_needs_every_secret_it_uses(tmp_path) -> None:
     with pytest.raises(ValidationError, match="CURE_JWT_SECRET must be set in production"):
         Settings(environment="production", secrets_file=tmp_path / "s.json", **UNSET)
     assert not (tmp_path / "s.json").exists()  # nothing generated in production
-    enough = Settings(
-        environment="production",
-        secrets_file=tmp_path / "s.json",
-        storage_backend="s3",
-        jwt_secret="j" * 40,
-        storage_secret=None,
-        callback_signing_key="k" * 40,
-    )
+    enough = Settings(**{**PRODUCTION, "storage_secret": None}, secrets_file=tmp_path / "s.json")
     assert enough.storage_secret is None  # not used with S3: not needed
+
+
+# A production configuration with credentials of its own (as scripts/secrets writes for compose).
+PRODUCTION = {
+    "environment": "production",
+    "jwt_secret": "j" * 40,
+    "callback_signing_key": "k" * 40,
+    "database_url": "postgresql+asyncpg://cure:9f86d081884c7d659a2feaa0c55ad015@db:5432/cure",
+    "broker_url": "amqp://cure:3c59dc048e8850243be8079a5c74d079@rabbitmq:5672/",
+    "storage_backend": "s3",
+    "s3_access_key_id": "cure-api",
+    "s3_secret_access_key": "b6d767d2f8ed5d21a44b0e5886680cb9",
+}
+# Each well-known default credential of the services CURE uses, with the setting that carries it.
+DEFAULT_CREDENTIALS = [
+    # the local default: PostgreSQL's superuser without a password (trust authentication)
+    ("CURE_DATABASE_URL", {"database_url": "postgresql+asyncpg://postgres@127.0.0.1:5432/cure"}),
+    ("CURE_DATABASE_URL", {"database_url": "postgresql+asyncpg://cure:cure@db:5432/cure"}),
+    ("CURE_DATABASE_URL", {"database_url": "postgresql+asyncpg://postgres:postgres@db/cure"}),
+    ("CURE_DATABASE_URL", {"database_url": "postgresql+asyncpg://app:changeme@db/cure"}),
+    ("CURE_BROKER_URL", {"broker_url": "amqp://guest:guest@127.0.0.1:5672/"}),
+    ("CURE_BROKER_URL", {"broker_url": "amqp://rabbitmq:5672/"}),  # no account: guest
+    ("CURE_BROKER_URL", {"broker_url": "amqp://cure:cure@rabbitmq:5672/"}),
+    ("CURE_S3_ACCESS_KEY_ID", {"s3_access_key_id": "minioadmin"}),
+    ("CURE_S3_SECRET_ACCESS_KEY", {"s3_secret_access_key": "minioadmin"}),
+    ("CURE_S3_SECRET_ACCESS_KEY", {"s3_secret_access_key": "cure-minio-secret"}),
+    ("CURE_SMTP_PASSWORD", {"smtp_user": "cure", "smtp_password": "password"}),
+]
+
+
+def test_a_production_configuration_with_its_own_credentials_starts(tmp_path) -> None:
+    settings = Settings(**PRODUCTION, secrets_file=tmp_path / "s.json")
+    assert settings.environment == "production"
+
+
+@pytest.mark.parametrize(("variable", "values"), DEFAULT_CREDENTIALS)
+def test_production_refuses_the_well_known_default_credentials(variable, values, tmp_path) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(**{**PRODUCTION, **values}, secrets_file=tmp_path / "s.json")
+    (error,) = refused.value.errors()
+    assert error["msg"].startswith(f"Value error, {variable} ") and "default" in error["msg"]
+
+
+@pytest.mark.parametrize("stage", ["development", "test"])
+@pytest.mark.parametrize(("variable", "values"), DEFAULT_CREDENTIALS)
+def test_local_installs_keep_their_default_credentials(stage, variable, values, tmp_path) -> None:
+    settings = Settings(
+        **{**PRODUCTION, **values, "environment": stage}, secrets_file=tmp_path / "s"
+    )
+    assert settings.environment == stage
 
 
 async def test_a_token_signed_with_the_former_placeholder_is_refused(client) -> None:
