@@ -95,6 +95,26 @@ async def test_callbacks_to_private_targets_are_refused(client, url: str) -> Non
     assert response.json()["error"] in {"CallbackRefused", "ValidationError"}
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible loopback
+        "http://[::10.0.0.1]/hook",  # IPv4-compatible private
+        "http://[::169.254.169.254]/latest/meta-data",  # IPv4-compatible metadata service
+        "http://[::ffff:0:a00:1]/hook",  # IPv4-translated (SIIT) 10.0.0.1
+        "http://[64:ff9b:1::7f00:1]/hook",  # local-use NAT64 around 127.0.0.1
+        "http://[64:ff9b:1::a9fe:a9fe]/latest/meta-data",  # local-use NAT64, metadata service
+    ],
+)
+async def test_callbacks_to_ipv4_wrapped_in_ipv6_are_refused(client, url: str) -> None:
+    _, headers = await customer_with_token(client)
+    response = await submit(client, headers, callback_url=url)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "CallbackRefused"
+    assert "non-public" in response.json()["detail"]
+    assert (await client.get("/v1/orders", headers=headers)).json()["items"] == []
+
+
 async def test_cancel_a_queued_order_and_then_409(client, session) -> None:
     _, headers = await customer_with_token(client)
     order_id = (await submit(client, headers)).json()["order_id"]
