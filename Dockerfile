@@ -26,8 +26,9 @@ COPY alembic ./alembic
 COPY cure ./cure
 # Editable, so alembic.ini and the apps' folders are found beside the package; with the
 # setuptools installed above, so a change of code rebuilds in seconds and needs no network.
-# var/ keeps the secrets generated at first start: compose.yaml mounts one volume there for the
-# API and the worker, so they share them.
+# var/ is what the processes keep (the metrics of a worker's pool; outside production, the
+# secrets generated at first start): compose.yaml mounts one volume there for them to share.
+# compose.yaml's credentials (.env) never enter the build context (.dockerignore).
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation -e . \
  && mkdir -p var && chown cure var
 COPY README.md ./

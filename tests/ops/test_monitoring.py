@@ -3,15 +3,15 @@ operators watch; the compose stack is valid for Compose, with its services, port
 
 import json
 import re
-import shutil
-import subprocess
+import tempfile
+from pathlib import Path
 
-import pytest
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
 from cure.kit import metrics
 from tests.conftest import ROOT
+from tests.ops.compose import compose_config, write_secrets
 
 MONITORING = ROOT / "monitoring"
 NAME = re.compile(r"\b(cure_[a-z0-9_]+)\b")
@@ -96,31 +96,12 @@ def test_alert_rules_cover_a_stuck_queue_failures_and_readiness() -> None:
     assert jobs["cure-worker"]["static_configs"][0]["targets"] == ["worker:9809"]
 
 
-def _compose() -> list[str]:
-    docker = shutil.which("docker")
-    if (
-        docker
-        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
-    ):
-        return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    if legacy is None:
-        pytest.fail(
-            "neither `docker compose` nor docker-compose is installed (scripts/test installs it)"
-        )
-    return [legacy]
-
-
 def _config(*profiles: str) -> dict:
-    args = [f"--profile={p}" for p in profiles]
-    result = subprocess.run(
-        [*_compose(), "-f", str(ROOT / "compose.yaml"), *args, "config"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    # With the credentials an operator makes with scripts/secrets (compose.yaml has none).
+    with tempfile.TemporaryDirectory() as folder:
+        env_file = Path(folder) / ".env"
+        write_secrets(env_file)
+        result = compose_config(*(f"--profile={p}" for p in profiles), env_file=env_file)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
