@@ -304,6 +304,8 @@ class Settings(BaseSettings):
     allow_private_callbacks: bool = False
     callback_signing_key: SecretStr | None = None  # derives each customer's key; None: generated
     callback_timeout_seconds: float = 10  # one deadline: resolving the host and the call
+    # At submit, the callback's host must resolve within this, with no database connection held.
+    callback_resolve_seconds: float = Field(default=2, gt=0)
     callback_max_attempts: int = 6
 
     # Notifier: failed emails and callbacks wait base * 2^(tries - 1) seconds, at most max.

@@ -20,6 +20,7 @@ from cure.ogc.schemas import (
     ResultLink,
     StatusInfo,
 )
+from cure.orders.dependencies import ReadSessionmakerDep
 from cure.storage.dependencies import StorageDep
 
 router = APIRouter(prefix=ogc_service.PREFIX, tags=["OGC API - Processes"], route_class=OgcRoute)
@@ -77,6 +78,7 @@ async def execute(
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
+    reads: ReadSessionmakerDep,
     settings: SettingsDep,
     principal: Writer,
     prefer: Annotated[
@@ -95,6 +97,7 @@ async def execute(
         principal,
         process_id=process_id,
         request=data,
+        reads=reads,
         idempotency_key=idempotency_key,
     )
     response.headers["Location"] = f"{ogc_service.base_url(settings)}/jobs/{info.jobID}"

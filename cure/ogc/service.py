@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
@@ -331,13 +331,20 @@ async def execute(
     *,
     process_id: str,
     request: Execute,
+    reads: async_sessionmaker[AsyncSession],
     idempotency_key: str | None,
 ) -> tuple[StatusInfo, bool]:
     """Submit the order the request stands for; its job's status, and whether it is new."""
     app = _app(settings, process_id)
     data = order_request(app, request)
     order, created = await order_service.submit(
-        session, settings, principal, app_id=app.id, data=data, idempotency_key=idempotency_key
+        session,
+        settings,
+        principal,
+        app_id=app.id,
+        data=data,
+        reads=reads,
+        idempotency_key=idempotency_key,
     )
     return status_info(settings, OrderSummary.model_validate(order), order=order), created
 

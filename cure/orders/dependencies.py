@@ -2,7 +2,8 @@
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.kit import outbound
 
@@ -14,4 +15,12 @@ async def get_resolver() -> outbound.Resolver:
     return outbound.resolve
 
 
+async def get_read_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """Short read sessions for a submit's checks before the request's own session is used (a
+    session of the request's dependency would hold its connection until the response)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    return sessionmaker
+
+
 ResolverDep = Annotated[outbound.Resolver, Depends(get_resolver)]
+ReadSessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_read_sessionmaker)]

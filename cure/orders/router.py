@@ -20,7 +20,7 @@ from cure.kit.dependencies import ReadSessionDep, SessionDep, SettingsDep
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
-from cure.orders.dependencies import ResolverDep
+from cure.orders.dependencies import ReadSessionmakerDep, ResolverDep
 from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import OrderCreate, OrderEventRead, OrderFilter, OrderPage, OrderRead
 from cure.storage.dependencies import StorageDep
@@ -44,6 +44,7 @@ async def submit_order(
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
+    reads: ReadSessionmakerDep,
     settings: SettingsDep,
     principal: Writer,
     resolver: ResolverDep,
@@ -57,12 +58,14 @@ async def submit_order(
     ] = None,
 ) -> Order:
     """Order an app for a region of interest and a period; follow it at the Location given."""
+    # ``session`` connects at its first statement: submit uses it only after the slow checks.
     order, created = await order_service.submit(
         session,
         settings,
         principal,
         app_id=app_id,
         data=data,
+        reads=reads,
         idempotency_key=idempotency_key,
         resolver=resolver,
     )
