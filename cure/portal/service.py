@@ -44,8 +44,11 @@ from cure.storage.service import Storage
 # -- sessions ------------------------------------------------------------------------------------
 
 SESSION_PATH = "/v1/portal/session"
-REFRESH_COOKIE = "cure_refresh"
-CSRF_COOKIE = "cure_csrf"
+# Prefixed names browsers enforce: a __Host- cookie is kept only if Secure, Path=/ and without
+# Domain (no subdomain or plain-http page can set or shadow it); the refresh cookie keeps to the
+# session's path, so it is __Secure- (kept only if Secure).
+REFRESH_COOKIE = "__Secure-cure_refresh"
+CSRF_COOKIE = "__Host-cure_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
 

@@ -10,17 +10,19 @@ await scenario("logout", async (browser) => {
 
   step("the refresh token is an HttpOnly, Secure, SameSite=Strict cookie for the session path");
   const cookies = await context.cookies();
-  const refresh = cookies.find((c) => c.name === "cure_refresh");
+  const refresh = cookies.find((c) => c.name === "__Secure-cure_refresh");
   check(refresh, "a refresh cookie is set");
   check(refresh.httpOnly && refresh.secure && refresh.sameSite === "Strict", "HttpOnly, Secure, SameSite=Strict");
   check(refresh.path === "/v1/portal/session", `its path is the session's (${refresh.path})`);
-  check(!(await page.evaluate(() => document.cookie)).includes("cure_refresh"), "scripts cannot read it");
+  check(!(await page.evaluate(() => document.cookie)).includes("__Secure-cure_refresh"), "scripts cannot read it");
+  const csrf = cookies.find((c) => c.name === "__Host-cure_csrf");
+  check(csrf && csrf.secure && csrf.path === "/" && !csrf.domain.startsWith("."), "the browser kept the __Host- CSRF cookie");
   check(!(await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage))).includes("ey"), "no token in web storage");
 
   step("a reload keeps the login (a refresh from the cookie, which rotates)");
   await page.reload();
   await page.getByRole("link", { name: "Account" }).waitFor();
-  const rotated = (await context.cookies()).find((c) => c.name === "cure_refresh");
+  const rotated = (await context.cookies()).find((c) => c.name === "__Secure-cure_refresh");
   check(rotated.value !== refresh.value, "the refresh token rotated");
 
   step("the account lists the API clients; rotating one shows its new secret once");
@@ -33,7 +35,7 @@ await scenario("logout", async (browser) => {
   step("log out: the cookies go and the refresh token is revoked");
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("link", { name: "Log in" }).waitFor();
-  check(!(await context.cookies()).some((c) => c.name === "cure_refresh"), "the cookie is gone");
+  check(!(await context.cookies()).some((c) => c.name === "__Secure-cure_refresh"), "the cookie is gone");
   const answer = await fetch(`${BASE}/v1/auth/token`, {
     method: "POST",
     headers: { "Content-Type": "application/x-www-form-urlencoded" },

@@ -4,7 +4,7 @@
 // Tabs share the cookie: a Web Lock makes their refreshes take turns, so a rotated refresh token
 // is never presented twice (which would end the login everywhere).
 
-const CSRF_COOKIE = "cure_csrf";
+const CSRF_COOKIE = "__Host-cure_csrf"; // cure/portal/service.py: CSRF_COOKIE
 const CSRF_HEADER = "X-CSRF-Token";
 
 interface SessionAnswer {

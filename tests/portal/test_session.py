@@ -8,6 +8,10 @@ import pytest
 from tests.factories import PASSWORD, create_customer
 
 ORIGIN = "http://cure.test"  # the in-process client's own origin
+# __Host-: Secure, Path=/ and no Domain, or browsers refuse it; __Secure- (Secure) for the
+# refresh cookie, which keeps to the session's path.
+REFRESH = "__Secure-cure_refresh"
+CSRF = "__Host-cure_csrf"
 
 
 def set_cookies(response) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -37,7 +41,7 @@ async def log_in(client) -> tuple[dict[str, object], dict[str, dict[str, str]]]:
 
 def session_headers(cookies: dict[str, dict[str, str]], csrf: str | None = None) -> dict[str, str]:
     headers = {
-        "Cookie": f"cure_refresh={cookies['cure_refresh']['value']}",
+        "Cookie": f"{REFRESH}={cookies[REFRESH]['value']}",
         "Origin": ORIGIN,
         "Sec-Fetch-Site": "same-origin",
     }
@@ -49,12 +53,14 @@ def session_headers(cookies: dict[str, dict[str, str]], csrf: str | None = None)
 async def test_login_puts_the_refresh_token_in_a_strict_cookie_and_nowhere_else(client) -> None:
     body, cookies = await log_in(client)
     assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
-    refresh = cookies["cure_refresh"]
+    assert set(cookies) == {REFRESH, CSRF}
+    refresh = cookies[REFRESH]
     assert refresh["httponly"] == "True" and refresh["secure"] == "True"
     assert refresh["samesite"].lower() == "strict" and refresh["path"] == "/v1/portal/session"
-    csrf = cookies["cure_csrf"]
+    csrf = cookies[CSRF]
     assert csrf["httponly"] == "False" and csrf["samesite"].lower() == "strict"
-    assert csrf["path"] == "/"
+    assert csrf["path"] == "/" and csrf["secure"] == "True"
+    assert "domain" not in refresh and "domain" not in csrf
     me = await client.get(
         "/v1/crm/customers/me", headers={"Authorization": f"Bearer {body['access_token']}"}
     )
@@ -73,7 +79,7 @@ async def test_a_wrong_password_sets_no_cookie(client) -> None:
 
 async def test_refresh_rotates_the_cookie_and_needs_the_matching_csrf_token(client) -> None:
     _, cookies = await log_in(client)
-    csrf = cookies["cure_csrf"]["value"]
+    csrf = cookies[CSRF]["value"]
     for wrong in (None, "", csrf[:-2] + "xx"):
         refused = await client.post(
             "/v1/portal/session/refresh", headers=session_headers(cookies, wrong)
@@ -86,15 +92,15 @@ async def test_refresh_rotates_the_cookie_and_needs_the_matching_csrf_token(clie
     assert renewed.status_code == 200, renewed.text
     assert renewed.json()["access_token"]
     rotated = set_cookies(renewed)
-    assert rotated["cure_refresh"]["value"] != cookies["cure_refresh"]["value"]
-    assert rotated["cure_csrf"]["value"] != csrf
+    assert rotated[REFRESH]["value"] != cookies[REFRESH]["value"]
+    assert rotated[CSRF]["value"] != csrf
     # the first refresh token is spent: presenting it again ends the whole login
     replay = await client.post("/v1/portal/session/refresh", headers=session_headers(cookies, csrf))
     assert replay.status_code == 401
-    assert set_cookies(replay)["cure_refresh"]["value"] == ""  # cleared
+    assert set_cookies(replay)[REFRESH]["value"] == ""  # cleared
     after = await client.post(
         "/v1/portal/session/refresh",
-        headers=session_headers(rotated, rotated["cure_csrf"]["value"]),
+        headers=session_headers(rotated, rotated[CSRF]["value"]),
     )
     assert after.status_code == 401
 
@@ -105,7 +111,7 @@ async def test_refresh_rotates_the_cookie_and_needs_the_matching_csrf_token(clie
 )
 async def test_session_requests_from_another_site_are_refused(client, origin_headers) -> None:
     _, cookies = await log_in(client)
-    headers = {**session_headers(cookies, cookies["cure_csrf"]["value"]), **origin_headers}
+    headers = {**session_headers(cookies, cookies[CSRF]["value"]), **origin_headers}
     for method, path in (("POST", "/v1/portal/session/refresh"), ("DELETE", "/v1/portal/session")):
         response = await client.request(method, path, headers=headers)
         assert response.status_code == 403, (method, response.text)
@@ -120,17 +126,18 @@ async def test_without_a_cookie_there_is_no_session(client) -> None:
 async def test_logout_revokes_the_login_and_its_access_token(client) -> None:
     body, cookies = await log_in(client)
     bearer = {"Authorization": f"Bearer {body['access_token']}"}
-    headers = {**session_headers(cookies, cookies["cure_csrf"]["value"]), **bearer}
+    headers = {**session_headers(cookies, cookies[CSRF]["value"]), **bearer}
     out = await client.delete("/v1/portal/session", headers=headers)
     assert out.status_code == 204
     cleared = set_cookies(out)
-    assert cleared["cure_refresh"]["value"] == "" and cleared["cure_csrf"]["value"] == ""
+    assert cleared[REFRESH]["value"] == "" and cleared[CSRF]["value"] == ""
+    assert cleared[REFRESH]["secure"] == "True" and cleared[CSRF]["path"] == "/"
     token = await client.post(
         "/v1/auth/token",
         data={
             "grant_type": "refresh_token",
             "client_id": "cure-portal",
-            "refresh_token": cookies["cure_refresh"]["value"],
+            "refresh_token": cookies[REFRESH]["value"],
         },
     )
     assert token.status_code == 400 and token.json()["error"] == "invalid_grant"
