@@ -8,13 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from cure.ccsi.schemas import (
-    DEFAULT_RECORDS,
-    MAX_RECORDS,
-    MAX_START_INDEX,
-    ProductRead,
-    SearchQuery,
-)
+from cure.ccsi.repository import COUNT_LIMIT, LAST_START_INDEX
+from cure.ccsi.schemas import DEFAULT_RECORDS, MAX_RECORDS, ProductRead, SearchQuery
 
 OPENSEARCH = "http://a9.com/-/spec/opensearch/1.1/"
 GEO = "http://a9.com/-/opensearch/extensions/geo/1.0/"
@@ -52,7 +47,11 @@ SEARCH_PARAMETERS: tuple[tuple[str, str, str], ...] = (
     ("timeEnd", "time:end", "ISO 8601 date or date-time; products starting at or before it"),
     ("productType", "eo:productType", "The product type, e.g. S2MSI2A"),
     ("maxRecords", "count", f"Results per page, 1 to {MAX_RECORDS} (default {DEFAULT_RECORDS})"),
-    ("startIndex", "startIndex", "1-based index of the first result (default 1)"),
+    (
+        "startIndex",
+        "startIndex",
+        f"1-based index of the first result (default 1, at most {LAST_START_INDEX})",
+    ),
 )
 _TEMPLATE_VALUE = {name: value for name, value, _ in SEARCH_PARAMETERS}
 
@@ -93,7 +92,9 @@ def description_document(*, base_url: str, collections: list[str]) -> bytes:
     ET.SubElement(root, "LongName").text = "CURE Copernicus product catalogue"
     ET.SubElement(root, "Description").text = (
         "Input products and products CURE generated, searched by area, time and product type. "
-        "A date alone as timeEnd means the end of that day; naive times are UTC."
+        "A date alone as timeEnd means the end of that day; naive times are UTC. "
+        f"totalResults counts up to {COUNT_LIMIT} (a search that matches more says {COUNT_LIMIT}); "
+        f"pages start at most at startIndex {LAST_START_INDEX}."
     )
     ET.SubElement(root, "Tags").text = "CURE Copernicus CCSI EO"
     for media_type, format_name in ((GEOJSON_TYPE, "json"), (ATOM_TYPE, "atom")):
@@ -132,7 +133,7 @@ def _describe_parameters(url: ET.Element, collections: list[str]) -> None:
         if name == "maxRecords":
             attributes.update(minInclusive="1", maxInclusive=str(MAX_RECORDS))
         elif name == "startIndex":
-            attributes.update(minInclusive="1", maxInclusive=str(MAX_START_INDEX))
+            attributes.update(minInclusive="1", maxInclusive=str(LAST_START_INDEX))
         elif name == "bbox":
             attributes["pattern"] = r"^[-+0-9.eE]+(,[-+0-9.eE]+){3}$"
         parameter = ET.SubElement(url, f"{{{PARAMETER_EXTENSION}}}Parameter", attributes)
@@ -149,16 +150,17 @@ def _describe_parameters(url: ET.Element, collections: list[str]) -> None:
 
 
 def page_links(
-    *, total: int, query: SearchQuery, search_url: str, format_name: str
+    *, more: bool, query: SearchQuery, search_url: str, format_name: str
 ) -> dict[str, str]:
-    """self, and next and previous where they exist, each carrying the same query."""
+    """self, and next and previous where they exist, each carrying the same query; no next
+    link starts past LAST_START_INDEX (the search then has to be narrowed)."""
 
     def at(index: int) -> str:
         return _url(search_url, {**query.link_params(index), "format": format_name})
 
     links = {"self": at(query.start_index)}
     following = query.start_index + query.max_records
-    if following <= total and following <= MAX_START_INDEX:
+    if more and following <= LAST_START_INDEX:
         links["next"] = at(following)
     if query.start_index > 1:
         links["previous"] = at(max(1, query.start_index - query.max_records))
@@ -200,11 +202,13 @@ def geojson_page(
     items: list[ProductRead],
     *,
     total: int,
+    more: bool,
     query: SearchQuery,
     search_url: str,
     description_url: str,
 ) -> dict[str, Any]:
-    links = page_links(total=total, query=query, search_url=search_url, format_name="json")
+    """``total`` is counted up to COUNT_LIMIT: that many means at least that many."""
+    links = page_links(more=more, query=query, search_url=search_url, format_name="json")
     return {
         "type": "FeatureCollection",
         "totalResults": total,
@@ -225,12 +229,13 @@ def atom_feed(
     items: list[ProductRead],
     *,
     total: int,
+    more: bool,
     query: SearchQuery,
     search_url: str,
     description_url: str,
     updated: datetime,
 ) -> bytes:
-    links = page_links(total=total, query=query, search_url=search_url, format_name="atom")
+    links = page_links(more=more, query=query, search_url=search_url, format_name="atom")
     feed = ET.Element("feed", {"xmlns": ATOM})
     ET.SubElement(feed, "title").text = "CURE CCSI search results"
     ET.SubElement(feed, "id").text = links["self"]

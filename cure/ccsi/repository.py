@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import functions as geo
-from sqlalchemy import ColumnElement, Select, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,17 +120,46 @@ def _overlapping(
     return [period.op("&&")(func.tstzrange(start, end, "[]"))]
 
 
+# A search counts its matches up to here (past it, "more than"), and pages start at most here:
+# deeper OFFSETs read and drop every row before them.
+COUNT_LIMIT = 10_000
+MAX_OFFSET = 10_000
+LAST_START_INDEX = MAX_OFFSET + 1  # OpenSearch's startIndex counts from 1
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a page ended in the search's order (newest acquisition first, then id): the next
+    page starts after it, at the cost of an index scan from there, however deep."""
+
+    start_at: datetime
+    id: uuid.UUID
+
+    @classmethod
+    def of(cls, product: Product) -> "Keyset":
+        return cls(product.start_at, product.id)
+
+
+def _after(keyset: Keyset) -> ColumnElement[bool]:
+    earlier = Product.start_at < keyset.start_at
+    tie = and_(Product.start_at == keyset.start_at, Product.id > keyset.id)
+    return and_(Product.start_at <= keyset.start_at, or_(earlier, tie))
+
+
 async def search(
     session: AsyncSession, query: SearchQuery, *, visible_to: Viewer
-) -> tuple[list[Product], int]:
-    """One page of the matching products, newest acquisition first, and how many match in all."""
-    return await find(
+) -> tuple[list[Product], int, bool]:
+    """One page of the matching products, newest acquisition first; how many match, counted up
+    to COUNT_LIMIT + 1; and whether more follow the page."""
+    criteria = ProductCriteria.of_search(query)
+    products, more = await find(
         session,
-        ProductCriteria.of_search(query),
+        criteria,
         visible_to=visible_to,
         offset=query.start_index - 1,
         limit=query.max_records,
     )
+    return products, await count(session, criteria, visible_to=visible_to), more
 
 
 async def find(
@@ -138,24 +167,34 @@ async def find(
     criteria: ProductCriteria,
     *,
     visible_to: Viewer,
-    offset: int,
     limit: int,
-) -> tuple[list[Product], int]:
-    """``limit`` matching products from ``offset`` on, newest acquisition first (then by id, so
-    pages never overlap), and how many match in all."""
-    total = (
-        await session.execute(
-            _filtered(select(func.count()).select_from(Product), criteria, visible_to)
-        )
-    ).scalar_one()
-    page = (
-        _filtered(select(Product), criteria, visible_to)
-        .order_by(Product.start_at.desc(), Product.id)
-        .offset(offset)
-        .limit(limit)
-    )
+    offset: int = 0,
+    after: Keyset | None = None,
+) -> tuple[list[Product], bool]:
+    """``limit`` matching products, newest acquisition first (then by id, so pages never
+    overlap), from ``offset`` on or after ``after``; and whether more follow them."""
+    if offset > MAX_OFFSET:
+        raise ValueError(f"an offset of at most {MAX_OFFSET}")  # callers refuse it first
+    page = _filtered(select(Product), criteria, visible_to)
+    if after is not None:
+        page = page.where(_after(after))
+    page = page.order_by(Product.start_at.desc(), Product.id).offset(offset).limit(limit + 1)
     items = list((await session.execute(page)).scalars())
-    return items, int(total)
+    return items[:limit], len(items) > limit
+
+
+async def count(
+    session: AsyncSession,
+    criteria: ProductCriteria,
+    *,
+    visible_to: Viewer,
+    up_to: int = COUNT_LIMIT,
+) -> int:
+    """How many products match, counted up to ``up_to + 1``: an answer past ``up_to`` means
+    "more than up_to", and no count reads more rows than that."""
+    matching = _filtered(select(Product.id), criteria, visible_to).limit(up_to + 1).subquery()
+    total = (await session.execute(select(func.count()).select_from(matching))).scalar_one()
+    return int(total)
 
 
 async def collections_summary(session: AsyncSession, visible_to: Viewer) -> list[CollectionSummary]:
@@ -191,6 +230,12 @@ async def collections_summary(session: AsyncSession, visible_to: Viewer) -> list
             )
         )
     return summaries
+
+
+async def collection_exists(session: AsyncSession, name: str, visible_to: Viewer) -> bool:
+    """Whether the collection holds a product the viewer may see (one index probe, no count)."""
+    query = select(Product.id).where(Product.collection == name, _visible(visible_to)).limit(1)
+    return (await session.execute(query)).first() is not None
 
 
 async def collection_names(session: AsyncSession, visible_to: Viewer) -> list[str]:

@@ -118,15 +118,19 @@ async def _search(
     principal: OptionalPrincipal,
     query: SearchQueryDep,
 ) -> Response:
-    items, total = await ccsi_service.search(session, settings, storage, principal, query)
+    found = await ccsi_service.search(session, settings, storage, principal, query)
     base = _catalogue_url(settings)
     path = f"/{query.collection}/search" if "collection" in request.path_params else "/search"
     urls = {"search_url": f"{base}{path}", "description_url": f"{base}/description.xml"}
     headers = {"Vary": "Accept, Authorization"}
     if _wants_atom(query, request.headers.get("accept")):
-        feed = opensearch.atom_feed(items, total=total, query=query, updated=utcnow(), **urls)
+        feed = opensearch.atom_feed(
+            found.items, total=found.total, more=found.more, query=query, updated=utcnow(), **urls
+        )
         return Response(feed, media_type=ATOM_TYPE, headers=headers)
-    page = opensearch.geojson_page(items, total=total, query=query, **urls)
+    page = opensearch.geojson_page(
+        found.items, total=found.total, more=found.more, query=query, **urls
+    )
     return JSONResponse(page, media_type=GEOJSON_TYPE, headers=headers)
 
 

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cure.auth.scopes import ORDERS_READ
 from cure.auth.service import Principal
 from cure.ccsi import repository
-from cure.ccsi.exceptions import ProductExists, ProductNotFound
+from cure.ccsi.exceptions import InvalidParameter, ProductExists, ProductNotFound
 from cure.ccsi.models import Product
-from cure.ccsi.repository import PUBLIC, ProductCriteria, Viewer
+from cure.ccsi.repository import PUBLIC, Keyset, ProductCriteria, Viewer
 from cure.ccsi.schemas import (
     AssetCreate,
     AssetRead,
@@ -51,16 +51,44 @@ def viewer_of(principal: Principal | None) -> Viewer:
     return Viewer(customer_id=principal.customer_id)
 
 
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search: its products, how many match (counted up to COUNT_LIMIT: a total
+    of COUNT_LIMIT means at least that many), and whether more follow the page."""
+
+    items: list[ProductRead]
+    total: int
+    more: bool
+
+
 async def search(
     session: AsyncSession,
     settings: Settings,
     storage: Storage,
     principal: Principal | None,
     query: SearchQuery,
-) -> tuple[list[ProductRead], int]:
+) -> SearchPage:
     """One page of the products the caller may see, with expiring links to their assets."""
-    products, total = await repository.search(session, query, visible_to=viewer_of(principal))
-    return await to_reads(products, settings=settings, storage=storage), total
+    if query.start_index > repository.LAST_START_INDEX:
+        raise InvalidParameter(
+            "startIndex",
+            f"must be at most {repository.LAST_START_INDEX}: deeper pages are not served. Narrow the search "
+            "instead, e.g. with a timeEnd before the acquisition of the last product seen",
+        )
+    products, total, more = await repository.search(session, query, visible_to=viewer_of(principal))
+    items = await to_reads(products, settings=settings, storage=storage)
+    return SearchPage(items=items, total=min(total, repository.COUNT_LIMIT), more=more)
+
+
+@dataclass(frozen=True)
+class FoundPage:
+    """A page of ``find``: its products, the keyset after its last one, whether more follow,
+    and how many match (None: more than COUNT_LIMIT)."""
+
+    items: list[ProductRead]
+    last: Keyset | None
+    more: bool
+    matched: int | None
 
 
 async def find(
@@ -70,14 +98,23 @@ async def find(
     principal: Principal | None,
     criteria: ProductCriteria,
     *,
-    offset: int,
     limit: int,
-) -> tuple[list[ProductRead], int]:
-    """Like ``search``, for criteria a query string cannot say (several collections, ids)."""
-    products, total = await repository.find(
-        session, criteria, visible_to=viewer_of(principal), offset=offset, limit=limit
+    offset: int = 0,
+    after: Keyset | None = None,
+) -> FoundPage:
+    """Like ``search``, for criteria a query string cannot say (several collections, ids), paged
+    by keyset (``after``) or by a bounded offset."""
+    viewer = viewer_of(principal)
+    products, more = await repository.find(
+        session, criteria, visible_to=viewer, limit=limit, offset=offset, after=after
     )
-    return await to_reads(products, settings=settings, storage=storage), total
+    matched = await repository.count(session, criteria, visible_to=viewer)
+    return FoundPage(
+        items=await to_reads(products, settings=settings, storage=storage),
+        last=Keyset.of(products[-1]) if products else None,
+        more=more,
+        matched=matched if matched <= repository.COUNT_LIMIT else None,
+    )
 
 
 async def collections(session: AsyncSession, principal: Principal | None) -> CollectionList:
@@ -94,6 +131,15 @@ async def collections(session: AsyncSession, principal: Principal | None) -> Col
             )
             for s in summaries
         ]
+    )
+
+
+async def has_collection(
+    session: AsyncSession, principal: Principal | None, collection: str
+) -> bool:
+    """Whether the caller sees a product of the collection (without summarising it)."""
+    return await repository.collection_exists(
+        session, check_collection(collection), viewer_of(principal)
     )
 
 
@@ -350,7 +396,7 @@ async def find_products(
 ) -> list[Product]:
     """The newest ``limit`` products matching the criteria that the caller may see, as stored."""
     products, _ = await repository.find(
-        session, criteria, visible_to=viewer_of(principal), offset=0, limit=limit
+        session, criteria, visible_to=viewer_of(principal), limit=limit
     )
     return products
 

@@ -1,6 +1,7 @@
 """GeoJSON at the edges: parse and check a region of interest, convert to and from PostGIS."""
 
 import math
+import re
 from typing import Any
 
 import shapely.wkb
@@ -138,3 +139,23 @@ def _lists(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_lists(v) for v in value]
     return value
+
+
+# A JSON string (to the end of the text when unterminated: each is scanned once), or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
+def json_text_nesting(text: str, *, limit: int) -> int:
+    """How deep the arrays and objects of JSON text nest, counted on the text itself (brackets in
+    strings do not count) before any parser walks it: a parser recurses once per level, so text
+    nested thousands deep would exhaust it. Stops counting once past ``limit``."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(text):
+        mark = token[0]
+        if mark[0] == '"':
+            continue
+        depth += 1 if mark in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+    return deepest

@@ -93,7 +93,7 @@ async def items(
     principal: OptionalPrincipal,
 ) -> JSONResponse:
     """The collection's items the caller may see, filtered by bbox and datetime, paged."""
-    await stac_service.collection(session, settings, principal, collection_id)
+    await stac_service.check_collection_visible(session, principal, collection_id)
     query = ItemSearch.of_query(request.query_params.multi_items(), collection=collection_id)
     url = f"{stac_service.base_url(settings)}/collections/{collection_id}/items"
     page = await stac_service.search(

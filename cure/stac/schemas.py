@@ -1,22 +1,57 @@
 """The STAC API's search: GET parameters and POST body, checked into one ``ItemSearch``."""
 
 import json
-from datetime import datetime
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
+from cure.ccsi.repository import MAX_OFFSET, Keyset
 from cure.ccsi.schemas import MAX_WKT_LENGTH, check_collection, check_search_geometry, parse_bbox
+from cure.kit.geo import json_text_nesting
 from cure.kit.intervals import parse_interval
-from cure.kit.schemas import BaseSchema, InputSchema
+from cure.kit.schemas import MAX_NESTING, BaseSchema, InputSchema
 from cure.stac.exceptions import InvalidSearch
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 500
-MAX_OFFSET = 1_000_000
 MAX_IDS = 500
+MAX_TOKEN_LENGTH = 64
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A next link's token: where its page ended (acquisition start in microseconds since 1970, in
+# hexadecimal, and the product's id). Plain digits are an offset (links made before keysets).
+_KEYSET_TOKEN = re.compile(r"(-?[0-9a-f]{1,15})\.([0-9a-f]{32})")
+_OFFSET_TOKEN = re.compile(r"[0-9]{1,10}")
+
+
+def keyset_token(keyset: Keyset) -> str:
+    """The token of a next link that resumes after ``keyset``."""
+    micros = (keyset.start_at - _EPOCH) // timedelta(microseconds=1)
+    sign = "-" if micros < 0 else ""
+    return f"{sign}{abs(micros):x}.{keyset.id.hex}"
+
+
+def _token(value: str) -> dict[str, Any]:
+    """A token as where to resume: {"after": Keyset} or {"offset": int}; else InvalidSearch."""
+    if keyset := _KEYSET_TOKEN.fullmatch(value):
+        try:
+            start = _EPOCH + timedelta(microseconds=int(keyset[1], 16))
+        except OverflowError:
+            raise InvalidSearch("token", "is not a token of this API's next links") from None
+        return {"after": Keyset(start, uuid.UUID(hex=keyset[2]))}
+    if _OFFSET_TOKEN.fullmatch(value) and int(value) <= MAX_OFFSET:
+        return {"offset": int(value)}
+    if _OFFSET_TOKEN.fullmatch(value):
+        raise InvalidSearch(
+            "token",
+            f"an offset past {MAX_OFFSET} is not served: follow the next links, whose tokens "
+            "resume where their page ended",
+        )
+    raise InvalidSearch("token", "is not a token of this API's next links")
 
 
 class SearchBody(InputSchema):
@@ -29,7 +64,9 @@ class SearchBody(InputSchema):
     collections: list[str] | None = Field(default=None, max_length=100)
     ids: list[str] | None = Field(default=None, max_length=MAX_IDS)
     limit: int | None = Field(default=None, ge=1)
-    token: str | None = Field(default=None, max_length=20, description="From a next link")
+    token: str | None = Field(
+        default=None, max_length=MAX_TOKEN_LENGTH, description="From a next link"
+    )
 
 
 class ItemSearch(BaseSchema):
@@ -43,6 +80,7 @@ class ItemSearch(BaseSchema):
     time_end: datetime | None = None
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    after: Keyset | None = Field(default=None, description="Resume after this (a next link's)")
     given: dict[str, Any] = Field(default_factory=dict, description="As the client wrote it")
 
     @classmethod
@@ -66,10 +104,7 @@ class ItemSearch(BaseSchema):
             elif name == "bbox":
                 values[name] = value
             elif name == "intersects":
-                try:
-                    values[name] = json.loads(value) if len(value) <= MAX_WKT_LENGTH else None
-                except ValueError:
-                    raise InvalidSearch("intersects", "is not GeoJSON") from None
+                values[name] = _geojson_text(value)
             elif name == "limit":
                 values[name] = _integer("limit", value)
             elif name in ("datetime", "token"):
@@ -105,6 +140,8 @@ class ItemSearch(BaseSchema):
         if values.get("ids"):
             if len(values["ids"]) > MAX_IDS or any(len(i) > 255 for i in values["ids"]):
                 raise InvalidSearch("ids", f"at most {MAX_IDS} ids of at most 255 characters")
+            if any(_CONTROL.search(i) for i in values["ids"]):
+                raise InvalidSearch("ids", "must not contain control characters")
             checked["ids"] = tuple(values["ids"])
         limit = values.get("limit")
         if limit is not None:
@@ -112,21 +149,37 @@ class ItemSearch(BaseSchema):
                 raise InvalidSearch("limit", "must be at least 1")
             checked["limit"] = min(limit, MAX_LIMIT)  # larger asks get the largest page
         if values.get("token"):
-            checked["offset"] = _integer("token", values["token"], maximum=MAX_OFFSET)
+            checked.update(_token(values["token"]))
         return cls(**checked)
 
-    def page(self, offset: int) -> dict[str, Any]:
-        """The same search from ``offset`` on (a next link's parameters or body)."""
+    def page(self, token: str) -> dict[str, Any]:
+        """The same search resumed at ``token`` (a next link's parameters or body)."""
         values = {k: v for k, v in self.given.items() if k != "token"}
         values["limit"] = self.limit
-        values["token"] = str(offset)
+        values["token"] = token
         return values
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _integer(name: str, value: str, maximum: int = 10**9) -> int:
-    if not value.strip().isdigit() or int(value) > maximum:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,10}", value.strip()) or int(value) > maximum:
         raise InvalidSearch(name, f"must be a whole number from 0 to {maximum}")
     return int(value)
+
+
+def _geojson_text(value: str) -> Any:
+    """GeoJSON given as text, its nesting bounded before any parser walks it."""
+    if len(value) > MAX_WKT_LENGTH:
+        raise InvalidSearch("intersects", f"may be at most {MAX_WKT_LENGTH} characters")
+    if json_text_nesting(value, limit=MAX_NESTING) > MAX_NESTING:
+        raise InvalidSearch("intersects", f"must not be nested more than {MAX_NESTING} levels deep")
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise InvalidSearch("intersects", "is not GeoJSON") from None
 
 
 def _bbox(value: Any) -> tuple[float, float, float, float]:

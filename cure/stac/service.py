@@ -20,7 +20,7 @@ from cure.ccsi.repository import ProductCriteria
 from cure.ccsi.schemas import CollectionRead, ProductRead, check_collection
 from cure.config import Settings
 from cure.stac.exceptions import CollectionNotFound, ItemNotFound
-from cure.stac.schemas import ItemSearch
+from cure.stac.schemas import ItemSearch, keyset_token
 from cure.storage.service import Storage
 
 STAC_VERSION = "1.1.0"
@@ -151,6 +151,14 @@ async def collection(
     raise CollectionNotFound(f"no collection {collection_id}")
 
 
+async def check_collection_visible(
+    session: AsyncSession, principal: Principal | None, collection_id: str
+) -> None:
+    """CollectionNotFound unless the caller sees a product of the collection (no summary)."""
+    if not await ccsi_service.has_collection(session, principal, collection_id):
+        raise CollectionNotFound(f"no collection {collection_id}")
+
+
 # -- items ---------------------------------------------------------------------------------------
 
 
@@ -253,7 +261,8 @@ async def search(
     method: str,
 ) -> dict[str, Any]:
     """One page of matching items as an ItemCollection, with a next link (same method) while
-    more match."""
+    more match: its token resumes after the page's last item (keyset paging). numberMatched is
+    left out when more than COUNT_LIMIT match (the count stops there)."""
     criteria = ProductCriteria(
         collections=query.collections,
         identifiers=query.ids,
@@ -262,24 +271,29 @@ async def search(
         time_start=query.time_start,
         time_end=query.time_end,
     )
-    products, total = await ccsi_service.find(
-        session, settings, storage, principal, criteria, offset=query.offset, limit=query.limit
+    found = await ccsi_service.find(
+        session,
+        settings,
+        storage,
+        principal,
+        criteria,
+        limit=query.limit,
+        offset=query.offset,
+        after=query.after,
     )
     links = [_link(base_url(settings), "root")]
-    following = query.offset + len(products)
-    if products and following < total:
+    if found.more and found.last is not None:
+        following = query.page(keyset_token(found.last))
         if method == "POST":
-            links.append(
-                _link(url, "next", GEOJSON, method="POST", body=query.page(following), merge=False)
-            )
+            links.append(_link(url, "next", GEOJSON, method="POST", body=following, merge=False))
         else:
-            links.append(_link(f"{url}?{_query_string(query.page(following))}", "next", GEOJSON))
+            links.append(_link(f"{url}?{_query_string(following)}", "next", GEOJSON))
     return {
         "type": "FeatureCollection",
-        "features": [item(settings, product) for product in products],
+        "features": [item(settings, product) for product in found.items],
         "links": links,
-        "numberMatched": total,
-        "numberReturned": len(products),
+        **({"numberMatched": found.matched} if found.matched is not None else {}),
+        "numberReturned": len(found.items),
     }
 
 
