@@ -184,7 +184,10 @@ class ProductRead(BaseSchema):
     end: datetime
     properties: dict[str, Any]
     assets: dict[str, AssetRead]
-    owner_id: uuid.UUID | None = Field(description="Null for an input product everyone sees")
+    owner_id: uuid.UUID | None = Field(
+        description="The customer whose order made it, shown to that customer and to admins "
+        "only; null for anyone else and for an input product"
+    )
     order_id: uuid.UUID | None = Field(description="The order that generated it, if any")
     published: bool
     created_at: datetime

@@ -75,8 +75,9 @@ async def search(
             f"must be at most {repository.LAST_START_INDEX}: deeper pages are not served. Narrow the search "
             "instead, e.g. with a timeEnd before the acquisition of the last product seen",
         )
-    products, total, more = await repository.search(session, query, visible_to=viewer_of(principal))
-    items = await to_reads(products, settings=settings, storage=storage)
+    viewer = viewer_of(principal)
+    products, total, more = await repository.search(session, query, visible_to=viewer)
+    items = await to_reads(products, settings=settings, storage=storage, viewer=viewer)
     return SearchPage(items=items, total=min(total, repository.COUNT_LIMIT), more=more)
 
 
@@ -110,7 +111,7 @@ async def find(
     )
     matched = await repository.count(session, criteria, visible_to=viewer)
     return FoundPage(
-        items=await to_reads(products, settings=settings, storage=storage),
+        items=await to_reads(products, settings=settings, storage=storage, viewer=viewer),
         last=Keyset.of(products[-1]) if products else None,
         more=more,
         matched=matched if matched <= repository.COUNT_LIMIT else None,
@@ -157,12 +158,13 @@ async def get(
     identifier: str,
 ) -> ProductRead:
     """A product the caller may see; any other is not found."""
+    viewer = viewer_of(principal)
     product = await repository.get_visible(
-        session, check_collection(collection), identifier, visible_to=viewer_of(principal)
+        session, check_collection(collection), identifier, visible_to=viewer
     )
     if product is None:
         raise ProductNotFound(f"no product {identifier} in collection {collection}")
-    return await to_read(product, settings=settings, storage=storage)
+    return await to_read(product, settings=settings, storage=storage, viewer=viewer)
 
 
 async def register(
@@ -216,9 +218,10 @@ async def publish(session: AsyncSession, *, collection: str, identifier: str) ->
 
 
 async def to_reads(
-    products: list[Product], *, settings: Settings, storage: Storage
+    products: list[Product], *, settings: Settings, storage: Storage, viewer: Viewer = PUBLIC
 ) -> list[ProductRead]:
-    """Products as read, each storage key among their assets turned into an expiring link."""
+    """Products as ``viewer`` reads them, each storage key among their assets turned into an
+    expiring link; the owner is named only to that owner and to admins."""
     keys = sorted(
         {
             asset["href"]
@@ -228,14 +231,16 @@ async def to_reads(
         }
     )
     links = await storage.presigned_urls(keys, expires_in=settings.result_link_ttl_seconds)
-    return [_read(product, links) for product in products]
+    return [_read(product, links, viewer) for product in products]
 
 
-async def to_read(product: Product, *, settings: Settings, storage: Storage) -> ProductRead:
-    return (await to_reads([product], settings=settings, storage=storage))[0]
+async def to_read(
+    product: Product, *, settings: Settings, storage: Storage, viewer: Viewer = PUBLIC
+) -> ProductRead:
+    return (await to_reads([product], settings=settings, storage=storage, viewer=viewer))[0]
 
 
-def _read(product: Product, links: dict[str, str]) -> ProductRead:
+def _read(product: Product, links: dict[str, str], viewer: Viewer) -> ProductRead:
     assets = {
         key: AssetRead(**{**asset, "href": links.get(asset["href"], asset["href"])})
         for key, asset in product.assets.items()
@@ -250,7 +255,10 @@ def _read(product: Product, links: dict[str, str]) -> ProductRead:
         end=product.end_at,
         properties=product.properties,
         assets=assets,
-        owner_id=product.owner_id,
+        # A published product is everyone's to read, but whose it is stays private.
+        owner_id=product.owner_id
+        if viewer.sees_all or viewer.customer_id == product.owner_id
+        else None,
         order_id=product.order_id,
         published=product.published,
         created_at=product.created_at,
