@@ -1,6 +1,6 @@
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from cure.auth.dependencies import AdminPrincipal, OptionalPrincipal
@@ -8,6 +8,7 @@ from cure.ccsi import opensearch
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.dependencies import SearchQueryDep
 from cure.ccsi.opensearch import ATOM_TYPE, DESCRIPTION_TYPE, GEOJSON_TYPE, SEARCH_PARAMETERS
+from cure.ccsi.reads import limit_anonymous_reads
 from cure.ccsi.schemas import CollectionList, ProductCreate, ProductRead, SearchQuery
 from cure.config import Settings
 from cure.kit.db import utcnow
@@ -15,7 +16,13 @@ from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.schemas import error_responses
 from cure.storage.dependencies import StorageDep
 
-router = APIRouter(prefix="/v1/ccsi", tags=["catalogue"])
+# Anonymous readers are limited per address (cure.ccsi.reads): every route may answer 429.
+router = APIRouter(
+    prefix="/v1/ccsi",
+    tags=["catalogue"],
+    dependencies=[Depends(limit_anonymous_reads)],
+    responses=error_responses(429),
+)
 
 
 def _search_doc(*, in_path: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from cure.auth.dependencies import OptionalPrincipal, ThrottleDep, bearer_token, require_scope
 from cure.auth.exceptions import OAuthError
 from cure.auth.service import Principal
+from cure.ccsi.reads import limit_anonymous_reads
 from cure.config import Settings
 from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.errors import InvalidInput, NotFound, error_body
@@ -422,7 +423,8 @@ async def order_download(
     "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook",
     tags=["catalogue"],
     response_model=QuicklookRead,
-    responses=error_responses(400, 401, 404),
+    responses=error_responses(400, 401, 404, 429),
+    dependencies=[Depends(limit_anonymous_reads)],
 )
 async def product_quicklook(
     collection: str,
@@ -446,7 +448,8 @@ async def product_quicklook(
     "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook.png",
     tags=["catalogue"],
     response_class=Response,
-    responses={**PNG_RESPONSE, **error_responses(400, 401, 404)},
+    responses={**PNG_RESPONSE, **error_responses(400, 401, 404, 429)},
+    dependencies=[Depends(limit_anonymous_reads)],
 )
 async def product_quicklook_png(
     collection: str,

@@ -2,17 +2,27 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from cure.auth.dependencies import OptionalPrincipal
+from cure.ccsi.reads import limit_anonymous_reads
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.stac import service as stac_service
 from cure.stac.exceptions import StacRoute
 from cure.stac.schemas import ItemSearch, SearchBody
 from cure.storage.dependencies import StorageDep
 
-router = APIRouter(prefix=stac_service.PREFIX, tags=["STAC API"], route_class=StacRoute)
+# Anonymous readers are limited per address (cure.ccsi.reads): every route may answer 429.
+router = APIRouter(
+    prefix=stac_service.PREFIX,
+    tags=["STAC API"],
+    route_class=StacRoute,
+    dependencies=[Depends(limit_anonymous_reads)],
+    responses={
+        429: {"description": "Too many anonymous reads from this address: {code, description}"}
+    },
+)
 
 GEOJSON = stac_service.GEOJSON
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -1,0 +1,42 @@
+"""The per-address limit on anonymous reads of the catalogue and of the facades over it (STAC).
+
+Anyone may search the catalogue without an account; each client address may do so
+``anonymous_reads_per_minute`` times a minute per API process (a token bucket in memory, see
+``cure.kit.ratelimit``), then gets 429 with Retry-After. Callers with a valid token are not
+counted: they are known, and their own limits apply elsewhere.
+"""
+
+from fastapi import Request
+
+from cure.auth.dependencies import OptionalPrincipal
+from cure.kit.errors import TooManyRequests
+from cure.kit.metrics import READS_LIMITED
+from cure.kit.ratelimit import TokenBuckets
+
+
+class AnonymousReadsLimited(TooManyRequests):
+    pass
+
+
+def _buckets(request: Request) -> TokenBuckets:
+    state = request.app.state
+    buckets: TokenBuckets | None = getattr(state, "anonymous_reads", None)
+    if buckets is None:
+        buckets = state.anonymous_reads = TokenBuckets(state.settings.anonymous_reads_per_minute)
+    return buckets
+
+
+async def limit_anonymous_reads(request: Request, principal: OptionalPrincipal) -> None:
+    """A dependency: count an anonymous read against its address, or refuse it (429)."""
+    if principal is not None:
+        return
+    # Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the real client address.
+    address = request.client.host if request.client else "unknown"
+    wait = _buckets(request).take(address)
+    if wait:
+        READS_LIMITED.inc()
+        raise AnonymousReadsLimited(
+            f"too many anonymous reads from this address; try again in {wait} s, or send an "
+            "access token",
+            retry_after=wait,
+        )
