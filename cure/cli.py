@@ -282,9 +282,14 @@ def _docker_proxy(args: argparse.Namespace) -> None:
     import os
 
     from cure.containers.socket_proxy import DockerSocketProxy
+    from cure.workers.pipeline import DEPLOYMENT_LABEL
+
+    # Only this deployment's app runs: what its workers label theirs with (CURE_DEPLOYMENT_ID,
+    # or derived from the database and broker URLs, so run it with the workers' settings).
+    scope = {DEPLOYMENT_LABEL: args.deployment or get_settings().deployment}
 
     async def serve() -> None:
-        proxy = DockerSocketProxy(listen=args.socket, upstream=args.upstream)
+        proxy = DockerSocketProxy(listen=args.socket, upstream=args.upstream, scope=scope)
         await proxy.start()
         os.chmod(args.socket, int(args.mode, 8))  # who may use it: the worker's user or group
         await proxy.serve_forever()
@@ -438,6 +443,10 @@ def main(argv: list[str] | None = None) -> None:
     proxy.add_argument("--socket", required=True, help="the socket to create for the worker")
     proxy.add_argument("--upstream", default="/var/run/docker.sock", help="the engine's socket")
     proxy.add_argument("--mode", default="660", help="permissions of the socket (octal)")
+    proxy.add_argument(
+        "--deployment",
+        help="the deployment whose app runs it admits (default: the settings' deployment id)",
+    )
     proxy.set_defaults(func=_docker_proxy)
 
     admin = sub.add_parser("admin", help="admin accounts")
