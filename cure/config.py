@@ -385,12 +385,13 @@ class Settings(BaseSettings):
 
     # The portal: the built single-page app (portal/dist, made by `npm run build` in portal/),
     # an optional base map of XYZ tiles (e.g. an OpenStreetMap tile server; none by default, the
-    # maps then draw on a plain background) and the account that runs and publishes the
-    # storylines' demonstration orders (`cure portal prepare`).
+    # maps then draw on a plain background) and the service account that runs and publishes the
+    # storylines' demonstration orders (`cure portal prepare`): a customer, never an admin, with
+    # no password, at an address no mail reaches.
     portal_dir: Path = Path(__file__).resolve().parent.parent / "portal" / "dist"
     portal_tile_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     portal_tile_attribution: str = "© OpenStreetMap contributors"
-    portal_demo_email: str = "portal-demo@example.org"
+    portal_demo_email: str = "demo@cure.invalid"
     # Quicklooks rendered at once per API process (each holds a raster in memory and a thread);
     # a render that waits longer than quicklook_wait_seconds for its turn answers 503.
     quicklook_concurrency: int = Field(default=2, gt=0)

@@ -11,9 +11,13 @@ import httpx
 import pytest
 from rasterio.io import MemoryFile
 
+from cure.auth import repository as auth_repository
+from cure.auth.scopes import ADMIN
 from cure.demo.rasters import city_by_name
 from cure.demo.seed import seed
+from cure.demo.showcase import demonstrations, prepare
 from cure.kit.resources import Resources
+from cure.portal import service as portal_service
 from tests.conftest import running_stack
 from tests.factories import create_admin
 
@@ -135,6 +139,28 @@ async def test_an_urban_green_order_makes_an_ndvi_map(stack, http, account) -> N
         assert -1 <= float(values.min()) and float(values.max()) <= 1
     statistics = json.loads(await download(http, headers, order["assets"][1]["href"]))
     assert 0 < statistics["green_share"] < 1
+
+
+async def test_the_vienna_demonstration_is_published_under_a_service_account(
+    stack, http, account, app, sessionmaker, settings
+) -> None:
+    """`cure portal prepare`, as scripts/run runs it, orders and publishes the storyline's map
+    under the demonstrations' account, not an admin's; readers do not see whose it is."""
+    (demo,) = [d for d in demonstrations() if d.app == "suhi" and d.region[0] == 16.29]
+    resources = Resources(settings, app.state.engine, sessionmaker)
+    report = await prepare(resources, demos=[demo], timeout_seconds=90)
+    assert report.ok, report.failed
+    async with sessionmaker() as session:
+        product = await portal_service.demonstration_product(session, demo)
+        assert product is not None and product.published and product.owner_id is not None
+        owner = await auth_repository.get_customer(session, product.owner_id)
+    assert owner is not None and owner.email == settings.portal_demo_email
+    assert not owner.is_admin and ADMIN not in owner.scopes
+    url = f"/v1/ccsi/{product.collection}/products/{product.identifier}"
+    for headers in ({}, {"Authorization": account["Authorization"]}):
+        seen = await http.get(url, headers=headers)
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["published"] and seen.json()["owner_id"] is None
 
 
 async def test_an_order_without_data_is_refused_at_submit_with_the_nearest_dates(

@@ -1,6 +1,7 @@
 """`cure portal prepare`: the storylines' demonstration products, made the way a customer makes
 products: real orders of the apps on the demo data, run by the workers, registered in the
-catalogue by their SUCCESS, then published by the demo admin so that everyone sees them.
+catalogue by their SUCCESS, then published so that everyone sees them. They are ordered under a
+service account (``CURE_PORTAL_DEMO_EMAIL``): a customer, not an admin, that nobody logs in as.
 
 Idempotent: a demonstration whose product is published already costs one query; an order still
 running is waited for; one that failed is ordered anew (at most ``ATTEMPTS`` times in all).
@@ -10,16 +11,15 @@ import asyncio
 import hashlib
 import json
 import logging
-import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from cure.auth import repository as auth_repository
+from cure.auth.models import Customer
 from cure.auth.service import Principal
 from cure.ccsi import service as ccsi_service
 from cure.crm import service as crm_service
-from cure.crm.schemas import CustomerCreate
 from cure.kit.errors import CureError
 from cure.kit.resources import Resources
 from cure.orders import service as order_service
@@ -31,6 +31,8 @@ from cure.portal.storylines import DemoProduct
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
+# Not a hash any password verifies against: the demonstrations' account has no password.
+LOCKED_HASH = "!"
 
 
 @dataclass
@@ -72,32 +74,34 @@ def _region(demo: DemoProduct) -> dict[str, object]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-async def _demo_admin(resources: Resources, apps: set[str]) -> Principal:
-    """The demo admin (made once, with a random password nobody knows), acting on the server."""
+async def demo_account(resources: Resources, apps: set[str]) -> Principal:
+    """The demonstrations' service account, made at first use, acting on the server: a customer
+    with the default scopes (its products name it as their owner, so it must not be an admin),
+    no password and no API client, at an address no mail reaches, so nobody logs in as it."""
     settings = resources.settings
+    email = settings.portal_demo_email.lower()
     async with resources.sessionmaker() as session, session.begin():
-        customer = await auth_repository.get_customer_by_email(session, settings.portal_demo_email)
+        customer = await auth_repository.get_customer_by_email(session, email)
         if customer is None:
-            customer = await crm_service.create_admin(
-                session,
-                settings,
-                CustomerCreate(
-                    name="CURE demonstrations",
-                    email=settings.portal_demo_email,
-                    password=secrets.token_urlsafe(32),
-                ),
+            customer = Customer(
+                name="CURE demonstrations",
+                email=email,
+                password_hash=LOCKED_HASH,
+                scopes=crm_service.default_scopes(settings),
             )
-        if not customer.is_admin or not customer.is_active:
+            await auth_repository.add_customer(session, customer)
+        if customer.is_admin or not customer.is_active:
             raise CureError(
-                f"{settings.portal_demo_email} is not an active admin: set CURE_PORTAL_DEMO_EMAIL "
-                "to an address of CURE's own"
+                f"{email} must not be an admin and must be active: the demonstrations are "
+                "published under it; set CURE_PORTAL_DEMO_EMAIL to a service account's address"
             )
         scopes = frozenset(customer.scopes) | {f"app:{app}" for app in apps}
-        return Principal(customer.id, settings.first_party_client_id, scopes, True)
+        # The server vouches for its own account: it orders even where verification is required.
+        return Principal(customer.id, settings.first_party_client_id, scopes, False, True)
 
 
 async def _submit(
-    resources: Resources, admin: Principal, demo: DemoProduct, attempt: int
+    resources: Resources, account: Principal, demo: DemoProduct, attempt: int
 ) -> tuple[uuid.UUID, str]:
     """The demonstration's order of this attempt (the same one again on a later run: the
     Idempotency-Key names the demonstration and the attempt) and its status."""
@@ -108,7 +112,7 @@ async def _submit(
         order, _ = await order_service.submit(
             session,
             resources.settings,
-            admin,
+            account,
             app_id=demo.app,
             data=data,
             idempotency_key=f"portal-demo-{_fingerprint(demo)}-{attempt}",
@@ -117,11 +121,11 @@ async def _submit(
 
 
 async def _wait(
-    resources: Resources, admin: Principal, order_id: uuid.UUID, deadline: float
+    resources: Resources, account: Principal, order_id: uuid.UUID, deadline: float
 ) -> str:
     while True:
         async with resources.sessionmaker() as session:
-            order = await order_service.get(session, admin, order_id)
+            order = await order_service.get(session, account, order_id)
         if OrderStatus(order.status) in FINAL_STATES or time.monotonic() > deadline:
             return order.status
         await asyncio.sleep(0.5)
@@ -137,13 +141,13 @@ async def _publish(resources: Resources, app: str, order_id: uuid.UUID) -> None:
 
 
 async def _prepare_one(
-    resources: Resources, admin: Principal, demo: DemoProduct, deadline: float
+    resources: Resources, account: Principal, demo: DemoProduct, deadline: float
 ) -> str:
     """The demonstration's final word: SUCCESS once its product is published."""
     status = "none"
     for attempt in range(1, ATTEMPTS + 1):
-        order_id, status = await _submit(resources, admin, demo, attempt)
-        status = await _wait(resources, admin, order_id, deadline)
+        order_id, status = await _submit(resources, account, demo, attempt)
+        status = await _wait(resources, account, order_id, deadline)
         if status == OrderStatus.SUCCESS:
             await _publish(resources, demo.app, order_id)
             return status
@@ -172,10 +176,10 @@ async def prepare(
                 missing.append(demo)
     if not missing:
         return report
-    admin = await _demo_admin(resources, {demo.app for demo in missing})
+    account = await demo_account(resources, {demo.app for demo in missing})
     deadline = time.monotonic() + timeout_seconds
     outcomes = await asyncio.gather(
-        *(_prepare_one(resources, admin, demo, deadline) for demo in missing),
+        *(_prepare_one(resources, account, demo, deadline) for demo in missing),
         return_exceptions=True,
     )
     for demo, outcome in zip(missing, outcomes, strict=True):
