@@ -6,12 +6,13 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cure.kit.dependencies import SessionmakerDep, SettingsDep
+from cure.kit.dependencies import SessionmakerDep
 from cure.kit.metrics import exposition
 from cure.kit.schemas import BaseSchema
-from cure.ops import health, state
+from cure.ops.scrapes import Scrapes, get_scrapes
 
 router = APIRouter(tags=["health"])
+ScrapesDep = Annotated[Scrapes, Depends(get_scrapes)]
 
 
 class DependencyRead(BaseSchema):
@@ -44,11 +45,12 @@ async def live() -> dict[str, str]:
     responses={503: {"model": ReadinessRead, "description": "a dependency is down"}},
 )
 async def ready(
-    settings: SettingsDep, engine: Annotated[AsyncEngine, Depends(_engine)]
+    scrapes: ScrapesDep, engine: Annotated[AsyncEngine, Depends(_engine)]
 ) -> JSONResponse:
-    """Whether the database, the broker, storage and the Docker engine can be reached now;
-    503 while any of them cannot."""
-    results = await health.readiness(settings, engine)
+    """Whether the database, the broker, storage and the Docker engine can be reached now (as
+    of the last round of checks, at most CURE_HEALTH_CACHE_SECONDS old); 503 while any of them
+    cannot."""
+    results = await scrapes.ready(engine)
     up = all(r.ok for r in results.values() if r is not None)
     body = ReadinessRead(
         status="ready" if up else "unavailable",
@@ -72,12 +74,13 @@ async def ready(
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def metrics(
-    settings: SettingsDep,
+    scrapes: ScrapesDep,
     sessionmaker: SessionmakerDep,
     engine: Annotated[AsyncEngine, Depends(_engine)],
 ) -> Response:
     """Prometheus metrics of this API process (workers serve their own); the gauges of orders,
-    queues, the outbox and the dependencies are read at each scrape."""
-    await asyncio.gather(state.refresh(settings, sessionmaker), health.readiness(settings, engine))
+    queues and the outbox are read at most every CURE_METRICS_CACHE_SECONDS, those of the
+    dependencies come from the readiness checks (at most CURE_HEALTH_CACHE_SECONDS old)."""
+    await asyncio.gather(scrapes.refresh_gauges(sessionmaker), scrapes.ready(engine))
     body, content_type = exposition()
     return Response(body, media_type=content_type)

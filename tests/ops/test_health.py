@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from tests.ccsi.test_bounds import statements
 from tests.conftest import TEST_VHOST, free_port, started_app
 
 
@@ -67,6 +68,9 @@ async def relayed_app(settings) -> AsyncIterator[tuple[httpx.AsyncClient, Relay,
             "database_url": settings.database_url.replace(":5432/", f":{database.port}/"),
             "broker_url": f"amqp://guest:guest@127.0.0.1:{broker.port}/{TEST_VHOST}",
             "health_timeout_seconds": 2,
+            # Every probe runs its checks: the test follows each change at once.
+            "health_cache_seconds": 0,
+            "metrics_cache_seconds": 0,
         }
     )
     async with started_app(ours) as app:
@@ -120,3 +124,22 @@ async def test_a_dependency_left_out_of_the_checks_is_reported_as_not_checked(se
         async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
             status, checks = await _ready(http)
     assert status == 200 and checks["docker"] is None
+
+
+async def test_a_flood_of_probes_and_scrapes_costs_one_round_per_interval(settings) -> None:
+    """Readiness is checked at most once per CURE_HEALTH_CACHE_SECONDS, the gauges read from the
+    database at most once per CURE_METRICS_CACHE_SECONDS, however many ask meanwhile (at the
+    same time or one after another): counted in the SQL the app sends."""
+    ours = settings.model_copy(update={"health_cache_seconds": 60, "metrics_cache_seconds": 60})
+    async with started_app(ours) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+            with statements(app.state.engine) as seen:
+                probes = await asyncio.gather(*(http.get("/health/ready") for _ in range(10)))
+                probes += [await http.get("/health/ready") for _ in range(5)]
+                scrapes = [await http.get("/metrics") for _ in range(5)]
+    assert sum(1 for s in seen if s.strip() == "SELECT 1") == 1  # the database check
+    assert sum(1 for s in seen if "FROM orders" in s) == 1  # the order gauges
+    assert all(r.status_code == 200 for r in probes + scrapes)
+    assert all(r.json() == probes[0].json() for r in probes)  # the same round's answer
+    assert "cure_dependency_up" in scrapes[-1].text and "cure_orders" in scrapes[-1].text

@@ -26,6 +26,7 @@ def stack(engine, tmp_path_factory) -> Iterator[Stack]:
         "ops",
         CURE_APPS_DIR=str(write_apps_dir(tmp_path_factory.mktemp("ops"))),
         CURE_WORKER_METRICS_PORT=str(worker_metrics),
+        CURE_METRICS_CACHE_SECONDS="0",  # each scrape reads the gauges: they follow the order
     ) as running:
         running.env["WORKER_METRICS_URL"] = f"http://127.0.0.1:{worker_metrics}/metrics"
         yield running
