@@ -184,6 +184,8 @@ class Settings(BaseSettings):
     # Connections of the API's request pool (and as many again in overflow); a second, small
     # pool keeps short bookkeeping transactions (throttle records) apart from it.
     database_pool_size: int = Field(default=10, ge=2)
+    # How long a request waits for a pooled connection before it is answered 503 (Retry-After).
+    database_pool_timeout_seconds: float = Field(default=5, gt=0)
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
 
     api_host: str = "127.0.0.1"
@@ -352,6 +354,10 @@ class Settings(BaseSettings):
     log_post_max_records: int = Field(default=1000, gt=0)
     log_post_max_bytes: int = Field(default=1024 * 1024, gt=0)
     app_log_max_lines: int = Field(default=10000, gt=0)  # an app's output lines kept per run
+    # Long polls (?wait=) and event streams of order logs open at once, per customer and per
+    # API process; past either cap a new one is answered 429 with Retry-After.
+    log_waits_per_customer: int = Field(default=4, gt=0)
+    log_waits_per_process: int = Field(default=200, gt=0)
 
     # Metrics and health: standalone processes (worker, status manager, relay, log saver) serve
     # /metrics on their own port; a worker's pool processes share a multiprocess directory.

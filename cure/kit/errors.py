@@ -23,6 +23,12 @@ class CureError(Exception):
         return error_body(self.name, self.message)
 
 
+class BadRequest(CureError):
+    """A request that cannot be understood as sent (a header that is no valid value, say)."""
+
+    status_code = 400
+
+
 class NotFound(CureError):
     status_code = 404
 
