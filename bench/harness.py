@@ -295,6 +295,8 @@ class Deployment:
             "CURE_MAX_ACTIVE_ORDERS": "10000000",
             "CURE_MAX_ORDERS_PER_WINDOW": "10000000",
             "CURE_THROTTLE_REGISTRATIONS": "100000",
+            # The catalogue's load comes from one address and without a token.
+            "CURE_ANONYMOUS_READS_PER_MINUTE": "100000000",
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
