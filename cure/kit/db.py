@@ -70,11 +70,23 @@ def utcnow() -> datetime:
 IDLE_PING_SECONDS = 2.0
 
 
-def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
+# How long a checkout waits for a pooled connection. SQLAlchemy's default (30 s) lets a drained
+# pool stall every request for half a minute; a short wait fails fast (the API answers 503).
+POOL_TIMEOUT_SECONDS = 5.0
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
+) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_timeout=pool_timeout,
     )
     ping_idle_connections(engine)
     return engine

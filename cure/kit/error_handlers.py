@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cure.kit.db import means_unavailable
@@ -71,6 +72,12 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         log.warning("data exception from the database: %s", sqlstate)
         return _bad_value()
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled connection stayed in use for the pool timeout: busy, not broken.
+        log.warning("no database connection free within the pool timeout")
+        return _unavailable("the server is busy; try again shortly")
 
     @app.exception_handler(asyncpg.PostgresError)
     async def _raw_postgres_error(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:

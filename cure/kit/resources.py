@@ -46,8 +46,13 @@ class Resources:
 
 
 def build_resources(settings: Settings) -> Resources:
-    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
-    side = make_engine(settings.database_url, pool_size=SIDE_POOL_SIZE, max_overflow=2)
+    timeout = settings.database_pool_timeout_seconds
+    engine = make_engine(
+        settings.database_url, pool_size=settings.database_pool_size, pool_timeout=timeout
+    )
+    side = make_engine(
+        settings.database_url, pool_size=SIDE_POOL_SIZE, max_overflow=2, pool_timeout=timeout
+    )
     return Resources(
         settings=settings,
         engine=engine,
