@@ -30,6 +30,7 @@ from cure.kit.resources import Resources, build_resources
 from cure.logs.publisher import LogPublisher
 from cure.logs.router import router as logs_router
 from cure.logs.saver import LogSaver
+from cure.logs.waiters import OrderLogWaiters
 from cure.notifications.notifier import Notifier
 from cure.notifications.router import router as notifications_router
 from cure.ogc.router import router as ogc_router
@@ -126,6 +127,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay = make_relay(resources)
         # One connection per process hears the database's change notices (cure.kit.listen).
         listener = app.state.listener = Listener(settings.database_url)
+        # Long polls and event streams of order logs wait for notices, within caps.
+        app.state.log_waiters = OrderLogWaiters(
+            per_customer=settings.log_waits_per_customer,
+            per_process=settings.log_waits_per_process,
+        )
+        listener.subscribe(app.state.log_waiters.subscription())
         if settings.principal_cache:
             principals: PrincipalCache[Principal] = PrincipalCache()
             listener.subscribe(principals.subscription())

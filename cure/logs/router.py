@@ -1,15 +1,17 @@
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from cure.auth.dependencies import AdminPrincipal, require_scope
 from cure.auth.scopes import LOGS_WRITE, ORDERS_READ
 from cure.auth.service import Principal
 from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
+from cure.kit.errors import BadRequest
 from cure.kit.schemas import error_responses
 from cure.logs import service as log_service
 from cure.logs.dependencies import PublisherDep
@@ -21,6 +23,7 @@ from cure.logs.schemas import (
     LogsAccepted,
     OrderLogPage,
 )
+from cure.logs.waiters import OrderLogWaiters, WaitSlot
 
 router = APIRouter(tags=["logs"])
 
@@ -65,6 +68,23 @@ async def search_logs(
 
 
 _SSE = "text/event-stream"
+MAX_SEQ = 2**63 - 1  # a bigint
+
+
+async def get_log_waiters(request: Request) -> OrderLogWaiters:
+    waiters: OrderLogWaiters = request.app.state.log_waiters
+    return waiters
+
+
+WaitersDep = Annotated[OrderLogWaiters, Depends(get_log_waiters)]
+
+
+def _seq_of(last_event_id: str) -> int:
+    """The seq a Last-Event-ID names (ASCII digits: str.isdigit() also admits '²', which int()
+    refuses), or BadRequest."""
+    if not (last_event_id.isascii() and last_event_id.isdigit()) or int(last_event_id) > MAX_SEQ:
+        raise BadRequest("Last-Event-ID must be the id of an event sent: a record's seq")
+    return int(last_event_id)
 
 
 @router.get(
@@ -72,7 +92,7 @@ _SSE = "text/event-stream"
     response_model=OrderLogPage,
     tags=["orders"],
     responses={
-        **error_responses(401, 403, 404, 422),
+        **error_responses(400, 401, 403, 404, 422, 429),
         200: {
             "content": {_SSE: {"schema": {"type": "string"}}},
             "description": "The order's log; with Accept: text/event-stream, followed live",
@@ -82,10 +102,10 @@ _SSE = "text/event-stream"
 async def get_order_logs(
     order_id: uuid.UUID,
     request: Request,
-    session: SessionDep,
     sessionmaker: SessionmakerDep,
+    waiters: WaitersDep,
     principal: OrderReader,
-    after: Annotated[int, Query(ge=0, description="only records after this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="only records after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     wait: Annotated[
         float, Query(ge=0, le=30, description="long polling: wait this long for new records")
@@ -93,30 +113,40 @@ async def get_order_logs(
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> OrderLogPage | StreamingResponse:
     """The order's log: its pipeline's steps and its app's output, line by line. Follow it
-    with ?after=<next_after>&wait=<seconds>, or as Server-Sent Events (Accept: text/event-stream)."""
-    page = await log_service.order_log(session, principal, order_id, after=after, limit=limit)
+    with ?after=<next_after>&wait=<seconds>, or as Server-Sent Events (Accept: text/event-stream).
+    Long polls and event streams open at once are capped per customer (429 past the cap)."""
     if _SSE in request.headers.get("accept", ""):
-        start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
-        return StreamingResponse(
-            _events(sessionmaker, principal, order_id, start, request),
+        start = after if last_event_id is None else _seq_of(last_event_id)
+        stream = await log_service.follow_order_log(
+            sessionmaker, waiters, principal, order_id, after=start
+        )
+        return _EventStream(
+            _events(stream.pages, request),
+            stream.slot,
             media_type=_SSE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    if page.records or page.finished or wait == 0:
-        return page
-    return await log_service.wait_for_order_log(
-        sessionmaker, principal, order_id, after=after, limit=limit, wait=wait
+    return await log_service.order_log(
+        sessionmaker, waiters, principal, order_id, after=after, limit=limit, wait=wait
     )
 
 
-async def _events(
-    sessionmaker: SessionmakerDep,
-    principal: Principal,
-    order_id: uuid.UUID,
-    after: int,
-    request: Request,
-) -> AsyncIterator[str]:
-    async for page in log_service.follow_order_log(sessionmaker, principal, order_id, after=after):
+class _EventStream(StreamingResponse):
+    """An event stream that gives its wait slot back however it ends, even unstarted."""
+
+    def __init__(self, content: AsyncIterator[str], slot: WaitSlot, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
+async def _events(pages: AsyncIterator[OrderLogPage], request: Request) -> AsyncIterator[str]:
+    async for page in pages:
         if await request.is_disconnected():
             return
         for record in page.records:

@@ -4,14 +4,16 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth.service import Principal
 from cure.config import Settings
-from cure.kit.db import utcnow
+from cure.kit.db import is_transient, utcnow
+from cure.kit.listen import wait_for_event
 from cure.kit.pagination import decode_cursor, page_of
 from cure.kit.redact import redact
 from cure.logs import repository
@@ -25,6 +27,7 @@ from cure.logs.schemas import (
     LogRecordRead,
     OrderLogPage,
 )
+from cure.logs.waiters import OrderLogWaiters, WaitSlot
 from cure.orders import service as order_service
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 
@@ -33,7 +36,10 @@ SORT = "-time"
 CUSTOMER_LOGGER_PREFIX = "customer."
 # After an order is final its last lines may still be on their way through the queue.
 SETTLE_SECONDS = 3.0
-POLL_SECONDS = 0.5
+# A waiter reads again this often even without a notice (one lost while the listener was away).
+FALLBACK_SECONDS = 5.0
+KEEPALIVE = 15.0  # an event stream sends a comment after this long without records
+STREAM_PAGE = 500
 
 
 def _as_customers(
@@ -129,37 +135,53 @@ async def search(session: AsyncSession, filters: LogFilter) -> LogPage:
     return LogPage(records=[LogRecordRead.model_validate(r) for r in page], next_cursor=cursor)
 
 
-async def order_log(
-    session: AsyncSession,
+class _Read(NamedTuple):
+    page: OrderLogPage
+    settles_in: float | None  # the order is final: seconds until its log counts as complete
+
+
+async def _read(
+    sessionmaker: async_sessionmaker[AsyncSession],
     principal: Principal,
     order_id: uuid.UUID,
     *,
     after: int,
     limit: int,
-) -> OrderLogPage:
-    """An order's log after ``after``: its pipeline's steps and its app's output (admins see
-    every record naming the order). 404 for anyone else's order."""
-    order = await order_service.get(session, principal, order_id)
-    final = OrderStatus(order.status) in FINAL_STATES
-    settled = final and (utcnow() - order.updated_at).total_seconds() > SETTLE_SECONDS
-    rows = await repository.order_records(
-        session,
-        order_id,
-        after=after,
-        limit=limit,
-        loggers=None if principal.is_admin else ORDER_LOGGERS,
-    )
+) -> _Read:
+    """An order's log after ``after``, read in a short session of its own (closed before any
+    wait): its pipeline's steps and its app's output (admins see every record naming the
+    order). 404 for anyone else's order."""
+    async with sessionmaker() as session:
+        order = await order_service.get(session, principal, order_id)
+        rows = await repository.order_records(
+            session,
+            order_id,
+            after=after,
+            limit=limit,
+            loggers=None if principal.is_admin else ORDER_LOGGERS,
+        )
+    settles_in = None
+    if OrderStatus(order.status) in FINAL_STATES:
+        settles_in = max(0.0, SETTLE_SECONDS - (utcnow() - order.updated_at).total_seconds())
     records = [LogRecordRead.model_validate(r) for r in rows]
-    return OrderLogPage(
+    page = OrderLogPage(
         records=records,
         next_after=records[-1].seq if records else after,
         order_status=order.status,
-        finished=settled and len(records) < limit,
+        finished=settles_in == 0.0 and len(records) < limit,
     )
+    return _Read(page, settles_in)
 
 
-async def wait_for_order_log(
+def _pause(read: _Read, remaining: float) -> float:
+    """How long to wait for a notice before reading again anyway."""
+    pause = min(remaining, FALLBACK_SECONDS)
+    return pause if read.settles_in is None else min(pause, read.settles_in)
+
+
+async def order_log(
     sessionmaker: async_sessionmaker[AsyncSession],
+    waiters: OrderLogWaiters,
     principal: Principal,
     order_id: uuid.UUID,
     *,
@@ -167,37 +189,85 @@ async def wait_for_order_log(
     limit: int,
     wait: float,
 ) -> OrderLogPage:
-    """Long polling: the next records, waiting up to ``wait`` seconds for some to arrive."""
-    deadline = asyncio.get_running_loop().time() + wait
-    while True:
-        async with sessionmaker() as session:
-            page = await order_log(session, principal, order_id, after=after, limit=limit)
-        if page.records or page.finished or asyncio.get_running_loop().time() >= deadline:
-            return page
-        await asyncio.sleep(POLL_SECONDS)
+    """The order's log after ``after``; with none yet, wait up to ``wait`` seconds for some
+    (long polling), woken by the order's notices, with no database connection held."""
+    changed = waiters.change_of(order_id)
+    read = await _read(sessionmaker, principal, order_id, after=after, limit=limit)
+    if read.page.records or read.page.finished or wait <= 0:
+        return read.page
+    clock = asyncio.get_running_loop()
+    deadline = clock.time() + wait
+    with waiters.admit(principal.customer_id):
+        while (remaining := deadline - clock.time()) > 0:
+            await wait_for_event(changed, _pause(read, remaining))
+            changed = waiters.change_of(order_id)
+            read = await _read(sessionmaker, principal, order_id, after=after, limit=limit)
+            if read.page.records or read.page.finished:
+                break
+    return read.page
+
+
+@dataclass
+class OrderLogStream:
+    """An order's log followed live: its pages, and the wait slot to give back at the end."""
+
+    pages: AsyncIterator[OrderLogPage]
+    slot: WaitSlot
 
 
 async def follow_order_log(
     sessionmaker: async_sessionmaker[AsyncSession],
+    waiters: OrderLogWaiters,
     principal: Principal,
     order_id: uuid.UUID,
     *,
     after: int,
     max_seconds: float = 3600,
+) -> OrderLogStream:
+    """Follow the order's log from ``after``: 404 and 429 come here, before anything is sent."""
+    changed = waiters.change_of(order_id)
+    first = await _read(sessionmaker, principal, order_id, after=after, limit=STREAM_PAGE)
+    slot = waiters.admit(principal.customer_id)
+    pages = _follow(
+        sessionmaker,
+        waiters,
+        principal,
+        order_id,
+        first=first,
+        changed=changed,
+        seconds=max_seconds,
+    )
+    return OrderLogStream(pages, slot)
+
+
+async def _follow(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    waiters: OrderLogWaiters,
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    first: _Read,
+    changed: asyncio.Event,
+    seconds: float,
 ) -> AsyncIterator[OrderLogPage]:
     """Pages of new records as they are saved, until the order is final and its log complete
-    (or ``max_seconds`` pass); an empty page now and then keeps the connection alive."""
-    deadline = asyncio.get_running_loop().time() + max_seconds
-    idle = 0.0
-    while asyncio.get_running_loop().time() < deadline:
-        async with sessionmaker() as session:
-            page = await order_log(session, principal, order_id, after=after, limit=500)
-        after = page.next_after
-        if page.records or page.finished or idle >= 15:
-            idle = 0.0
-            yield page
-        if page.finished:
+    (or ``seconds`` pass); an empty page now and then keeps the connection alive."""
+    clock = asyncio.get_running_loop()
+    deadline = clock.time() + seconds
+    read, quiet_since = first, clock.time()
+    while True:
+        if read.page.records or read.page.finished or clock.time() - quiet_since >= KEEPALIVE:
+            quiet_since = clock.time()
+            yield read.page
+        if read.page.finished or clock.time() >= deadline:
             return
-        if not page.records:
-            await asyncio.sleep(POLL_SECONDS)
-            idle += POLL_SECONDS
+        if not read.page.records:
+            await wait_for_event(changed, _pause(read, deadline - clock.time()))
+        changed = waiters.change_of(order_id)
+        after = read.page.next_after
+        try:
+            read = await _read(sessionmaker, principal, order_id, after=after, limit=STREAM_PAGE)
+        except Exception as exc:
+            if not is_transient(exc):  # the database is away or busy: try again at the next wake
+                raise
+            read = read._replace(page=read.page.model_copy(update={"records": []}))
