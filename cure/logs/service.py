@@ -268,6 +268,8 @@ async def _follow(
         try:
             read = await _read(sessionmaker, principal, order_id, after=after, limit=STREAM_PAGE)
         except Exception as exc:
-            if not is_transient(exc):  # the database is away or busy: try again at the next wake
+            if not is_transient(exc):
                 raise
-            read = read._replace(page=read.page.model_copy(update={"records": []}))
+            # The database is away or busy (no pooled connection free): read again at the
+            # next notice or fallback, keeping the stream open.
+            read = _Read(read.page.model_copy(update={"records": []}), settles_in=None)
