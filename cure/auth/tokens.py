@@ -1,8 +1,10 @@
 """Signed JWT access tokens (RFC 9068 profile): HS* with a shared secret or RS* with an RSA key."""
 
 import base64
+import binascii
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,10 +19,61 @@ from cure.config import Settings, reveal
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068's media type, not a secret)
 MAX_TOKEN_LENGTH = 8192
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class TokenInvalid(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    """What one access token is, whatever the text it came as: its jti and a digest of its
+    decoded bytes (header, claims and signature)."""
+
+    jti: str
+    digest: bytes
+
+
+def _segment_bytes(segment: str) -> bytes:
+    """The bytes of one segment, which must be exactly their unpadded base64url: no padding, no
+    other character, no spare bit set in the last character (lenient decoders take all of those,
+    so one token would otherwise have many spellings)."""
+    if not _BASE64URL.fullmatch(segment):
+        raise TokenInvalid("a segment is not unpadded base64url")
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise TokenInvalid("a segment is not base64url") from exc
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode():
+        raise TokenInvalid("a segment is not the canonical base64url of its bytes")
+    return raw
+
+
+def canonical_segments(token: str) -> tuple[bytes, bytes, bytes]:
+    """The decoded header, claims and signature of a JWS in compact form, spelled canonically."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid("token too long")
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise TokenInvalid("not three segments")
+    header, claims, signature = (_segment_bytes(segment) for segment in segments)
+    return header, claims, signature
+
+
+def token_key(token: str) -> TokenKey:
+    """The identity of a canonically spelled token (not verified: a key to look it up by)."""
+    segments = canonical_segments(token)
+    try:
+        jti = json.loads(segments[1]).get("jti")
+    except (ValueError, AttributeError, RecursionError) as exc:
+        raise TokenInvalid("the claims are not a JSON object") from exc
+    if not isinstance(jti, str):
+        raise TokenInvalid("claim jti is missing or malformed")
+    digest = hashlib.sha256()
+    for segment in segments:  # each one's length first: no two splits of the bytes collide
+        digest.update(len(segment).to_bytes(8, "big") + segment)
+    return TokenKey(jti, digest.digest())
 
 
 @dataclass(frozen=True)
@@ -113,9 +166,9 @@ def encode_access_token(
 
 def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
     """Verify signature (only the configured algorithm, never the token's ``alg`` alone),
-    type, expiry, issuer, audience and that every claim is present and well typed."""
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise TokenInvalid("token too long")
+    type, expiry, issuer, audience and that every claim is present and well typed. Only the
+    canonical spelling of a token is accepted (``canonical_segments``)."""
+    canonical_segments(token)
     keys = key_material(settings)
     try:
         claims = jwt.decode(
@@ -129,7 +182,7 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
             },
         )
         header = jwt.get_unverified_header(token)  # verified with the signature just above
-    except (JWTError, ValueError, TypeError, AttributeError) as exc:
+    except (JWTError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise TokenInvalid(str(exc)) from exc
     if header.get("typ") != TOKEN_TYPE:
         raise TokenInvalid("not an access token")

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 
+from tests.auth.spellings import other_spellings, spellings_answered
 from tests.conftest import loopback_address
 from tests.factories import create_customer, get_token
 
@@ -194,6 +195,30 @@ async def test_forged_rs256_tokens_are_refused(rs_client, rsa_keys) -> None:
     }
     for name, bad in forged.items():
         assert await _status(rs_client, bad) == 401, name
+
+
+async def test_other_spellings_of_an_rs256_token_are_refused(rs_client) -> None:
+    customer = await create_customer(rs_client)
+    token = await get_token(rs_client, customer)
+    assert await _status(rs_client, token) == 200
+    # 256 signature bytes: the last of 342 characters carries 2 bits, so 15 other spellings.
+    spare = [name for name in other_spellings(token) if name.startswith("signature: spare bits")]
+    assert len(spare) == 15
+    assert await spellings_answered(rs_client, token, ME) == {}
+
+
+async def test_deeply_nested_json_in_a_token_is_refused(client, settings) -> None:
+    """JSON nested deeper than the parser's recursion limit is an invalid token, not a 500."""
+    secret = settings.jwt_secret.get_secret_value().encode()
+    nested = ("[" * 3000 + "]" * 3000).encode()
+    header = {"alg": "HS256", **HEADER}
+    signing_input = f"{_b64(header)}.{_b64(nested)}"
+    signed = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    for name, bad in {
+        "header": f"{_b64(nested)}.{_b64({'sub': 'x'})}.{_b64(b'x' * 32)}",
+        "claims, signed": f"{signing_input}.{_b64(signed)}",
+    }.items():
+        assert await _status(client, bad) == 401, name
 
 
 async def test_hs256_tokens_are_refused_by_an_rs256_server_and_back(
