@@ -386,8 +386,10 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 0.5
     run_background_services: bool = True
     # Each API process keeps verified access tokens' principals, dropped at once on a change to
-    # the customer, its clients or the token's revocation (heard through PostgreSQL notices).
+    # the customer, its clients or the token's revocation (heard through PostgreSQL notices), and
+    # kept at most principal_cache_seconds: a backstop should a notice be lost unnoticed.
     principal_cache: bool = True
+    principal_cache_seconds: float = Field(default=60, gt=0)
 
     # The portal: the built single-page app (portal/dist, made by `npm run build` in portal/),
     # an optional base map of XYZ tiles (e.g. an OpenStreetMap tile server; none by default, the

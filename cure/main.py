@@ -134,7 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         listener.subscribe(app.state.log_waiters.subscription())
         if settings.principal_cache:
-            principals: PrincipalCache[Principal] = PrincipalCache()
+            principals: PrincipalCache[Principal] = PrincipalCache(
+                ttl_seconds=settings.principal_cache_seconds
+            )
             listener.subscribe(principals.subscription())
             app.state.principals = principals
             # This process's sessions drop what they change from its cache at commit.

@@ -4,12 +4,18 @@ Verifying a token's principal costs reads of its client, its customer and the re
 An API process keeps the answer for the token, until the first of: the token expires; a notice
 that its customer, one of the customer's clients, or its revocation changed (triggers on
 ``customers``, ``oauth_clients`` and ``revoked_access_tokens`` send ``pg_notify`` on
-``cure_auth`` at commit, migration 0010, to every API process); or the process stops hearing
-notices, when the whole cache is dropped and nothing is kept until it hears again. There is no
-time-to-live: a cached answer is exactly as good as the notices.
+``cure_auth`` at commit, migration 0010, to every API process); the backstop time
+(``CURE_PRINCIPAL_CACHE_SECONDS``) since it was read, which bounds what a notice lost without the
+listener noticing can cost; or the process stops hearing notices, when the whole cache is dropped
+and nothing is kept until it hears again.
 
 A revoked token or a disabled customer thus stops working on every API process as soon as the
 notice arrives (the commit's own round trip to each listening connection), never later.
+
+Entries are kept by the token's identity (``cure.auth.tokens.token_key``: its jti and a digest of
+its decoded bytes), not by the text it was sent as, and a token is looked up only if it is spelled
+canonically: lenient base64url decoding reads several texts as one signed token, and none of them
+may outlive the token's revocation. A revocation's notice names a jti and drops every entry of it.
 
 Read your own writes: the notice of a change reaches this process's listener a moment after the
 commit, and the same client's next request may come first (verify the email, then order). A
@@ -25,7 +31,7 @@ is stored only if no notice arrived since its read began.
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -33,30 +39,39 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from cure.auth.models import Customer, OAuthClient
+from cure.auth.tokens import TokenInvalid, TokenKey, token_key
 from cure.kit.listen import Subscription
 
 CHANNEL = "cure_auth"
 JTI_PREFIX = "jti:"  # a revoked token's notice; any other payload is a customer's id
 
 P = TypeVar("P")
+N = TypeVar("N")
 
 
 @dataclass(frozen=True)
 class _Entry(Generic[P]):
     principal: P
     customer_id: uuid.UUID
-    jti: str
     expires_at: float
 
 
 class PrincipalCache(Generic[P]):
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        max_entries: int = 10_000,
+        *,
+        ttl_seconds: float = 60,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
         self.generation = 0
         self.hearing = False
-        self._entries: OrderedDict[str, _Entry[P]] = OrderedDict()
-        self._by_customer: dict[uuid.UUID, set[str]] = {}
-        self._by_jti: dict[str, str] = {}
+        self._entries: OrderedDict[TokenKey, _Entry[P]] = OrderedDict()
+        self._by_customer: dict[uuid.UUID, set[TokenKey]] = {}
+        self._by_jti: dict[str, set[TokenKey]] = {}
 
     def subscription(self) -> Subscription:
         return Subscription(CHANNEL, self.on_notice, self.on_hearing)
@@ -65,11 +80,17 @@ class PrincipalCache(Generic[P]):
         return len(self._entries)
 
     def get(self, token: str) -> P | None:
-        entry = self._entries.get(token)
+        """The principal kept for ``token``; None if none is, or the token is not spelled
+        canonically (the caller then verifies it, and refuses it)."""
+        try:
+            key = token_key(token)
+        except TokenInvalid:
+            return None
+        entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires_at <= time.time():
-            self._drop(token)
+        if entry.expires_at <= self.clock():
+            self._drop(key)
             return None
         return entry.principal
 
@@ -83,31 +104,33 @@ class PrincipalCache(Generic[P]):
         expires_at: float,
         read_at_generation: int,
     ) -> None:
-        """Keep ``principal`` for ``token``, if nothing changed since it was read."""
+        """Keep ``principal`` for ``token`` (verified, with this ``jti``), if nothing changed
+        since it was read; until the token expires or the backstop time passes."""
         if not self.hearing or read_at_generation != self.generation:
             return
-        if token in self._entries:
+        key = token_key(token)
+        if key.jti != jti or key in self._entries:
             return
         while len(self._entries) >= self.max_entries:
             self._drop(next(iter(self._entries)))
-        self._entries[token] = _Entry(principal, customer_id, jti, expires_at)
-        self._by_customer.setdefault(customer_id, set()).add(token)
-        self._by_jti[jti] = token
+        expires_at = min(expires_at, self.clock() + self.ttl_seconds)
+        self._entries[key] = _Entry(principal, customer_id, expires_at)
+        self._by_customer.setdefault(customer_id, set()).add(key)
+        self._by_jti.setdefault(jti, set()).add(key)
 
     def on_notice(self, payload: str) -> None:
         self.generation += 1
         if payload.startswith(JTI_PREFIX):
-            token = self._by_jti.get(payload.removeprefix(JTI_PREFIX))
-            if token is not None:
-                self._drop(token)
+            for key in list(self._by_jti.get(payload.removeprefix(JTI_PREFIX), ())):
+                self._drop(key)
             return
         try:
             customer_id = uuid.UUID(payload)
         except ValueError:
             self.clear()  # a notice we cannot place: drop everything rather than guess
             return
-        for token in list(self._by_customer.get(customer_id, ())):
-            self._drop(token)
+        for key in list(self._by_customer.get(customer_id, ())):
+            self._drop(key)
 
     def on_hearing(self, hearing: bool) -> None:
         # Either way the notices of the gap are lost: nothing kept from before is trusted.
@@ -120,17 +143,20 @@ class PrincipalCache(Generic[P]):
         self._by_customer.clear()
         self._by_jti.clear()
 
-    def _drop(self, token: str) -> None:
-        entry = self._entries.pop(token, None)
+    def _drop(self, key: TokenKey) -> None:
+        entry = self._entries.pop(key, None)
         if entry is None:
             return
-        tokens = self._by_customer.get(entry.customer_id)
-        if tokens is not None:
-            tokens.discard(token)
-            if not tokens:
-                del self._by_customer[entry.customer_id]
-        if self._by_jti.get(entry.jti) == token:
-            del self._by_jti[entry.jti]
+        _discard(self._by_customer, entry.customer_id, key)
+        _discard(self._by_jti, key.jti, key)
+
+
+def _discard(index: dict[N, set[TokenKey]], name: N, key: TokenKey) -> None:
+    keys = index.get(name)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[name]
 
 
 # -- this process's own changes ---------------------------------------------------------------

@@ -9,9 +9,11 @@ import uuid
 import asyncpg
 import httpx
 import pytest
+from jose import jwt
 
+from tests.auth.spellings import spellings_answered
 from tests.conftest import TEST_DATABASE_URL, started_app
-from tests.factories import create_customer, get_token
+from tests.factories import bearer, create_customer, get_token
 
 DSN = TEST_DATABASE_URL.replace("+asyncpg", "")
 
@@ -146,3 +148,116 @@ async def test_a_process_that_cannot_hear_notices_keeps_nothing(two_processes) -
     finally:
         await connection.close()
     assert await _refused_within(one, headers, seconds=2) < 1
+
+
+async def _until_kept(http: httpx.AsyncClient, cache, token: str) -> None:  # type: ignore[no-untyped-def]
+    """Ask with ``token`` until ``cache`` keeps its principal (a notice of the customer's creation
+    heard during a read keeps that read's answer out); at most 10 s."""
+    deadline = time.monotonic() + 10
+    while cache.get(token) is None:
+        assert (await http.get("/v1/orders", headers=bearer(token))).status_code == 200
+        assert time.monotonic() < deadline, "the principal was never kept"
+        await asyncio.sleep(0.01)
+
+
+async def _until_one_is_refused(http: httpx.AsyncClient, tokens: list[str]) -> None:
+    """Wait (at most 10 s, not a measure of anything) until a request with one of ``tokens`` is
+    refused: the revocation's notice has then been handled, in one step, on that process."""
+    deadline = time.monotonic() + 10
+    while True:
+        for token in tokens:
+            if (await http.get("/v1/orders", headers=bearer(token))).status_code == 401:
+                return
+        assert time.monotonic() < deadline, "the revocation was never heard"
+        await asyncio.sleep(0.01)
+
+
+async def test_no_spelling_of_a_revoked_token_works_on_any_process(two_processes) -> None:  # type: ignore[no-untyped-def]
+    (_, one), (second, two) = two_processes
+    customer, headers, token = await _customer_on(one)
+    for http in (one, two):
+        assert (await http.get("/v1/orders", headers=headers)).status_code == 200
+        assert await spellings_answered(http, token, "/v1/orders") == {}  # not canonical
+
+    revoked = await one.post(
+        "/v1/auth/revoke",
+        data={"token": token},
+        auth=(customer["client_id"], customer["client_secret"]),
+    )
+    assert revoked.status_code == 200
+    await _until_one_is_refused(two, [token])
+    for http in (one, two):
+        assert (await http.get("/v1/orders", headers=headers)).status_code == 401
+        assert await spellings_answered(http, token, "/v1/orders") == {}
+
+
+def _same_jti(settings, token: str) -> str:  # type: ignore[no-untyped-def]
+    """Another valid token with the jti of ``token`` (signed with the server's key): a second
+    entry of one jti in the cache."""
+    claims = jwt.get_unverified_claims(token)
+    return str(
+        jwt.encode(
+            {**claims, "iat": claims["iat"] - 1},
+            settings.jwt_secret.get_secret_value(),
+            algorithm="HS256",
+            headers={"typ": "at+jwt"},
+        )
+    )
+
+
+async def test_a_revoked_jti_drops_every_token_that_carries_it(two_processes, settings) -> None:  # type: ignore[no-untyped-def]
+    (_, one), (second, two) = two_processes
+    customer, _, token = await _customer_on(one)
+    twin = _same_jti(settings, token)
+    assert twin != token
+    for kept in (token, twin):
+        await _until_kept(two, second.state.principals, kept)
+    revoked = await one.post(
+        "/v1/auth/revoke",
+        data={"token": token},
+        auth=(customer["client_id"], customer["client_secret"]),
+    )
+    assert revoked.status_code == 200
+    await _until_one_is_refused(two, [token, twin])
+    for dropped in (token, twin):
+        assert second.state.principals.get(dropped) is None
+        assert (await two.get("/v1/orders", headers=bearer(dropped))).status_code == 401
+
+
+class _Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_kept_principal_is_read_again_after_the_backstop(settings) -> None:  # type: ignore[no-untyped-def]
+    """A cache that hears no notice at all (each one lost) keeps an answer for the backstop's
+    time (CURE_PRINCIPAL_CACHE_SECONDS), on its own clock, and no longer."""
+    from cure.auth.principals import PrincipalCache
+
+    async with started_app(settings.model_copy(update={"principal_cache_seconds": 30})) as api:
+        assert api.state.principals.ttl_seconds == 30
+        clock = _Clock()
+        cache = api.state.principals = PrincipalCache(ttl_seconds=30, clock=clock)
+        cache.on_hearing(True)  # but subscribed to nothing: every notice is lost to it
+        async with _http(api) as http:
+            customer, headers, token = await _customer_on(http)
+            assert (await http.get("/v1/orders", headers=headers)).status_code == 200
+            assert cache.get(token) is not None
+            revoked = await http.post(
+                "/v1/auth/revoke",
+                data={"token": token},
+                auth=(customer["client_id"], customer["client_secret"]),
+            )
+            assert revoked.status_code == 200
+            clock.now += 29
+            # The kept answer stands as long as the backstop allows ...
+            assert (await http.get("/v1/orders", headers=headers)).status_code == 200
+            clock.now += 1
+            # ... then the principal is read again, and the revocation found.
+            assert cache.get(token) is None
+            assert (await http.get("/v1/orders", headers=headers)).status_code == 401
