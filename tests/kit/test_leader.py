@@ -2,7 +2,6 @@
 it goes, another takes over."""
 
 import asyncio
-import time
 
 from cure.kit.leader import Leadership
 from tests.conftest import TEST_DATABASE_URL
@@ -29,9 +28,7 @@ async def test_one_of_several_processes_leads_and_another_takes_over() -> None:
     running["first"].cancel()  # the leader's process ends: its lock goes with its connection
     await asyncio.gather(running["first"], return_exceptions=True)
     assert first.tasks == [] and not first.leading.is_set()
-    began = time.monotonic()
     await asyncio.wait_for(second.leading.wait(), 10)
     assert started == ["first", "second"]
-    assert time.monotonic() - began < 2
     running["second"].cancel()
     await asyncio.gather(running["second"], return_exceptions=True)
