@@ -16,10 +16,21 @@ import aioboto3
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from cure.kit.celery_message import celery_task_message
+from cure.orders import repository as order_repository
 from cure.orders.dispatch import RUN_ORDER_TASK
-from tests.conftest import ROOT, TEST_DB, SmtpServer, Stack, running_stack, write_apps_dir
+from tests.conftest import (
+    ROOT,
+    TEST_DATABASE_URL,
+    TEST_DB,
+    SmtpServer,
+    Stack,
+    running_stack,
+    write_apps_dir,
+)
 from tests.factories import wait_final
 from tests.live import eventually_no_containers, statuses, stored_keys, submit, wait_for
 
@@ -130,7 +141,25 @@ async def test_a_cancel_racing_a_fast_app_leaves_no_result_file(stack, http, hea
     await eventually_no_containers(orders)
 
 
+async def run_over(order: dict, seconds: float = 60) -> None:
+    """Wait until no run of the order holds its run lock: none can store a file after that."""
+    engine = create_async_engine(TEST_DATABASE_URL, poolclass=NullPool)
+    deadline = time.monotonic() + seconds
+    try:
+        async with engine.connect() as connection:
+            while not await order_repository.try_lock_run(
+                connection, order["order_id"], order["attempt"]
+            ):
+                assert time.monotonic() < deadline, f"a run of {order['order_id']} never ended"
+                await asyncio.sleep(0.3)
+            await order_repository.unlock_run(connection, order["order_id"], order["attempt"])
+    finally:
+        await engine.dispose()
+
+
 async def eventually_stored(stack: Stack, order: dict, count: int, seconds: float = 20) -> None:
+    """Once the order's runs are over, what it keeps stored settles on ``count`` files."""
+    await run_over(order)
     deadline = time.monotonic() + seconds
     while len(keys := await stored_keys(stack, order["order_id"])) != count:
         assert time.monotonic() < deadline, (order["order_id"], order["status"], keys)

@@ -18,7 +18,7 @@ from cure.orders import repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus, can_apply
 from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import OrderEventMessage
-from cure.orders.tidy import enqueue_tidy, named_keys, results_prefix
+from cure.orders.tidy import enqueue_tidy, named_keys, unnamed
 from cure.outbox import service as outbox_service
 
 log = logging.getLogger(__name__)
@@ -142,8 +142,7 @@ async def stray_keys(session: AsyncSession, event: OrderEventMessage) -> list[st
     if order is None:
         return []
     # Only a run's own files: keys under results/<order id>/ that the order does not show.
-    prefix = results_prefix(order.id)
-    return sorted(k for k in named_by_event - named_keys(order) if k.startswith(prefix))
+    return unnamed(order.id, sorted(named_by_event), named_keys(order))
 
 
 def _heartbeat(order: Order, event: OrderEventMessage, current: OrderStatus) -> bool:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ORDER_TIDY = "order_tidy"  # the outbox kind
 BATCH = 20
+MAX_ATTEMPTS = 20  # with the notifier's pauses, about half a day of storage outage
 
 
 def results_prefix(order_id: uuid.UUID | str) -> str:
@@ -47,8 +48,22 @@ async def enqueue_tidy(
     await outbox_service.enqueue(session, kind=ORDER_TIDY, payload=payload, subject_id=order_id)
 
 
-def named_keys(order: Order) -> set[str]:
+def named_keys(order: Order | Any) -> set[str]:
+    """The stored files an order (or a worker's plain row of it) shows."""
     return {k for k in (order.result_key, *(a["key"] for a in (order.assets or {}).values())) if k}
+
+
+def unnamed(order_id: uuid.UUID | str, candidates: list[str], named: set[str]) -> list[str]:
+    """Of ``candidates``, the files under the order's results that it does not show: neither a
+    named file nor what is kept beside one (``<named key>.<suffix>``, e.g. a cached quicklook)."""
+    prefix = results_prefix(order_id)
+    return sorted(
+        key
+        for key in candidates
+        if key.startswith(prefix)
+        and key not in named
+        and not any(key.startswith(f"{name}.") for name in named)
+    )
 
 
 class ResultTidier:
@@ -117,11 +132,16 @@ class ResultTidier:
             if failure is None:
                 row.sent_at, row.last_error = utcnow(), None
                 return
+            row.last_error = failure[:2000]
+            if row.attempts >= MAX_ATTEMPTS:  # settled: an operator reads last_error
+                row.sent_at = utcnow()
+                log.error("order %s: gave up tidying its files: %s", order_id, failure)
+                return
             pause = min(
                 self.settings.notify_retry_base_seconds * 2 ** (row.attempts - 1),
                 self.settings.notify_retry_max_seconds,
             )
-            row.last_error, row.available_at = failure[:2000], utcnow() + timedelta(seconds=pause)
+            row.available_at = utcnow() + timedelta(seconds=pause)
             log.warning("order %s: tidying its files failed (%s)", order_id, failure)
 
     async def _remove(self, order_id: uuid.UUID, keys: list[str] | None) -> int:
@@ -131,12 +151,8 @@ class ResultTidier:
             if order is None:
                 return 0
             named, final = named_keys(order), OrderStatus(order.status) in FINAL_STATES
-        prefix = results_prefix(order_id)
-        if final:
-            candidates = await self.storage.keys(prefix)
-        else:
-            candidates = keys or []
-        doomed = sorted(k for k in candidates if k.startswith(prefix) and k not in named)
+        candidates = await self.storage.keys(results_prefix(order_id)) if final else keys or []
+        doomed = unnamed(order_id, candidates, named)
         if doomed:
             await self.storage.delete(doomed)
         return len(doomed)

@@ -46,6 +46,7 @@ from cure.logs.handler import ORDER_APP_LOGGER, log_context
 from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 from cure.orders.schemas import OrderAssetInfo, OrderResultInfo
+from cure.orders.tidy import named_keys, results_prefix, unnamed
 from cure.storage.service import Storage, make_storage
 from cure.workers import staging
 from cure.workers.events import EventPublisher
@@ -390,15 +391,14 @@ async def _remove_strays(storage: Storage, engine: AsyncEngine, order_id: uuid.U
     """For a final order: remove stored files it does not name (runs that lost, or were killed
     between storing and reporting). A run that stores later finds the order final and removes
     its own files, so this never takes what the order shows."""
-    stored = await storage.keys(f"results/{order_id}/")
+    stored = await storage.keys(results_prefix(order_id))
     if not stored:
         return
     row = await _read_state(engine, order_id)
-    named = {row.result_key, *(a["key"] for a in (row.assets or {}).values())} if row else set()
-    strays = [key for key in stored if key not in named]
+    strays = unnamed(order_id, stored, named_keys(row) if row else set())
     if strays:
         log.info("order %s: removing %d file(s) no run reported", order_id, len(strays))
-        await storage.delete(strays)
+        await _quietly_delete(storage, order_id, strays)
 
 
 async def _quietly_delete(storage: Storage, order_id: uuid.UUID, keys: list[str]) -> None:

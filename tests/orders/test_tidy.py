@@ -115,8 +115,10 @@ async def test_a_success_keeps_what_it_names_and_a_running_order_its_current_run
         )
         assert await apply_event(session, success)
     late = await _store(storage, order_id, "1-stray")
+    quicklook = f"{current}.quicklook-v1.png"  # kept beside the file it shows
+    await storage.put(quicklook, b"png", media_type="image/png")
     await ResultTidier(settings, sessionmaker).tidy_once()
-    assert await storage.keys(f"results/{order_id}/") == [current]
+    assert await storage.keys(f"results/{order_id}/") == sorted([current, quicklook])
     assert late != current
     async with sessionmaker() as session:
         assert (await session.get(Order, order_id)).result_key == current
