@@ -14,7 +14,7 @@ from shapely.geometry.base import BaseGeometry
 
 DEFAULT_TIMEOUT = 30.0
 MAX_PAGE_SIZE = 500
-_UNAVAILABLE = {502, 503, 504}
+_UNAVAILABLE = {429, 502, 503, 504}  # 429: a limit that lifts soon, as an outage does
 
 
 class CcsiError(Exception):

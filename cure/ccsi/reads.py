@@ -6,6 +6,8 @@ Anyone may search the catalogue without an account; each client address may do s
 counted: they are known, and their own limits apply elsewhere.
 """
 
+import ipaddress
+
 from fastapi import Request
 
 from cure.auth.dependencies import OptionalPrincipal
@@ -16,6 +18,20 @@ from cure.kit.ratelimit import TokenBuckets
 
 class AnonymousReadsLimited(TooManyRequests):
     pass
+
+
+def client_key(address: str) -> str:
+    """Whose bucket a read takes from: an IPv4 address, or an IPv6 address's /64 (one host
+    commonly has a whole /64, so keying single addresses would give it endless buckets)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _buckets(request: Request) -> TokenBuckets:
@@ -32,7 +48,7 @@ async def limit_anonymous_reads(request: Request, principal: OptionalPrincipal) 
         return
     # Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the real client address.
     address = request.client.host if request.client else "unknown"
-    wait = _buckets(request).take(address)
+    wait = _buckets(request).take(client_key(address))
     if wait:
         READS_LIMITED.inc()
         raise AnonymousReadsLimited(

@@ -12,6 +12,7 @@ import aiormq
 from celery.signals import worker_process_shutdown
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cure.ccsi.client import CcsiUnavailable
 from cure.config import get_settings
 from cure.kit.db import is_transient as db_is_transient
 from cure.orders.dispatch import RUN_ORDER_TASK
@@ -23,9 +24,15 @@ log = logging.getLogger(__name__)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """An outage of the database, the broker, the Docker engine or storage: worth waiting out."""
+    """An outage of the database, the broker, the catalogue, the Docker engine or storage: worth
+    waiting out."""
     return db_is_transient(exc) or isinstance(
-        exc, (aiormq.exceptions.AMQPConnectionError, aio_pika.exceptions.ChannelInvalidStateError)
+        exc,
+        (
+            aiormq.exceptions.AMQPConnectionError,
+            aio_pika.exceptions.ChannelInvalidStateError,
+            CcsiUnavailable,  # the catalogue is down or limits us for now
+        ),
     )
 
 

@@ -58,3 +58,28 @@ async def test_an_unreachable_catalogue_is_reported_as_unavailable() -> None:
         with pytest.raises(CcsiUnavailable):
             async for _ in ccsi.search():
                 pass
+
+
+async def test_a_catalogue_that_limits_us_is_unavailable_for_now(settings) -> None:
+    """A 429 (the anonymous-read limit) is an outage to wait out, never a refusal that would
+    fail the order whose inputs are being searched."""
+    from tests.conftest import started_app
+
+    async with started_app(settings.model_copy(update={"anonymous_reads_per_minute": 1})) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+            ccsi = CcsiClient("http://cure.test/v1/ccsi", http=http)
+            assert (await http.get("/v1/ccsi/search?format=json")).status_code == 200  # the one
+            with pytest.raises(CcsiUnavailable) as limited:
+                async for _ in ccsi.search(page_size=1):
+                    pass
+    assert limited.value.status_code == 429
+
+
+def test_anonymous_reads_are_counted_per_ipv4_address_and_per_ipv6_64() -> None:
+    from cure.ccsi.reads import client_key
+
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9")
+    assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("192.0.2.7") != client_key("192.0.2.8")
