@@ -57,19 +57,29 @@ def refused_address(address: str) -> bool:
     return any(not a.is_global or a.is_multicast for a in (ip, *_embedded(ip)))
 
 
-# getaddrinfo cannot be interrupted: a caller's deadline gives up waiting, and the lookup ends
-# in its own time on one of these few threads, never on the threads the rest of the process uses.
-_RESOLVERS = ThreadPoolExecutor(4, thread_name_prefix="cure-dns")
-
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-async def resolve(host: str, port: int) -> list[str]:
-    loop = asyncio.get_running_loop()
-    infos = await loop.run_in_executor(
-        _RESOLVERS, lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    )
-    return [str(info[4][0]) for info in infos]
+def resolver_on(threads: ThreadPoolExecutor) -> Resolver:
+    """The OS resolver on ``threads``. getaddrinfo cannot be interrupted: a caller's deadline
+    gives up waiting, and the lookup ends in its own time on one of these few threads, never on
+    the threads the rest of the process uses."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.run_in_executor(
+            threads, lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        )
+        return [str(info[4][0]) for info in infos]
+
+    return resolve
+
+
+# CURE's own calls (callbacks, staging) and the names customers give at submit resolve on
+# threads of their own: hosts whose DNS never answers, given at submit, can hold up only submits.
+SUBMIT_THREADS = ThreadPoolExecutor(4, thread_name_prefix="cure-dns-submit")
+resolve = resolver_on(ThreadPoolExecutor(4, thread_name_prefix="cure-dns"))
+resolve_at_submit = resolver_on(SUBMIT_THREADS)
 
 
 async def _addresses(host: str, port: int, resolver: Resolver, seconds: float | None) -> list[str]:

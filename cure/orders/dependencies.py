@@ -9,10 +9,11 @@ from cure.kit import outbound
 
 
 async def get_resolver() -> outbound.Resolver:
-    """The host-name resolver a callback's host is checked with: the operating system's.
+    """The host-name resolver a callback's host is checked with: the operating system's, on
+    threads of its own (a customer's slow names never delay CURE's own callbacks).
 
     A seam at the OS resolver (tests inject a DNS server that never answers); nothing else."""
-    return outbound.resolve
+    return outbound.resolve_at_submit
 
 
 async def get_read_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:

@@ -91,3 +91,22 @@ async def test_a_name_that_does_not_resolve_says_so() -> None:
         await outbound.check_target(
             "https://hooks.example.org/x", allow_private=False, resolver=unknown, resolve_seconds=1
         )
+
+
+async def test_names_given_at_submit_never_hold_up_cures_own_lookups() -> None:
+    """Every thread that resolves submitted names is stuck (names whose DNS never answers):
+    CURE's own lookups (callbacks, staging) still resolve, on threads of their own."""
+    import asyncio
+    import threading
+
+    from cure.kit import outbound
+
+    stuck = threading.Event()
+    blockers = [outbound.SUBMIT_THREADS.submit(stuck.wait, 60) for _ in range(4)]
+    try:
+        addresses = await asyncio.wait_for(outbound.resolve("127.0.0.1", 80), 30)
+        assert addresses == ["127.0.0.1"]
+    finally:
+        stuck.set()
+        for blocker in blockers:
+            blocker.result(timeout=10)
