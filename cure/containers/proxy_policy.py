@@ -77,7 +77,8 @@ ROUTES = [
     _route("GET", "/volumes", "filters", listing=True),
     _route("GET", _VOLUME, target="volume"),
     _route("DELETE", _VOLUME, "force", target="volume"),
-    _route("GET", rf"/images/{NAME}(/{NAME})*/json"),
+    # No image calls: a run never inspects one (create answers 404 for a missing image), and an
+    # image's configuration (its Env included) is none of a worker's business.
 ]
 
 

@@ -353,6 +353,7 @@ def test_a_body_on_start_is_refused_in_every_api_version(
 
 def test_calls_a_run_never_makes_are_refused(proxied, engine, run_volume) -> None:
     assert "not a call" in _refused(proxied.images.pull, "debian", tag="bookworm-slim")
+    assert "not a call" in _refused(proxied.images.get, PROBE_IMAGE)  # its Env, its layers
     container = proxied.containers.create(PROBE_IMAGE, **hardened(run_volume.name))
     assert "not a call" in _refused(container.exec_run, ["id"])
     assert "not a call" in _refused(container.update, mem_limit="1g")
