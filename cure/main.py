@@ -139,8 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             listener.subscribe(principals.subscription())
             app.state.principals = principals
-            # This process's sessions drop what they change from its cache at commit.
-            resources.sessionmaker.configure(info={"principals": principals})
+            # This process's sessions drop what they change from its cache at commit, on every
+            # pool: a reused refresh token's family is revoked on the side pool, apart from the
+            # failing request, and must be refused here before the response goes out.
+            for sessionmaker in {resources.sessionmaker, resources.side, resources.reads}:
+                sessionmaker.configure(info={"principals": principals})
         tasks: list[asyncio.Task[None]] = []
         try:
             if isinstance(app.state.storage, S3Storage):
