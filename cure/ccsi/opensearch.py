@@ -190,6 +190,9 @@ def feature(product: ProductRead) -> dict[str, Any]:
     }
     if product.order_id is not None:
         properties["orderId"] = str(product.order_id)
+    properties["source"] = product.source
+    if product.cloud_cover is not None:
+        properties["cloudCover"] = product.cloud_cover
     return {
         "type": "Feature",
         "id": str(product.id),

@@ -172,6 +172,10 @@ class AssetRead(BaseSchema):
     checksum: str | None = None
     roles: list[str] = Field(default_factory=list)
     title: str | None = None
+    # A remote source's raster values (STAC raster:bands): physical value = stored * scale + offset.
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | None = None
 
 
 class ProductRead(BaseSchema):
@@ -191,6 +195,12 @@ class ProductRead(BaseSchema):
     order_id: uuid.UUID | None = Field(description="The order that generated it, if any")
     published: bool
     created_at: datetime
+    source: str = Field(
+        default="local", description="The catalogue that holds it: local, or a source's name"
+    )
+    cloud_cover: float | None = Field(
+        default=None, description="Cloud cover in percent, when the catalogue gives it"
+    )
 
 
 class CollectionRead(BaseSchema):

@@ -1,0 +1,151 @@
+"""A catalogue source's document: what an operator writes to add a remote catalogue.
+
+The document is the contract between the operator, the API (``/v1/ccsi/sources``), the CLI
+(``cure ccsi sources``), the federated search and the worker's staging. Its JSON Schema is
+generated from these models (``docs/sources.schema.json``) and documented in ``docs/sources.md``.
+
+Secrets (a client secret, a refresh token, S3 keys) are given either inline, then stored
+encrypted and never returned, or as the name of an environment variable (``*_env``) that the
+processes that need them read at use.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Discriminator,
+    Field,
+    HttpUrl,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from cure.kit.schemas import InputSchema
+
+SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+# CURE's own collection ids; a source may map any id that matches this.
+CURE_COLLECTION_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
+ROLE_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
+LOCAL = "local"  # the name the local catalogue answers under; no source may take it
+
+
+class NoAuth(InputSchema):
+    type: Literal["none"] = "none"
+
+
+class OAuth2Auth(InputSchema):
+    """A bearer token from an OAuth2 token endpoint: client credentials, or a refresh token (the
+    Copernicus Data Space Ecosystem's identity server gives both). Fetched when first needed,
+    kept until shortly before it expires, fetched again on a 401."""
+
+    type: Literal["oauth2"]
+    token_url: HttpUrl
+    grant: Literal["client_credentials", "refresh_token"] = "client_credentials"
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: SecretStr | None = None
+    client_secret_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+    refresh_token: SecretStr | None = None
+    refresh_token_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+    scope: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _secrets_given_once(self) -> "OAuth2Auth":
+        if self.client_secret is not None and self.client_secret_env is not None:
+            raise ValueError("give client_secret or client_secret_env, not both")
+        if self.refresh_token is not None and self.refresh_token_env is not None:
+            raise ValueError("give refresh_token or refresh_token_env, not both")
+        if self.grant == "refresh_token" and not (self.refresh_token or self.refresh_token_env):
+            raise ValueError("the refresh_token grant needs refresh_token or refresh_token_env")
+        return self
+
+
+class S3Auth(InputSchema):
+    """Keys for the source's ``s3://`` hrefs (searches are anonymous)."""
+
+    type: Literal["s3"]
+    endpoint_url: HttpUrl | None = None
+    region: str = Field(default="us-east-1", max_length=64)
+    access_key_id: SecretStr | None = None
+    access_key_id_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+    secret_access_key: SecretStr | None = None
+    secret_access_key_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+    requester_pays: bool = False
+
+
+class SignedUrlAuth(InputSchema):
+    """A signing service that turns an asset's href into a signed one (Microsoft's Planetary
+    Computer style: ``GET {url}?href=<href>`` answers ``{"href": "<signed>"}``)."""
+
+    type: Literal["sign"]
+    url: HttpUrl
+
+
+def _auth_type(value: Any) -> str | None:
+    found = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return found if isinstance(found, str) else None
+
+
+SourceAuth = Annotated[
+    Annotated[NoAuth, Tag("none")]
+    | Annotated[OAuth2Auth, Tag("oauth2")]
+    | Annotated[S3Auth, Tag("s3")]
+    | Annotated[SignedUrlAuth, Tag("sign")],
+    Discriminator(
+        _auth_type,
+        custom_error_type="invalid_auth",
+        custom_error_message="auth.type must be none, oauth2, s3 or sign",
+    ),
+]
+
+
+class CollectionMapping(InputSchema):
+    """How one of CURE's collections is found in the source."""
+
+    remote: str = Field(
+        min_length=1, max_length=200, description="The source's collection id (STAC) or name"
+    )
+    product_type: str = Field(
+        min_length=1,
+        max_length=100,
+        description="The product type CURE's apps ask for (e.g. S2MSI2A); items are given it",
+    )
+    assets: dict[Annotated[str, Field(pattern=ROLE_PATTERN)], str] = Field(
+        min_length=1,
+        max_length=50,
+        description="CURE's asset role (red, nir, scl, lst, qa, ...) to the source's asset key",
+    )
+    cloud_cover_property: str | None = Field(
+        default="eo:cloud_cover",
+        max_length=100,
+        description="The item property holding cloud cover in percent; null if it has none",
+    )
+
+
+class SourceDocument(InputSchema):
+    """A remote catalogue, as an operator defines it."""
+
+    name: str = Field(pattern=SOURCE_NAME_PATTERN, description="Unique; names the source")
+    kind: Literal["stac", "opensearch"]
+    url: HttpUrl = Field(description="The STAC API's landing page, or the OpenSearch root")
+    auth: SourceAuth = Field(default_factory=NoAuth)
+    priority: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="Lower wins when two sources hold the same product; the local catalogue is 0",
+    )
+    enabled: bool = True
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="Deadline of one search")
+    max_parallel: int = Field(default=4, ge=1, le=64, description="Concurrent calls to the source")
+    collections: dict[Annotated[str, Field(pattern=CURE_COLLECTION_PATTERN)], CollectionMapping] = (
+        Field(min_length=1, max_length=100)
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _not_local(cls, value: str) -> str:
+        if value == LOCAL:
+            raise ValueError(f"{LOCAL!r} names CURE's own catalogue")
+        return value
