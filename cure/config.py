@@ -296,6 +296,12 @@ class Settings(BaseSettings):
     input_cache_max_mb: int = Field(default=2048, gt=0)
     work_dir: Path = Path("var/work")
     stage_timeout_seconds: float = Field(default=600, gt=0)
+    # A remote source's transfer that fails for now (429, 5xx, a broken connection) is tried
+    # again up to stage_retries times, after base * 2^n seconds with jitter (or the server's
+    # Retry-After), within the stage deadline. Private addresses for inputs: tests only.
+    stage_retries: int = Field(default=5, ge=0, le=20)
+    stage_retry_base_seconds: float = Field(default=0.5, ge=0)
+    allow_private_inputs: bool = False
 
     # Per-customer limits on submitting: orders not yet final, and orders per window.
     max_active_orders: int = 10
