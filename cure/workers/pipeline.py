@@ -578,10 +578,20 @@ async def _stage_in(
     await events.publish(OrderStatus.RUNNING, progress=5, message="fetching the inputs")
     cache = staging.InputCache(settings.input_cache_dir, settings.input_cache_max_mb << 20)
     try:
-        staged = await staging.stage(settings, storage, found, cache, into=work_dir / "staged")
-    except staging.InputRefused as exc:
+        staged = await staging.stage(
+            settings,
+            storage,
+            found,
+            cache,
+            into=work_dir / "staged",
+            roi=job.roi,
+            sources=staging.source_loader(settings),
+        )
+    except staging.InputRefused as exc:  # a remote source down after the retries included
         return OrderStatus.FAILED, {"message": f"an input could not be staged: {exc}"}
     note = f"staged {staged.fetched} input file(s), {staged.from_cache} from the cache"
+    if staged.remote:
+        note += f", {staged.transferred} bytes transferred from remote sources"
     log.info("order %s: %s", job.order_id, note)
     await events.publish(OrderStatus.RUNNING, progress=9, message=note)
     return staged

@@ -1,19 +1,25 @@
 """Inputs of an order's run: find them in the catalogue, fetch them into a size-bounded cache
 (verifying size and checksum), and lay them out for the container.
 
-Assets are fetched only from the storage bucket (links to the configured storage) or from the
-hosts in ``input_hosts``, and then only at public addresses (the outbound-network guard), so a
-catalogue entry cannot make a worker reach into its own network.
+A local product's assets are fetched only from the storage bucket (links to the configured
+storage), whole. A remote source's assets (``properties.source`` names the source) come with the
+source's credentials, from its ``s3://`` endpoint or from the hosts in ``input_hosts`` at public
+addresses only (the outbound-network guard, ``cure.workers.remote``), so a catalogue entry cannot
+make a worker reach into its own network: a Cloud-Optimized GeoTIFF only as the window of the
+order's region (``cure.workers.windows``), anything else whole. The cache keeps both: a window by
+its href (without a query), the region and the file's ETag; a whole file by its checksum.
 """
 
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -21,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import rasterio
 from shapely.geometry import shape
 
 from cure.apps.schemas import AppInput
@@ -28,6 +35,7 @@ from cure.ccsi.client import CcsiClient
 from cure.config import Settings
 from cure.kit import outbound
 from cure.storage.service import Storage
+from cure.workers import remote, windows
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,8 @@ class StagedInputs:
     described: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fetched: int = 0
     from_cache: int = 0
+    remote: int = 0  # files of remote sources
+    transferred: int = 0  # bytes received from remote sources
 
 
 # -- resolve -------------------------------------------------------------------------------------
@@ -133,16 +143,28 @@ class InputCache:
 
     def _path(self, checksum: str) -> Path:
         algorithm, _, digest = checksum.partition(":")
-        if (
-            algorithm != "sha256"
-            or len(digest) != 64
-            or not all(c in "0123456789abcdef" for c in digest)
-        ):
+        if algorithm != "sha256" or not _is_hex(digest, 64):
             raise InputRefused(f"the checksum {checksum[:80]!r} is not a sha256 this cache knows")
         return self.directory / digest
 
     def lookup(self, checksum: str, size: int | None) -> Path | None:
-        path = self._path(checksum)
+        """A whole file by its checksum (``sha256:<hex>``)."""
+        return self._hit(self._path(checksum), size)
+
+    def admit(self, fetched: Path, checksum: str) -> Path:
+        return self._admit(fetched, self._path(checksum))
+
+    def lookup_key(self, key: str) -> Path | None:
+        """An entry by a key of its own (a window, a file without a checksum)."""
+        return self._hit(self._keyed(key), None)
+
+    def admit_key(self, fetched: Path, key: str) -> Path:
+        return self._admit(fetched, self._keyed(key))
+
+    def _keyed(self, key: str) -> Path:
+        return self.directory / f"k-{hashlib.sha256(key.encode()).hexdigest()}"
+
+    def _hit(self, path: Path, size: int | None) -> Path | None:
         try:
             if size is not None and path.stat().st_size != size:
                 return None
@@ -151,8 +173,7 @@ class InputCache:
             return None
         return path
 
-    def admit(self, fetched: Path, checksum: str) -> Path:
-        path = self._path(checksum)
+    def _admit(self, fetched: Path, path: Path) -> Path:
         os.replace(fetched, path)
         self._evict(keep=path)
         return path
@@ -188,6 +209,34 @@ async def storage_origin(storage: Storage) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+SourceLoader = Callable[[str], Awaitable[remote.Source]]
+
+
+def source_loader(settings: Settings) -> SourceLoader | None:
+    """How this worker loads a remote source by name, with its credentials."""
+    return None  # until the sources' store lands: remote products cannot be staged yet
+
+
+LOCAL = "local"
+# Properties handed to the app under keys of their own, or that only the catalogue needs.
+_NOT_PASSED_ON = {
+    "assets", "collection", "identifier", "start", "end", "source", "cloudCover", "title",
+    "date", "updated", "public", "orderId", "links",
+}  # fmt: skip
+MAX_PASSED_ON = 200  # properties handed to the app, at most
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One asset to stage: where it goes and how the app is told about it."""
+
+    product: FoundProduct
+    key: str
+    asset: dict[str, Any]
+    name: str  # its path under /job
+    link: Path  # this run's own link to the cached file
+
+
 async def stage(
     settings: Settings,
     storage: Storage,
@@ -195,36 +244,314 @@ async def stage(
     cache: InputCache,
     *,
     into: Path,
+    roi: dict[str, Any] | None = None,
+    sources: SourceLoader | None = None,
 ) -> StagedInputs:
     """Fetch every asset of the products (or take it from the cache), link it into ``into`` (so
-    the cache may evict it meanwhile), and describe the layout."""
+    the cache may evict it meanwhile), and describe the layout. A remote Cloud-Optimized GeoTIFF
+    is staged as the window of ``roi``; ``sources`` loads a remote source by its name."""
     staged = StagedInputs()
-    origin = await storage_origin(storage)
     await asyncio.to_thread(into.mkdir, parents=True, exist_ok=True)
+    bounds = _bounds(roi)
+    deadline = time.monotonic() + settings.stage_timeout_seconds
+    plan: list[_Planned] = []
     seen: dict[str, int] = {}
-    async with httpx.AsyncClient(timeout=settings.stage_timeout_seconds) as http:
-        for product in products:
-            assets: dict[str, str] = {}
-            number = seen[product.role] = seen.get(product.role, -1) + 1
-            folder = f"inputs/{product.role}" + (f"/{number}" if number else "")
-            for key, asset in (product.properties.get("assets") or {}).items():
-                name = f"{folder}/{_safe(key)}{_extension(asset)}"
-                path, cached = await _fetch(settings, http, cache, asset, origin)
-                link = into / f"{len(staged.files)}-{_safe(key)}"
-                staged.files[name] = await asyncio.to_thread(_pin, path, link)
-                staged.fetched += 1
-                staged.from_cache += int(cached)
-                assets[key] = name
-            staged.described.setdefault(product.role, []).append(
-                {
-                    "collection": product.properties.get("collection"),
-                    "identifier": product.properties.get("identifier"),
-                    "start": product.properties.get("start"),
-                    "end": product.properties.get("end"),
-                    "assets": assets,
-                }
+    for product in products:
+        number = seen[product.role] = seen.get(product.role, -1) + 1
+        folder = f"inputs/{product.role}" + (f"/{number}" if number else "")
+        for key, asset in (product.properties.get("assets") or {}).items():
+            plan.append(
+                _Planned(
+                    product,
+                    key,
+                    asset,
+                    name=f"{folder}/{_safe(key)}{_extension(asset)}",
+                    link=into / f"{len(plan)}-{_safe(key)}",
+                )
             )
+    async with httpx.AsyncClient(timeout=settings.stage_timeout_seconds) as http:
+        origin = await storage_origin(storage) if any(_is_local(p.product) for p in plan) else ""
+        async with _Remotes(settings, http, deadline, sources) as remotes:
+            results = await _gather(
+                _stage_one(settings, http, cache, item, origin, remotes, bounds=bounds)
+                for item in plan
+            )
+            staged.transferred = remotes.transferred
+    values: dict[int, dict[str, dict[str, Any]]] = {}
+    assets: dict[int, dict[str, str]] = {}
+    for item, (path, cached, described) in zip(plan, results, strict=True):
+        staged.files[item.name] = await asyncio.to_thread(_pin, path, item.link)
+        staged.fetched += 1
+        staged.from_cache += int(cached)
+        staged.remote += int(not _is_local(item.product))
+        assets.setdefault(id(item.product), {})[item.key] = item.name
+        values.setdefault(id(item.product), {})[item.key] = {"path": item.name, **described}
+    for product in products:
+        staged.described.setdefault(product.role, []).append(
+            _describe(product, assets.get(id(product), {}), values.get(id(product), {}))
+        )
     return staged
+
+
+def _describe(
+    product: FoundProduct, assets: dict[str, str], values: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A product as params.json gives it to the app (docs/apps.md, "Inputs as the app receives
+    them")."""
+    properties = product.properties
+    passed_on = {
+        name: value
+        for name, value in properties.items()
+        if name not in _NOT_PASSED_ON and isinstance(value, str | int | float | bool)
+    }
+    cloud_cover = properties.get("cloudCover")
+    return {
+        "collection": properties.get("collection"),
+        "identifier": properties.get("identifier"),
+        "start": properties.get("start"),
+        "end": properties.get("end"),
+        "source": str(properties.get("source") or LOCAL),
+        "cloud_cover": cloud_cover if isinstance(cloud_cover, int | float) else None,
+        "properties": dict(list(passed_on.items())[:MAX_PASSED_ON]),
+        "assets": assets,
+        "values": values,
+    }
+
+
+async def _gather(jobs: Any) -> list[Any]:
+    """Every job's result in order; on the first failure the others are stopped, then it is
+    raised (not wrapped in a group)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _is_local(product: FoundProduct) -> bool:
+    return str(product.properties.get("source") or LOCAL) == LOCAL
+
+
+def _bounds(roi: dict[str, Any] | None) -> windows.Bounds | None:
+    if roi is None:
+        return None
+    west, south, east, north = shape(roi).bounds
+    return west, south, east, north
+
+
+class _Remotes:
+    """The transfers of one stage, one per remote source, made when first needed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        deadline: float,
+        sources: SourceLoader | None,
+    ) -> None:
+        self.settings, self.http, self.deadline = settings, http, deadline
+        self._sources = sources
+        self._open: dict[str, asyncio.Task[remote.Transfers]] = {}
+
+    async def __aenter__(self) -> "_Remotes":
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for task in self._open.values():
+            task.cancel()
+        await asyncio.gather(*self._open.values(), return_exceptions=True)
+        for task in self._open.values():
+            if not task.cancelled() and task.exception() is None:
+                await task.result().aclose()
+
+    @property
+    def transferred(self) -> int:
+        return sum(
+            task.result().transferred
+            for task in self._open.values()
+            if task.done() and not task.cancelled() and task.exception() is None
+        )
+
+    async def of(self, name: str) -> remote.Transfers:
+        if name not in self._open:
+            self._open[name] = asyncio.ensure_future(self._make(name))
+        return await asyncio.shield(self._open[name])
+
+    async def _make(self, name: str) -> remote.Transfers:
+        if self._sources is None:
+            raise InputRefused(f"the source {name} cannot be reached from this worker")
+        source = await self._sources(name)
+        return remote.Transfers(self.settings, source, self.http, self.deadline)
+
+
+async def _stage_one(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    cache: InputCache,
+    item: _Planned,
+    origin: str,
+    remotes: _Remotes,
+    *,
+    bounds: windows.Bounds | None,
+) -> tuple[Path, bool, dict[str, Any]]:
+    """One asset: its cached file, whether it was in the cache, and its values for the app."""
+    asset = item.asset
+    media_type = str(asset.get("type") or "").split(";")[0].strip() or None
+    if _is_local(item.product):
+        path, cached = await _fetch(settings, http, cache, asset, origin)
+        return path, cached, {"media_type": media_type, "windowed": False, **_catalogued(asset)}
+    name = str(item.product.properties.get("source"))
+    what = f"the asset {item.key} of {item.product.properties.get('identifier')}"
+    try:
+        transfers = await remotes.of(name)
+        if bounds is not None and windows.is_cloud_optimized(asset):
+            path, cached = await _stage_window(transfers, cache, asset, bounds=bounds, what=what)
+            values = await asyncio.to_thread(_values_of, path)
+            return path, cached, {"media_type": media_type, "windowed": True, **values}
+        path, cached = await _stage_whole(transfers, cache, asset, what=what)
+    except remote.TransferError as exc:
+        raise InputRefused(str(exc)) from exc
+    return path, cached, {"media_type": media_type, "windowed": False, **_catalogued(asset)}
+
+
+def _catalogued(asset: dict[str, Any]) -> dict[str, float | None]:
+    return {name: _number(asset.get(name)) for name in ("scale", "offset", "nodata")}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _values_of(path: Path) -> dict[str, float | None]:
+    """A staged window's scale, offset and nodata as written into it (None: not given)."""
+    with rasterio.open(path) as staged:
+        scale, offset = staged.scales[0], staged.offsets[0]
+        given = scale != 1 or offset != 0
+        return {
+            "scale": float(scale) if given else None,
+            "offset": float(offset) if given else None,
+            "nodata": float(staged.nodata) if staged.nodata is not None else None,
+        }
+
+
+def _unsigned(href: str) -> str:
+    """The href without its query (a signature, which changes with each signing)."""
+    parts = urlsplit(href)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+async def _stage_window(
+    transfers: remote.Transfers,
+    cache: InputCache,
+    asset: dict[str, Any],
+    *,
+    bounds: windows.Bounds,
+    what: str,
+) -> tuple[Path, bool]:
+    href = str(asset.get("href") or "")
+    found = await transfers.probe(href, what)
+    key = json.dumps(
+        {
+            "window": _unsigned(href),
+            "bounds": [round(edge, 7) for edge in bounds],
+            "margin": windows.MARGIN_PIXELS,
+            "validator": found.validator,
+            "checksum": asset.get("checksum"),
+        },
+        sort_keys=True,
+    )
+    cached = await asyncio.to_thread(cache.lookup_key, key)
+    if cached is not None:
+        return cached, True
+    partial = cache.partial()
+    try:
+        await windows.cut_window(
+            transfers,
+            href,
+            size=found.size,
+            bounds=bounds,
+            into=partial,
+            asset=asset,
+            what=what,
+            max_bytes=cache.max_bytes,
+        )
+        return await asyncio.to_thread(cache.admit_key, partial, key), False
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+async def _stage_whole(
+    transfers: remote.Transfers, cache: InputCache, asset: dict[str, Any], *, what: str
+) -> tuple[Path, bool]:
+    """A remote file fetched whole, verified by the size and checksum the catalogue gives."""
+    href = str(asset.get("href") or "")
+    size = asset.get("size") if isinstance(asset.get("size"), int) else None
+    expected = parse_checksum(asset.get("checksum"), what=what)
+    if expected is not None and expected[0] == "sha256":
+        checksum = f"sha256:{expected[1]}"
+        found = None
+        cached = await asyncio.to_thread(cache.lookup, checksum, size)
+    else:
+        found = await transfers.probe(href, what)
+        key = json.dumps(
+            {"file": _unsigned(href), "validator": found.validator, "checksum": expected},
+            sort_keys=True,
+        )
+        cached = await asyncio.to_thread(cache.lookup_key, key)
+    if cached is not None:
+        return cached, True
+    partial = cache.partial()
+    try:
+        digests = [hashlib.sha256()]
+        if expected is not None and expected[0] != "sha256":
+            digests.append(hashlib.new(expected[0]))
+        limit = size if size is not None else (found.size if found else None) or cache.max_bytes
+        written = await transfers.download(
+            href, partial, limit=min(limit, cache.max_bytes), digests=digests, what=what
+        )
+        if size is not None and written != size:
+            raise InputRefused(f"{what} ({remote.where(href)}) gave {written} bytes, not {size}")
+        if expected is not None and digests[-1].hexdigest() != expected[1]:
+            raise InputRefused(
+                f"{what} ({remote.where(href)}) gave bytes whose {expected[0]} is not the "
+                "catalogue's checksum"
+            )
+        if found is None:  # kept under its sha256, whichever source it came from
+            return await asyncio.to_thread(cache.admit, partial, checksum), False
+        return await asyncio.to_thread(cache.admit_key, partial, key), False
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# Multihash codes (STAC's file:checksum) of the digests hashlib computes: code, digest length.
+_MULTIHASH = {"12": ("sha256", 32), "13": ("sha512", 64), "11": ("sha1", 20), "d501": ("md5", 16)}
+
+
+def parse_checksum(checksum: Any, *, what: str = "the asset") -> tuple[str, str] | None:
+    """The algorithm and hex digest of a checksum as CURE (``sha256:<hex>``) or STAC
+    (``file:checksum``, a multihash in hex: ``1220<hex>`` is sha2-256) gives it; None when none
+    is given. A form this worker cannot check is refused rather than ignored."""
+    if checksum is None or checksum == "":
+        return None
+    text = str(checksum).strip().lower()
+    algorithm, colon, digest = text.partition(":")
+    if colon:
+        if algorithm in ("sha256", "sha512", "sha1", "md5") and _is_hex(
+            digest, hashlib.new(algorithm).digest_size * 2
+        ):
+            return algorithm, digest
+    else:
+        for code, (name, length) in _MULTIHASH.items():
+            size = f"{length:02x}"
+            if text.startswith(code + size) and _is_hex(text[len(code) + 2 :], length * 2):
+                return name, text[len(code) + 2 :]
+    raise InputRefused(f"{what} has a checksum this worker cannot check: {str(checksum)[:80]!r}")
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
 
 
 def _pin(path: Path, link: Path) -> Path:
