@@ -1,4 +1,5 @@
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -9,6 +10,8 @@ from cure.kit.schemas import BaseSchema
 APP_ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 OUTPUT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a file name in /job/outputs
+FORMAT = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+ASSET_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class AppLimits(BaseModel):
@@ -22,14 +25,56 @@ class AppLimits(BaseModel):
     max_log_mb: int | None = Field(default=None, gt=0)  # stdout and stderr together
 
 
-class AppInput(BaseModel):
-    """One input the app reads, found in the catalogue over the order's region and dates."""
+class InputFormat(BaseModel):
+    """One collection that can serve an input, read by the app in that collection's format."""
 
     model_config = ConfigDict(extra="forbid")
 
-    role: str = Field(description="Staged at /job/inputs/<role>/ and named so in params.json")
+    format: str | None = Field(
+        default=None,
+        description="A name for the format, unique within the input; the value of the input's "
+        "chosen_by parameter that picks it",
+    )
     collection: str
     product_type: str | None = None
+    assets: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The asset keys the app reads from a product of this collection; "
+        "empty: it reads whatever the product holds",
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None and not FORMAT.match(value):
+            raise ValueError("format must match ^[a-z][a-z0-9_-]{0,62}$")
+        return value
+
+    @field_validator("assets")
+    @classmethod
+    def _assets(cls, value: list[str]) -> list[str]:
+        if any(not ASSET_KEY.match(key) for key in value):
+            raise ValueError("each asset key must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+        if len(set(value)) != len(value):
+            raise ValueError("asset keys must differ")
+        return value
+
+    def label(self) -> str:
+        kind = f" ({self.product_type})" if self.product_type else ""
+        return f"{self.collection}{kind}"
+
+
+class AppInput(InputFormat):
+    """One input the app reads, found in the catalogue over the order's region and dates.
+
+    Its own collection is the one it prefers; ``alternatives`` are other collections (other
+    formats) that serve the same role, in order of preference: the first with data wins. When
+    ``chosen_by`` names a parameter, an order whose value of it is the ``format`` of one of
+    them is served by that one alone (any other value, e.g. ``auto``, keeps them all).
+    """
+
+    role: str = Field(description="Staged at /job/inputs/<role>/ and named so in params.json")
     count: int = Field(default=1, ge=1, le=10, description="How many products, newest first")
     max_age_days: int = Field(
         default=0,
@@ -37,6 +82,48 @@ class AppInput(BaseModel):
         le=36600,
         description="0: within the order's dates; N: the newest up to N days before its end",
     )
+    alternatives: list[InputFormat] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Other collections that serve this input, in order of preference",
+    )
+    chosen_by: str | None = Field(
+        default=None,
+        description="A string parameter whose value, the format of one of the collections, "
+        "restricts the input to that collection",
+    )
+
+    @model_validator(mode="after")
+    def _formats(self) -> "AppInput":
+        formats = self.accepted()
+        pairs = [(f.collection, f.product_type) for f in formats]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError(f"input {self.role}: a collection and product type appear twice")
+        names = [f.format for f in formats if f.format is not None]
+        if len(set(names)) != len(names):
+            raise ValueError(f"input {self.role}: format names must differ")
+        if self.chosen_by is not None and len(names) != len(formats):
+            raise ValueError(f"input {self.role}: chosen_by needs a format name on each collection")
+        return self
+
+    def accepted(self, params: Mapping[str, Any] | None = None) -> list[InputFormat]:
+        """The collections that may serve this input for an order with ``params``, in order of
+        preference: every one, or the one its ``chosen_by`` parameter names."""
+        formats = [
+            InputFormat(
+                format=self.format,
+                collection=self.collection,
+                product_type=self.product_type,
+                assets=self.assets,
+            ),
+            *self.alternatives,
+        ]
+        if self.chosen_by is not None and params is not None:
+            chosen = params.get(self.chosen_by)
+            picked = [f for f in formats if f.format is not None and f.format == chosen]
+            if picked:
+                return picked
+        return formats
 
     @field_validator("role")
     @classmethod
@@ -56,9 +143,9 @@ class AppInput(BaseModel):
                 first = date.min
         return datetime.combine(first, time.min, UTC), datetime.combine(end, time.max, UTC)
 
-    def describe(self) -> str:
-        kind = f" ({self.product_type})" if self.product_type else ""
-        return f"{self.role}: {self.collection}{kind}"
+    def describe(self, params: Mapping[str, Any] | None = None) -> str:
+        """The role and the collections that may serve it: ``lst: a (A) or b (B)``."""
+        return f"{self.role}: " + " or ".join(f.label() for f in self.accepted(params))
 
     def missing(
         self,
@@ -67,13 +154,14 @@ class AppInput(BaseModel):
         *,
         before: datetime | None,
         after: datetime | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> str:
         """Why no product can serve this input, with the nearest dates that have data: the one
         message for the 422 at submit and the INVALID at run time."""
         period = (
             f"{start.date()}" if start.date() == end.date() else f"{start.date()} to {end.date()}"
         )
-        reason = f"no {self.describe()} product covers the region on {period}"
+        reason = f"no {self.describe(params)} product covers the region on {period}"
         nearest = [
             f"{label} {moment.date()}"
             for label, moment in (("before:", before), ("after:", after))
@@ -146,19 +234,52 @@ class AppManifest(BaseModel):
             raise ValueError("input roles must differ")
         if len({o.role for o in self.outputs}) != len(self.outputs):
             raise ValueError("output roles must differ (they name the order's assets)")
+        for wanted in self.inputs:
+            if wanted.chosen_by is not None:
+                self._check_choice(wanted)
         return self
+
+    def _check_choice(self, wanted: AppInput) -> None:
+        """chosen_by names a string parameter whose enum holds every format of the input."""
+        properties = self.parameters.get("properties") or {}
+        prop = properties.get(wanted.chosen_by) if isinstance(properties, dict) else None
+        if not isinstance(prop, dict) or prop.get("type") != "string":
+            raise ValueError(
+                f"input {wanted.role}: chosen_by {wanted.chosen_by!r} is not a string parameter"
+            )
+        names = {f.format for f in wanted.accepted()}
+        if not names <= set(prop.get("enum") or []):
+            raise ValueError(
+                f"input {wanted.role}: the enum of {wanted.chosen_by!r} must hold every format"
+                f" ({', '.join(sorted(str(n) for n in names))})"
+            )
 
     @property
     def primary_output(self) -> AppOutput:
         return next(o for o in self.outputs if o.primary)
 
 
+class InputFormatRead(BaseSchema):
+    format: str | None
+    collection: str
+    product_type: str | None
+    assets: list[str]
+
+
 class AppInputRead(BaseSchema):
     role: str
     collection: str
     product_type: str | None
+    format: str | None = None
+    assets: list[str] = Field(default_factory=list)
     count: int
     max_age_days: int
+    alternatives: list[InputFormatRead] = Field(
+        default_factory=list, description="Other collections that serve it, in order of preference"
+    )
+    chosen_by: str | None = Field(
+        default=None, description="The parameter whose value picks one of its formats"
+    )
 
 
 class AppOutputRead(BaseSchema):
@@ -185,6 +306,8 @@ class AppRead(BaseSchema):
         if isinstance(data, AppManifest):
             return {
                 **data.model_dump(),
-                "input_collections": sorted({i.collection for i in data.inputs}),
+                "input_collections": sorted(
+                    {f.collection for i in data.inputs for f in i.accepted()}
+                ),
             }
         return data

@@ -8,8 +8,11 @@ the products agree with each other. They come in different grids on purpose, as 
 
 - LST: EPSG:3035 at 100 m, float32 kelvin (-32768 where clouds hide the surface);
 - imperviousness: EPSG:4326 at 0.0002 degrees, uint8 percent (255: no data);
-- red (B04) and near-infrared (B8A): the city's UTM zone at 20 m, uint16 digital numbers,
-  reflectance times 10000 with the scale in the raster's metadata (0: no data).
+- Sentinel-2 L2A as the catalogues publish it, in the city's UTM zone: red (B04) and
+  near-infrared (B08) at 10 m, uint16 digital numbers of processing baseline 05.10
+  (reflectance = DN * 0.0001 - 0.1, the scale and offset in the raster's metadata and the
+  baseline in the product's properties; 0: no data), and the scene classification (SCL) at 20 m
+  with a few clouds, their shadows and thin cirrus.
 
 Everything is seeded by city, date and layer, so a run gives the same files every time.
 """
@@ -20,7 +23,7 @@ import argparse
 import math
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
@@ -38,6 +41,13 @@ LST_NODATA = -32768.0
 IMPERVIOUSNESS_NODATA = 255
 REFLECTANCE_NODATA = 0
 REFLECTANCE_SCALE = 1e-4
+# Processing baseline 04.00 and later: reflectance = DN * 1e-4 - 0.1 (BOA_ADD_OFFSET -1000).
+S2_BASELINE = "05.10"
+REFLECTANCE_OFFSET = -0.1
+# Sen2Cor's scene classification codes the demo draws.
+SCL_NO_DATA, SCL_CLOUD_SHADOWS, SCL_VEGETATION, SCL_NOT_VEGETATED, SCL_WATER = 0, 3, 4, 5, 6
+SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_THIN_CIRRUS = 8, 9, 10
+SCL_CLOUDY = (SCL_CLOUD_SHADOWS, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_THIN_CIRRUS)
 
 LST_COLLECTION, LST_PRODUCT_TYPE = "sentinel3-slstr-lst", "SL_2_LST"
 IMD_COLLECTION, IMD_PRODUCT_TYPE = "hrl-imperviousness", "IMD"
@@ -87,6 +97,7 @@ class GeneratedProduct:
     assets: dict[str, Path]
     bbox: tuple[float, float, float, float]
     city: str
+    properties: dict[str, Any] = field(default_factory=dict)  # catalogue properties (STAC names)
 
     def footprint(self) -> dict[str, Any]:
         """The product's bounding box as a GeoJSON Polygon (WGS84)."""
@@ -252,6 +263,7 @@ def _write(
     description: str,
     units: str,
     scale: float | None = None,
+    offset: float = 0.0,
 ) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     floating = np.issubdtype(data.dtype, np.floating)
@@ -277,7 +289,7 @@ def _write(
         dst.set_band_unit(1, units)
         if scale is not None:
             dst.scales = (scale,)
-            dst.offsets = (0.0,)
+            dst.offsets = (offset,)
     return path
 
 
@@ -387,48 +399,147 @@ def _lst_product(out_dir: Path, model: CityModel, day: date) -> GeneratedProduct
 
 
 def _reflectance_product(out_dir: Path, model: CityModel, day: date) -> GeneratedProduct:
+    """Sentinel-2 L2A as the catalogues publish it: B04 and B08 at 10 m, SCL at 20 m."""
     city = model.city
     west, south, east, north = city["bbox"]
-    grid = _grid(city["bbox"], utm_crs((west + east) / 2, (south + north) / 2), 20.0)
-    layers = model.layers(*_lonlat_centres(grid))
-    rng = np.random.default_rng(_seed(city["name"], day, "reflectance"))
-    sealing, park, water = layers["sealing"], layers["park"], layers["water"]
-    # Fields turn from green crops to stubble and bare soil over the summer.
-    harvested = layers["field"] < (day.timetuple().tm_yday - 160) / 90
-    open_land = (1 - sealing) * (1 - park)
-    green = np.where(harvested, 0.25, 1.0) * city["greenness"]
-    vegetation = park + open_land * green
-    soil = open_land * (1 - green)
-    red = 0.035 * vegetation + 0.13 * sealing + 0.16 * soil
-    nir = 0.38 * vegetation + 0.17 * sealing + 0.24 * soil
-    red = np.where(water, 0.03, red) + rng.normal(0, 0.004, grid.shape)
-    nir = np.where(water, 0.015, nir) + rng.normal(0, 0.006, grid.shape)
-
-    start = datetime.combine(day, time(10, 10), UTC) + timedelta(minutes=int(rng.integers(0, 30)))
+    crs = utm_crs((west + east) / 2, (south + north) / 2)
+    grid = _grid(city["bbox"], crs, 10.0)
+    # The 20 m grid shares the 10 m grid's origin, as in a Sentinel-2 tile.
+    t = grid.transform
+    scl_grid = _Grid(
+        crs, Affine(20.0, 0, t.c, 0, -20.0, t.f), (grid.width + 1) // 2, (grid.height + 1) // 2
+    )
+    timing = np.random.default_rng(_seed(city["name"], day, "acquisition"))
+    start = datetime.combine(day, time(10, 10), UTC) + timedelta(
+        minutes=int(timing.integers(0, 30))
+    )
     end = start
-    platform = str(rng.choice(["S2A", "S2B"]))
-    identifier = f"{platform}_MSIL2A_{start:%Y%m%dT%H%M%S}_CURE_DEMO_{_slug(city)}"
+    platform = str(timing.choice(["S2A", "S2B"]))
+    identifier = (
+        f"{platform}_MSIL2A_{start:%Y%m%dT%H%M%S}_N{S2_BASELINE.replace('.', '')}"
+        f"_CURE_DEMO_{_slug(city)}"
+    )
+    sky = _Sky(model, day)
+
+    lon, lat = _lonlat_centres(grid)
+    layers = model.layers(lon, lat)
+    surface = _surface_reflectance(model, day, layers)
+    x, y = model.local_km(lon, lat)
+    cloud = sky.cloud(x, y)
+    rng = np.random.default_rng(_seed(city["name"], day, "reflectance"))
+    red = np.where(cloud > 0, 0.25 + 0.2 * cloud, surface["red"]) + rng.normal(0, 0.002, grid.shape)
+    nir = np.where(cloud > 0, 0.28 + 0.2 * cloud, surface["nir"]) + rng.normal(0, 0.002, grid.shape)
+    # Classified at 10 m, kept at every other pixel: the 20 m layer, nearest to its centres.
+    classes = _scene_classes(surface, layers, sky, x, y)[::2, ::2]
+
     folder = out_dir / S2_COLLECTION / identifier
     tags = _tags(S2_COLLECTION, S2_PRODUCT_TYPE, identifier, start, end)
+    tags["PROCESSING_BASELINE"] = S2_BASELINE
     assets: dict[str, Path] = {}
     for key, band, values, description in (
         ("red", "B04", red, "B04 red reflectance"),
-        ("nir", "B8A", nir, "B8A near-infrared reflectance"),
+        ("nir", "B08", nir, "B08 near-infrared reflectance"),
     ):
-        numbers = np.clip(np.round(values / REFLECTANCE_SCALE), 1, 10000).astype("uint16")
+        numbers = np.round((values - REFLECTANCE_OFFSET) / REFLECTANCE_SCALE)
         assets[key] = _write(
-            folder / f"{band}_20m.tif",
-            numbers,
+            folder / f"{band}_10m.tif",
+            np.clip(numbers, 1, 65535).astype("uint16"),
             grid,
             nodata=REFLECTANCE_NODATA,
             tags={**tags, "BAND": band},
             description=description,
             units="1",
             scale=REFLECTANCE_SCALE,
+            offset=REFLECTANCE_OFFSET,
         )
-    return GeneratedProduct(
-        S2_COLLECTION, identifier, S2_PRODUCT_TYPE, start, end, assets, city["bbox"], city["name"]
+    assets["scl"] = _write(
+        folder / "SCL_20m.tif",
+        classes,
+        scl_grid,
+        nodata=SCL_NO_DATA,
+        tags={**tags, "BAND": "SCL"},
+        description="scene classification",
+        units="",
     )
+    masked = np.isin(classes, list(SCL_CLOUDY))
+    properties = {
+        "s2:processing_baseline": S2_BASELINE,
+        "eo:cloud_cover": round(float(masked.mean()) * 100, 2),
+        "platform": "sentinel-2a" if platform == "S2A" else "sentinel-2b",
+    }
+    return GeneratedProduct(
+        S2_COLLECTION,
+        identifier,
+        S2_PRODUCT_TYPE,
+        start,
+        end,
+        assets,
+        city["bbox"],
+        city["name"],
+        properties,
+    )
+
+
+def _surface_reflectance(
+    model: CityModel, day: date, layers: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Red and near-infrared surface reflectance of the city's land cover on a day."""
+    sealing, park, water = layers["sealing"], layers["park"], layers["water"]
+    # Fields turn from green crops to stubble and bare soil over the summer.
+    harvested = layers["field"] < (day.timetuple().tm_yday - 160) / 90
+    open_land = (1 - sealing) * (1 - park)
+    green = np.where(harvested, 0.25, 1.0) * model.city["greenness"]
+    vegetation = park + open_land * green
+    soil = open_land * (1 - green)
+    red = 0.035 * vegetation + 0.13 * sealing + 0.16 * soil
+    nir = 0.38 * vegetation + 0.17 * sealing + 0.24 * soil
+    return {"red": np.where(water, 0.03, red), "nir": np.where(water, 0.015, nir)}
+
+
+class _Sky:
+    """A day's few small clouds over the city, their shadows (cast to the north-west by a late
+    morning sun) and a veil of thin cirrus, in km from the centre."""
+
+    def __init__(self, model: CityModel, day: date) -> None:
+        rng = np.random.default_rng(_seed(model.city["name"], day, "sky"))
+        self.clouds = [
+            _Blob(rng.uniform(-6, 6), rng.uniform(-5, 5), rng.uniform(0.4, 0.9))
+            for _ in range(int(rng.integers(1, 4)))
+        ]
+        self.cirrus = _Blob(rng.uniform(-6, 6), rng.uniform(-5, 5), rng.uniform(0.6, 1.2))
+        self.shadow_shift = (-0.5, 0.6)
+
+    def cloud(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """0 where the sky is clear, up to 1 in a cloud's thick middle."""
+        density = np.max([_bump(x, y, blob) for blob in self.clouds], axis=0)
+        return np.where(density > 0.3, density, 0.0)
+
+    def shadow(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        dx, dy = self.shadow_shift
+        return (self.cloud(x - dx, y - dy) > 0) & ~(self.cloud(x, y) > 0)
+
+    def thin_cirrus(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _bump(x, y, self.cirrus) > 0.5
+
+
+def _scene_classes(
+    surface: dict[str, np.ndarray],
+    layers: dict[str, np.ndarray],
+    sky: _Sky,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
+    """Sen2Cor's scene classification: vegetation, not vegetated, water, then what the sky
+    hides (cirrus, cloud shadows, cloud of medium and high probability)."""
+    ndvi = (surface["nir"] - surface["red"]) / (surface["nir"] + surface["red"])
+    classes = np.where(ndvi > 0.3, SCL_VEGETATION, SCL_NOT_VEGETATED)
+    classes = np.where(layers["water"], SCL_WATER, classes)
+    classes = np.where(sky.thin_cirrus(x, y), SCL_THIN_CIRRUS, classes)
+    classes = np.where(sky.shadow(x, y), SCL_CLOUD_SHADOWS, classes)
+    cloud = sky.cloud(x, y)
+    classes = np.where(cloud > 0, SCL_CLOUD_MEDIUM, classes)
+    classes = np.where(cloud > 0.7, SCL_CLOUD_HIGH, classes)
+    return classes.astype("uint8")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

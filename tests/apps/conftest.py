@@ -210,13 +210,18 @@ def job_document(
     }
 
 
-def product(collection: str, identifier: str, assets: dict[str, str]) -> dict[str, Any]:
+def product(
+    collection: str | None, identifier: str, assets: dict[str, str], **described: Any
+) -> dict[str, Any]:
+    """A product as params.json describes it; ``described`` adds fields such as ``values``
+    (per asset key: scale, offset, nodata), ``properties``, ``source`` and ``cloud_cover``."""
     return {
         "collection": collection,
         "identifier": identifier,
         "start": "2024-07-15T10:00:00Z",
         "end": "2024-07-15T10:03:00Z",
         "assets": assets,
+        **described,
     }
 
 

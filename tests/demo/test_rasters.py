@@ -47,12 +47,19 @@ def test_one_imperviousness_per_city_and_lst_and_reflectance_per_date(products) 
             assert (product.product_type, set(product.assets)) == ("SL_2_LST", {"lst"})
             assert product.start < product.end and product.start.tzinfo is not None
         for product in s2:
-            assert (product.product_type, set(product.assets)) == ("S2MSI2A", {"red", "nir"})
+            assert (product.product_type, set(product.assets)) == (
+                "S2MSI2A",
+                {"red", "nir", "scl"},
+            )
+            assert product.properties["s2:processing_baseline"] == "05.10"
+            assert "_N0510_" in product.identifier
+            assert 0 < product.properties["eo:cloud_cover"] < 20
         for product in [imd, *lst, *s2]:
             assert product.bbox == city["bbox"]
             assert product.footprint()["coordinates"][0][0] == list(city["bbox"][:2])
             for path in product.assets.values():
-                assert path.is_file() and path.stat().st_size < 1_500_000
+                # 10 m bands over a whole city are the largest
+                assert path.is_file() and path.stat().st_size < 4_500_000
 
 
 def test_files_carry_their_acquisition_tags(products) -> None:
@@ -71,17 +78,21 @@ def test_files_carry_their_acquisition_tags(products) -> None:
 @pytest.mark.parametrize(
     ("collection", "crs", "resolution"),
     [
-        ("sentinel3-slstr-lst", {"Vienna": 3035, "Madrid": 3035}, 100.0),
-        ("hrl-imperviousness", {"Vienna": 4326, "Madrid": 4326}, 0.0002),
-        ("sentinel2-l2a", {"Vienna": 32633, "Madrid": 32630}, 20.0),
+        ("sentinel3-slstr-lst", {"Vienna": 3035, "Madrid": 3035}, {"lst": 100.0}),
+        ("hrl-imperviousness", {"Vienna": 4326, "Madrid": 4326}, {"imd": 0.0002}),
+        (
+            "sentinel2-l2a",
+            {"Vienna": 32633, "Madrid": 32630},
+            {"red": 10.0, "nir": 10.0, "scl": 20.0},
+        ),
     ],
 )
 def test_georeferencing_covers_the_city(products, collection, crs, resolution) -> None:
     for product in (p for p in products if p.collection == collection):
-        for path in product.assets.values():
+        for key, path in product.assets.items():
             with rasterio.open(path) as src:
                 assert src.crs.to_epsg() == crs[product.city]
-                assert src.res == pytest.approx((resolution, resolution))
+                assert src.res == pytest.approx((resolution[key], resolution[key]))
                 assert src.transform.b == src.transform.d == 0
                 west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
             bbox = product.bbox
@@ -110,14 +121,33 @@ def test_values_are_plausible_and_the_core_is_warm_sealed_and_grey(products) -> 
 
         for product in of(products, "sentinel2-l2a", name):
             bands = {}
-            for key, path in product.assets.items():
-                with rasterio.open(path) as src:
-                    assert (src.dtypes[0], src.nodata, src.scales) == ("uint16", 0, (1e-4,))
-                    bands[key] = src.read(1).astype(float) * src.scales[0]
+            for key in ("red", "nir"):
+                with rasterio.open(product.assets[key]) as src:
+                    # Processing baseline 04.00 and later: reflectance = DN * 1e-4 - 0.1
+                    assert (src.dtypes[0], src.nodata) == ("uint16", 0)
+                    assert (src.scales, src.offsets) == ((1e-4,), (-0.1,))
+                    bands[key] = src.read(1).astype(float) * 1e-4 - 0.1
+                    transform = src.transform
                 assert 0 < bands[key].min() and bands[key].max() <= 1
+            with rasterio.open(product.assets["scl"]) as src:
+                assert (src.dtypes[0], src.nodata) == ("uint8", 0)
+                # The 20 m grid starts where the 10 m one does, as in a Sentinel-2 tile.
+                assert (src.transform.c, src.transform.f) == (transform.c, transform.f)
+                classes = src.read(1)
+            # Mostly vegetation and bare ground, some water, a little cloud, shadow and cirrus.
+            found = set(np.unique(classes).tolist())
+            assert {4, 5, 6} <= found <= {3, 4, 5, 6, 8, 9, 10}
+            cloudy = np.isin(classes, [3, 8, 9, 10]).mean()
+            assert 0 < cloudy < 0.2
+            assert product.properties["eo:cloud_cover"] == pytest.approx(100 * cloudy, abs=0.01)
+            # Where the SCL says cloud, the bands are bright; elsewhere the city is grey at its
+            # core and green at its edge.
+            cloud = np.repeat(np.repeat(np.isin(classes, [8, 9]), 2, 0), 2, 1)
+            cloud = cloud[: bands["red"].shape[0], : bands["red"].shape[1]]
+            assert bands["red"][cloud].mean() > 0.2 > bands["red"][~cloud].mean()
             ndvi = (bands["nir"] - bands["red"]) / (bands["nir"] + bands["red"])
-            core, edge = core_and_edge(ndvi)
-            assert core.mean() < edge.mean() - 0.1, (name, product.start)
+            core, edge = core_and_edge(np.where(cloud, np.nan, ndvi))
+            assert np.nanmean(core) < np.nanmean(edge) - 0.1, (name, product.start)
 
 
 def test_the_same_inputs_give_the_same_rasters_and_dates_differ(products, tmp_path) -> None:

@@ -203,6 +203,53 @@ def input_identifier(job: dict[str, Any], role: str) -> str | None:
     return products[0].get("identifier") if products else None
 
 
+def input_product(job: dict[str, Any], role: str) -> dict[str, Any]:
+    """The description of the first product of an input role (see docs/apps.md)."""
+    products = (job.get("inputs") or {}).get(role) or []
+    if not products or not isinstance(products[0], dict):
+        raise InvalidInput(f"no {role} product was found for this region and period")
+    return products[0]
+
+
+def has_asset(product: dict[str, Any], asset: str) -> bool:
+    return bool((product.get("assets") or {}).get(asset))
+
+
+def described_values(product: dict[str, Any], asset: str) -> dict[str, float | None]:
+    """What the input description says of an asset's stored values: scale, offset, nodata (each
+    None when it does not say). Physical value = stored * scale + offset."""
+    values = product.get("values") or {}
+    given = values.get(asset) if isinstance(values, dict) else None
+    if not isinstance(given, dict):
+        return {"scale": None, "offset": None, "nodata": None}
+    found = {key: _number_or_none(given.get(key)) for key in ("scale", "offset", "nodata")}
+    for key in ("scale", "offset"):  # a nodata may be NaN ("nan" in STAC), a scale may not
+        number = found[key]
+        if number is not None and math.isnan(number):
+            found[key] = None
+    return found
+
+
+def product_property(product: dict[str, Any], *names: str) -> Any:
+    """The first of ``names`` the product's description holds, in its properties or beside them."""
+    properties = product.get("properties") or {}
+    for name in names:
+        for where in (properties, product):
+            if isinstance(where, dict) and where.get(name) is not None:
+                return where[name]
+    return None
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return None if math.isinf(number) else number
+
+
 # --- grids, reading and masking ------------------------------------------------------------------
 
 
@@ -264,6 +311,90 @@ def grid_over_roi(path: Path, roi: dict[str, Any], *, label: str) -> Grid:
         )
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """How a band's stored numbers become physical values, and where each number came from
+    (the input description, the raster's own metadata, or the format's default)."""
+
+    scale: float
+    offset: float
+    nodata: float | None
+    origin: dict[str, str]
+
+    def apply(self, stored: np.ndarray) -> np.ndarray:
+        """Physical values as float64, NaN where stored is nodata (or not a finite number)."""
+        values = stored.astype("float64")
+        invalid = ~np.isfinite(values)
+        if self.nodata is not None:
+            invalid |= np.isnan(values) if math.isnan(self.nodata) else values == self.nodata
+        values = values * self.scale + self.offset
+        values[invalid] = np.nan
+        return values
+
+    def summary(self) -> dict[str, Any]:
+        nodata = None if self.nodata is None or math.isnan(self.nodata) else self.nodata
+        return {"scale": self.scale, "offset": self.offset, "nodata": nodata, "from": self.origin}
+
+
+def band_scaling(
+    path: Path,
+    *,
+    label: str,
+    described: dict[str, float | None],
+    integer_defaults: dict[str, tuple[float, str]] | None = None,
+    band: int = 1,
+) -> Scaling:
+    """A band's scale, offset and nodata, each from the first that gives it: the input
+    description (``described``), the raster's own metadata (its scale/offset pair when it
+    records one, its nodata), then, for integer data, ``integer_defaults`` (field: (value,
+    origin)). Without any: scale 1, offset 0, no nodata."""
+    with _open(path, label) as src:
+        recorded_scale = float(src.scales[band - 1]) if src.scales else 1.0
+        recorded_offset = float(src.offsets[band - 1]) if src.offsets else 0.0
+        raster_nodata = src.nodatavals[band - 1] if src.nodatavals else None
+        is_integer = np.issubdtype(np.dtype(src.dtypes[band - 1]), np.integer)
+    from_raster: dict[str, float | None] = {"nodata": raster_nodata}
+    if (recorded_scale, recorded_offset) != (1.0, 0.0):
+        from_raster.update(scale=recorded_scale, offset=recorded_offset)
+    defaults = (integer_defaults or {}) if is_integer else {}
+    chosen: dict[str, float | None] = {}
+    origin: dict[str, str] = {}
+    for key, last_resort in (("scale", 1.0), ("offset", 0.0), ("nodata", None)):
+        if described.get(key) is not None:
+            chosen[key], origin[key] = described[key], "description"
+        elif from_raster.get(key) is not None:
+            chosen[key], origin[key] = from_raster[key], "raster"
+        elif key in defaults:
+            chosen[key], origin[key] = defaults[key]
+        else:
+            chosen[key], origin[key] = last_resort, "none"
+    scale, offset = chosen["scale"], chosen["offset"]
+    assert scale is not None and offset is not None
+    return Scaling(scale=scale, offset=offset, nodata=chosen["nodata"], origin=origin)
+
+
+def roi_pixels(path: Path, roi: dict[str, Any], *, label: str) -> int:
+    """How many pixel centres of the raster's lattice lie in the region, whether the raster
+    reaches them or not (the region's part beyond the product counts too)."""
+    with _open(path, label) as src:
+        if src.crs is None:
+            raise InvalidInput(f"the {label} raster has no coordinate reference system")
+        left, bottom, right, top = _bounds_in(roi, src.crs)
+        inverse = ~src.transform
+        corners = [inverse * (x, y) for x in (left, right) for y in (bottom, top)]
+        col0 = math.floor(min(c for c, _ in corners))
+        row0 = math.floor(min(r for _, r in corners))
+        col1 = math.ceil(max(c for c, _ in corners))
+        row1 = math.ceil(max(r for _, r in corners))
+        lattice = Grid(
+            crs=src.crs,
+            transform=src.transform * Affine.translation(col0, row0),
+            width=max(col1 - col0, 1),
+            height=max(row1 - row0, 1),
+        )
+    return int(roi_mask(roi, lattice).sum())
+
+
 def physical_scale(
     src: rasterio.DatasetReader, band: int, *, integer_scale: float | None
 ) -> tuple[float, float]:
@@ -286,27 +417,23 @@ def read_onto(
     band: int = 1,
     valid_range: tuple[float, float] | None = None,
     integer_scale: float | None = None,
+    scaling: Scaling | None = None,
 ) -> np.ndarray:
     """One band in physical units on grid (float64, NaN where there is no valid value).
 
     Only the part of the raster under the grid is read. Nodata and values outside valid_range
-    (in physical units) are dropped before resampling, so they never leak into averages.
+    (in physical units) are dropped before resampling, so they never leak into averages. With
+    ``scaling`` its scale, offset and nodata apply; without, the raster's own (integer_scale for
+    integer data that records none).
     """
     with _open(path, label) as src:
-        if src.crs is None:
-            raise InvalidInput(f"the {label} raster has no coordinate reference system")
-        grid_bounds = rasterio.transform.array_bounds(grid.height, grid.width, grid.transform)
-        bounds = rasterio.warp.transform_bounds(grid.crs, src.crs, *grid_bounds, densify_pts=21)
-        window = _pixel_window(bounds, src.transform, src.width, src.height)
-        if window is None:
-            raise InvalidInput(f"the {label} raster does not overlap the region of interest")
-        # A margin of source pixels, so resampling kernels at the grid's edge see their neighbours.
-        window = _padded(window, 2, src.width, src.height)
-        data = src.read(band, window=window, masked=True)
-        scale, offset = physical_scale(src, band, integer_scale=integer_scale)
-        values = data.astype("float64").filled(np.nan) * scale + offset
-        src_transform = rasterio.windows.transform(window, src.transform)
-        src_crs = src.crs
+        window, src_transform, src_crs = _window_under(src, grid, label)
+        if scaling is not None:
+            values = scaling.apply(src.read(band, window=window))
+        else:
+            data = src.read(band, window=window, masked=True)
+            scale, offset = physical_scale(src, band, integer_scale=integer_scale)
+            values = data.astype("float64").filled(np.nan) * scale + offset
     if valid_range is not None:
         low, high = valid_range
         with np.errstate(invalid="ignore"):
@@ -328,6 +455,53 @@ def read_onto(
         resampling=resampling,
     )
     return destination
+
+
+def read_classes_onto(
+    path: Path, grid: Grid, *, label: str, fill: int, band: int = 1
+) -> np.ndarray:
+    """A band of codes (classes, bit flags) on grid, as stored, by nearest neighbour; ``fill``
+    where the raster has nothing (outside it, or at its nodata)."""
+    with _open(path, label) as src:
+        if not np.issubdtype(np.dtype(src.dtypes[band - 1]), np.integer):
+            raise InvalidInput(f"the {label} raster does not hold integer codes")
+        window, src_transform, src_crs = _window_under(src, grid, label)
+        codes = src.read(band, window=window).astype("int32")
+        nodata = src.nodatavals[band - 1] if src.nodatavals else None
+    if nodata is not None and math.isfinite(nodata):
+        codes[codes == int(nodata)] = fill
+    aligned = _aligned_slice(src_transform, src_crs, codes.shape, grid)
+    if aligned is not None:
+        return codes[aligned].copy()
+    destination = np.full(grid.shape, fill, dtype="int32")
+    rasterio.warp.reproject(
+        source=codes,
+        destination=destination,
+        src_transform=src_transform,
+        src_crs=src_crs,
+        src_nodata=fill,
+        dst_transform=grid.transform,
+        dst_crs=grid.crs,
+        dst_nodata=fill,
+        resampling=Resampling.nearest,
+    )
+    return destination
+
+
+def _window_under(
+    src: rasterio.DatasetReader, grid: Grid, label: str
+) -> tuple[rasterio.windows.Window, Affine, CRS]:
+    """The window of src under grid, with a margin of two pixels, its transform and CRS."""
+    if src.crs is None:
+        raise InvalidInput(f"the {label} raster has no coordinate reference system")
+    grid_bounds = rasterio.transform.array_bounds(grid.height, grid.width, grid.transform)
+    bounds = rasterio.warp.transform_bounds(grid.crs, src.crs, *grid_bounds, densify_pts=21)
+    window = _pixel_window(bounds, src.transform, src.width, src.height)
+    if window is None:
+        raise InvalidInput(f"the {label} raster does not overlap the region of interest")
+    # A margin of source pixels, so resampling kernels at the grid's edge see their neighbours.
+    window = _padded(window, 2, src.width, src.height)
+    return window, rasterio.windows.transform(window, src.transform), src.crs
 
 
 def _aligned_slice(
@@ -358,6 +532,22 @@ def roi_mask(roi: dict[str, Any], grid: Grid) -> np.ndarray:
     geometry = rasterio.warp.transform_geom(WGS84, grid.crs, roi)
     return rasterio.features.geometry_mask(
         [geometry], out_shape=grid.shape, transform=grid.transform, invert=True
+    )
+
+
+def too_few_valid(
+    valid: int, region: int, minimum: float, masked: dict[str, int], *, what: str
+) -> str:
+    """The reason of an INVALID for too few valid pixels, with what masked the others."""
+    causes = ", ".join(
+        f"{count} {name.replace('_', ' ')}"
+        for name, count in sorted(masked.items(), key=lambda item: -item[1])
+        if count
+    )
+    share = valid / region if region else 0.0
+    return (
+        f"only {valid} of the region's {region} pixels ({share:.1%}) {what},"
+        f" fewer than min_valid_share ({minimum:.0%}); masked: {causes or 'none'}"
     )
 
 
