@@ -287,6 +287,12 @@ class Settings(BaseSettings):
     max_log_bytes: int = 8 * 1024 * 1024  # an app's stdout and stderr together
     container_sweep_seconds: float = 60  # how often a worker removes app containers no run owns
 
+    # The federated catalogue keeps remote sources' answers this long, at most this many and this
+    # many megabytes of them per process (0 entries: none kept).
+    ccsi_remote_cache_seconds: float = Field(default=60, ge=0)
+    ccsi_remote_cache_entries: int = Field(default=256, ge=0)
+    ccsi_remote_cache_mb: int = Field(default=32, ge=0)
+
     # Inputs: found through a CCSI-compatible catalogue (None: this deployment's own, under
     # public_url), fetched only from the storage bucket or from these hosts (public addresses
     # only), into a per-worker cache bounded in size, and staged in a work folder per run.
