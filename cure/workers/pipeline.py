@@ -567,7 +567,12 @@ async def _stage_in(
     await events.publish(OrderStatus.RUNNING, progress=2, message="finding the inputs")
     try:
         found = await staging.resolve(
-            settings, app.manifest.inputs, roi=job.roi, start=job.start_date, end=job.end_date
+            settings,
+            app.manifest.inputs,
+            roi=job.roi,
+            start=job.start_date,
+            end=job.end_date,
+            params=job.params,
         )
     except staging.InputMissing as exc:
         return OrderStatus.INVALID, {"message": str(exc)}

@@ -56,6 +56,13 @@ class InputRefused(Exception):
 class FoundProduct:
     role: str
     feature: dict[str, Any]
+    keys: tuple[str, ...] = ()  # the asset keys the app reads; empty: every asset
+
+    @property
+    def assets(self) -> dict[str, Any]:
+        """The assets to stage: those the app reads (that the product has), else all."""
+        assets: dict[str, Any] = self.properties.get("assets") or {}
+        return {k: v for k, v in assets.items() if not self.keys or k in self.keys}
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -85,9 +92,12 @@ async def resolve(
     roi: dict[str, Any],
     start: date,
     end: date,
+    params: dict[str, Any] | None = None,
 ) -> list[FoundProduct]:
-    """The newest ``count`` products of each input over the region and its window, or
-    InputMissing naming the input (and the nearest earlier date with data, when there is one)."""
+    """The newest ``count`` products of each input over the region and its window, from the
+    first of the input's collections (``accepted(params)``, in the app's order of preference)
+    that has them; or InputMissing naming the input (and the nearest earlier date with data,
+    when there is one)."""
     region = shape(roi)
     where: dict[str, Any] = (
         {"geometry": region}
@@ -98,13 +108,24 @@ async def resolve(
     async with CcsiClient(settings.catalogue_url, timeout=settings.stage_timeout_seconds) as ccsi:
         for wanted in inputs:
             first, last = wanted.window(start, end)
-            query = {"collection": wanted.collection, "product_type": wanted.product_type, **where}
-            products = await _first(ccsi, wanted.count, start=first, end=last, **query)
-            if len(products) < wanted.count:
-                earlier = await _first(ccsi, 1, end=first, **query)
-                before = _end_of(earlier[0]) if earlier else None
-                raise InputMissing(wanted.missing(first, last, before=before))
-            found += [FoundProduct(wanted.role, feature) for feature in products]
+            formats = wanted.accepted(params)
+            for served in formats:
+                query = {"collection": served.collection, "product_type": served.product_type}
+                products = await _first(ccsi, wanted.count, start=first, end=last, **query, **where)
+                if len(products) >= wanted.count:
+                    keys = tuple(served.assets)
+                    found += [FoundProduct(wanted.role, feature, keys) for feature in products]
+                    break
+            else:
+                earlier: list[datetime] = []
+                for served in formats:
+                    query = {"collection": served.collection, "product_type": served.product_type}
+                    newest = await _first(ccsi, 1, end=first, **query, **where)
+                    moment = _end_of(newest[0]) if newest else None
+                    if moment is not None:
+                        earlier.append(moment)
+                before = max(earlier) if earlier else None
+                raise InputMissing(wanted.missing(first, last, before=before, params=params))
     return found
 
 
@@ -259,7 +280,7 @@ async def stage(
     for product in products:
         number = seen[product.role] = seen.get(product.role, -1) + 1
         folder = f"inputs/{product.role}" + (f"/{number}" if number else "")
-        for key, asset in (product.properties.get("assets") or {}).items():
+        for key, asset in product.assets.items():
             plan.append(
                 _Planned(
                     product,

@@ -560,3 +560,24 @@ def test_checksums_as_stac_and_cure_give_them() -> None:
     assert staging.parse_checksum(None) is None
     with pytest.raises(staging.InputRefused):
         staging.parse_checksum("1220abc")
+
+
+async def test_only_the_assets_the_app_reads_are_staged(
+    remote_settings, cache, scenes, tmp_path
+) -> None:
+    for name in ("ST_B10.nc", "QA_PIXEL.nc", "ST_EMIS.nc"):
+        (scenes.root / name).write_bytes(name.encode() * 100)
+    found = product(
+        {
+            key: {"href": scenes.url(name), "type": "application/x-netcdf"}
+            for key, name in (("lst", "ST_B10.nc"), ("qa", "QA_PIXEL.nc"), ("emis", "ST_EMIS.nc"))
+        }
+    )
+    wanted = staging.FoundProduct(found.role, found.feature, ("lst", "qa", "cloud"))
+    staged = await stage(remote_settings, cache, [wanted], tmp_path / "one")
+    assert sorted(staged.files) == ["inputs/reflectance/lst.nc", "inputs/reflectance/qa.nc"]
+    assert staged.described["reflectance"][0]["assets"] == {
+        "lst": "inputs/reflectance/lst.nc",
+        "qa": "inputs/reflectance/qa.nc",
+    }
+    assert scenes.requests["/ST_EMIS.nc"] == 0
