@@ -193,6 +193,15 @@ def test_intensity_and_statistics_are_right(app_engine, suhi_image, tmp_path) ->
     # rural (columns 12..17, rows 10..17) less the one without imperviousness; 16 x 16 - 8 x 8 in all.
     assert (stats["urban_pixels"], stats["rural_pixels"]) == (8 * 16 - 2, 6 * 8 - 1)
     assert stats["valid_pixels"] == 192 - 3
+    assert (stats["lst_source"], stats["lst_collection"]) == ("slstr", "sentinel3-slstr-lst")
+    assert stats["region_pixels"] == 192
+    assert stats["masked"] == {
+        "outside_the_product": 0,
+        "no_temperature": 2,
+        "no_imperviousness": 1,
+    }
+    assert stats["masked_share"] == pytest.approx(3 / 192)
+    assert stats["mean_rural_lst_c"] == pytest.approx(stats["mean_rural_lst_k"] - 273.15)
     assert stats["order_id"] == job["order_id"]
     assert stats["inputs"] == {"lst": "S3A_SL_2_LST_TEST", "imperviousness": "IMD_2018_TEST"}
 
@@ -413,3 +422,268 @@ def test_build_context_has_the_app_and_the_shared_code_at_its_root(tmp_path) -> 
     (clashing / "rasterkit.py").write_text("")
     with pytest.raises(ValueError, match="clashes with the shared rasterkit.py"):
         build_context(clashing)
+
+
+# --- Landsat Collection 2 Level-2 surface temperature -------------------------------------------
+
+UTM33 = "EPSG:32633"
+LANDSAT_ID = "LC09_L2SP_190026_20240715_20240716_02_T1"
+ST_SCALE, ST_OFFSET = 0.00341802, 149.0
+# QA_PIXEL values as USGS writes them (bits: 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud,
+# 4 cloud shadow, 5 snow, 6 clear, 7 water; 8-15 confidences).
+QA_CLEAR, QA_WATER, QA_SNOW = 21824, 21952, 30048
+QA_FILL, QA_DILATED, QA_CIRRUS, QA_CLOUD, QA_SHADOW = 1, 21826, 54596, 22280, 23888
+LANDSAT_VALUES = {
+    "lst": {"scale": ST_SCALE, "offset": ST_OFFSET, "nodata": 0},
+    "qa": {"scale": None, "offset": None, "nodata": 1},
+}
+
+
+class LandsatCase:
+    """A Landsat Collection 2 Level-2 window (UTM 33N, 30 m): ST_B10 as the lst asset, QA_PIXEL
+    as qa; imperviousness at 10 m on the same origin, constant over each 30 m pixel."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path
+        self.x0, self.y0 = snapped_origin(UTM33, 16.37, 48.21, 300)
+
+    def roi(self, corners: list[tuple[float, float]]) -> dict[str, Any]:
+        return lonlat_polygon(UTM33, [(self.x0 + c * 30, self.y0 - r * 30) for c, r in corners])
+
+    def write(self, name: str, data: np.ndarray, step: float, nodata: float) -> Path:
+        return write_raster(
+            self.dir / f"{name}.tif",
+            data,
+            crs=UTM33,
+            transform=from_origin(self.x0, self.y0, step, step),
+            nodata=nodata,
+        )
+
+    def job(
+        self,
+        roi: dict[str, Any],
+        *,
+        st: Path,
+        qa: Path | None,
+        imd: Path,
+        collection: str | None = "landsat-c2-l2",
+        params: dict[str, Any] | None = None,
+        **described: Any,
+    ) -> tuple[dict[str, Any], dict[str, Path]]:
+        files = {"inputs/lst/lst.tif": st, "inputs/imperviousness/imd.tif": imd}
+        assets = {"lst": "inputs/lst/lst.tif"}
+        if qa is not None:
+            files["inputs/lst/qa.tif"] = qa
+            assets["qa"] = "inputs/lst/qa.tif"
+        inputs = {
+            "lst": [product(collection, LANDSAT_ID, assets, **described)],
+            "imperviousness": [
+                product(
+                    "hrl-imperviousness", "IMD_2018_TEST", {"imd": "inputs/imperviousness/imd.tif"}
+                )
+            ],
+        }
+        return job_document("suhi", roi, inputs, {**DEFAULTS, **(params or {})}), files
+
+
+def landsat_scene(case: LandsatCase) -> tuple[np.ndarray, np.ndarray, np.ndarray, Path, Path, Path]:
+    """ST_B10 digital numbers of 295 to 305 K (urban columns 5 K warmer), one nodata pixel;
+    QA_PIXEL with a patch of every flag; imperviousness 80 % west of column 8, 40 % in columns 8
+    to 11, 5 % east of them. Returns DN, QA, imperviousness per 30 m pixel and the three files."""
+    rng = np.random.default_rng(3)
+    cols = np.mgrid[0:SIZE, 0:SIZE][1]
+    kelvin = 295 + 5 * (cols < 8) + 5 * rng.random((SIZE, SIZE))
+    dn = np.round((kelvin - ST_OFFSET) / ST_SCALE).astype("uint16")
+    dn[6, 6] = 0  # nodata
+    qa = np.full((SIZE, SIZE), QA_CLEAR, dtype="uint16")
+    qa[3, 3:6] = QA_FILL
+    qa[4, 3:6] = QA_DILATED
+    qa[5, 3:6] = QA_CIRRUS
+    qa[6:8, 12:15] = QA_CLOUD
+    qa[8, 12:15] = QA_SHADOW
+    qa[9, 3:6] = QA_SNOW  # kept: snow is a surface
+    qa[10, 3:6] = QA_WATER  # kept
+    imd = np.where(cols < 8, 80, np.where(cols < 12, 40, 5)).astype("uint8")
+    fine = np.repeat(np.repeat(imd, 3, axis=0), 3, axis=1)
+    return (
+        dn,
+        qa,
+        imd.astype("float64"),
+        case.write("st_b10", dn, 30, 0),
+        case.write("qa_pixel", qa, 30, 1),
+        case.write("imd", fine, 10, 255),
+    )
+
+
+def landsat_by_hand(
+    dn: np.ndarray, qa: np.ndarray, imd: np.ndarray, inside: np.ndarray
+) -> dict[str, Any]:
+    kelvin = np.where(dn != 0, dn.astype("float64") * ST_SCALE + ST_OFFSET, np.nan)
+    flagged = (qa & 0b11111) != 0  # fill, dilated cloud, cirrus, cloud, cloud shadow
+    valid = inside & ~flagged & np.isfinite(kelvin)
+    urban, rural = valid & (imd >= 50), valid & (imd <= 10)
+    mean_rural = kelvin[rural].mean()
+    region = int(inside.sum())
+    return {
+        "mean_urban_lst_k": kelvin[urban].mean(),
+        "mean_rural_lst_k": mean_rural,
+        "mean_urban_lst_c": kelvin[urban].mean() - 273.15,
+        "mean_rural_lst_c": mean_rural - 273.15,
+        "mean_urban_intensity_k": kelvin[urban].mean() - mean_rural,
+        "max_urban_intensity_k": kelvin[urban].max() - mean_rural,
+        "urban_pixels": int(urban.sum()),
+        "rural_pixels": int(rural.sum()),
+        "valid_pixels": int(valid.sum()),
+        "region_pixels": region,
+        "masked_pixels": region - int(valid.sum()),
+        "masked_share": (region - valid.sum()) / region,
+    }
+
+
+SQUARE = [(1, 1), (19, 1), (19, 19), (1, 19)]
+
+
+def square_inside() -> np.ndarray:
+    inside = np.zeros((SIZE, SIZE), dtype=bool)
+    inside[1:19, 1:19] = True
+    return inside
+
+
+def test_landsat_surface_temperature_with_clouds_masked_by_its_qa_band(
+    app_engine, suhi_image, tmp_path
+) -> None:
+    case = LandsatCase(tmp_path)
+    dn, qa, imd, st, qa_path, imd_path = landsat_scene(case)
+    job, files = case.job(
+        case.roi(SQUARE),
+        st=st,
+        qa=qa_path,
+        imd=imd_path,
+        values=LANDSAT_VALUES,
+        properties={"landsat:collection_number": "02", "platform": "landsat-9"},
+        source="planetary-computer",
+        cloud_cover=3.2,
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+
+    run = run_app(app_engine, suhi_image, "suhi", job=job, files=files, out_dir=out)
+
+    assert run.exit_code == 0, run.stderr
+    stats = json.loads(run.outputs["statistics.json"].read_text())
+    assert_statistics(stats, landsat_by_hand(dn, qa, imd, square_inside()))
+    assert (stats["lst_source"], stats["lst_collection"]) == ("landsat", "landsat-c2-l2")
+    assert (stats["source"], stats["cloud_cover"]) == ("planetary-computer", 3.2)
+    # 18 x 18 pixels in the square: 3 fill, 3 dilated, 3 cirrus, 6 cloud, 3 shadow and the
+    # nodata pixel masked; snow and water kept.
+    assert stats["masked"] == {
+        "outside_the_product": 0,
+        "fill": 3,
+        "cloud": 6,
+        "dilated_cloud": 3,
+        "cirrus": 3,
+        "cloud_shadow": 3,
+        "no_temperature": 1,
+        "no_imperviousness": 0,
+    }
+    assert stats["valid_pixels"] == 18 * 18 - 19
+    assert stats["masked_share"] == pytest.approx(19 / 324)
+    assert stats["lst_values"] == {
+        "scale": ST_SCALE,
+        "offset": ST_OFFSET,
+        "nodata": 0,
+        "from": {"scale": "description", "offset": "description", "nodata": "description"},
+    }
+    assert stats["crs"] == "EPSG:32633" and stats["pixel_size"] == [30.0, 30.0]
+    assert stats["inputs"]["lst"] == LANDSAT_ID
+    # The map: LST minus the mean rural LST, in kelvin, NaN where masked.
+    with rasterio.open(run.outputs["suhi_intensity.tif"]) as src:
+        assert src.transform.a == 30 and src.crs.to_epsg() == 32633
+        col = round((src.transform.c - case.x0) / 30)
+        row = round((case.y0 - src.transform.f) / 30)
+        data = src.read(1)
+        found = np.full((SIZE, SIZE), np.nan)
+        found[row : row + data.shape[0], col : col + data.shape[1]] = np.where(
+            data == src.nodata, np.nan, data
+        )
+    kelvin = np.where(dn != 0, dn * ST_SCALE + ST_OFFSET, np.nan)
+    valid = square_inside() & ((qa & 0b11111) == 0) & np.isfinite(kelvin)
+    expected = np.where(valid, kelvin - stats["mean_rural_lst_k"], np.nan)
+    assert np.array_equal(np.isnan(found), np.isnan(expected))
+    np.testing.assert_allclose(found[valid], expected[valid], atol=1e-4)
+    assert_cog(run.outputs["suhi_intensity.tif"])
+
+
+def test_landsat_without_a_description_uses_collection_2_scaling(
+    app_engine, suhi_image, tmp_path
+) -> None:
+    """As `cure apps try` stages it: no collection, no values; the qa asset says Landsat."""
+    case = LandsatCase(tmp_path)
+    dn, qa, imd, st, qa_path, imd_path = landsat_scene(case)
+    job, files = case.job(case.roi(SQUARE), st=st, qa=qa_path, imd=imd_path, collection=None)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    run = run_app(app_engine, suhi_image, "suhi", job=job, files=files, out_dir=out)
+
+    assert run.exit_code == 0, run.stderr
+    stats = json.loads(run.outputs["statistics.json"].read_text())
+    assert_statistics(stats, landsat_by_hand(dn, qa, imd, square_inside()))
+    assert stats["lst_source"] == "landsat"
+    assert stats["lst_values"]["from"] == {
+        "scale": "Landsat Collection 2 Level-2 surface temperature",
+        "offset": "Landsat Collection 2 Level-2 surface temperature",
+        "nodata": "raster",
+    }
+
+
+def test_a_cloudy_landsat_scene_makes_the_order_invalid(app_engine, suhi_image, tmp_path) -> None:
+    case = LandsatCase(tmp_path)
+    dn, qa, _, st, _, imd_path = landsat_scene(case)
+    cloudy = np.full((SIZE, SIZE), QA_CLOUD, dtype="uint16")
+    cloudy[15:19, 1:19] = QA_CLEAR  # 4 rows of 18 clear: 72 of 324 pixels, 22 %
+    qa_path = case.write("cloudy_qa", cloudy, 30, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    job, files = case.job(
+        case.roi(SQUARE), st=st, qa=qa_path, imd=imd_path, params={"min_valid_share": 0.25}
+    )
+    run = run_app(app_engine, suhi_image, "suhi", job=job, files=files, out_dir=out)
+    assert run.exit_code == 3
+    assert run.reason == (
+        "only 72 of the region's 324 pixels (22.2%) have a land surface temperature and an"
+        " imperviousness, fewer than min_valid_share (25%); masked: 252 cloud"
+    )
+    assert run.outputs == {}
+
+    # The default share (20 %) takes it.
+    job, files = case.job(case.roi(SQUARE), st=st, qa=qa_path, imd=imd_path)
+    run = run_app(app_engine, suhi_image, "suhi", job=job, files=files, out_dir=out)
+    assert run.exit_code == 0, run.stderr
+    stats = json.loads(run.outputs["statistics.json"].read_text())
+    assert (stats["valid_pixels"], stats["masked"]["cloud"]) == (72, 252)
+    assert stats["masked_share"] == pytest.approx(252 / 324)
+
+
+def test_the_lst_source_must_match_the_staged_product(app_engine, suhi_image, tmp_path) -> None:
+    case = LandsatCase(tmp_path)
+    _, _, _, st, qa_path, imd_path = landsat_scene(case)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    job, files = case.job(
+        case.roi(SQUARE), st=st, qa=qa_path, imd=imd_path, params={"lst_source": "slstr"}
+    )
+    run = run_app(app_engine, suhi_image, "suhi", job=job, files=files, out_dir=out)
+    assert run.exit_code == 3
+    assert (
+        run.reason
+        == f"lst_source is slstr but the land surface temperature product {LANDSAT_ID} is landsat"
+    )
+
+    job, files = case.job(case.roi(SQUARE), st=st, qa=None, imd=imd_path)
+    run = run_app(app_engine, suhi_image, "suhi", job=job, files=files, out_dir=out)
+    assert run.exit_code == 3
+    assert run.reason == f"the lst product {LANDSAT_ID} has no 'qa' asset"
+    assert run.outputs == {}
