@@ -301,7 +301,7 @@ async def stage(
     values: dict[int, dict[str, dict[str, Any]]] = {}
     assets: dict[int, dict[str, str]] = {}
     for item, (path, cached, described) in zip(plan, results, strict=True):
-        staged.files[item.name] = await asyncio.to_thread(_pin, path, item.link)
+        staged.files[item.name] = path
         staged.fetched += 1
         staged.from_cache += int(cached)
         staged.remote += int(not _is_local(item.product))
@@ -417,24 +417,30 @@ async def _stage_one(
     *,
     bounds: windows.Bounds | None,
 ) -> tuple[Path, bool, dict[str, Any]]:
-    """One asset: its cached file, whether it was in the cache, and its values for the app."""
+    """One asset: this run's link to its cached file (made at once, so the cache may evict the
+    file meanwhile), whether it was in the cache, and its values for the app."""
     asset = item.asset
     media_type = str(asset.get("type") or "").split(";")[0].strip() or None
+    windowed = False
     if _is_local(item.product):
         path, cached = await _fetch(settings, http, cache, asset, origin)
-        return path, cached, {"media_type": media_type, "windowed": False, **_catalogued(asset)}
-    name = str(item.product.properties.get("source"))
-    what = f"the asset {item.key} of {item.product.properties.get('identifier')}"
-    try:
-        transfers = await remotes.of(name)
-        if bounds is not None and windows.is_cloud_optimized(asset):
-            path, cached = await _stage_window(transfers, cache, asset, bounds=bounds, what=what)
-            values = await asyncio.to_thread(_values_of, path)
-            return path, cached, {"media_type": media_type, "windowed": True, **values}
-        path, cached = await _stage_whole(transfers, cache, asset, what=what)
-    except remote.TransferError as exc:
-        raise InputRefused(str(exc)) from exc
-    return path, cached, {"media_type": media_type, "windowed": False, **_catalogued(asset)}
+    else:
+        name = str(item.product.properties.get("source"))
+        what = f"the asset {item.key} of {item.product.properties.get('identifier')}"
+        try:
+            transfers = await remotes.of(name)
+            if bounds is not None and windows.is_cloud_optimized(asset):
+                windowed = True
+                path, cached = await _stage_window(
+                    transfers, cache, asset, bounds=bounds, what=what
+                )
+            else:
+                path, cached = await _stage_whole(transfers, cache, asset, what=what)
+        except remote.TransferError as exc:
+            raise InputRefused(str(exc)) from exc
+    link = await asyncio.to_thread(_pin, path, item.link)
+    values = await asyncio.to_thread(_values_of, link) if windowed else _catalogued(asset)
+    return link, cached, {"media_type": media_type, "windowed": windowed, **values}
 
 
 def _catalogued(asset: dict[str, Any]) -> dict[str, float | None]:
