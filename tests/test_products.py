@@ -204,7 +204,10 @@ async def test_inputs_gone_by_run_time_end_the_order_invalid(
     stack.start_worker()
     order = await final(http, headers, order_id)
     assert order["status"] == "INVALID"
-    assert "no lst: sentinel3-slstr-lst (SL_2_LST) product covers the region" in order["message"]
+    assert (
+        "no lst: sentinel3-slstr-lst (SL_2_LST) or landsat-c2-l2 (L2SP) product covers the region"
+        in order["message"]
+    )
 
 
 async def test_an_input_from_a_host_not_allowed_is_refused(
