@@ -38,6 +38,7 @@ GENERATED_SECRETS = {
     "jwt_secret": "CURE_JWT_SECRET",
     "storage_secret": "CURE_STORAGE_SECRET",
     "callback_signing_key": "CURE_CALLBACK_SIGNING_KEY",
+    "sources_key": "CURE_SOURCES_KEY",
 }
 
 
@@ -292,6 +293,11 @@ class Settings(BaseSettings):
     ccsi_remote_cache_seconds: float = Field(default=60, ge=0)
     ccsi_remote_cache_entries: int = Field(default=256, ge=0)
     ccsi_remote_cache_mb: int = Field(default=32, ge=0)
+    # Catalogue sources' inline secrets are stored encrypted with a key derived from this (None:
+    # generated locally; production without it stores no inline secret, only *_env references).
+    # Each process re-reads its enabled sources on a change notice, and at least this often.
+    sources_key: SecretStr | None = None
+    sources_refresh_seconds: float = Field(default=60, gt=0)
 
     # Inputs: found through a CCSI-compatible catalogue (None: this deployment's own, under
     # public_url), fetched only from the storage bucket or from these hosts (public addresses
@@ -442,6 +448,7 @@ class Settings(BaseSettings):
             "jwt_secret": not self.jwt_algorithm.startswith("RS"),
             "storage_secret": self.storage_backend == "local",
             "callback_signing_key": True,
+            "sources_key": False,  # without it, sources' secrets come from the environment only
         }
         generated: dict[str, str] | None = None
         for name, variable in GENERATED_SECRETS.items():

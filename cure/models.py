@@ -9,6 +9,7 @@ from cure.auth.models import (
     RevokedAccessToken,
 )
 from cure.ccsi.models import Product
+from cure.ccsi.sources.models import CatalogueSource
 from cure.kit.db import Base
 from cure.logs.models import LogRecord
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
@@ -17,6 +18,7 @@ from cure.outbox.models import OutboxMessage
 __all__ = [
     "AuthFailure",
     "Base",
+    "CatalogueSource",
     "Customer",
     "IdempotencyKey",
     "LogRecord",

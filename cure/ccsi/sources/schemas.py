@@ -4,9 +4,10 @@ The document is the contract between the operator, the API (``/v1/ccsi/sources``
 (``cure ccsi sources``), the federated search and the worker's staging. Its JSON Schema is
 generated from these models (``docs/sources.schema.json``) and documented in ``docs/sources.md``.
 
-Secrets (a client secret, a refresh token, S3 keys) are given either inline, then stored
-encrypted and never returned, or as the name of an environment variable (``*_env``) that the
-processes that need them read at use.
+Secrets (a client secret, a refresh token, a password, S3 keys) are given either inline, then
+stored encrypted and never returned (answers show ``"**********"``; a document sent back with that
+marker keeps the stored secret), or as the name of an environment variable (``*_env``) that the
+processes that need them read at use (the API's and the workers' environments alike).
 """
 
 from typing import Annotated, Any, Literal
@@ -36,33 +37,50 @@ class NoAuth(InputSchema):
 
 
 class OAuth2Auth(InputSchema):
-    """A bearer token from an OAuth2 token endpoint: client credentials, or a refresh token (the
-    Copernicus Data Space Ecosystem's identity server gives both). Fetched when first needed,
-    kept until shortly before it expires, fetched again on a 401."""
+    """A bearer token from an OAuth2 token endpoint (RFC 6749): client credentials, a refresh
+    token, or a user's password (the Copernicus Data Space Ecosystem's identity server gives
+    tokens to its public client ``cdse-public`` for a user's password, with a refresh token).
+    Fetched when first needed, kept until shortly before it expires, fetched again after a 401.
+    A client secret is sent with HTTP Basic; a client without one sends its ``client_id`` in the
+    form. A refresh token the server rotates is kept, in memory, for the process's life."""
 
     type: Literal["oauth2"]
     token_url: HttpUrl
-    grant: Literal["client_credentials", "refresh_token"] = "client_credentials"
+    grant: Literal["client_credentials", "refresh_token", "password"] = "client_credentials"
     client_id: str = Field(min_length=1, max_length=200)
     client_secret: SecretStr | None = None
     client_secret_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
     refresh_token: SecretStr | None = None
     refresh_token_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+    username: str | None = Field(default=None, min_length=1, max_length=200)
+    password: SecretStr | None = None
+    password_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
     scope: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
     def _secrets_given_once(self) -> "OAuth2Auth":
-        if self.client_secret is not None and self.client_secret_env is not None:
-            raise ValueError("give client_secret or client_secret_env, not both")
-        if self.refresh_token is not None and self.refresh_token_env is not None:
-            raise ValueError("give refresh_token or refresh_token_env, not both")
+        for secret in ("client_secret", "refresh_token", "password"):
+            if getattr(self, secret) is not None and getattr(self, f"{secret}_env") is not None:
+                raise ValueError(f"give {secret} or {secret}_env, not both")
+        if self.grant == "client_credentials" and not (
+            self.client_secret or self.client_secret_env
+        ):
+            raise ValueError(
+                "the client_credentials grant needs client_secret or client_secret_env"
+            )
         if self.grant == "refresh_token" and not (self.refresh_token or self.refresh_token_env):
             raise ValueError("the refresh_token grant needs refresh_token or refresh_token_env")
+        if self.grant == "password" and not (
+            self.username and (self.password or self.password_env)
+        ):
+            raise ValueError("the password grant needs username, and password or password_env")
         return self
 
 
 class S3Auth(InputSchema):
-    """Keys for the source's ``s3://`` hrefs (searches are anonymous)."""
+    """Keys for the source's ``s3://`` hrefs (searches are anonymous). No keys: unsigned
+    requests (public buckets). ``requester_pays``: the bucket bills the reader, whose keys must
+    belong to an account that accepts the charges."""
 
     type: Literal["s3"]
     endpoint_url: HttpUrl | None = None
@@ -72,6 +90,19 @@ class S3Auth(InputSchema):
     secret_access_key: SecretStr | None = None
     secret_access_key_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
     requester_pays: bool = False
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> "S3Auth":
+        for secret in ("access_key_id", "secret_access_key"):
+            if getattr(self, secret) is not None and getattr(self, f"{secret}_env") is not None:
+                raise ValueError(f"give {secret} or {secret}_env, not both")
+        key_id = self.access_key_id is not None or self.access_key_id_env is not None
+        secret_key = self.secret_access_key is not None or self.secret_access_key_env is not None
+        if key_id != secret_key:
+            raise ValueError("give both the access key id and the secret access key, or neither")
+        if self.requester_pays and not key_id:
+            raise ValueError("a requester-pays bucket needs keys (the account it bills)")
+        return self
 
 
 class SignedUrlAuth(InputSchema):
