@@ -434,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the name of each product's one asset, as the apps read it (e.g. lst, imd)",
     )
     register.set_defaults(func=_ccsi_register)
+    from cure.ccsi.sources.commands import add_parsers as add_sources_parsers
+
+    add_sources_parsers(ccsi_sub)  # cure ccsi sources add|list|show|enable|disable|remove
 
     proxy = sub.add_parser(
         "docker-proxy",

@@ -10,6 +10,7 @@ marker keeps the stored secret), or as the name of an environment variable (``*_
 processes that need them read at use (the API's and the workers' environments alike).
 """
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from cure.kit.schemas import InputSchema
+from cure.kit.schemas import BaseSchema, InputSchema
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 # CURE's own collection ids; a source may map any id that matches this.
@@ -180,3 +181,27 @@ class SourceDocument(InputSchema):
         if value == LOCAL:
             raise ValueError(f"{LOCAL!r} names CURE's own catalogue")
         return value
+
+
+class SourceRead(BaseSchema):
+    """A source as answers show it: its document with every stored secret shown as
+    ``"**********"`` (never its value), its version (bumped at each change) and times."""
+
+    name: str
+    kind: Literal["stac", "opensearch"]
+    url: str
+    auth: dict[str, Any] = Field(
+        description='The auth object; a secret that is set shows as "**********"'
+    )
+    priority: int
+    enabled: bool
+    timeout_seconds: float
+    max_parallel: int
+    collections: dict[str, CollectionMapping]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SourceList(BaseSchema):
+    sources: list[SourceRead]
