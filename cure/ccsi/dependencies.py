@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from cure.ccsi.federation import Federation
 from cure.ccsi.schemas import SearchQuery
 
 
@@ -12,3 +13,12 @@ async def search_query(request: Request) -> SearchQuery:
 
 
 SearchQueryDep = Annotated[SearchQuery, Depends(search_query)]
+
+
+async def get_federation(request: Request) -> Federation | None:
+    """The process's federated search (its sources' clients, limits and cache); None in an app
+    whose lifespan made none (local catalogue only)."""
+    return getattr(request.app.state, "federation", None)
+
+
+FederationDep = Annotated[Federation | None, Depends(get_federation)]

@@ -20,6 +20,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 GEORSS = "http://www.georss.org/georss"
 GML = "http://www.opengis.net/gml"
 DC = "http://purl.org/dc/elements/1.1/"
+CURE = "urn:cure:ccsi"
 
 DESCRIPTION_TYPE = "application/opensearchdescription+xml"
 GEOJSON_TYPE = "application/geo+json"
@@ -34,6 +35,7 @@ for _prefix, _uri in {
     "georss": GEORSS,
     "gml": GML,
     "dc": DC,
+    "cure": CURE,
 }.items():
     ET.register_namespace(_prefix, _uri)
 
@@ -46,6 +48,12 @@ SEARCH_PARAMETERS: tuple[tuple[str, str, str], ...] = (
     ("timeStart", "time:start", "ISO 8601 date or date-time; products ending at or after it"),
     ("timeEnd", "time:end", "ISO 8601 date or date-time; products starting at or before it"),
     ("productType", "eo:productType", "The product type, e.g. S2MSI2A"),
+    (
+        "cloudCover",
+        "eo:cloudCover",
+        "Cloud cover in percent: N (at most N) or [min,max]; products that do not say theirs "
+        "are left out",
+    ),
     ("maxRecords", "count", f"Results per page, 1 to {MAX_RECORDS} (default {DEFAULT_RECORDS})"),
     (
         "startIndex",
@@ -209,14 +217,17 @@ def geojson_page(
     query: SearchQuery,
     search_url: str,
     description_url: str,
+    missing: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """``total`` is counted up to COUNT_LIMIT: that many means at least that many."""
+    """``total`` is counted up to COUNT_LIMIT: that many means at least that many. ``missing``
+    names the sources that gave no answer (the page lacks what they hold)."""
     links = page_links(more=more, query=query, search_url=search_url, format_name="json")
     return {
         "type": "FeatureCollection",
         "totalResults": total,
         "itemsPerPage": query.max_records,
         "startIndex": query.start_index,
+        "sourcesMissing": list(missing),
         "features": [feature(product) for product in items],
         "links": [
             *({"rel": rel, "type": GEOJSON_TYPE, "href": href} for rel, href in links.items()),
@@ -237,6 +248,7 @@ def atom_feed(
     search_url: str,
     description_url: str,
     updated: datetime,
+    missing: tuple[str, ...] = (),
 ) -> bytes:
     links = page_links(more=more, query=query, search_url=search_url, format_name="atom")
     feed = ET.Element("feed", {"xmlns": ATOM})
@@ -254,6 +266,8 @@ def atom_feed(
             request.set(_qualified(_TEMPLATE_VALUE[name]), value)
     for rel, href in links.items():
         ET.SubElement(feed, "link", {"rel": rel, "type": ATOM_TYPE, "href": href})
+    for name in missing:  # a source that gave no answer: the feed lacks what it holds
+        ET.SubElement(feed, f"{{{CURE}}}sourceMissing").text = name
     ET.SubElement(
         feed, "link", {"rel": "search", "type": DESCRIPTION_TYPE, "href": description_url}
     )

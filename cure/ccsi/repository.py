@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import functions as geo
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, true
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +68,7 @@ class ProductCriteria:
     geometry: str | None = None
     time_start: datetime | None = None
     time_end: datetime | None = None
+    cloud_cover: tuple[float, float] | None = None  # percent, inclusive; unknown cover fails
 
     @classmethod
     def of_search(cls, search: SearchQuery) -> "ProductCriteria":
@@ -78,7 +79,21 @@ class ProductCriteria:
             geometry=search.geometry,
             time_start=search.time_start,
             time_end=search.time_end,
+            cloud_cover=search.cloud_cover,
         )
+
+
+# The properties a product's cloud cover (percent) is read from, first found wins.
+CLOUD_COVER_PROPERTIES = ("eo:cloud_cover", "cloudCover")
+
+
+def cloud_cover() -> ColumnElement[float]:
+    """A product's cloud cover, NULL when its properties hold no number for it (a CASE, so a
+    value that is not a number is never cast)."""
+    values = [Product.properties[name] for name in CLOUD_COVER_PROPERTIES]
+    return func.coalesce(
+        *(case((func.jsonb_typeof(v) == "number", v.as_float()), else_=None) for v in values)
+    )
 
 
 def _filtered(query: Select[Any], criteria: ProductCriteria, viewer: Viewer) -> Select[Any]:
@@ -94,6 +109,9 @@ def _filtered(query: Select[Any], criteria: ProductCriteria, viewer: Viewer) -> 
     if criteria.geometry is not None:
         shape = geo.ST_GeomFromText(criteria.geometry, 4326)
         query = query.where(geo.ST_Intersects(Product.footprint, shape))
+    if criteria.cloud_cover is not None:
+        low, high = criteria.cloud_cover
+        query = query.where(cloud_cover().between(low, high))
     in_area = criteria.bbox is not None or criteria.geometry is not None
     return query.where(*_overlapping(criteria.time_start, criteria.time_end, in_area=in_area))
 
@@ -170,15 +188,18 @@ async def find(
     limit: int,
     offset: int = 0,
     after: Keyset | None = None,
+    by_identifier: bool = False,
 ) -> tuple[list[Product], bool]:
     """``limit`` matching products, newest acquisition first (then by id, so pages never
-    overlap), from ``offset`` on or after ``after``; and whether more follow them."""
+    overlap; or by identifier and collection, the order of the federated search), from
+    ``offset`` on or after ``after``; and whether more follow them."""
     if offset > MAX_OFFSET:
         raise ValueError(f"an offset of at most {MAX_OFFSET}")  # callers refuse it first
     page = _filtered(select(Product), criteria, visible_to)
     if after is not None:
         page = page.where(_after(after))
-    page = page.order_by(Product.start_at.desc(), Product.id).offset(offset).limit(limit + 1)
+    ties = (Product.identifier, Product.collection) if by_identifier else (Product.id,)
+    page = page.order_by(Product.start_at.desc(), *ties).offset(offset).limit(limit + 1)
     items = list((await session.execute(page)).scalars())
     return items[:limit], len(items) > limit
 
@@ -301,7 +322,11 @@ async def delete(session: AsyncSession, collection: str, identifier: str) -> boo
     return deleted.first() is not None
 
 
-def _covering(collection: str, product_type: str | None, area: Any) -> list[ColumnElement[bool]]:
+def _covering(
+    collection: str, product_type: str | None, area: Any, max_cloud_cover: float | None = None
+) -> list[ColumnElement[bool]]:
+    """Public products of the collection (and type) that meet ``area``; with
+    ``max_cloud_cover``, only those at most that cloudy or whose cover is not known."""
     conditions = [
         _visible(PUBLIC),
         Product.collection == collection,
@@ -309,6 +334,9 @@ def _covering(collection: str, product_type: str | None, area: Any) -> list[Colu
     ]
     if product_type is not None:
         conditions.append(Product.product_type == product_type)
+    if max_cloud_cover is not None:
+        cover = cloud_cover()
+        conditions.append(or_(cover.is_(None), cover <= max_cloud_cover))
     return conditions
 
 
@@ -320,10 +348,14 @@ async def any_covering(
     area: Any,
     start: datetime,
     end: datetime,
+    max_cloud_cover: float | None = None,
 ) -> bool:
-    """Whether a public product of the collection (and type) meets ``area`` within [start, end]."""
+    """Whether a public product of the collection (and type) meets ``area`` within [start, end]
+    (and is at most ``max_cloud_cover`` cloudy, or of unknown cover)."""
     query = select(Product.id).where(
-        *_covering(collection, product_type, area), Product.start_at <= end, Product.end_at >= start
+        *_covering(collection, product_type, area, max_cloud_cover),
+        Product.start_at <= end,
+        Product.end_at >= start,
     )
     return (await session.execute(query.limit(1))).first() is not None
 
@@ -336,13 +368,33 @@ async def nearest_dates(
     area: Any,
     start: datetime,
     end: datetime,
+    max_cloud_cover: float | None = None,
 ) -> tuple[datetime | None, datetime | None]:
     """The latest product end before ``start`` and the earliest product start after ``end``,
-    among public products of the collection (and type) that meet ``area``."""
-    conditions = _covering(collection, product_type, area)
+    among public products of the collection (and type) that meet ``area`` (and are clear
+    enough, with ``max_cloud_cover``)."""
+    conditions = _covering(collection, product_type, area, max_cloud_cover)
     before = select(func.max(Product.end_at)).where(*conditions, Product.end_at < start)
     after = select(func.min(Product.start_at)).where(*conditions, Product.start_at > end)
     return (await session.execute(before)).scalar(), (await session.execute(after)).scalar()
+
+
+async def least_cloud_cover(
+    session: AsyncSession,
+    *,
+    collection: str,
+    product_type: str | None,
+    area: Any,
+    start: datetime,
+    end: datetime,
+) -> float | None:
+    """The least cloud cover among public products of the collection (and type) that meet
+    ``area`` within [start, end]; None when none says its cover."""
+    query = select(func.min(cloud_cover())).where(
+        *_covering(collection, product_type, area), Product.start_at <= end, Product.end_at >= start
+    )
+    found = (await session.execute(query)).scalar()
+    return None if found is None else float(found)
 
 
 async def acquisition_days(

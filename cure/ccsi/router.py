@@ -4,9 +4,9 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from cure.auth.dependencies import AdminPrincipal, OptionalPrincipal
-from cure.ccsi import opensearch
+from cure.ccsi import federation, opensearch
 from cure.ccsi import service as ccsi_service
-from cure.ccsi.dependencies import SearchQueryDep
+from cure.ccsi.dependencies import FederationDep, SearchQueryDep
 from cure.ccsi.opensearch import ATOM_TYPE, DESCRIPTION_TYPE, GEOJSON_TYPE, SEARCH_PARAMETERS
 from cure.ccsi.reads import limit_anonymous_reads
 from cure.ccsi.schemas import CollectionList, ProductCreate, ProductRead, SearchQuery
@@ -107,10 +107,14 @@ def _wants_atom(query: SearchQuery, accept: str | None) -> bool:
     responses={200: {"content": {DESCRIPTION_TYPE: {}}, "description": "OpenSearch 1.1"}},
 )
 async def description(
-    session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: OptionalPrincipal,
+    sources: FederationDep,
 ) -> Response:
-    """The OpenSearch description document: parameters, URL templates, collections."""
-    collections = await ccsi_service.collection_names(session, principal)
+    """The OpenSearch description document: parameters, URL templates, collections (local, and
+    those the enabled sources map)."""
+    collections = await federation.collection_names(sources, session, principal)
     body = opensearch.description_document(
         base_url=_catalogue_url(settings), collections=collections
     )
@@ -124,19 +128,28 @@ async def _search(
     storage: StorageDep,
     principal: OptionalPrincipal,
     query: SearchQueryDep,
+    sources: FederationDep,
 ) -> Response:
-    found = await ccsi_service.search(session, settings, storage, principal, query)
+    found = await federation.search(sources, session, settings, storage, principal, query)
     base = _catalogue_url(settings)
     path = f"/{query.collection}/search" if "collection" in request.path_params else "/search"
     urls = {"search_url": f"{base}{path}", "description_url": f"{base}/description.xml"}
     headers = {"Vary": "Accept, Authorization"}
+    if found.missing:
+        headers[federation.MISSING_HEADER] = ", ".join(found.missing)
     if _wants_atom(query, request.headers.get("accept")):
         feed = opensearch.atom_feed(
-            found.items, total=found.total, more=found.more, query=query, updated=utcnow(), **urls
+            found.items,
+            total=found.total,
+            more=found.more,
+            query=query,
+            updated=utcnow(),
+            missing=found.missing,
+            **urls,
         )
         return Response(feed, media_type=ATOM_TYPE, headers=headers)
     page = opensearch.geojson_page(
-        found.items, total=found.total, more=found.more, query=query, **urls
+        found.items, total=found.total, more=found.more, query=query, missing=found.missing, **urls
     )
     return JSONResponse(page, media_type=GEOJSON_TYPE, headers=headers)
 
@@ -150,8 +163,10 @@ router.add_api_route(
     openapi_extra=_search_doc(in_path=False),
     name="search",
     summary="Search all collections",
-    description="Products by area, time and type (OpenSearch; GeoJSON or Atom). Anonymous "
-    "callers see public products; a customer also sees its own.",
+    description="Products by area, time, type and cloud cover (OpenSearch; GeoJSON or Atom), "
+    "from the local catalogue and every enabled remote source. Anonymous callers see public "
+    "products and the sources' products; a customer also sees its own. Sources that did not "
+    f"answer are named in the {federation.MISSING_HEADER} header (and sourcesMissing).",
 )
 router.add_api_route(
     "/{collection}/search",

@@ -224,6 +224,7 @@ PARAMETERS = (
     "timeStart",
     "timeEnd",
     "productType",
+    "cloudCover",
     "maxRecords",
     "startIndex",
     "format",
@@ -241,6 +242,9 @@ class SearchQuery(BaseSchema):
     time_start: datetime | None = None
     time_end: datetime | None = None
     product_type: str | None = None
+    cloud_cover: tuple[float, float] | None = Field(
+        default=None, description="Cloud cover in percent, an inclusive (min, max) range"
+    )
     max_records: int = Field(default=DEFAULT_RECORDS, ge=1, le=MAX_RECORDS)
     start_index: int = Field(default=1, ge=1, le=MAX_START_INDEX)
     format: SearchFormat | None = None
@@ -282,6 +286,8 @@ class SearchQuery(BaseSchema):
             if len(given["productType"]) > 100:
                 raise InvalidParameter("productType", "may be at most 100 characters")
             values["product_type"] = given["productType"]
+        if given.get("cloudCover"):
+            values["cloud_cover"] = parse_cloud_cover(given["cloudCover"])
         if given.get("maxRecords"):
             values["max_records"] = _integer("maxRecords", given["maxRecords"], 1, MAX_RECORDS)
         if given.get("startIndex"):
@@ -310,6 +316,25 @@ def check_collection(value: str, *, location: str = "path") -> str:
             location=location,
         )
     return value
+
+
+_PERCENT = r"\s*([0-9]{1,3}(?:\.[0-9]{1,6})?)\s*"
+_CLOUD_RANGE = re.compile(rf"\[{_PERCENT},{_PERCENT}\]|{_PERCENT}", re.ASCII)
+
+
+def parse_cloud_cover(value: str) -> tuple[float, float]:
+    """``N`` (at most N percent) or ``[min,max]`` (the EO extension's interval), or
+    InvalidParameter naming cloudCover."""
+    found = _CLOUD_RANGE.fullmatch(value)
+    low, high = (0.0, float(found[3])) if found and found[3] else (0.0, -1.0)
+    if found and found[1]:
+        low, high = float(found[1]), float(found[2])
+    if not 0 <= low <= high <= 100:
+        raise InvalidParameter(
+            "cloudCover",
+            "must be a percentage N (at most N) or an interval [min,max], from 0 to 100",
+        )
+    return low, high
 
 
 def parse_bbox(value: str) -> tuple[float, float, float, float]:

@@ -262,7 +262,17 @@ def _read(product: Product, links: dict[str, str], viewer: Viewer) -> ProductRea
         order_id=product.order_id,
         published=product.published,
         created_at=product.created_at,
+        cloud_cover=cloud_cover_of(product.properties),
     )
+
+
+def cloud_cover_of(properties: dict[str, Any]) -> float | None:
+    """A local product's cloud cover in percent, from its properties (as the search filters it)."""
+    for name in repository.CLOUD_COVER_PROPERTIES:
+        value = properties.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _stored_assets(assets: dict[str, AssetCreate]) -> dict[str, Any]:

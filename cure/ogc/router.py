@@ -6,6 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request,
 
 from cure.auth.dependencies import require_scope
 from cure.auth.service import Principal
+from cure.ccsi.dependencies import FederationDep
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.ogc import service as ogc_service
 from cure.ogc.exceptions import PROBLEM_TYPE, NothingHere, OgcRoute
@@ -69,7 +70,7 @@ async def process(process_id: str, settings: SettingsDep) -> ProcessDescription:
     "/processes/{process_id}/execution",
     status_code=status.HTTP_201_CREATED,
     response_model=StatusInfo,
-    responses=_problems(400, 401, 403, 404, 422, 429),
+    responses=_problems(400, 401, 403, 404, 422, 429, 503),
 )
 async def execute(
     process_id: str,
@@ -81,6 +82,7 @@ async def execute(
     reads: ReadSessionmakerDep,
     settings: SettingsDep,
     principal: Writer,
+    sources: FederationDep,
     prefer: Annotated[
         str | None, Header(description="respond-async; synchronous execution is refused")
     ] = None,
@@ -99,6 +101,7 @@ async def execute(
         request=data,
         reads=reads,
         idempotency_key=idempotency_key,
+        sources=sources,
     )
     response.headers["Location"] = f"{ogc_service.base_url(settings)}/jobs/{info.jobID}"
     if asynchronous:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
 from cure.auth.service import Principal
+from cure.ccsi.federation import Federation
 from cure.config import Settings
 from cure.kit.intervals import parse_interval
 from cure.ogc.exceptions import (
@@ -333,6 +334,7 @@ async def execute(
     request: Execute,
     reads: async_sessionmaker[AsyncSession],
     idempotency_key: str | None,
+    sources: Federation | None = None,
 ) -> tuple[StatusInfo, bool]:
     """Submit the order the request stands for; its job's status, and whether it is new."""
     app = _app(settings, process_id)
@@ -345,6 +347,7 @@ async def execute(
         data=data,
         reads=reads,
         idempotency_key=idempotency_key,
+        sources=sources,
     )
     return status_info(settings, OrderSummary.model_validate(order), order=order), created
 

@@ -1,4 +1,11 @@
-from cure.kit.errors import Conflict, CureError, Forbidden, InvalidInput, NotFound
+from cure.kit.errors import (
+    Conflict,
+    CureError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
 
 
 class OrderNotFound(NotFound):
@@ -38,6 +45,14 @@ class InputsMissing(InvalidInput):
 
     def body(self) -> dict[str, object]:
         return {"error": self.name, "detail": self.problems}
+
+
+class InputSourcesUnavailable(ServiceUnavailable):
+    """A catalogue source needed to decide whether the inputs exist gave no answer: try again."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
 class TooManyOrders(CureError):

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from cure.auth.dependencies import require_scope
 from cure.auth.service import Principal
+from cure.ccsi.dependencies import FederationDep
 from cure.kit.dependencies import ReadSessionDep, SessionDep, SettingsDep
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
@@ -35,7 +36,7 @@ Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
     "/v1/apps/{app_id}/orders",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=OrderRead,
-    responses=error_responses(401, 403, 404, 422, 429),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
 )
 async def submit_order(
     app_id: str,
@@ -48,6 +49,7 @@ async def submit_order(
     settings: SettingsDep,
     principal: Writer,
     resolver: ResolverDep,
+    sources: FederationDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -68,6 +70,7 @@ async def submit_order(
         reads=reads,
         idempotency_key=idempotency_key,
         resolver=resolver,
+        sources=sources,
     )
     response.headers["Location"] = f"/v1/orders/{order.id}"
     if not created:

@@ -3,16 +3,19 @@
 import hashlib
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from shapely.geometry import shape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cure.apps import registry as app_registry
+from cure.apps.schemas import AppInput
 from cure.auth.exceptions import EmailNotVerified, InsufficientScope
 from cure.auth.service import Principal
-from cure.ccsi import service as ccsi_service
+from cure.ccsi import federation as ccsi_federation
+from cure.ccsi.federation import Coverage, Federation
 from cure.config import Settings
 from cure.kit import outbound
 from cure.kit.db import utcnow
@@ -27,6 +30,7 @@ from cure.orders.exceptions import (
     FilterForbidden,
     IdempotencyKeyReused,
     InputsMissing,
+    InputSourcesUnavailable,
     OrderFinished,
     OrderNotFound,
     ResultNotReady,
@@ -50,6 +54,7 @@ async def submit(
     reads: async_sessionmaker[AsyncSession] | None = None,
     idempotency_key: str | None = None,
     resolver: outbound.Resolver = outbound.resolve,
+    sources: Federation | None = None,
 ) -> tuple[Order, bool]:
     """The new order and True, or, for a repeated Idempotency-Key, the first order and False.
 
@@ -57,7 +62,8 @@ async def submit(
     JSON Schema, the callback host's resolution, the catalogue. ``session`` is first used after
     the host resolved, so no connection waits on a DNS server; the reads before that take a
     short session of ``reads`` that gives its connection back first (without ``reads``, as
-    for the demonstration's orders, they read through ``session``).
+    for the demonstration's orders, they read through ``session``). ``sources``: the federated
+    catalogue whose remote sources the inputs are also looked for in (None: the local one).
     """
     app = _orderable_app(settings, principal, app_id)
     _check_verified(settings, principal)
@@ -71,7 +77,7 @@ async def submit(
         return earlier, False
     params = app.validate_params(data.params)
     await _check_callback(settings, data, resolver)
-    await _check_inputs(session, settings, app, data)
+    await _check_inputs(session, settings, app, data, params, sources)
     # One customer's submissions one at a time, until commit: limits and keys stay exact.
     await repository.lock_customer(session, principal.customer_id)
     if idempotency_key is not None:
@@ -141,33 +147,89 @@ async def _check_callback(
         raise CallbackRefused(f"callback_url: {exc}") from exc
 
 
+# The cloud cover (percent) above which a scene cannot serve an order, when the app's parameters
+# have one (an app whose inputs have no cloud cover, or that masks clouds itself, has none).
+MAX_CLOUD_COVER_PARAMETER = "max_cloud_cover"
+# How long a client waits before submitting again when a source did not answer.
+SOURCES_RETRY_SECONDS = 30
+
+
 async def _check_inputs(
-    session: AsyncSession, settings: Settings, app: app_registry.App, data: OrderCreate
+    session: AsyncSession,
+    settings: Settings,
+    app: app_registry.App,
+    data: OrderCreate,
+    params: dict[str, Any],
+    sources: Federation | None,
 ) -> None:
-    """Fail fast: an order the catalogue cannot serve is refused now, naming the missing input
-    and the nearest dates that do have data (the worker checks again when it runs). With an
-    external catalogue (``ccsi_url``) only the worker's check applies."""
+    """Fail fast: an order the catalogue (local and its enabled sources) cannot serve is refused
+    now, naming the missing input and the nearest dates that do have data, or, when every
+    covering scene is too cloudy, the cloud cover found (the worker checks again when it runs).
+    When a source needed for the answer did not give one, submit is a 503 with Retry-After,
+    never a guess. With an external catalogue (``ccsi_url``) only the worker's check applies."""
     if settings.ccsi_url is not None:
         return
     assert data.end_date is not None  # filled in by OrderCreate
-    area = checked_to_db(data.roi)
+    area = shape(data.roi)
+    limit = params.get(MAX_CLOUD_COVER_PARAMETER)
+    max_cloud = float(limit) if isinstance(limit, int | float) and limit < 100 else None
     missing: list[str] = []
+    undecided: set[str] = set()
     for wanted in app.manifest.inputs:
         start, end = wanted.window(data.start_date, data.end_date)
-        found = await ccsi_service.availability(
-            session,
-            collection=wanted.collection,
-            product_type=wanted.product_type,
-            area=area,
-            start=start,
-            end=end,
-        )
-        if not found.found:
-            missing.append(
-                wanted.missing(start, end, before=found.nearest_before, after=found.nearest_after)
+        coverages: list[Coverage] = []
+        for accepted in wanted.accepted(params):
+            found = await ccsi_federation.availability(
+                sources,
+                session,
+                collection=accepted.collection,
+                product_type=accepted.product_type,
+                area=area,
+                start=start,
+                end=end,
+                max_cloud_cover=max_cloud,
             )
+            if found.found:
+                break
+            coverages.append(found)
+        else:
+            if any(c.missing for c in coverages):
+                undecided.update(name for c in coverages for name in c.missing)
+                continue
+            missing.append(_why_missing(wanted, coverages, start, end, params, max_cloud))
     if missing:
         raise InputsMissing(missing)
+    if undecided:
+        raise InputSourcesUnavailable(
+            f"catalogue sources did not answer: {', '.join(sorted(undecided))}; whether the "
+            "inputs exist is not known, submit again shortly",
+            retry_after=SOURCES_RETRY_SECONDS,
+        )
+
+
+def _why_missing(
+    wanted: AppInput,
+    coverages: list[Coverage],
+    start: datetime,
+    end: datetime,
+    params: dict[str, Any],
+    max_cloud: float | None,
+) -> str:
+    befores = [c.nearest_before for c in coverages if c.nearest_before is not None]
+    afters = [c.nearest_after for c in coverages if c.nearest_after is not None]
+    before, after = max(befores, default=None), min(afters, default=None)
+    covers = [c.least_cloud_cover for c in coverages if c.least_cloud_cover is not None]
+    message = wanted.missing(start, end, before=before, after=after, params=params)
+    if not covers or max_cloud is None:
+        return message
+    # Products cover the region but every one is too cloudy: say so, and how cloudy.
+    reason, _, nearest = message.partition("; ")
+    reason = reason.replace(" product covers ", " product clear enough covers ", 1)
+    cloudy = (
+        f"{reason}: the clearest covering scene has {min(covers):g}% cloud cover, more than "
+        f"{MAX_CLOUD_COVER_PARAMETER} {max_cloud:g}%"
+    )
+    return f"{cloudy}; {nearest}" if nearest else cloudy
 
 
 def _request_hash(app_id: str, data: OrderCreate) -> str:

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from cure.auth.dependencies import OptionalPrincipal
+from cure.ccsi.dependencies import FederationDep
+from cure.ccsi.federation import MISSING_HEADER
 from cure.ccsi.reads import limit_anonymous_reads
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.stac import service as stac_service
@@ -45,8 +47,11 @@ _SEARCH_DOC: dict[str, Any] = {
 }
 
 
-def _geojson(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, media_type=GEOJSON, headers={"Vary": "Authorization"})
+def _geojson(body: dict[str, Any], missing: tuple[str, ...] = ()) -> JSONResponse:
+    headers = {"Vary": "Authorization"}
+    if missing:
+        headers[MISSING_HEADER] = ", ".join(missing)
+    return JSONResponse(body, media_type=GEOJSON, headers=headers)
 
 
 @router.get("")
@@ -101,15 +106,17 @@ async def items(
     settings: SettingsDep,
     storage: StorageDep,
     principal: OptionalPrincipal,
+    sources: FederationDep,
 ) -> JSONResponse:
-    """The collection's items the caller may see, filtered by bbox and datetime, paged."""
-    await stac_service.check_collection_visible(session, principal, collection_id)
+    """The collection's items the caller may see (and the enabled sources'), filtered by bbox and
+    datetime, paged."""
+    await stac_service.check_collection_visible(session, principal, collection_id, sources)
     query = ItemSearch.of_query(request.query_params.multi_items(), collection=collection_id)
     url = f"{stac_service.base_url(settings)}/collections/{collection_id}/items"
-    page = await stac_service.search(
-        session, settings, storage, principal, query, url=url, method="GET"
+    page, missing = await stac_service.search(
+        session, settings, storage, principal, query, url=url, method="GET", sources=sources
     )
-    return _geojson(page)
+    return _geojson(page, missing)
 
 
 @router.get("/collections/{collection_id}/items/{item_id}", responses=_ERRORS)
@@ -135,14 +142,17 @@ async def search_get(
     settings: SettingsDep,
     storage: StorageDep,
     principal: OptionalPrincipal,
+    sources: FederationDep,
 ) -> JSONResponse:
-    """Search items across collections by bbox or intersects, datetime, collections and ids."""
+    """Search items across collections by bbox or intersects, datetime, collections and ids, in
+    the local catalogue and every enabled source (those that did not answer are named in the
+    CURE-Sources-Missing header and cure:sources_missing)."""
     query = ItemSearch.of_query(request.query_params.multi_items())
     url = f"{stac_service.base_url(settings)}/search"
-    page = await stac_service.search(
-        session, settings, storage, principal, query, url=url, method="GET"
+    page, missing = await stac_service.search(
+        session, settings, storage, principal, query, url=url, method="GET", sources=sources
     )
-    return _geojson(page)
+    return _geojson(page, missing)
 
 
 @router.post("/search", response_class=JSONResponse, responses=_ERRORS)
@@ -152,11 +162,12 @@ async def search_post(
     settings: SettingsDep,
     storage: StorageDep,
     principal: OptionalPrincipal,
+    sources: FederationDep,
 ) -> JSONResponse:
     """The same search with a JSON body; the next link carries the body to post."""
     query = ItemSearch.of_body(body)
     url = f"{stac_service.base_url(settings)}/search"
-    page = await stac_service.search(
-        session, settings, storage, principal, query, url=url, method="POST"
+    page, missing = await stac_service.search(
+        session, settings, storage, principal, query, url=url, method="POST", sources=sources
     )
-    return _geojson(page)
+    return _geojson(page, missing)

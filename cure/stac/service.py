@@ -14,10 +14,13 @@ from shapely.geometry import shape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.auth.service import Principal
+from cure.ccsi import federation
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.exceptions import ProductNotFound
-from cure.ccsi.repository import ProductCriteria
-from cure.ccsi.schemas import CollectionRead, ProductRead, check_collection
+from cure.ccsi.federation import Federation
+from cure.ccsi.repository import MAX_OFFSET, ProductCriteria
+from cure.ccsi.schemas import AssetRead, CollectionRead, ProductRead, check_collection
+from cure.ccsi.sources.schemas import LOCAL
 from cure.config import Settings
 from cure.stac.exceptions import CollectionNotFound, ItemNotFound
 from cure.stac.schemas import ItemSearch, keyset_token
@@ -152,10 +155,14 @@ async def collection(
 
 
 async def check_collection_visible(
-    session: AsyncSession, principal: Principal | None, collection_id: str
+    session: AsyncSession,
+    principal: Principal | None,
+    collection_id: str,
+    sources: Federation | None = None,
 ) -> None:
-    """CollectionNotFound unless the caller sees a product of the collection (no summary)."""
-    if not await ccsi_service.has_collection(session, principal, collection_id):
+    """CollectionNotFound unless the caller sees a product of the collection (no summary) or an
+    enabled source maps it."""
+    if not await federation.has_collection(sources, session, principal, collection_id):
         raise CollectionNotFound(f"no collection {collection_id}")
 
 
@@ -193,8 +200,20 @@ def item(settings: Settings, product: ProductRead) -> dict[str, Any]:
             "created": _iso(product.created_at),
             "cure:product_type": product.product_type,
             "cure:public": product.published or product.owner_id is None,
+            "cure:source": product.source,
         }
     )
+    if product.cloud_cover is not None:
+        properties["eo:cloud_cover"] = product.cloud_cover
+    links = [
+        _link(f"{collection_href}/items/{product.identifier}", "self", GEOJSON),
+        _link(collection_href, "parent"),
+        _link(collection_href, "collection"),
+        _link(base, "root"),
+    ]
+    if product.source != LOCAL:  # held by a remote source: its own page is where it lives
+        remote = _remote_self(product)
+        links[0] = _link(remote, "self", GEOJSON) if remote else links[0]
     return {
         "type": "Feature",
         "stac_version": STAC_VERSION,
@@ -204,22 +223,35 @@ def item(settings: Settings, product: ProductRead) -> dict[str, Any]:
         "geometry": product.footprint,
         "bbox": list(shape(product.footprint).bounds),
         "properties": properties,
-        "links": [
-            _link(f"{collection_href}/items/{product.identifier}", "self", GEOJSON),
-            _link(collection_href, "parent"),
-            _link(collection_href, "collection"),
-            _link(base, "root"),
-        ],
-        "assets": {
-            key: {
-                "href": asset.href,
-                "type": asset.type,
-                "roles": asset.roles,
-                **({"title": asset.title} if asset.title else {}),
-            }
-            for key, asset in product.assets.items()
-        },
+        "links": links,
+        "assets": {key: _asset(asset) for key, asset in product.assets.items()},
     }
+
+
+def _asset(asset: AssetRead) -> dict[str, Any]:
+    found: dict[str, Any] = {"href": asset.href, "type": asset.type, "roles": asset.roles}
+    if asset.title:
+        found["title"] = asset.title
+    if asset.size is not None:
+        found["file:size"] = asset.size
+    band = {
+        name: value
+        for name, value in (
+            ("scale", asset.scale),
+            ("offset", asset.offset),
+            ("nodata", asset.nodata),
+        )
+        if value is not None
+    }
+    if band:
+        found["raster:bands"] = [band]
+    return found
+
+
+def _remote_self(product: ProductRead) -> str | None:
+    """The remote item's own page, as the source linked it (kept among its properties)."""
+    href = product.properties.get("cure:remote_href")
+    return href if isinstance(href, str) else None
 
 
 def _times(product: ProductRead) -> dict[str, Any]:
@@ -259,10 +291,13 @@ async def search(
     *,
     url: str,
     method: str,
-) -> dict[str, Any]:
-    """One page of matching items as an ItemCollection, with a next link (same method) while
-    more match: its token resumes after the page's last item (keyset paging). numberMatched is
-    left out when more than COUNT_LIMIT match (the count stops there)."""
+    sources: Federation | None = None,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """One page of matching items (local and the enabled sources') as an ItemCollection, with a
+    next link (same method) while more match: its token resumes after the page's last item
+    (keyset paging) or, once sources are asked, at its offset in the merged list. numberMatched
+    is left out when more than COUNT_LIMIT match (the count stops there) and once sources are
+    asked; ``cure:sources_missing`` names the sources that gave no answer, returned too."""
     criteria = ProductCriteria(
         collections=query.collections,
         identifiers=query.ids,
@@ -271,7 +306,8 @@ async def search(
         time_start=query.time_start,
         time_end=query.time_end,
     )
-    found = await ccsi_service.find(
+    found = await federation.find(
+        sources,
         session,
         settings,
         storage,
@@ -282,19 +318,32 @@ async def search(
         after=query.after,
     )
     links = [_link(base_url(settings), "root")]
-    if found.more and found.last is not None:
-        following = query.page(keyset_token(found.last))
+    token = _next_token(found)
+    if token is not None:
+        following = query.page(token)
         if method == "POST":
             links.append(_link(url, "next", GEOJSON, method="POST", body=following, merge=False))
         else:
             links.append(_link(f"{url}?{_query_string(following)}", "next", GEOJSON))
-    return {
+    page = {
         "type": "FeatureCollection",
         "features": [item(settings, product) for product in found.items],
         "links": links,
         **({"numberMatched": found.matched} if found.matched is not None else {}),
         "numberReturned": len(found.items),
     }
+    if found.missing:
+        page["cure:sources_missing"] = list(found.missing)
+    return page, found.missing
+
+
+def _next_token(found: federation.FederatedPage) -> str | None:
+    if not found.more:
+        return None
+    if found.next_offset is not None:
+        # Offsets past MAX_OFFSET are not served: the merged list is not paged deeper.
+        return str(found.next_offset) if found.next_offset <= MAX_OFFSET else None
+    return keyset_token(found.last) if found.last is not None else None
 
 
 def _query_string(values: dict[str, Any]) -> str:

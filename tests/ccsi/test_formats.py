@@ -180,6 +180,7 @@ async def test_description_document_names_parameters_templates_and_collections(
         "{time:start?}",
         "{time:end?}",
         "{eo:productType?}",
+        "{eo:cloudCover?}",
     ):
         filled = filled.replace(placeholder, "")
     answer = await client.get(filled.replace("http://127.0.0.1:8000", ""))

@@ -58,6 +58,10 @@ def harmonise(
         return None
     start, end = times
     created = parse_time(properties.get("created")) or parse_time(properties.get("updated"))
+    kept = _bounded(properties)
+    page = _self_link(item.get("links"))
+    if page is not None:
+        kept["cure:remote_href"] = page
     return ProductRead(
         id=product_id(source, collection, identifier),
         collection=collection,
@@ -66,7 +70,7 @@ def harmonise(
         footprint=footprint,
         start=start,
         end=end,
-        properties=_bounded(properties),
+        properties=kept,
         assets=_assets(item.get("assets"), mapping, _item_assets(remote_collection)),
         owner_id=None,
         order_id=None,
@@ -75,6 +79,20 @@ def harmonise(
         source=source,
         cloud_cover=cloud_of(item, mapping.cloud_cover_property),
     )
+
+
+def _self_link(links: Any) -> str | None:
+    """The item's own page at the source (its ``self`` link), when it is an http(s) URL."""
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("rel") == "self":
+            href = link.get("href")
+            if (
+                isinstance(href, str)
+                and href.startswith(("https://", "http://"))
+                and len(href) < 2048
+            ):
+                return href
+    return None
 
 
 def _footprint(geometry: Any, bbox: Any) -> dict[str, Any] | None:

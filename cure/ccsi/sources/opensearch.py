@@ -24,13 +24,13 @@ from urllib.parse import quote
 import httpx
 from shapely.geometry import shape
 
+from cure.ccsi.sources.auth import SourceAuth
 from cure.ccsi.sources.remote import (
     MAX_PAGES,
     PAGE_SIZE,
     Answer,
     RemoteQuery,
     RemoteResult,
-    SourceAuthLike,
     SourceFailure,
     iso,
     json_body,
@@ -62,7 +62,7 @@ class OpenSearchClient:
         url: str,
         *,
         http: httpx.AsyncClient,
-        auth: SourceAuthLike | None = None,
+        auth: SourceAuth | None = None,
         timeout: float = 10,
     ) -> None:
         self.url = url.rstrip("/")

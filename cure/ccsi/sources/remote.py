@@ -11,10 +11,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from cure.ccsi.sources.auth import SourceAuth, SourceAuthError
 
 # The largest answer read from a source (a page of items); a bigger one is garbage.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -34,15 +36,6 @@ class SourceFailure(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code
-
-
-class SourceAuthLike(Protocol):
-    """The source auth object (``cure.ccsi.sources.auth``): the headers a call carries, and a
-    refresh after the source answered 401."""
-
-    async def headers(self) -> dict[str, str]: ...
-
-    async def refresh(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -188,7 +181,7 @@ async def send(
     method: str,
     url: str,
     *,
-    auth: SourceAuthLike | None,
+    auth: SourceAuth | None,
     params: dict[str, str] | None = None,
     body: Any = None,
     headers: dict[str, str] | None = None,
@@ -200,13 +193,15 @@ async def send(
     for attempt in (1, 2):
         sent = {"Accept": accept, **(headers or {})}
         if auth is not None:
-            sent.update(await auth.headers())
+            try:
+                sent.update(await auth.headers(refresh=attempt == 2))
+            except SourceAuthError as exc:
+                raise SourceFailure(f"no credentials: {exc.reason}") from None
         answer = await _exchange(
             http, method, url, params=params, body=body, headers=sent, call_seconds=call_seconds
         )
         if answer.status_code == 401 and auth is not None and attempt == 1:
-            await auth.refresh()
-            continue
+            continue  # the second round's headers are fetched anew (a 401 refreshes once)
         break
     if answer.status_code in _BUSY:
         raise SourceFailure(

@@ -18,12 +18,12 @@ from urllib.parse import quote
 import httpx
 from shapely.geometry import shape
 
+from cure.ccsi.sources.auth import SourceAuth
 from cure.ccsi.sources.remote import (
     MAX_PAGES,
     PAGE_SIZE,
     RemoteQuery,
     RemoteResult,
-    SourceAuthLike,
     SourceFailure,
     json_body,
     parse_time,
@@ -69,7 +69,7 @@ class StacClient:
         url: str,
         *,
         http: httpx.AsyncClient,
-        auth: SourceAuthLike | None = None,
+        auth: SourceAuth | None = None,
         timeout: float = 10,
     ) -> None:
         self.url = url.rstrip("/")
