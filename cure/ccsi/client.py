@@ -97,6 +97,7 @@ class CcsiClient:
         seen: set[Any] = set()  # offset paging may repeat a product when others are added
         while True:
             page = await self._get(url, {**params, "startIndex": str(index)})
+            _check_sources(page, url)
             features = page.get("features")
             if not isinstance(features, list):
                 raise CcsiError(f"the catalogue at {url} answered without a features list")
@@ -137,6 +138,15 @@ class CcsiClient:
         if not isinstance(body, dict):
             raise CcsiError(f"the catalogue at {url} answered something that is not a page")
         return body
+
+
+def _check_sources(page: dict[str, Any], url: str) -> None:
+    """A page that names sources that gave no answer lacks what they hold: the search is not
+    complete, as if the catalogue were down for now (the products sought may be theirs)."""
+    missing = page.get("sourcesMissing")
+    if isinstance(missing, list) and missing:
+        names = ", ".join(str(name)[:64] for name in missing[:5])
+        raise CcsiUnavailable(f"the catalogue at {url} could not ask its sources {names}")
 
 
 def _params(

@@ -95,6 +95,9 @@ def test_a_landsat_item_takes_scale_and_offset_from_the_collections_item_assets(
     # file:checksum is a multihash (0x12 0x20: sha256); file:size is bytes.
     assert qa.checksum == "sha256:" + "ab" * 32
     assert qa.size == 1234567
+    item["assets"]["qa_pixel"]["file:checksum"] = "1340" + "CD" * 64
+    again = harmonise(item, source="e", collection="c", mapping=mapping)
+    assert again is not None and again.assets["qa"].checksum == "sha512:" + "cd" * 64
     assert product.cloud_cover == pytest.approx(12.4)
     assert product.product_type == "L2SP"
 

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 # uuid5 namespace of remote products: the same item of the same source always has the same id.
 NAMESPACE = uuid.UUID("5d1e4b7a-2f0c-5b8e-9a51-3c0e5f2d7c11")
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
-_MULTIHASH_SHA256 = re.compile(r"^1220([0-9a-fA-F]{64})$")
+# file:checksum is a multihash in hex: code 0x12 (sha2-256) with 32 bytes, 0x13 (sha2-512) with 64.
+_MULTIHASH = re.compile(r"^(?:1220([0-9a-fA-F]{64})|1340([0-9a-fA-F]{128}))$")
 _MAX_IDENTIFIER = 255
 
 
@@ -260,8 +261,11 @@ def _raster(asset: dict[str, Any]) -> tuple[float | None, float | None, float | 
 
 
 def _checksum(value: Any) -> str | None:
-    """``file:checksum`` (a multihash in hex) as CURE writes a checksum: sha256:<hex>."""
+    """``file:checksum`` (a multihash in hex) as CURE writes a checksum: sha256:<hex> (or
+    sha512:<hex>); another hash is left out."""
     if not isinstance(value, str):
         return None
-    found = _MULTIHASH_SHA256.match(value)
-    return f"sha256:{found[1].lower()}" if found else None
+    found = _MULTIHASH.match(value)
+    if found is None:
+        return None
+    return f"sha256:{found[1].lower()}" if found[1] else f"sha512:{found[2].lower()}"
