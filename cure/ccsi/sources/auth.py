@@ -236,6 +236,9 @@ class RefreshTokens:
         if self._kept.get(key) == token:
             del self._kept[key]
 
+    def __len__(self) -> int:
+        return len(self._kept)
+
     def __repr__(self) -> str:
         return f"RefreshTokens({len(self._kept)} kept)"
 
@@ -268,7 +271,9 @@ class OAuth2SourceAuth(SourceAuth):
     ) -> None:
         super().__init__(source, **options)
         self.config = config
-        self.refresh_tokens = refresh_tokens or PROCESS_REFRESH_TOKENS
+        self.refresh_tokens = (
+            refresh_tokens if refresh_tokens is not None else PROCESS_REFRESH_TOKENS
+        )
         self._token: _Token | None = None
         self._generation = 0  # tokens fetched so far: concurrent refreshes fetch one
         self._lock: asyncio.Lock | None = None

@@ -1,7 +1,7 @@
-"""``cure ccsi sources``: add, replace, list, show, enable, disable and remove catalogue sources,
+"""``cure ccsi sources``: add, replace, list, show, enable, disable and remove catalogue sources
 straight on the database (an operator on the machine; the API's ``/v1/ccsi/sources`` is the same
-for admins over HTTP). Every process that searches or stages sees a change at once (the
-``cure_sources`` notice).
+for admins over HTTP), and print the document's JSON Schema. Every process that searches or
+stages sees a change at once (the ``cure_sources`` notice).
 
 What is printed never holds a secret: documents are shown as the API shows them, with
 ``"**********"`` for each stored secret, and errors name fields, never values.
@@ -61,6 +61,9 @@ def add_parsers(ccsi_sub: Any) -> None:
     remove = sub.add_parser("remove", help="remove a source and its stored secrets")
     remove.add_argument("name")
     remove.set_defaults(func=_remove)
+
+    schema = sub.add_parser("schema", help="print the source document's JSON Schema")
+    schema.set_defaults(func=_schema)
 
 
 def _run(work: Callable[[Any], Awaitable[str]]) -> None:
@@ -190,3 +193,9 @@ def _remove(args: argparse.Namespace) -> None:
         return f"source {args.name} removed"
 
     _run(work)
+
+
+def _schema(_args: argparse.Namespace) -> None:
+    from cure.ccsi.sources.schemas import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))

@@ -143,6 +143,13 @@ class CollectionMapping(InputSchema):
         max_length=100,
         description="The product type CURE's apps ask for (e.g. S2MSI2A); items are given it",
     )
+    remote_product_type: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The source's own product type when it differs from product_type (resto's "
+        "SL_2_LST___ for CURE's SL_2_LST); an OpenSearch source is filtered by it",
+    )
     assets: dict[Annotated[str, Field(pattern=ROLE_PATTERN)], str] = Field(
         min_length=1,
         max_length=50,
@@ -205,3 +212,28 @@ class SourceRead(BaseSchema):
 
 class SourceList(BaseSchema):
     sources: list[SourceRead]
+
+
+def json_schema() -> dict[str, Any]:
+    """The source document's JSON Schema: ``docs/sources.schema.json`` holds it, as
+    ``cure ccsi sources schema`` prints it."""
+    schema = _closed_maps(SourceDocument.model_json_schema(mode="validation"))
+    schema.pop("title", None)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "CURE catalogue source",
+        **schema,
+    }
+
+
+def _closed_maps(schema: Any) -> Any:
+    """Maps whose keys have a pattern (collection ids, asset roles) admit no other key, as the
+    model refuses them (pydantic writes only ``patternProperties``)."""
+    if isinstance(schema, dict):
+        found = {key: _closed_maps(value) for key, value in schema.items()}
+        if "patternProperties" in found and "additionalProperties" not in found:
+            found["additionalProperties"] = False
+        return found
+    if isinstance(schema, list):
+        return [_closed_maps(value) for value in schema]
+    return schema
