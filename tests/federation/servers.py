@@ -348,14 +348,15 @@ def check_installed() -> Path:
     """The STAC server's python, or a clear reason why the server cannot start."""
     python = STAC_VENV / "bin" / "python"
     stamp = STAC_VENV / ".installed"
+    where = STAC_VENV.relative_to(ROOT) if STAC_VENV.is_relative_to(ROOT) else STAC_VENV
     if not python.exists() or not stamp.exists():
         raise StacServerMissing(
-            f"the STAC API test server is not installed in {STAC_VENV.relative_to(ROOT)}: "
+            f"the STAC API test server is not installed in {where}: "
             "scripts/test installs it (from tests/federation/stac-server.lock)"
         )
     if stamp.read_text().strip() != lock_digest():
         raise StacServerMissing(
-            f"the STAC API test server in {STAC_VENV.relative_to(ROOT)} was installed from an "
+            f"the STAC API test server in {where} was installed from an "
             "older tests/federation/stac-server.lock: scripts/test installs it anew"
         )
     return python

@@ -4,6 +4,7 @@ scene server answers ranges with exactly the bytes asked for and fails on demand
 reads a window of a served COG over HTTP for a small part of the file's bytes."""
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +16,9 @@ from rasterio.windows import from_bounds
 
 from tests.federation import items as stac_items
 from tests.federation import scenes as scene_module
+from tests.federation import servers
 from tests.federation.conftest import Scenes
-from tests.federation.servers import SceneServer, s3_client
+from tests.federation.servers import SceneServer, StacServer, s3_client
 
 JULY = "2026-07-01T00:00:00Z/2026-07-31T23:59:59Z"
 ARCHIVE = "2026-05-01T00:00:00Z/2026-06-30T23:59:59Z"
@@ -284,3 +286,34 @@ def test_the_scenes_are_what_their_districts_say(scenes: Scenes) -> None:
     with rasterio.open(landsat.lwir11) as st, rasterio.open(landsat.qa_pixel) as qa:
         assert st.res == (30.0, 30.0) and st.nodata == 0 and qa.nodata == 1
         assert st.dtypes[0] == qa.dtypes[0] == "uint16"
+
+
+def test_the_stac_server_stops_and_starts_again_on_its_port_with_its_items(
+    stac_api: StacServer,
+) -> None:
+    url = stac_api.url
+    try:
+        stac_api.stop()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/collections", timeout=5)
+    finally:
+        stac_api.start()
+
+    assert stac_api.url == url
+    item = httpx.get(f"{url}/collections/sentinel-2-l2a/items/{stac_items.S2_ITEM_ID}", timeout=10)
+    assert item.status_code == 200
+
+
+def test_a_missing_install_is_a_clear_failure_not_a_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(servers, "STAC_VENV", tmp_path / "stac-server")
+
+    with pytest.raises(servers.StacServerMissing, match="scripts/test installs it"):
+        servers.check_installed()
+
+    (tmp_path / "stac-server" / "bin").mkdir(parents=True)
+    (tmp_path / "stac-server" / "bin" / "python").touch()
+    (tmp_path / "stac-server" / ".installed").write_text("an older lock's digest\n")
+    with pytest.raises(servers.StacServerMissing, match="older tests/federation/stac-server.lock"):
+        servers.check_installed()
