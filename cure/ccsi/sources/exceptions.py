@@ -24,3 +24,8 @@ class SecretsUnstorable(InvalidInput):
 class SecretsUnreadable(Conflict):
     """Stored secrets that this process cannot decrypt (the key is missing or was changed): the
     source must be given its secrets again (a 409 where a request needed them)."""
+
+
+class StoredSourceInvalid(Conflict):
+    """A stored document the model no longer accepts (CURE changed under it): the source must be
+    given again. The message names fields and reasons, never values (they hold secrets)."""

@@ -40,6 +40,7 @@ from cure.ccsi.sources.exceptions import (
     SecretsUnreadable,
     SourceExists,
     SourceNotFound,
+    StoredSourceInvalid,
 )
 from cure.ccsi.sources.models import CatalogueSource
 from cure.ccsi.sources.schemas import SourceDocument, SourceRead
@@ -212,8 +213,20 @@ class Source:
 
 
 def _source(settings: Settings, row: Any, **auth_options: Any) -> Source:
+    """The source of a stored row, its secrets decrypted. A pydantic error is never let out: its
+    text would quote the document, secrets and all."""
     secrets = sealing.unseal(settings, row.name, row.sealed_secrets)
-    document = sealing.join(row.document, secrets, enabled=True)
+    try:
+        document = sealing.join(row.document, secrets, enabled=True)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'document'}: {error['msg']}"
+            for error in exc.errors()[:5]
+        )
+        raise StoredSourceInvalid(
+            f"the stored document of the source {row.name} is no longer valid ({problems}); "
+            "add it again"
+        ) from None
     return Source(document, row.version, source_auth(document, **auth_options))
 
 
@@ -305,12 +318,8 @@ class SourceRegistry:
                 continue
             try:
                 sources[row.name] = _source(self.settings, row, **self.auth_options)
-            except SecretsUnreadable as exc:
+            except (SecretsUnreadable, StoredSourceInvalid) as exc:
                 problems[row.name] = exc.message
-            except ValidationError as exc:
-                problems[row.name] = (
-                    f"its stored document is no longer valid ({exc.error_count()} errors)"
-                )
             else:
                 continue
             log.error("catalogue source %s left out: %s", row.name, problems[row.name])
@@ -324,7 +333,8 @@ async def load_source(
     session: AsyncSession, settings: Settings, name: str, **auth_options: Any
 ) -> Source | None:
     """The enabled source ``name`` with its secrets, or None (unknown or disabled). Raises
-    SecretsUnreadable when its secrets cannot be decrypted here."""
+    SecretsUnreadable when its secrets cannot be decrypted here, StoredSourceInvalid when its
+    stored document is no longer valid (both name the source, never a secret)."""
     row = await repository.enabled_one(session, name)
     if row is None:
         return None
