@@ -1,8 +1,10 @@
 """Fixtures of the federation tests: a real STAC API server loaded with items in Earth Search's
 shape, whose assets are real-format scenes served with range requests and on S3.
 
-Tests elsewhere use them by importing them (``from tests.federation.conftest import scenes,
-scene_server, stac_server``). All are session-scoped; their names are stable:
+Tests elsewhere use them by importing them with the fixtures they depend on (``from
+tests.federation.conftest import scene_files, scene_server, scenes, stac_api, stac_server  #
+noqa: F401``); however many modules import them, the session has one of each. All are
+session-scoped; their names are stable:
 
 - ``scene_files`` -> ``scenes.SceneFiles``: the files made once per session (Sentinel-2 B04, B08,
   SCL, TCI, thumbnail, product metadata; Landsat ST_B10, QA_PIXEL, MTL.json), see ``scenes.py``.
@@ -31,9 +33,11 @@ Earth Search's) with the scene server as their ``alternate.https``.
 If the STAC server is not installed (scripts/test installs it) the fixture fails, saying so.
 """
 
-from collections.abc import Iterator
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -42,6 +46,8 @@ from tests.federation import items as stac_items
 from tests.federation import scenes as scene_files_module
 from tests.federation.scenes import District, SceneFiles
 from tests.federation.servers import SceneServer, StacServer, StacServerMissing, put_s3_object
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -73,22 +79,58 @@ class Scenes:
         ]
 
 
+class _Shared:
+    """One instance of each resource per session, however many modules import these fixtures
+    (each import is a fixture of its own to pytest): made by the first user, closed after the
+    last."""
+
+    def __init__(self) -> None:
+        self.things: dict[str, Any] = {}
+        self.users: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def use(
+        self, name: str, make: Callable[[], T], close: Callable[[T], None] | None = None
+    ) -> Iterator[T]:
+        if name not in self.things:
+            self.things[name] = make()
+        self.users[name] += 1
+        try:
+            yield self.things[name]
+        finally:
+            self.users[name] -= 1
+            if self.users[name] == 0:
+                thing = self.things.pop(name)
+                if close is not None:
+                    close(thing)
+
+
+_shared = _Shared()
+
+
 @pytest.fixture(scope="session")
-def scene_files(tmp_path_factory: pytest.TempPathFactory) -> SceneFiles:
+def scene_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SceneFiles]:
     """The real-format scene files, made once per session (about 4 s)."""
-    folder = tmp_path_factory.mktemp("scenes")
-    return scene_files_module.make_scenes(folder, landsat_id=stac_items.LANDSAT_DISPLAY_ID)
+
+    def make() -> SceneFiles:
+        folder = tmp_path_factory.mktemp("scenes")
+        return scene_files_module.make_scenes(folder, landsat_id=stac_items.LANDSAT_DISPLAY_ID)
+
+    with _shared.use("scene_files", make) as files:
+        yield files
 
 
 @pytest.fixture(scope="session")
 def scene_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SceneServer]:
     """The range-honouring file server of the scenes, on 127.0.0.1."""
-    server = SceneServer(tmp_path_factory.mktemp("scene-server"))
-    server.start()
-    try:
+
+    def make() -> SceneServer:
+        server = SceneServer(tmp_path_factory.mktemp("scene-server"))
+        server.start()
+        return server
+
+    with _shared.use("scene_server", make, SceneServer.stop) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _publish(
@@ -124,8 +166,13 @@ def _publish(
 
 
 @pytest.fixture(scope="session")
-def scenes(scene_files: SceneFiles, scene_server: SceneServer, moto_url: str) -> Scenes:
+def scenes(scene_files: SceneFiles, scene_server: SceneServer, moto_url: str) -> Iterator[Scenes]:
     """The scenes served (scene server and moto) and their STAC items and collections."""
+    with _shared.use("scenes", lambda: _scenes(scene_files, scene_server, moto_url)) as made:
+        yield made
+
+
+def _scenes(scene_files: SceneFiles, scene_server: SceneServer, moto_url: str) -> Scenes:
     urls, s3 = _publish(scene_files, scene_server, moto_url)
     s2_hrefs = {
         key: urls[key] for key in ("red", "nir", "scl", "visual", "thumbnail", "product_metadata")
@@ -187,22 +234,33 @@ def scenes(scene_files: SceneFiles, scene_server: SceneServer, moto_url: str) ->
 @pytest.fixture(scope="session")
 def stac_api(scenes: Scenes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StacServer]:
     """stac-fastapi-pgstac on 127.0.0.1 over a database of its own, loaded with ``scenes``."""
-    try:
-        server = StacServer(
-            f"{TEST_DB}_stac",
-            tmp_path_factory.mktemp("stac-server"),
-            log=ROOT / "var" / "log" / f"test-stac-server-{TEST_DB}.log",
-        )
-    except StacServerMissing as missing:
-        pytest.fail(str(missing), pytrace=False)
-    try:
-        server.create_database()
-        server.load(scenes.collections, scenes.items)
-        server.start()
+
+    def make() -> StacServer:
+        try:
+            server = StacServer(
+                f"{TEST_DB}_stac",
+                tmp_path_factory.mktemp("stac-server"),
+                log=ROOT / "var" / "log" / f"test-stac-server-{TEST_DB}.log",
+            )
+        except StacServerMissing as missing:
+            pytest.fail(str(missing), pytrace=False)
+        try:
+            server.create_database()
+            server.load(scenes.collections, scenes.items)
+            server.start()
+        except BaseException:
+            close(server)
+            raise
+        return server
+
+    def close(server: StacServer) -> None:
+        try:
+            server.stop()
+        finally:
+            server.drop_database()
+
+    with _shared.use("stac_api", make, close) as server:
         yield server
-    finally:
-        server.stop()
-        server.drop_database()
 
 
 @pytest.fixture(scope="session")
