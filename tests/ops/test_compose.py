@@ -20,6 +20,7 @@ REQUIRED = {
     "CURE_S3_SECRET_ACCESS_KEY",
     "CURE_JWT_SECRET",
     "CURE_CALLBACK_SIGNING_KEY",
+    "CURE_SOURCES_KEY",
     "CURE_GRAFANA_PASSWORD",
 }
 POLICY = ROOT / "deploy" / "minio" / "cure-api-policy.json"
@@ -127,3 +128,5 @@ def test_every_cure_process_starts_in_production_with_what_compose_gives_it(
     assert settings.environment == "production"
     assert settings.jwt_secret is not None
     assert settings.jwt_secret.get_secret_value() == values["CURE_JWT_SECRET"]
+    assert settings.sources_key is not None
+    assert settings.sources_key.get_secret_value() == values["CURE_SOURCES_KEY"]
