@@ -465,7 +465,7 @@ async def _execute(
         return OrderStatus.FAILED, {"message": f"the app {job.app_id} is not installed here"}
     with _work_dir(settings, job) as work_dir:
         with _timed(app.id, "stage_in"):
-            staged = await _stage_in(settings, storage, app, job, events, work_dir)
+            staged = await _stage_in(settings, storage, engine, app, job, events, work_dir)
         if isinstance(staged, tuple):
             return staged
         await events.publish(OrderStatus.RUNNING, progress=10, message="running the app")
@@ -556,6 +556,7 @@ def _work_dir(settings: Settings, job: OrderJob) -> Iterator[Path]:
 async def _stage_in(
     settings: Settings,
     storage: Storage,
+    engine: AsyncEngine,
     app: app_registry.App,
     job: OrderJob,
     events: EventPublisher,
@@ -590,7 +591,7 @@ async def _stage_in(
             cache,
             into=work_dir / "staged",
             roi=job.roi,
-            sources=staging.source_loader(settings),
+            sources=staging.source_loader(settings, engine),
         )
     except staging.InputRefused as exc:  # a remote source down after the retries included
         return OrderStatus.FAILED, {"message": f"an input could not be staged: {exc}"}

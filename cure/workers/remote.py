@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aioboto3
@@ -31,6 +31,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cure.ccsi.sources.auth import S3Access, SourceAuth, SourceAuthError
 from cure.config import Settings
 from cure.kit import outbound
 
@@ -54,38 +55,6 @@ class TransferRefused(TransferError):
 
 class TransferFailed(TransferError):
     """The source kept failing (or was down) until the tries or the deadline ran out."""
-
-
-@dataclass(frozen=True)
-class S3Access:
-    """How to reach a source's ``s3://`` hrefs: no keys means anonymous (unsigned) requests."""
-
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    requester_pays: bool = False
-
-
-class SourceAuth(Protocol):
-    """A source's credentials, as the worker uses them."""
-
-    @property
-    def signs_hrefs(self) -> bool:
-        """Whether ``sign`` turns hrefs into signed ones (a signed link is for GET only)."""
-        ...
-
-    async def headers(self, *, refresh: bool = False) -> dict[str, str]:
-        """Headers for a request to the source's hosts (a bearer token); ``refresh`` after a 401."""
-        ...
-
-    async def sign(self, href: str) -> str:
-        """The href to fetch (signed, for a source that signs its hrefs), or the href itself."""
-        ...
-
-    def s3(self) -> S3Access | None:
-        """The source's S3 access for ``s3://`` hrefs, if it has one."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -335,6 +304,12 @@ class Transfers:
                         return await attempt()
             except _Transient as exc:
                 reason, asked = exc.reason, exc.retry_after
+            except SourceAuthError as exc:  # the token endpoint or the signing service
+                if not exc.transient:
+                    raise TransferRefused(
+                        f"{what} ({where(href)}) cannot be had: {exc.reason}"
+                    ) from None
+                reason, asked = exc.reason, None
             except ClientError as exc:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 if not isinstance(status, int) or not (

@@ -29,9 +29,12 @@ from urllib.parse import urlsplit
 import httpx
 import rasterio
 from shapely.geometry import shape
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cure.apps.schemas import AppInput
 from cure.ccsi.client import CcsiClient
+from cure.ccsi.sources import service as source_service
+from cure.ccsi.sources.exceptions import SecretsUnreadable, StoredSourceInvalid
 from cure.config import Settings
 from cure.kit import outbound
 from cure.storage.service import Storage
@@ -233,9 +236,31 @@ async def storage_origin(storage: Storage) -> str:
 SourceLoader = Callable[[str], Awaitable[remote.Source]]
 
 
-def source_loader(settings: Settings) -> SourceLoader | None:
-    """How this worker loads a remote source by name, with its credentials."""
-    return None  # until the sources' store lands: remote products cannot be staged yet
+# The sources this process loaded, by name: their version and credentials (an OAuth2 source's
+# token is kept across orders while its document stays the same).
+_loaded: dict[str, tuple[int, remote.Source]] = {}
+
+
+def source_loader(settings: Settings, engine: AsyncEngine) -> SourceLoader:
+    """How this worker loads a remote source by name, with its secrets, from the database."""
+
+    async def load(name: str) -> remote.Source:
+        try:
+            found = await source_service.load_source_with(engine, settings, name)
+        except (SecretsUnreadable, StoredSourceInvalid) as exc:
+            raise InputRefused(exc.message) from None
+        if found is None:
+            raise InputRefused(
+                f"the source {name} is not an enabled catalogue source (any more) on this worker"
+            )
+        kept = _loaded.get(name)
+        if kept is not None and kept[0] == found.version:
+            return kept[1]
+        source = remote.Source(name, found.document.max_parallel, found.auth)
+        _loaded[name] = (found.version, source)
+        return source
+
+    return load
 
 
 LOCAL = "local"
