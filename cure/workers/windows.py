@@ -83,6 +83,35 @@ class _Remote:
         self.failure: BaseException | None = None
 
     def fetch(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """The bytes of each range: from what is kept when it holds them, the rest fetched."""
+        found: list[bytes | None] = [self._held(start, length) for start, length in ranges]
+        missing = [index for index, data in enumerate(found) if data is None]
+        if missing:
+            for index, data in zip(missing, self._get([ranges[i] for i in missing]), strict=True):
+                found[index] = data
+        return [data or b"" for data in found]
+
+    def read(self, start: int, length: int) -> bytes:
+        length = max(0, min(length, self.size - start))
+        if length == 0:
+            return b""
+        held = self._held(start, length)
+        if held is not None:
+            return held
+        wanted = min(max(length, SMALL_READ), self.size - start)
+        data = self._get([(start, wanted)])[0]
+        with self._lock:
+            self._kept.append((start, data))
+        return data[:length]
+
+    def _held(self, start: int, length: int) -> bytes | None:
+        with self._lock:
+            for begin, data in self._kept:
+                if begin <= start and start + length <= begin + len(data):
+                    return data[start - begin : start - begin + length]
+        return None
+
+    def _get(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         if self.failure is not None:
             raise OSError("the remote file failed already")
         try:
@@ -90,20 +119,6 @@ class _Remote:
         except BaseException as exc:
             self.failure = self.failure or exc
             raise OSError(str(exc)) from exc
-
-    def read(self, start: int, length: int) -> bytes:
-        length = max(0, min(length, self.size - start))
-        if length == 0:
-            return b""
-        with self._lock:
-            for begin, data in self._kept:
-                if begin <= start and start + length <= begin + len(data):
-                    return data[start - begin : start - begin + length]
-        wanted = min(max(length, SMALL_READ), self.size - start)
-        data = self.fetch([(start, wanted)])[0]
-        with self._lock:
-            self._kept.append((start, data))
-        return data[:length]
 
 
 class _File:

@@ -404,6 +404,8 @@ async def test_at_most_max_parallel_transfers_of_a_source_at_once(
         sources=loader(max_parallel=1),
     )
     assert server.most_at_once == 1
+    # The SCL is smaller than the first read: its tiles come from that read, no byte twice.
+    assert server.bytes_served(scenes.urls["scl"]) == scenes.files.s2.scl.stat().st_size
     server.reset()
     other = staging.InputCache(tmp_path / "other-cache", max_bytes=256 << 20)
     await stage(
