@@ -17,6 +17,7 @@ from cure.auth.passwords import PasswordHasher
 from cure.auth.principals import PrincipalCache
 from cure.auth.router import router as auth_router
 from cure.auth.service import Principal
+from cure.ccsi.federation import Federation
 from cure.ccsi.router import router as ccsi_router
 from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             per_process=settings.log_waits_per_process,
         )
         listener.subscribe(app.state.log_waiters.subscription())
+        # The catalogue's federated search over them: their clients, limits and cached answers.
+        app.state.federation = Federation(settings, sources=getattr(app.state, "sources", None))
         if settings.principal_cache:
             principals: PrincipalCache[Principal] = PrincipalCache(
                 ttl_seconds=settings.principal_cache_seconds
@@ -175,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.gather(*tasks, return_exceptions=True)
             await relay.close()
             await app.state.log_publisher.close()
+            await app.state.federation.aclose()
             app.state.hasher.close()
             await resources.dispose()
 
