@@ -65,6 +65,20 @@ def add_parsers(ccsi_sub: Any) -> None:
     schema = sub.add_parser("schema", help="print the source document's JSON Schema")
     schema.set_defaults(func=_schema)
 
+    check = sub.add_parser(
+        "check",
+        help="reachability, conformance and the items of each mapped collection over a box and "
+        "a period, of one source or of all",
+    )
+    check.add_argument("name", nargs="?", help="the source (all when absent)")
+    check.add_argument(
+        "--bbox", help="min_lon,min_lat,max_lon,max_lat (WGS84); the world if absent"
+    )
+    check.add_argument("--start", help="the period's start: a date or an RFC 3339 time")
+    check.add_argument("--end", help="the period's end: a date (its end) or an RFC 3339 time")
+    check.add_argument("--json", action="store_true", help="print the checks as JSON")
+    check.set_defaults(func=_check)
+
 
 def _run(work: Callable[[Any], Awaitable[str]]) -> None:
     """Run ``work(session)`` in one transaction; print its answer, or the error (exit 1)."""
@@ -199,3 +213,20 @@ def _schema(_args: argparse.Namespace) -> None:
     from cure.ccsi.sources.schemas import json_schema
 
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Check one source or every one; exit 1 when a check found a problem."""
+    from cure.ccsi.sources import check
+
+    try:
+        where = check.where_and_when(args.bbox, args.start, args.end)
+    except ValueError as exc:
+        raise SystemExit(f"cure ccsi sources check: {exc}") from None
+    results = check.run_checks(args.name, where)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+    else:
+        print("\n".join(check.summary(r) for r in results) or "no sources to check")
+    if not all(r.ok for r in results):
+        raise SystemExit(1)

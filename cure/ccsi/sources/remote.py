@@ -87,6 +87,13 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def to_utc_or_none(moment: datetime | None) -> datetime | None:
+    """A moment in UTC (naive is UTC already); None stays None."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def parse_time(value: Any) -> datetime | None:
     """An RFC 3339 time from a remote document (naive is UTC), or None when it is not one."""
     if not isinstance(value, str) or not value or len(value) > 64:

@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from cure.auth.dependencies import AdminPrincipal
+from cure.ccsi.sources import check as source_check
 from cure.ccsi.sources import service as source_service
 from cure.ccsi.sources.dependencies import RegistryRefreshDep
 from cure.ccsi.sources.schemas import SOURCE_NAME_PATTERN, SourceDocument, SourceList, SourceRead
-from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.schemas import error_responses
 
 router = APIRouter(prefix="/v1/ccsi/sources", tags=["catalogue sources"])
@@ -110,3 +111,24 @@ async def disable_source(
 ) -> SourceRead:
     """Stop searching and staging from this source, keeping its document (admins)."""
     return await source_service.set_enabled(session, name, enabled=False, after_commit=refresh)
+
+
+@router.post(
+    "/{name}/check",
+    response_model=source_check.SourceCheck,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def check_source(
+    name: SourceName,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    _admin: AdminPrincipal,
+    request: source_check.CheckRequest | None = None,
+) -> source_check.SourceCheck:
+    """Check a source, enabled or not (admins): reachability, conformance, and the items of each
+    mapped collection over the body's bbox and period (the newest read as CURE reads it). A
+    source that fails the check is still a 200 whose problems say why."""
+    async with sessionmaker() as session:  # no connection held while the source is called
+        (source,), _ = await source_check.load(session, settings, name)
+    (result,) = await source_check.check_all([source], request or source_check.CheckRequest())
+    return result
