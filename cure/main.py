@@ -19,6 +19,8 @@ from cure.auth.router import router as auth_router
 from cure.auth.service import Principal
 from cure.ccsi.federation import Federation
 from cure.ccsi.router import router as ccsi_router
+from cure.ccsi.sources.router import router as sources_router
+from cure.ccsi.sources.service import SourceRegistry
 from cure.config import Settings, get_settings
 from cure.crm.router import router as crm_router
 from cure.kit.body_limit import BodyLimit
@@ -134,6 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             per_process=settings.log_waits_per_process,
         )
         listener.subscribe(app.state.log_waiters.subscription())
+        # The enabled catalogue sources, read again on each cure_sources notice (cure.ccsi.sources).
+        app.state.sources = SourceRegistry(settings, resources.reads)
+        listener.subscribe(app.state.sources.subscription())
         # The catalogue's federated search over them: their clients, limits and cached answers.
         app.state.federation = Federation(settings, sources=getattr(app.state, "sources", None))
         if settings.principal_cache:
@@ -204,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth_router,
         crm_router,
         apps_router,
+        sources_router,  # before ccsi_router: /v1/ccsi/{collection}/... would take its paths
         ccsi_router,
         notifications_router,
         storage_router,
