@@ -7,8 +7,7 @@ What is printed never holds a secret: documents are shown as the API shows them,
 ``"**********"`` for each stored secret, and errors name fields, never values.
 
 ``cure ccsi sources check [NAME] --bbox --start --end`` (reachability, conformance, counts per
-mapped collection) belongs beside these: its parser goes in ``add_parsers`` and its work in
-``cure.ccsi.sources.check``.
+mapped collection) runs ``cure.ccsi.sources.check``.
 """
 
 import argparse

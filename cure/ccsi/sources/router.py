@@ -1,8 +1,7 @@
 """``/v1/ccsi/sources``: the remote catalogues the CCSI searches beside its own (admins only).
 
 Answers show each source's document with its stored secrets as ``"**********"``, never their
-values. (``POST /v1/ccsi/sources/{name}/check`` is added by ``cure.ccsi.sources.check``'s
-router when that module is there.)
+values. ``POST /v1/ccsi/sources/{name}/check`` runs ``cure.ccsi.sources.check``.
 """
 
 from typing import Annotated
