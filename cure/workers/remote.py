@@ -101,7 +101,8 @@ def _retry_after(value: str | None) -> float | None:
 
 # At most max_parallel transfers of a source at once in this process (one event loop a process
 # in the worker; a loop of its own has limits of its own, as in tests).
-_limits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Semaphore]]" = (  # noqa: E501
+_Limits = dict[tuple[str, int], asyncio.Semaphore]
+_limits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Limits]" = (
     weakref.WeakKeyDictionary()
 )
 
@@ -132,7 +133,6 @@ class Transfers:
     sizes: dict[str, int] = field(default_factory=dict)  # whole sizes that range answers gave
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _s3: Any = None
-    _signed: dict[str, str] = field(default_factory=dict)
     _targets: dict[str, _Target] = field(default_factory=dict)
     _moved: dict[str, str] = field(default_factory=dict)
 
@@ -366,12 +366,9 @@ class Transfers:
         )
 
     async def _href(self, href: str) -> str:
-        """The href to request: signed once a stage by a signing source."""
-        if self.source.auth is None:
-            return href
-        if href not in self._signed:
-            self._signed[href] = await self.source.auth.sign(href)
-        return self._signed[href]
+        """The href to request: signed by a signing source (which keeps signatures until they
+        expire)."""
+        return href if self.source.auth is None else await self.source.auth.sign(href)
 
     async def _send(
         self, method: str, href: str, what: str, headers: dict[str, str] | None = None

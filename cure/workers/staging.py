@@ -315,7 +315,9 @@ async def stage(
                     link=into / f"{len(plan)}-{_safe(key)}",
                 )
             )
-    async with httpx.AsyncClient(timeout=settings.stage_timeout_seconds) as http:
+    # A connection that stalls for a minute is broken: tried again, within the stage deadline.
+    timeout = httpx.Timeout(settings.stage_timeout_seconds, connect=10, read=60)
+    async with httpx.AsyncClient(timeout=timeout) as http:
         origin = await storage_origin(storage) if any(_is_local(p.product) for p in plan) else ""
         async with _Remotes(settings, http, deadline, sources) as remotes:
             results = await _gather(

@@ -552,3 +552,35 @@ async def test_the_worker_loads_a_registered_source_with_its_secrets(
     # Removed (or disabled) since the search: the order cannot be staged, and says why.
     with pytest.raises(staging.InputRefused, match=f"the source {name} is not an enabled"):
         await stage(remote_settings, cache, products, tmp_path / "two", district, sources=load)
+
+
+class Signing(SourceAuth):
+    """A source that signs its hrefs (a query that changes at each signing)."""
+
+    signs_hrefs = True
+
+    def __init__(self) -> None:
+        super().__init__("earth")
+        self.signed: list[str] = []
+
+    async def sign(self, href: str) -> str:
+        self.signed.append(href)
+        return f"{href}?sig={len(self.signed)}"
+
+
+async def test_a_signing_sources_hrefs_are_signed_and_cached_without_their_query(
+    remote_settings, cache, server, scenes, district, tmp_path
+) -> None:
+    signing = Signing()
+    products = [product({"red": band(scenes.urls["red"])})]
+    first = await stage(
+        remote_settings, cache, products, tmp_path / "one", district, sources=loader(auth=signing)
+    )
+    assert set(signing.signed) == {scenes.urls["red"]}
+    assert_is_the_window(first.files["inputs/reflectance/red.tif"], scenes.files.s2.red, district)
+    requests = server.requests_for(scenes.urls["red"])
+    second = await stage(
+        remote_settings, cache, products, tmp_path / "two", district, sources=loader(auth=signing)
+    )
+    # A signed link is for GET only: no HEAD, and the window is known by its href alone.
+    assert second.from_cache == 1 and server.requests_for(scenes.urls["red"]) == requests
