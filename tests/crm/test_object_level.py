@@ -24,6 +24,7 @@ FILL = {
     "collection_id": lambda b: "cure-roi_stats",  # STAC: B's product as an item
     "asset": lambda b: "data",  # a quicklook of B's product
     "item_id": lambda b: f"roi_stats-{b['order_id']}",
+    "name": lambda b: "earth-search",  # a catalogue source: admins' alone, no customer's
 }
 # Signed links carry their proof in the query: A has none for B's objects, so A forges one.
 QUERY = {"key": {"expires": "9999999999", "signature": "0" * 64}}
