@@ -56,10 +56,10 @@ def _geojson(body: dict[str, Any], missing: tuple[str, ...] = ()) -> JSONRespons
 
 @router.get("")
 async def landing_page(
-    session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal
+    session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal, sources: FederationDep
 ) -> dict[str, Any]:
     """The STAC API landing page: conformance, links to collections and search."""
-    return await stac_service.landing_page(session, settings, principal)
+    return await stac_service.landing_page(session, settings, principal, sources)
 
 
 router.add_api_route("/", landing_page, methods=["GET"], include_in_schema=False)
@@ -73,18 +73,22 @@ async def conformance() -> dict[str, Any]:
 
 @router.get("/collections", responses=_ERRORS)
 async def collections(
-    session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal
+    session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal, sources: FederationDep
 ) -> dict[str, Any]:
-    """The collections of the products the caller may see."""
-    return await stac_service.collections(session, settings, principal)
+    """The collections of the products the caller may see, and those the sources hold."""
+    return await stac_service.collections(session, settings, principal, sources)
 
 
 @router.get("/collections/{collection_id}", responses=_ERRORS)
 async def collection(
-    collection_id: str, session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal
+    collection_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: OptionalPrincipal,
+    sources: FederationDep,
 ) -> dict[str, Any]:
-    """One collection, with its extent."""
-    return await stac_service.collection(session, settings, principal, collection_id)
+    """One collection, with its extent (a collection only sources hold: theirs, not known)."""
+    return await stac_service.collection(session, settings, principal, collection_id, sources)
 
 
 @router.get(

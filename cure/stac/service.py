@@ -61,10 +61,13 @@ def _iso(moment: datetime) -> str:
 
 
 async def landing_page(
-    session: AsyncSession, settings: Settings, principal: Principal | None
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal | None,
+    sources: Federation | None = None,
 ) -> dict[str, Any]:
     base, root = base_url(settings), settings.public_url.rstrip("/")
-    names = await ccsi_service.collection_names(session, principal)
+    names = await federation.collection_names(sources, session, principal)
     return {
         "type": "Catalog",
         "stac_version": STAC_VERSION,
@@ -98,7 +101,9 @@ def conformance() -> dict[str, Any]:
 # -- collections ---------------------------------------------------------------------------------
 
 
-def _collection(settings: Settings, summary: CollectionRead) -> dict[str, Any]:
+def _collection(
+    settings: Settings, summary: CollectionRead, held_by: list[str] | None = None
+) -> dict[str, Any]:
     base = base_url(settings)
     href = f"{base}/collections/{summary.id}"
     generated = summary.id.startswith("cure-")
@@ -123,7 +128,8 @@ def _collection(settings: Settings, summary: CollectionRead) -> dict[str, Any]:
             "temporal": {"interval": [interval]},
         },
         "summaries": {"cure:product_type": summary.product_types},
-        "cure:product_count": summary.product_count,
+        "cure:product_count": summary.product_count,  # in the local catalogue
+        **({"cure:sources": held_by} if held_by else {}),
         "links": [
             _link(href, "self"),
             _link(base, "root"),
@@ -134,24 +140,80 @@ def _collection(settings: Settings, summary: CollectionRead) -> dict[str, Any]:
 
 
 async def collections(
-    session: AsyncSession, settings: Settings, principal: Principal | None
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal | None,
+    sources: Federation | None = None,
 ) -> dict[str, Any]:
+    """The local collections with their extents, and those only the sources hold."""
     listed = (await ccsi_service.collections(session, principal)).collections
+    local = {summary.id for summary in listed}
+    remote = await _remote_collections(sources)
     base = base_url(settings)
     return {
-        "collections": [_collection(settings, summary) for summary in listed],
+        "collections": [
+            *(_collection(settings, summary, remote.get(summary.id, [])) for summary in listed),
+            *(
+                _remote_collection(settings, name, held)
+                for name, held in sorted(remote.items())
+                if name not in local
+            ),
+        ],
         "links": [_link(f"{base}/collections", "self"), _link(base, "root")],
     }
 
 
 async def collection(
-    session: AsyncSession, settings: Settings, principal: Principal | None, collection_id: str
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal | None,
+    collection_id: str,
+    sources: Federation | None = None,
 ) -> dict[str, Any]:
     check_collection(collection_id)
+    remote = await _remote_collections(sources)
     for summary in (await ccsi_service.collections(session, principal)).collections:
         if summary.id == collection_id:
-            return _collection(settings, summary)
+            return _collection(settings, summary, remote.get(collection_id, []))
+    if collection_id in remote:
+        return _remote_collection(settings, collection_id, remote[collection_id])
     raise CollectionNotFound(f"no collection {collection_id}")
+
+
+async def _remote_collections(sources: Federation | None) -> dict[str, list[str]]:
+    """The collections the enabled sources map, each with the sources that hold it."""
+    held: dict[str, list[str]] = {}
+    for target in await sources.targets() if sources is not None else []:
+        held.setdefault(target.collection, []).append(target.source.name)
+    return held
+
+
+def _remote_collection(settings: Settings, name: str, held_by: list[str]) -> dict[str, Any]:
+    """A collection that only catalogue sources hold: its extent is theirs, not known here."""
+    base = base_url(settings)
+    href = f"{base}/collections/{name}"
+    return {
+        "type": "Collection",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [],
+        "id": name,
+        "title": name,
+        "description": f"Input products of the collection {name}, held by the catalogue "
+        f"sources {', '.join(held_by)}",
+        "license": "other",
+        "extent": {
+            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+            "temporal": {"interval": [[None, None]]},
+        },
+        "summaries": {},
+        "cure:sources": held_by,
+        "links": [
+            _link(href, "self"),
+            _link(base, "root"),
+            _link(base, "parent"),
+            _link(f"{href}/items", "items", GEOJSON),
+        ],
+    }
 
 
 async def check_collection_visible(

@@ -312,6 +312,8 @@ async def test_the_stac_api_answers_from_the_federation(
                 stack.start_api()
                 catalog = Client.open(f"{stack.url}/stac")
                 found = list(catalog.search(collections=[S2], **where).items())
+                landsat = catalog.get_collection("landsat-c2-l2").to_dict()
+                listed = {c.id for c in catalog.get_collections()}
                 paged = list(catalog.search(collections=[S2], limit=1, **where).items())
                 async with httpx.AsyncClient(timeout=30) as http:
                     through_items = await http.get(
@@ -342,6 +344,9 @@ async def test_the_stac_api_answers_from_the_federation(
     assert remote.assets["red"].href == scenes.urls["red"]
     assert remote.properties["eo:cloud_cover"] == pytest.approx(stac_items.S2_CLOUD_COVER)
     assert [i.id for i in paged] == [i.id for i in found]  # three pages of one, by next links
+    # A collection only the sources hold is a collection of the API too, naming them.
+    assert {S2, "landsat-c2-l2"} <= listed
+    assert sorted(landsat["cure:sources"]) == sorted([source["name"], nobody["name"]])
     assert through_items.status_code == 200
     assert [f["id"] for f in through_items.json()["features"]] == [i.id for i in found]
     assert missing.status_code == 200
