@@ -85,11 +85,48 @@ def fuzz_server(settings, tmp_path_factory) -> Iterator[tuple[str, dict[str, str
         }
     )
     email = _make_admin(fuzz_settings)
-    with _Server(create_app(fuzz_settings)) as server:
-        token = httpx.post(
-            f"{server.url}/v1/auth/login", json={"email": email, "password": PASSWORD}
-        ).json()["access_token"]
-        yield server.url, {"Authorization": f"Bearer {token}"}
+    sources_before = _source_names()
+    try:
+        with _Server(create_app(fuzz_settings)) as server:
+            token = httpx.post(
+                f"{server.url}/v1/auth/login", json={"email": email, "password": PASSWORD}
+            ).json()["access_token"]
+            yield server.url, {"Authorization": f"Bearer {token}"}
+    finally:
+        # Catalogue sources the fuzzer added (as an admin) would be searched by later tests,
+        # at whatever hosts it made up.
+        _remove_sources(_source_names() - sources_before)
+
+
+def _source_names() -> set[str]:
+    import asyncpg
+
+    from tests.conftest import TEST_DB
+
+    async def read() -> set[str]:
+        db = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}")
+        try:
+            return {row["name"] for row in await db.fetch("SELECT name FROM catalogue_sources")}
+        finally:
+            await db.close()
+
+    return asyncio.run(read())
+
+
+def _remove_sources(names: set[str]) -> None:
+    import asyncpg
+
+    from tests.conftest import TEST_DB
+
+    async def remove() -> None:
+        db = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}")
+        try:
+            await db.execute("DELETE FROM catalogue_sources WHERE name = ANY($1)", list(names))
+        finally:
+            await db.close()
+
+    if names:
+        asyncio.run(remove())
 
 
 def _operations() -> list[object]:
