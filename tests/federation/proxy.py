@@ -1,7 +1,7 @@
 """A counting HTTP proxy in front of a real server, on 127.0.0.1, for the federation tests: it
 forwards every request as it came (method, path, query, body, Host) and counts them, so a test
 observes how many calls a source got; on demand it answers slowly, with a status of its own, or
-with garbage instead."""
+with garbage instead, or demands a bearer token (401 without it)."""
 
 import http.server
 import threading
@@ -18,6 +18,10 @@ class CountingProxy:
         self.delay = 0.0  # seconds before answering
         self.status: int | None = None  # answer this status (with a short body) instead
         self.garbage: bytes | None = None  # answer 200 with these bytes instead
+        self.bearer: str | None = None  # when set, a request without this token gets 401
+        self.require_token = False  # when set, a request without a bearer token gets 401...
+        self.refused: set[str] = set()  # ...and so does one with a token of these (expired)
+        self.tokens: list[str] = []  # the bearer token of each request, "" without one
         self.lock = threading.Lock()
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         server.daemon_threads = True
@@ -33,7 +37,8 @@ class CountingProxy:
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
-        self.delay, self.status, self.garbage = 0.0, None, None
+        self.delay, self.status, self.garbage, self.bearer = 0.0, None, None, None
+        self.require_token, self.refused, self.tokens = False, set(), []
 
     def close(self) -> None:
         self._server.shutdown()
@@ -52,6 +57,13 @@ class CountingProxy:
                 body = self.rfile.read(length) if length else None
                 if proxy.delay:
                     time.sleep(proxy.delay)
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                with proxy.lock:
+                    proxy.tokens.append(token)
+                if (proxy.bearer and token != proxy.bearer) or (
+                    proxy.require_token and (not token or token in proxy.refused)
+                ):
+                    return self._answer(401, b'{"code": "expired"}', "application/json")
                 if proxy.status is not None:
                     return self._answer(proxy.status, b'{"code": "busy"}', "application/json")
                 if proxy.garbage is not None:
@@ -59,7 +71,7 @@ class CountingProxy:
                 headers = {
                     k: v
                     for k, v in self.headers.items()
-                    if k.lower() in ("content-type", "accept", "host", "authorization")
+                    if k.lower() in ("content-type", "accept", "host")
                 }
                 try:
                     answer = httpx.request(
