@@ -20,6 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -581,9 +582,12 @@ class Coverage:
     missing: tuple[str, ...] = ()
 
 
+LocalSessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
 async def availability(
     federation: Federation | None,
-    session: AsyncSession,
+    sessions: LocalSessions,
     *,
     collection: str,
     product_type: str | None,
@@ -594,12 +598,15 @@ async def availability(
 ) -> Coverage:
     """Whether a public product (local, or of a source) covers ``area`` in [start, end], at most
     ``max_cloud_cover`` cloudy (a product whose cover is not known counts as clear). The local
-    catalogue is asked first; the sources only when it has none."""
+    catalogue is asked first; the sources only when it has none. Each local step takes a short
+    session of ``sessions`` (closed before any source is called: no connection waits on one)."""
     where = from_shape(area, srid=4326)
     local: dict[str, Any] = {"collection": collection, "product_type": product_type, "area": where}
-    if await repository.any_covering(
-        session, start=start, end=end, max_cloud_cover=max_cloud_cover, **local
-    ):
+    async with sessions() as session:
+        found = await repository.any_covering(
+            session, start=start, end=end, max_cloud_cover=max_cloud_cover, **local
+        )
+    if found:
         return Coverage(found=True)
     targets = await _targets(federation, collection, product_type)
     remote_area = _remote_area(area)
@@ -640,7 +647,7 @@ async def availability(
         if missing:
             return Coverage(found=False, missing=missing)
     earlier, later = _shifted(start, -1), _shifted(end, 1)
-    # The sources' calls all at once; the session's queries one after another beside them.
+    # The sources' calls all at once; the local queries beside them, in a short session.
     asking = asyncio.gather(
         remote(asked(since=start, until=end, limit=CLOUD_SAMPLE, clear=False, asc=False)),
         remote(
@@ -649,10 +656,11 @@ async def availability(
         remote(asked(since=later, until=None, limit=1, clear=True, asc=True) if later else None),
     )
     try:
-        local_before_after = await repository.nearest_dates(
-            session, start=start, end=end, max_cloud_cover=max_cloud_cover, **local
-        )
-        least_local = await repository.least_cloud_cover(session, start=start, end=end, **local)
+        async with sessions() as session:
+            local_before_after = await repository.nearest_dates(
+                session, start=start, end=end, max_cloud_cover=max_cloud_cover, **local
+            )
+            least_local = await repository.least_cloud_cover(session, start=start, end=end, **local)
     except BaseException:
         asking.cancel()
         raise

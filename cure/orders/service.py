@@ -1,8 +1,10 @@
 """Orders: submit, read, list, cancel and results. State changes go through ``events.apply_event``."""
 
+import contextlib
 import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,7 @@ from cure.apps.schemas import AppInput
 from cure.auth.exceptions import EmailNotVerified, InsufficientScope
 from cure.auth.service import Principal
 from cure.ccsi import federation as ccsi_federation
-from cure.ccsi.federation import Coverage, Federation
+from cure.ccsi.federation import Coverage, Federation, LocalSessions
 from cure.config import Settings
 from cure.kit import outbound
 from cure.kit.db import utcnow
@@ -77,7 +79,7 @@ async def submit(
         return earlier, False
     params = app.validate_params(data.params)
     await _check_callback(settings, data, resolver)
-    await _check_inputs(session, settings, app, data, params, sources)
+    await _check_inputs(_short_sessions(session, reads), settings, app, data, params, sources)
     # One customer's submissions one at a time, until commit: limits and keys stay exact.
     await repository.lock_customer(session, principal.customer_id)
     if idempotency_key is not None:
@@ -154,8 +156,23 @@ MAX_CLOUD_COVER_PARAMETER = "max_cloud_cover"
 SOURCES_RETRY_SECONDS = 30
 
 
+def _short_sessions(
+    session: AsyncSession, reads: async_sessionmaker[AsyncSession] | None
+) -> LocalSessions:
+    """Short read sessions that give their connection back before a source is called; without
+    ``reads`` (the demonstration's orders), ``session`` itself."""
+    if reads is not None:
+        return reads
+
+    @contextlib.asynccontextmanager
+    async def same() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    return same
+
+
 async def _check_inputs(
-    session: AsyncSession,
+    sessions: LocalSessions,
     settings: Settings,
     app: app_registry.App,
     data: OrderCreate,
@@ -181,7 +198,7 @@ async def _check_inputs(
         for accepted in wanted.accepted(params):
             found = await ccsi_federation.availability(
                 sources,
-                session,
+                sessions,
                 collection=accepted.collection,
                 product_type=accepted.product_type,
                 area=area,

@@ -6,6 +6,7 @@ with garbage instead, or demands a bearer token (401 without it)."""
 import http.server
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ class CountingProxy:
         self.require_token = False  # when set, a request without a bearer token gets 401...
         self.refused: set[str] = set()  # ...and so does one with a token of these (expired)
         self.tokens: list[str] = []  # the bearer token of each request, "" without one
+        self.observe: Callable[[], None] | None = None  # called as each request comes in
         self.lock = threading.Lock()
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         server.daemon_threads = True
@@ -53,6 +55,8 @@ class CountingProxy:
             def _forward(self) -> None:
                 with proxy.lock:
                     proxy.requests.append((self.command, self.path))
+                if proxy.observe is not None:
+                    proxy.observe()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if proxy.delay:

@@ -6,13 +6,15 @@ with Retry-After. The OGC execution takes the same path."""
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.ccsi.factories import add_product
-from tests.conftest import free_port
+from tests.conftest import free_port, loopback_address, started_app
 from tests.factories import customer_with_token
 from tests.federation import items as stac_items
 from tests.federation.conftest import Scenes
+from tests.federation.proxy import CountingProxy
 from tests.federation.sourcing import registered, stac_source
 
 
@@ -173,3 +175,26 @@ async def test_a_suhi_order_takes_landsat_from_the_source_and_refuses_a_cloudy_o
     assert problem.startswith("no lst: landsat-c2-l2 (L2SP) product clear enough covers the region")
     assert f"{stac_items.LANDSAT_CLOUDY_CLOUD_COVER:g}% cloud cover" in problem
     assert "nearest dates with data before: 2026-07-15" in problem
+
+
+async def test_no_database_connection_is_held_while_a_source_is_asked(
+    settings, sessionmaker, scenes: Scenes, stac_server: str
+) -> None:
+    """The source (behind a proxy) notes how many of the API's pooled connections are checked
+    out while it is asked: a slow catalogue must not hold one."""
+    proxy = CountingProxy(stac_server)
+    checked_out: list[int] = []
+    try:
+        async with started_app(settings) as api:  # an engine of its own, committing
+            proxy.observe = lambda: checked_out.append(api.state.engine.pool.checkedout())
+            transport = httpx.ASGITransport(app=api, client=(loopback_address(), 50000))
+            async with (
+                httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http,
+                registered(api, sessionmaker, stac_source(proxy.url)),
+            ):
+                answer = await submit(http, "urban_green", order(scenes, "2026-07-14"))
+    finally:
+        proxy.close()
+
+    assert answer.status_code == 202, answer.text
+    assert checked_out and set(checked_out) == {0}
