@@ -1,6 +1,7 @@
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.ccsi.federation import Federation
 from cure.ccsi.schemas import SearchQuery
@@ -22,3 +23,13 @@ async def get_federation(request: Request) -> Federation | None:
 
 
 FederationDep = Annotated[Federation | None, Depends(get_federation)]
+
+
+async def get_local_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """Short read sessions for the local side of a federated search: each gives its connection
+    back before the sources' answers are awaited (the request's own session would hold it)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    return sessionmaker
+
+
+LocalSessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_local_sessions)]

@@ -15,11 +15,12 @@ With no source enabled for the collection, the search is the local one, unchange
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,9 @@ from cure.storage.service import Storage
 log = logging.getLogger(__name__)
 
 MISSING_HEADER = "CURE-Sources-Missing"
+# Short sessions for the local catalogue's queries (a read sessionmaker): each closes before the
+# sources' answers are awaited, so no pooled connection waits on a remote catalogue.
+LocalSessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 # A region with more vertices than this is sent to a source as its convex hull (the products
 # found are then checked against the region itself).
 MAX_REMOTE_VERTICES = 200
@@ -399,7 +403,7 @@ class FederatedPage:
 async def _page(
     federation: Federation,
     targets: list[Target],
-    session: AsyncSession,
+    sessions: LocalSessions,
     settings: Settings,
     storage: Storage,
     viewer: Viewer,
@@ -430,10 +434,11 @@ async def _page(
         )
 
     async def local() -> tuple[list[Product], bool, int]:
-        products, more = await repository.find(
-            session, criteria, visible_to=viewer, limit=needed, after=after, by_identifier=True
-        )
-        return products, more, await repository.count(session, criteria, visible_to=viewer)
+        async with sessions() as session:
+            products, more = await repository.find(
+                session, criteria, visible_to=viewer, limit=needed, after=after, by_identifier=True
+            )
+            return products, more, await repository.count(session, criteria, visible_to=viewer)
 
     (products, local_more, local_total), (answers, missing) = await asyncio.gather(
         local(), federation.ask_all(targets, query_of)
@@ -469,8 +474,12 @@ async def search(
     storage: Storage,
     principal: Principal | None,
     query: SearchQuery,
+    *,
+    sessions: LocalSessions | None = None,
 ) -> FederatedPage:
-    """One page of the OpenSearch search over the local catalogue and the sources."""
+    """One page of the OpenSearch search over the local catalogue and the sources. With no
+    source to ask, the local search on ``session``; else the local queries in a short session of
+    ``sessions`` (``session`` when none is given)."""
     targets = await _targets(federation, query.collection, query.product_type)
     if federation is None or not targets:
         found = await ccsi_service.search(session, settings, storage, principal, query)
@@ -485,7 +494,7 @@ async def search(
     return await _page(
         federation,
         targets,
-        session,
+        sessions or _the(session),
         settings,
         storage,
         ccsi_service.viewer_of(principal),
@@ -506,9 +515,11 @@ async def find(
     limit: int,
     offset: int = 0,
     after: Keyset | None = None,
+    sessions: LocalSessions | None = None,
 ) -> FederatedPage:
     """The STAC API's search over the local catalogue and the sources: keyset pages (``last``)
-    when no source is asked, offset pages over the merged list (``next_offset``) when some are."""
+    when no source is asked, offset pages over the merged list (``next_offset``) when some are
+    (the local queries then in a short session of ``sessions``, as ``search``)."""
     targets = await _targets_of(federation, criteria.collections, criteria.product_type)
     if federation is None or not targets:
         found = await ccsi_service.find(
@@ -519,7 +530,7 @@ async def find(
     return await _page(
         federation,
         targets,
-        session,
+        sessions or _the(session),
         settings,
         storage,
         ccsi_service.viewer_of(principal),
@@ -528,6 +539,16 @@ async def find(
         limit=limit,
         after=after,
     )
+
+
+def _the(session: AsyncSession) -> LocalSessions:
+    """``session`` itself as a source of short sessions (it stays open)."""
+
+    @contextlib.asynccontextmanager
+    async def same() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    return same
 
 
 async def _targets(
@@ -580,9 +601,6 @@ class Coverage:
     nearest_after: datetime | None = None
     least_cloud_cover: float | None = None
     missing: tuple[str, ...] = ()
-
-
-LocalSessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 async def availability(

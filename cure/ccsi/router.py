@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from cure.auth.dependencies import AdminPrincipal, OptionalPrincipal
 from cure.ccsi import federation, opensearch
 from cure.ccsi import service as ccsi_service
-from cure.ccsi.dependencies import FederationDep, SearchQueryDep
+from cure.ccsi.dependencies import FederationDep, LocalSessionsDep, SearchQueryDep
 from cure.ccsi.opensearch import ATOM_TYPE, DESCRIPTION_TYPE, GEOJSON_TYPE, SEARCH_PARAMETERS
 from cure.ccsi.reads import limit_anonymous_reads
 from cure.ccsi.schemas import CollectionList, ProductCreate, ProductRead, SearchQuery
@@ -129,8 +129,11 @@ async def _search(
     principal: OptionalPrincipal,
     query: SearchQueryDep,
     sources: FederationDep,
+    local_sessions: LocalSessionsDep,
 ) -> Response:
-    found = await federation.search(sources, session, settings, storage, principal, query)
+    found = await federation.search(
+        sources, session, settings, storage, principal, query, sessions=local_sessions
+    )
     base = _catalogue_url(settings)
     path = f"/{query.collection}/search" if "collection" in request.path_params else "/search"
     urls = {"search_url": f"{base}{path}", "description_url": f"{base}/description.xml"}

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from cure.auth.dependencies import OptionalPrincipal
-from cure.ccsi.dependencies import FederationDep
+from cure.ccsi.dependencies import FederationDep, LocalSessionsDep
 from cure.ccsi.federation import MISSING_HEADER
 from cure.ccsi.reads import limit_anonymous_reads
 from cure.kit.dependencies import SessionDep, SettingsDep
@@ -111,14 +111,24 @@ async def items(
     storage: StorageDep,
     principal: OptionalPrincipal,
     sources: FederationDep,
+    local_sessions: LocalSessionsDep,
 ) -> JSONResponse:
     """The collection's items the caller may see (and the enabled sources'), filtered by bbox and
     datetime, paged."""
-    await stac_service.check_collection_visible(session, principal, collection_id, sources)
+    async with local_sessions() as short:  # no connection held while sources are asked
+        await stac_service.check_collection_visible(short, principal, collection_id, sources)
     query = ItemSearch.of_query(request.query_params.multi_items(), collection=collection_id)
     url = f"{stac_service.base_url(settings)}/collections/{collection_id}/items"
     page, missing = await stac_service.search(
-        session, settings, storage, principal, query, url=url, method="GET", sources=sources
+        session,
+        settings,
+        storage,
+        principal,
+        query,
+        url=url,
+        method="GET",
+        sources=sources,
+        sessions=local_sessions,
     )
     return _geojson(page, missing)
 
@@ -147,6 +157,7 @@ async def search_get(
     storage: StorageDep,
     principal: OptionalPrincipal,
     sources: FederationDep,
+    local_sessions: LocalSessionsDep,
 ) -> JSONResponse:
     """Search items across collections by bbox or intersects, datetime, collections and ids, in
     the local catalogue and every enabled source (those that did not answer are named in the
@@ -154,7 +165,15 @@ async def search_get(
     query = ItemSearch.of_query(request.query_params.multi_items())
     url = f"{stac_service.base_url(settings)}/search"
     page, missing = await stac_service.search(
-        session, settings, storage, principal, query, url=url, method="GET", sources=sources
+        session,
+        settings,
+        storage,
+        principal,
+        query,
+        url=url,
+        method="GET",
+        sources=sources,
+        sessions=local_sessions,
     )
     return _geojson(page, missing)
 
@@ -167,11 +186,20 @@ async def search_post(
     storage: StorageDep,
     principal: OptionalPrincipal,
     sources: FederationDep,
+    local_sessions: LocalSessionsDep,
 ) -> JSONResponse:
     """The same search with a JSON body; the next link carries the body to post."""
     query = ItemSearch.of_body(body)
     url = f"{stac_service.base_url(settings)}/search"
     page, missing = await stac_service.search(
-        session, settings, storage, principal, query, url=url, method="POST", sources=sources
+        session,
+        settings,
+        storage,
+        principal,
+        query,
+        url=url,
+        method="POST",
+        sources=sources,
+        sessions=local_sessions,
     )
     return _geojson(page, missing)

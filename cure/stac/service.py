@@ -17,7 +17,7 @@ from cure.auth.service import Principal
 from cure.ccsi import federation
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.exceptions import ProductNotFound
-from cure.ccsi.federation import Federation
+from cure.ccsi.federation import Federation, LocalSessions
 from cure.ccsi.repository import MAX_OFFSET, ProductCriteria
 from cure.ccsi.schemas import AssetRead, CollectionRead, ProductRead, check_collection
 from cure.ccsi.sources.schemas import LOCAL
@@ -354,6 +354,7 @@ async def search(
     url: str,
     method: str,
     sources: Federation | None = None,
+    sessions: LocalSessions | None = None,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """One page of matching items (local and the enabled sources') as an ItemCollection, with a
     next link (same method) while more match: its token resumes after the page's last item
@@ -378,6 +379,7 @@ async def search(
         limit=query.limit,
         offset=query.offset,
         after=query.after,
+        sessions=sessions,
     )
     links = [_link(base_url(settings), "root")]
     token = _next_token(found)

@@ -23,7 +23,7 @@ class CountingProxy:
         self.require_token = False  # when set, a request without a bearer token gets 401...
         self.refused: set[str] = set()  # ...and so does one with a token of these (expired)
         self.tokens: list[str] = []  # the bearer token of each request, "" without one
-        self.observe: Callable[[], None] | None = None  # called as each request comes in
+        self.observe: Callable[[], None] | None = None  # called as each answer goes out
         self.lock = threading.Lock()
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         server.daemon_threads = True
@@ -55,12 +55,12 @@ class CountingProxy:
             def _forward(self) -> None:
                 with proxy.lock:
                     proxy.requests.append((self.command, self.path))
-                if proxy.observe is not None:
-                    proxy.observe()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if proxy.delay:
                     time.sleep(proxy.delay)
+                if proxy.observe is not None:
+                    proxy.observe()
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 with proxy.lock:
                     proxy.tokens.append(token)

@@ -353,3 +353,44 @@ async def test_the_stac_api_answers_from_the_federation(
     assert missing.headers["CURE-Sources-Missing"] == nobody["name"]
     assert missing.json()["cure:sources_missing"] == [nobody["name"]]
     assert len(missing.json()["features"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/ccsi/sentinel2-l2a/search"),
+        ("POST", "/stac/search"),
+        ("GET", "/stac/collections/sentinel2-l2a/items"),
+    ],
+)
+async def test_no_database_connection_is_held_while_a_source_is_asked(
+    settings, sessionmaker, scenes: Scenes, proxy: CountingProxy, method: str, path: str
+) -> None:
+    """The source (behind a proxy that takes a moment to answer) notes how many of the API's
+    pooled connections are checked out as it answers: a search waiting on a slow catalogue
+    holds none (the local queries beside it have long given theirs back)."""
+    import httpx
+
+    from tests.conftest import loopback_address, started_app
+
+    checked_out: list[int] = []
+    where = {"bbox": bbox_of(scenes), "datetime": "2026-07-01/2026-07-31"}
+    async with started_app(settings) as api:  # an engine of its own
+        proxy.delay = 0.3
+        proxy.observe = lambda: checked_out.append(api.state.engine.pool.checkedout())
+        transport = httpx.ASGITransport(app=api, client=(loopback_address(), 50000))
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http,
+            registered(api, sessionmaker, stac_source(proxy.url)),
+        ):
+            if method == "POST":
+                body = {"collections": [S2], "bbox": list(scenes.districts["clear"].bbox)}
+                answer = await http.post(path, json={**body, "datetime": where["datetime"]})
+            elif path.startswith("/stac"):
+                answer = await http.get(path, params=where)
+            else:
+                answer = await http.get(path, params={"bbox": where["bbox"], **JULY})
+
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["features"]) == 2
+    assert checked_out and set(checked_out) == {0}

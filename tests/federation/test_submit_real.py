@@ -180,12 +180,13 @@ async def test_a_suhi_order_takes_landsat_from_the_source_and_refuses_a_cloudy_o
 async def test_no_database_connection_is_held_while_a_source_is_asked(
     settings, sessionmaker, scenes: Scenes, stac_server: str
 ) -> None:
-    """The source (behind a proxy) notes how many of the API's pooled connections are checked
-    out while it is asked: a slow catalogue must not hold one."""
+    """The source (behind a proxy that takes a moment to answer) notes how many of the API's
+    pooled connections are checked out as it answers: a slow catalogue must not hold one."""
     proxy = CountingProxy(stac_server)
     checked_out: list[int] = []
     try:
         async with started_app(settings) as api:  # an engine of its own, committing
+            proxy.delay = 0.3
             proxy.observe = lambda: checked_out.append(api.state.engine.pool.checkedout())
             transport = httpx.ASGITransport(app=api, client=(loopback_address(), 50000))
             async with (
