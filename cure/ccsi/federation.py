@@ -296,6 +296,14 @@ class Federation:
         return answers, tuple(sorted(missing))
 
 
+def remote_product_type(source: Source, mapping: CollectionMapping) -> str | None:
+    """The product type an OpenSearch source is filtered by (its own name for it, else CURE's);
+    None for a STAC API, whose collection is the product type."""
+    if source.document.kind != "opensearch":
+        return None
+    return mapping.remote_product_type or mapping.product_type
+
+
 def _lacks_raster(items: list[dict[str, Any]], target: Target) -> bool:
     """Whether a mapped asset of an item says nothing of its raster values (then the collection's
     item_assets may)."""
@@ -427,9 +435,7 @@ async def _page(
             limit=needed,
             cloud_cover=criteria.cloud_cover,
             cloud_property=mapping.cloud_cover_property,
-            product_type=mapping.product_type
-            if target.source.document.kind == "opensearch"
-            else None,
+            product_type=remote_product_type(target.source, mapping),
             ids=tuple(criteria.identifiers),
         )
 
@@ -642,9 +648,7 @@ async def availability(
                 limit=limit,
                 cloud_cover=cloud if target.mapping.cloud_cover_property else None,
                 cloud_property=target.mapping.cloud_cover_property,
-                product_type=target.mapping.product_type
-                if target.source.document.kind == "opensearch"
-                else None,
+                product_type=remote_product_type(target.source, target.mapping),
                 ascending=asc,
             )
 

@@ -169,7 +169,11 @@ async def test_a_cloud_filter_goes_to_resto_as_an_interval(
         json.dumps(recorded_page()).encode(),
     )
 
-    async with registered(app, sessionmaker, opensearch_source(resto.url)):
+    document = opensearch_source(resto.url)
+    # resto's own name of the product type (as CDSE's SL_2_LST___ for CURE's SL_2_LST).
+    document["collections"]["sentinel2-l2a"]["remote_product_type"] = "S2MSI2A_RESTO"
+
+    async with registered(app, sessionmaker, document):
         answer = await client.get(
             "/v1/ccsi/sentinel2-l2a/search",
             params={"bbox": VIENNA, "timeStart": "2024-07-13", "cloudCover": "[0,20]"},
@@ -178,6 +182,8 @@ async def test_a_cloud_filter_goes_to_resto_as_an_interval(
     assert answer.status_code == 200, answer.text
     (query,) = resto.searches()
     assert query["cloudCover"] == ["[0,20]"]
+    assert query["productType"] == ["S2MSI2A_RESTO"]
+    assert answer.json()["features"][0]["properties"]["productType"] == "S2MSI2A"
     # The recorded answer is the same whatever the filter: CURE applies it too. The older scene's
     # cover is unknown to resto (-1), so a cloud filter leaves it out, as CQL2 would.
     assert [f["properties"]["identifier"] for f in answer.json()["features"]] == [JSON_NAME]

@@ -219,7 +219,9 @@ async def _count(
         end=end,
         limit=COUNT_CAP,
         cloud_property=mapping.cloud_cover_property,
-        product_type=mapping.product_type if source.document.kind == "opensearch" else None,
+        product_type=(mapping.remote_product_type or mapping.product_type)
+        if source.document.kind == "opensearch"
+        else None,
     )
     base: dict[str, Any] = {
         "collection": name,
