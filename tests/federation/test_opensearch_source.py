@@ -129,12 +129,18 @@ async def test_a_resto_json_source_is_searched_through_ccsi(
     )
     document = opensearch_source(resto.url)
 
+    mapped_only = f"{document['name']}-only"
+    document["collections"][mapped_only] = document["collections"]["sentinel2-l2a"]
+
     async with registered(app, sessionmaker, document):
         answer = await client.get(
             "/v1/ccsi/sentinel2-l2a/search",
             params={"bbox": VIENNA, "timeStart": "2024-07-13", "timeEnd": "2024-07-15"},
         )
+        description = await client.get("/v1/ccsi/description.xml")
 
+    # The description document offers the collections the sources map, as the local ones.
+    assert f'value="{mapped_only}"' in description.text
     assert answer.status_code == 200, answer.text
     page = answer.json()
     assert page["sourcesMissing"] == []
