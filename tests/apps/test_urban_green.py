@@ -322,6 +322,50 @@ def test_scale_and_offset_come_from_the_description_the_raster_or_the_baseline(
         assert not np.isnan(found[21, 4])
 
 
+def test_an_scl_window_off_the_red_window_by_one_pixel(
+    app_engine, urban_green_image, tmp_path
+) -> None:
+    """Windows cut from a tile's COGs start where each band's own pixels do: here the SCL's
+    starts one 10 m pixel west and north of the red band's, so red pixel (row, col) lies in SCL
+    cell ((row + 1) // 2, (col + 1) // 2)."""
+    case = Case(tmp_path)
+    red_dn, nir_dn = known_bands()
+    scl = np.full((SIZE // 2 + 1, SIZE // 2 + 1), 4, dtype="uint8")
+    scl[3, 3] = 9  # red rows 5-6, columns 5-6
+    scl[5, 2:4] = 3  # red rows 9-10, columns 3-6
+    scl_path = write_raster(
+        tmp_path / "scl.tif",
+        scl,
+        crs=UTM33,
+        transform=from_origin(case.x0 - 10, case.y0 + 10, 20, 20),
+        nodata=0,
+    )
+    job, files = case.job(
+        case.roi(TRIANGLE),
+        red=case.band("red", red_dn, tagged=(1e-4, -0.1)),
+        nir=case.band("nir", nir_dn, tagged=(1e-4, -0.1)),
+        scl=scl_path,
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+
+    run = run_app(app_engine, urban_green_image, "urban_green", job=job, files=files, out_dir=out)
+
+    assert run.exit_code == 0, run.stderr
+    rows, cols = np.mgrid[0:SIZE, 0:SIZE]
+    scl10 = scl[(rows + 1) // 2, (cols + 1) // 2]
+    cloud, shadow = scl10 == 9, scl10 == 3
+    assert (cloud.sum(), shadow.sum()) == (4, 8)
+    assert cloud[5:7, 5:7].all() and shadow[9:11, 3:7].all()
+    found, _ = read_on_red_grid(run.outputs["ndvi.tif"], case)
+    inside = triangle_inside()
+    assert np.isnan(found[cloud | shadow]).all()
+    stats = json.loads(run.outputs["statistics.json"].read_text())
+    assert stats["masked"]["cloud_high_probability"] == int((inside & cloud).sum()) == 4
+    assert stats["masked"]["cloud_shadows"] == int((inside & shadow).sum()) == 8
+    assert stats["valid_pixels"] == 325 - 12 - 3
+
+
 def test_command_line_overrides_params(app_engine, urban_green_image, tmp_path) -> None:
     """--green_threshold 0.2 and --mask_snow false: snow counts as a surface."""
     case = Case(tmp_path)
