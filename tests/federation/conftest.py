@@ -21,6 +21,12 @@ session-scoped; their names are stable:
   database ``<CURE_TEST_DB or cure_test>_stac``; ``stop()`` / ``start()`` keep port and data
   (restart it in ``finally``), ``load(collections, items)`` adds more.
 - ``stac_server`` -> its base URL (``http://127.0.0.1:PORT``).
+- ``cdse_scenes``, ``cdse_stac_api``, ``cdse_stac_server``: made only when asked for. The main
+  Sentinel-2 product as the Copernicus Data Space Ecosystem's STAC (v1, STAC 1.1) publishes it,
+  in a second server (database ``<test db>_stac_cdse``), collection ``sentinel-2-l2a``, item id
+  the product's name: B04_10m, B08_10m, SCL_20m as JPEG 2000 on moto at ``s3://eodata/...``
+  (S3 keys), each with the OData download on the scene server as ``alternate.https`` (OIDC),
+  ``raster:scale``/``raster:offset``, ``file:size`` and an md5 ``file:checksum``.
 
 What is in the STAC server (collections ``sentinel-2-l2a`` and ``landsat-c2-l2``):
 ``S2B_33UXP_20260714_0_L2A`` (8.3 % cloud; clear over ``clear``), ``S2A_33UXP_20260719_0_L2A``
@@ -37,6 +43,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -231,35 +238,47 @@ def _scenes(scene_files: SceneFiles, scene_server: SceneServer, moto_url: str) -
     )
 
 
+def _started_stac_server(
+    database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    collections: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+) -> StacServer:
+    try:
+        server = StacServer(
+            database,
+            tmp_path_factory.mktemp("stac-server"),
+            log=ROOT / "var" / "log" / f"test-stac-server-{database}.log",
+        )
+    except StacServerMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        server.create_database()
+        server.load(collections, items)
+        server.start()
+    except BaseException:
+        _close_stac_server(server)
+        raise
+    return server
+
+
+def _close_stac_server(server: StacServer) -> None:
+    try:
+        server.stop()
+    finally:
+        server.drop_database()
+
+
 @pytest.fixture(scope="session")
 def stac_api(scenes: Scenes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StacServer]:
     """stac-fastapi-pgstac on 127.0.0.1 over a database of its own, loaded with ``scenes``."""
 
     def make() -> StacServer:
-        try:
-            server = StacServer(
-                f"{TEST_DB}_stac",
-                tmp_path_factory.mktemp("stac-server"),
-                log=ROOT / "var" / "log" / f"test-stac-server-{TEST_DB}.log",
-            )
-        except StacServerMissing as missing:
-            pytest.fail(str(missing), pytrace=False)
-        try:
-            server.create_database()
-            server.load(scenes.collections, scenes.items)
-            server.start()
-        except BaseException:
-            close(server)
-            raise
-        return server
+        return _started_stac_server(
+            f"{TEST_DB}_stac", tmp_path_factory, scenes.collections, scenes.items
+        )
 
-    def close(server: StacServer) -> None:
-        try:
-            server.stop()
-        finally:
-            server.drop_database()
-
-    with _shared.use("stac_api", make, close) as server:
+    with _shared.use("stac_api", make, _close_stac_server) as server:
         yield server
 
 
@@ -267,3 +286,85 @@ def stac_api(scenes: Scenes, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def stac_server(stac_api: StacServer) -> str:
     """The STAC API's base URL."""
     return stac_api.url
+
+
+# -- the same product as the Copernicus Data Space Ecosystem's STAC answers it -------------------
+
+
+@dataclass
+class CdseScenes:
+    """The main Sentinel-2 scene as CDSE keeps it: JPEG 2000 granules on moto at
+    ``s3://eodata/...`` (``s3``), the OData download of each on the scene server (``urls``),
+    the item (id: the product's name) and collection in CDSE's STAC shape."""
+
+    files: dict[str, Path]  # B04_10m, B08_10m, SCL_20m
+    item: dict[str, Any]
+    collection: dict[str, Any]
+    urls: dict[str, str]
+    s3: dict[str, str]
+    s3_endpoint: str
+
+
+@pytest.fixture(scope="session")
+def cdse_scenes(
+    scenes: Scenes,
+    scene_server: SceneServer,
+    moto_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CdseScenes]:
+    """Made only when a test asks (about 3 s): the JPEG 2000 files, served and on moto."""
+
+    def make() -> CdseScenes:
+        identifier = stac_items.cdse_identifier(scenes.s2_item)
+        files = scene_files_module.make_sentinel2_jp2(
+            tmp_path_factory.mktemp("cdse"),
+            tile=stac_items.CDSE_TILE,
+            sensed=stac_items.cdse_sensed(identifier),
+        )
+        urls = {
+            key: scene_server.publish(file, stac_items.cdse_odata_path(identifier, key))
+            for key, file in files.items()
+        }
+        s3 = {
+            key: put_s3_object(
+                moto_url, f"s3://eodata/{stac_items.cdse_key(identifier, key)}", file
+            )
+            for key, file in files.items()
+        }
+        item = stac_items.cdse_sentinel2_item(scenes.s2_item, hrefs=s3, https=urls, files=files)
+        return CdseScenes(
+            files=files,
+            item=item,
+            collection=stac_items.cdse_sentinel2_collection(),
+            urls=urls,
+            s3=s3,
+            s3_endpoint=moto_url,
+        )
+
+    with _shared.use("cdse_scenes", make) as made:
+        yield made
+
+
+@pytest.fixture(scope="session")
+def cdse_stac_api(
+    cdse_scenes: CdseScenes, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StacServer]:
+    """A second stac-fastapi-pgstac (database ``<test db>_stac_cdse``) holding CDSE's
+    ``sentinel-2-l2a`` collection with the product's item; started only when a test asks."""
+
+    def make() -> StacServer:
+        return _started_stac_server(
+            f"{TEST_DB}_stac_cdse",
+            tmp_path_factory,
+            [cdse_scenes.collection],
+            [cdse_scenes.item],
+        )
+
+    with _shared.use("cdse_stac_api", make, _close_stac_server) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cdse_stac_server(cdse_stac_api: StacServer) -> str:
+    """The CDSE-shaped STAC API's base URL."""
+    return cdse_stac_api.url

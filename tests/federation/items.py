@@ -594,3 +594,254 @@ def landsat_collection() -> dict[str, Any]:
             "https://stac-extensions.github.io/classification/v1.0.0/schema.json",
         ],
     }
+
+
+# -- Sentinel-2 L2A (the Copernicus Data Space Ecosystem's STAC, sentinel-2-l2a) -----------------
+
+CDSE_PRODUCT_UUID = "3c2b7e0a-5d41-4f7e-9a0c-2f1e6b8d9a47"
+CDSE_TILE = "33UXP"
+CDSE_OIDC = (
+    "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/.well-known/openid-configuration"
+)
+CDSE_BANDS = {
+    "B04_10m": ("B04", "red", "Red (band 4)", 0.665, 0.038, 10),
+    "B08_10m": ("B08", "nir", "NIR 1 (band 8)", 0.842, 0.145, 10),
+}
+
+
+def cdse_identifier(s2_item: dict[str, Any]) -> str:
+    """The product's name without ``.SAFE``: CDSE's item id for the same product."""
+    return str(s2_item["properties"]["s2:product_uri"]).removesuffix(".SAFE")
+
+
+def cdse_sensed(identifier: str) -> str:
+    return identifier.split("_")[2]
+
+
+def cdse_key(identifier: str, asset: str) -> str:
+    """Where eodata keeps a granule's file: ``Sentinel-2/MSI/L2A/2026/07/14/<name>.SAFE/
+    GRANULE/L2A_T33UXP_A048301_<sensed>/IMG_DATA/R10m/T33UXP_<sensed>_B04_10m.jp2``."""
+    sensed = cdse_sensed(identifier)
+    resolution = asset.split("_")[1]
+    return (
+        f"Sentinel-2/MSI/L2A/{sensed[:4]}/{sensed[4:6]}/{sensed[6:8]}/{identifier}.SAFE/GRANULE/"
+        f"L2A_T{CDSE_TILE}_A048301_{sensed}/IMG_DATA/R{resolution}/T{CDSE_TILE}_{sensed}_{asset}.jp2"
+    )
+
+
+def cdse_odata_path(identifier: str, asset: str) -> str:
+    """The same file through CDSE's OData download service: ``odata/v1/Products(<uuid>)/
+    Nodes(<name>.SAFE)/Nodes(GRANULE)/.../Nodes(<file>)/$value``."""
+    parts = cdse_key(identifier, asset).split("/")[6:]  # from <name>.SAFE on
+    nodes = "/".join(f"Nodes({part})" for part in parts)
+    return f"odata/v1/Products({CDSE_PRODUCT_UUID})/{nodes}/$value"
+
+
+def multihash_md5(file: Path) -> str:
+    """As CDSE gives it: an md5 multihash in hex (0xd5 0x01, 16 bytes, digest)."""
+    return "d50110" + hashlib.md5(file.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def _cdse_asset(key: str, href: str, https: str, file: Path) -> dict[str, Any]:
+    resolution = int(key.split("_")[1].removesuffix("m"))
+    size = scenes.S2_SIZE * 10 // resolution
+    asset: dict[str, Any] = {
+        "href": href,
+        "type": "image/jp2",
+        "roles": ["data", "reflectance", f"gsd:{resolution}m"],
+        "gsd": resolution,
+        "nodata": 0,
+        "data_type": "uint16" if key in CDSE_BANDS else "uint8",
+        "proj:code": scenes.CRS,
+        "proj:shape": [size, size],
+        "proj:transform": [resolution, 0, scenes.S2_ORIGIN[0], 0, -resolution, scenes.S2_ORIGIN[1]],
+        "file:size": file.stat().st_size,
+        "file:checksum": multihash_md5(file),
+        "auth:refs": ["s3"],
+        "storage:refs": ["cdse-s3"],
+        "alternate:name": "S3",
+        "alternate": {
+            "https": {
+                "href": https,
+                "alternate:name": "HTTPS",
+                "auth:refs": ["oidc"],
+                "storage:refs": ["cdse"],
+            }
+        },
+    }
+    if key in CDSE_BANDS:
+        name, common, description, wavelength, fwhm, _ = CDSE_BANDS[key]
+        asset["title"] = f"{description.split(' (')[0]} - {resolution}m"
+        asset["bands"] = [
+            {
+                "name": name,
+                "description": description,
+                "eo:common_name": common,
+                "eo:center_wavelength": wavelength,
+                "eo:full_width_half_max": fwhm,
+            }
+        ]
+        asset["raster:scale"] = scenes.S2_SCALE
+        asset["raster:offset"] = scenes.S2_OFFSET
+    else:
+        asset["title"] = "Scene classification map (SCL)"
+        asset["roles"] = ["data", "classification", f"gsd:{resolution}m"]
+    return asset
+
+
+def cdse_sentinel2_item(
+    s2_item: dict[str, Any], *, hrefs: dict[str, str], https: dict[str, str], files: dict[str, Path]
+) -> dict[str, Any]:
+    """The Earth Search item's product as CDSE's STAC (v1, STAC 1.1) answers it: the SAFE's
+    JPEG 2000 granules on ``s3://eodata/...`` (S3 keys) with the OData download as their
+    ``alternate.https`` (an OIDC token), ``raster:scale``/``raster:offset`` on each band."""
+    identifier = cdse_identifier(s2_item)
+    source = s2_item["properties"]
+    stamp = datetime.strptime(source["datetime"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    published = (stamp + timedelta(hours=3, minutes=7)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json",
+            "https://stac-extensions.github.io/authentication/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/file/v2.1.0/schema.json",
+            "https://stac-extensions.github.io/grid/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
+            "https://stac-extensions.github.io/product/v0.1.0/schema.json",
+            "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/raster/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/sat/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/storage/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/timestamps/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/view/v1.0.0/schema.json",
+        ],
+        "id": identifier,
+        "collection": S2_COLLECTION,
+        "geometry": s2_item["geometry"],
+        "bbox": s2_item["bbox"],
+        "properties": {
+            "datetime": source["datetime"],
+            "start_datetime": source["datetime"],
+            "end_datetime": source["datetime"],
+            "created": published,
+            "updated": published,
+            "published": published,
+            "platform": source["platform"],
+            "constellation": "sentinel-2",
+            "instruments": ["msi"],
+            "eo:cloud_cover": source["eo:cloud_cover"],
+            "eo:snow_cover": source["s2:snow_ice_percentage"],
+            "grid:code": f"MGRS-{CDSE_TILE}",
+            "proj:code": scenes.CRS,
+            "product:type": "S2MSI2A",
+            "product:timeliness": "PT24H",
+            "product:timeliness_category": "NRT",
+            "processing:level": "L2",
+            "processing:version": source["s2:processing_baseline"],
+            "processing:facility": "ESA",
+            "sat:relative_orbit": 79,
+            "sat:absolute_orbit": 48301,
+            "sat:orbit_state": "descending",
+            "view:sun_azimuth": source["view:sun_azimuth"],
+            "view:sun_elevation": source["view:sun_elevation"],
+            "auth:schemes": {
+                "s3": {"type": "s3"},
+                "oidc": {"type": "openIdConnect", "openIdConnectUrl": CDSE_OIDC},
+            },
+            "storage:schemes": {
+                "cdse-s3": {
+                    "title": "Copernicus Data Space Ecosystem S3",
+                    "platform": "https://eodata.dataspace.copernicus.eu",
+                    "type": "custom-s3",
+                    "requester_pays": False,
+                },
+                "cdse": {
+                    "title": "Copernicus Data Space Ecosystem",
+                    "platform": "https://dataspace.copernicus.eu",
+                    "type": "custom-https",
+                },
+            },
+        },
+        "links": [
+            {
+                "rel": "license",
+                "href": "https://sentinel.esa.int/documents/247904/690755/Sentinel_Data_Legal_Notice",
+                "type": "application/pdf",
+            },
+        ],
+        "assets": {key: _cdse_asset(key, hrefs[key], https[key], files[key]) for key in hrefs},
+    }
+
+
+def cdse_sentinel2_collection() -> dict[str, Any]:
+    return {
+        "type": "Collection",
+        "id": S2_COLLECTION,
+        "stac_version": "1.1.0",
+        "title": "Sentinel-2 Level-2A",
+        "description": (
+            "The Sentinel-2 Level-2A Collection 1 product provides orthorectified Surface"
+            " Reflectance (Bottom-Of-Atmosphere: BOA), with sub-pixel multispectral and"
+            " multitemporal registration accuracy."
+        ),
+        "license": "other",
+        "keywords": ["Copernicus", "Sentinel", "EU", "ESA", "Satellite", "Global", "Reflectance"],
+        "providers": [
+            {"name": "ESA", "roles": ["producer"], "url": "https://www.esa.int/"},
+            {
+                "name": "CloudFerro",
+                "roles": ["host", "processor"],
+                "url": "https://cloudferro.com/",
+            },
+        ],
+        "extent": {
+            "spatial": {"bbox": [[-180, -90, 180, 90]]},
+            "temporal": {"interval": [["2015-07-04T10:10:06.027000Z", None]]},
+        },
+        "summaries": {
+            "platform": ["sentinel-2a", "sentinel-2b", "sentinel-2c"],
+            "constellation": ["sentinel-2"],
+            "instruments": ["msi"],
+            "product:type": ["S2MSI2A"],
+            "processing:level": ["L2"],
+        },
+        "item_assets": {
+            "B04_10m": {
+                "type": "image/jp2",
+                "title": "Red - 10m",
+                "roles": ["data", "reflectance", "gsd:10m"],
+                "raster:scale": scenes.S2_SCALE,
+                "raster:offset": scenes.S2_OFFSET,
+                "nodata": 0,
+                "data_type": "uint16",
+            },
+            "B08_10m": {
+                "type": "image/jp2",
+                "title": "NIR 1 - 10m",
+                "roles": ["data", "reflectance", "gsd:10m"],
+                "raster:scale": scenes.S2_SCALE,
+                "raster:offset": scenes.S2_OFFSET,
+                "nodata": 0,
+                "data_type": "uint16",
+            },
+            "SCL_20m": {
+                "type": "image/jp2",
+                "title": "Scene classification map (SCL)",
+                "roles": ["data", "classification", "gsd:20m"],
+                "nodata": 0,
+                "data_type": "uint8",
+            },
+        },
+        "links": [
+            {
+                "rel": "license",
+                "href": "https://sentinel.esa.int/documents/247904/690755/Sentinel_Data_Legal_Notice",
+            }
+        ],
+        "stac_extensions": [
+            "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json",
+            "https://stac-extensions.github.io/raster/v2.0.0/schema.json",
+        ],
+    }

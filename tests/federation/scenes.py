@@ -509,3 +509,40 @@ def make_scenes(folder: Path, *, landsat_id: str) -> SceneFiles:
     return SceneFiles(
         s2=make_sentinel2(folder / "s2"), landsat=make_landsat(folder / "landsat", landsat_id)
     )
+
+
+def make_sentinel2_jp2(folder: Path, *, tile: str, sensed: str) -> dict[str, Path]:
+    """The same Sentinel-2 scene as the Copernicus Data Space Ecosystem keeps it: the SAFE's
+    JPEG 2000 granules (lossless, 1024-pixel tiles), named as in IMG_DATA (``T33UXP_<sensed>_
+    B04_10m.jp2``), by asset key (B04_10m, B08_10m, SCL_20m)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scl = scl_grid()
+    red, nir = s2_digital_numbers(scl)
+    layers = {
+        "B04_10m": (red, 10, S2_NODATA),
+        "B08_10m": (nir, 10, S2_NODATA),
+        "SCL_20m": (scl, 20, 0),
+    }
+    files = {}
+    for key, (values, resolution, nodata) in layers.items():
+        path = folder / f"T{tile}_{sensed}_{key}.jp2"
+        with rasterio.open(
+            path,
+            "w",
+            driver="JP2OpenJPEG",
+            width=values.shape[1],
+            height=values.shape[0],
+            count=1,
+            dtype=values.dtype.name,
+            crs=CRS,
+            transform=from_origin(*S2_ORIGIN, resolution, resolution),
+            nodata=nodata,
+            QUALITY=100,
+            REVERSIBLE="YES",
+            RESOLUTIONS=5,
+            BLOCKXSIZE=1024,
+            BLOCKYSIZE=1024,
+        ) as dataset:
+            dataset.write(values, 1)
+        files[key] = path
+    return files

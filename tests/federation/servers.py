@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -41,16 +43,12 @@ class Failure:
     path: str | None = None
 
 
-class SceneServer:
-    """A threaded HTTP/1.1 file server over ``root``: GET and HEAD, ``Range: bytes=a-b`` (and
-    ``a-``, ``-n``) answered 206 with Content-Range, ETag and Last-Modified. It counts the body
-    bytes it sent and the requests it answered per path, and can fail on demand: queued failures
-    (``fail``), a bearer token it requires (``bearer``), or down altogether (``down``/``up``,
-    the same port again)."""
+class SceneState:
+    """What the scene server's process keeps: the HTTP server over ``root`` and its counts,
+    queued failures, bearer token and whether it listens."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
         self.port = 0
         self.served: Counter[str] = Counter()  # body bytes sent, by URL path
         self.requests: Counter[str] = Counter()  # requests answered (any status), by URL path
@@ -64,9 +62,9 @@ class SceneServer:
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
 
-    # -- life ----------------------------------------------------------------------------------
-
-    def start(self) -> None:
+    def up(self) -> None:
+        if self._server is not None:
+            return
         server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         server.daemon_threads = True
         self.port = server.server_address[1]
@@ -74,7 +72,7 @@ class SceneServer:
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def down(self) -> None:
         if self._server is None:
             return
         self._server.shutdown()
@@ -90,18 +88,170 @@ class SceneServer:
             self._thread.join(timeout=10)
         self._server = self._thread = None
 
+    def reset(self) -> None:
+        with self.lock:
+            self.served.clear()
+            self.requests.clear()
+            self.ranges.clear()
+            self.failures.clear()
+            self.bearer = None
+            self.most_at_once = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "served": dict(self.served),
+                "requests": dict(self.requests),
+                "ranges": list(self.ranges),
+                "failures": [[f.answer, f.path] for f in self.failures],
+                "bearer": self.bearer,
+                "most_at_once": self.most_at_once,
+                "up": self._server is not None,
+            }
+
+    def _next_failure(self, path: str) -> Failure | None:
+        for index, failure in enumerate(self.failures):
+            if failure.path is None or path.startswith(failure.path):
+                return self.failures.pop(index)
+        return None
+
+
+def _control_handler(state: SceneState) -> type[http.server.BaseHTTPRequestHandler]:
+    """The scene server's own controls, on a port of their own (so ``down`` leaves them up)."""
+
+    class Control(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def _reply(self, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._reply(state.snapshot())
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            asked = json.loads(self.rfile.read(length) or b"{}")
+            if self.path == "/fail":
+                answer = (
+                    asked["answer"] if isinstance(asked["answer"], str) else tuple(asked["answer"])
+                )
+                with state.lock:
+                    state.failures.extend(
+                        Failure(answer, asked.get("path")) for _ in range(int(asked["times"]))
+                    )
+            elif self.path == "/bearer":
+                with state.lock:
+                    state.bearer = asked.get("token")
+            elif self.path == "/reset":
+                state.reset()
+            elif self.path == "/down":
+                state.down()
+            elif self.path == "/up":
+                state.up()
+            self._reply(state.snapshot())
+
+    return Control
+
+
+def _serve_scenes(root: Path) -> None:
+    """The scene server's process: serve ``root``, print the two ports, run until terminated."""
+    _die_with_parent()
+    state = SceneState(root)
+    state.up()
+    control = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _control_handler(state))
+    control.daemon_threads = True
+    print(json.dumps({"port": state.port, "control": control.server_address[1]}), flush=True)
+    control.serve_forever()
+
+
+def _die_with_parent() -> None:
+    """Be sent SIGTERM when the process that started this one dies, so a test run that is
+    killed leaves no server behind (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class SceneServer:
+    """A threaded HTTP/1.1 file server over ``root``, in a process of its own (a test's GDAL
+    may hold the GIL while it waits for the server): GET and HEAD, ``Range: bytes=a-b`` (and
+    ``a-``, ``-n``) answered 206 with Content-Range, ETag and Last-Modified. It counts the body
+    bytes it sent and the requests it answered per path, and can fail on demand: queued failures
+    (``fail``), a bearer token it requires (``bearer``), or down altogether (``down``/``up``,
+    the same port again). Counts are read from the server when asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.port = 0
+        self._control = ""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._process is not None:
+            return
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "tests.federation.servers", "scene-server", str(self.root)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=10)
+            raise RuntimeError(f"the scene server did not start ({process.returncode})")
+        ports = json.loads(line)
+        self.port, self._control = ports["port"], f"http://127.0.0.1:{ports['control']}"
+        self._process = process
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def _ask(self, what: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self._process is None:
+            raise RuntimeError("the scene server is not running")
+        if body is None and what == "":
+            answer = httpx.get(self._control, timeout=30)
+        else:
+            answer = httpx.post(f"{self._control}/{what}", json=body or {}, timeout=30)
+        answer.raise_for_status()
+        return dict(answer.json())
+
     def down(self) -> None:
         """Refuse connections (nothing listens on the port) until ``up``."""
-        self.stop()
+        self._ask("down")
 
     def up(self) -> None:
         """Listen again, on the same port."""
-        if self._server is None:
-            self.start()
+        self._ask("up")
 
     @property
     def is_up(self) -> bool:
-        return self._server is not None
+        return bool(self._ask("")["up"])
 
     # -- what a test asks of it ----------------------------------------------------------------
 
@@ -110,8 +260,8 @@ class SceneServer:
         return f"http://127.0.0.1:{self.port}"
 
     def url(self, name: str) -> str:
-        """The URL of ``name`` (a path under ``root``)."""
-        return f"{self.base_url}/{name.lstrip('/')}"
+        """The URL of ``name`` (a path under ``root``; characters a path may not hold quoted)."""
+        return f"{self.base_url}/{quote(name.lstrip('/'), safe='/()$,;=@+')}"
 
     def publish(self, file: Path, name: str) -> str:
         """Serve ``file`` as ``name`` (a hard link or copy under root); its URL."""
@@ -135,15 +285,52 @@ class SceneServer:
     ) -> None:
         """Answer the next ``times`` requests (for paths under ``path``, if given) with ``status``
         (e.g. 503 or 429, with Retry-After when given), or "drop" / "cut"."""
-        answer: tuple[int, dict[str, str]] | str
+        answer: list[Any] | str
         if isinstance(status, str):
             answer = status
         else:
-            answer = (status, {"Retry-After": str(retry_after)} if retry_after is not None else {})
-        with self.lock:
-            self.failures.extend(
-                Failure(answer, url_path(path) if path else None) for _ in range(times)
-            )
+            answer = [status, {"Retry-After": str(retry_after)} if retry_after is not None else {}]
+        self._ask(
+            "fail", {"answer": answer, "times": times, "path": url_path(path) if path else None}
+        )
+
+    @property
+    def bearer(self) -> str | None:
+        """The token requests must carry (``Authorization: Bearer ...``), or None."""
+        token = self._ask("")["bearer"]
+        return None if token is None else str(token)
+
+    @bearer.setter
+    def bearer(self, token: str | None) -> None:
+        self._ask("bearer", {"token": token})
+
+    @property
+    def served(self) -> Counter[str]:
+        """Body bytes sent, by URL path (a snapshot)."""
+        return Counter(self._ask("")["served"])
+
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests answered (any status), by URL path (a snapshot)."""
+        return Counter(self._ask("")["requests"])
+
+    @property
+    def ranges(self) -> list[tuple[str, str]]:
+        """The path and Range header (or "") of each GET, in order (a snapshot)."""
+        return [(path, header) for path, header in self._ask("")["ranges"]]
+
+    @property
+    def failures(self) -> list[Failure]:
+        """The failures still queued."""
+        return [
+            Failure(answer if isinstance(answer, str) else tuple(answer), path)
+            for answer, path in self._ask("")["failures"]
+        ]
+
+    @property
+    def most_at_once(self) -> int:
+        """The most requests it was answering at the same time."""
+        return int(self._ask("")["most_at_once"])
 
     def bytes_served(self, name_or_url: str) -> int:
         """Body bytes sent for one file (a name under root, its URL path or its URL)."""
@@ -154,31 +341,19 @@ class SceneServer:
 
     def reset(self) -> None:
         """Forget the counts and any queued failures; drop the bearer token."""
-        with self.lock:
-            self.served.clear()
-            self.requests.clear()
-            self.ranges.clear()
-            self.failures.clear()
-            self.bearer = None
-            self.most_at_once = 0
-
-    def _next_failure(self, path: str) -> Failure | None:
-        for index, failure in enumerate(self.failures):
-            if failure.path is None or path.startswith(failure.path):
-                return self.failures.pop(index)
-        return None
+        self._ask("reset")
 
 
 def url_path(name_or_url: str) -> str:
-    """The URL path of a name under root, a URL path or a whole URL."""
+    """The URL path of a name under root, a URL path or a whole URL (percent-decoded)."""
     text = re.sub(r"^[a-z]+://[^/]+", "", name_or_url)
-    return "/" + text.split("?", 1)[0].lstrip("/")
+    return "/" + unquote(text.split("?", 1)[0]).lstrip("/")
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
-def _handler(server: SceneServer) -> type[http.server.BaseHTTPRequestHandler]:
+def _handler(server: SceneState) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -336,6 +511,16 @@ def put_s3_object(moto_url: str, href: str, file: Path) -> str:
 # -- the STAC API server -----------------------------------------------------------------------
 
 
+# Runs a module (argv[1], its arguments after it) as ``python -m`` would, once the process has
+# asked to be sent SIGTERM when its parent dies: a killed test run leaves no server behind.
+_DIE_WITH_PARENT_THEN_RUN = (
+    "import ctypes, runpy, signal, sys; "
+    "ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
+    "sys.argv = sys.argv[1:]; "
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
 class StacServerMissing(RuntimeError):
     """The STAC server's virtualenv is missing or older than its lock file."""
 
@@ -466,7 +651,8 @@ class StacServer:
         self.process = subprocess.Popen(  # noqa: S603
             [
                 str(self.python),
-                "-m",
+                "-c",
+                _DIE_WITH_PARENT_THEN_RUN,
                 "uvicorn",
                 "stac_fastapi.pgstac.app:create_app",
                 "--factory",
@@ -526,3 +712,8 @@ class StacServer:
 
         asyncio.run(drop())
         self._created = False
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["scene-server"]:
+        _serve_scenes(Path(sys.argv[2]))

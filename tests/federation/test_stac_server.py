@@ -17,7 +17,7 @@ from rasterio.windows import from_bounds
 from tests.federation import items as stac_items
 from tests.federation import scenes as scene_module
 from tests.federation import servers
-from tests.federation.conftest import Scenes
+from tests.federation.conftest import CdseScenes, Scenes
 from tests.federation.servers import SceneServer, StacServer, s3_client
 
 JULY = "2026-07-01T00:00:00Z/2026-07-31T23:59:59Z"
@@ -317,3 +317,41 @@ def test_a_missing_install_is_a_clear_failure_not_a_skip(
     (tmp_path / "stac-server" / ".installed").write_text("an older lock's digest\n")
     with pytest.raises(servers.StacServerMissing, match="older tests/federation/stac-server.lock"):
         servers.check_installed()
+
+
+def test_the_cdse_shaped_server_holds_the_product_as_jpeg2000_on_s3(
+    cdse_stac_server: str, cdse_scenes: CdseScenes, scene_server: SceneServer, scenes: Scenes
+) -> None:
+    client = Client.open(cdse_stac_server)
+
+    found = list(
+        client.search(
+            collections=["sentinel-2-l2a"],
+            bbox=scenes.districts["clear"].bbox,
+            datetime=JULY,
+            query={"eo:cloud_cover": {"lt": 20}},
+            method="POST",
+        ).items_as_dicts()
+    )
+
+    assert [item["id"] for item in found] == [stac_items.cdse_identifier(scenes.s2_item)]
+    item = found[0]
+    assert item["properties"]["proj:code"] == "EPSG:32633"
+    assert item["properties"]["processing:version"] == "05.11"
+    red = item["assets"]["B04_10m"]
+    assert red["href"].startswith("s3://eodata/Sentinel-2/MSI/L2A/2026/07/14/")
+    assert (red["raster:scale"], red["raster:offset"], red["nodata"]) == (0.0001, -0.1, 0)
+    assert red["alternate"]["https"]["href"] == cdse_scenes.urls["B04_10m"]
+    assert red["file:checksum"] == stac_items.multihash_md5(cdse_scenes.files["B04_10m"])
+    # The granule is the same scene: its pixels are the COG's.
+    scene_server.reset()
+    with (
+        rasterio.open(cdse_scenes.urls["B04_10m"]) as jp2,
+        rasterio.open(scenes.files.s2.red) as cog,
+    ):
+        window = from_bounds(*scenes.districts["clear"].utm_bounds, transform=cog.transform)
+        np.testing.assert_array_equal(jp2.read(1, window=window), cog.read(1, window=window))
+    assert scene_server.bytes_served(cdse_scenes.urls["B04_10m"]) > 0
+    bucket, _, key = red["href"].removeprefix("s3://").partition("/")
+    head = s3_client(cdse_scenes.s3_endpoint).head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] == red["file:size"]
