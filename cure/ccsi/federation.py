@@ -9,7 +9,9 @@ version and the normalised query, one call for simultaneous identical ones), de-
 collection and identifier (the lowest priority number wins; local is 0), ordered by acquisition
 start (newest first), then priority, then identifier, and paged over the merged list: each
 source is asked for no more than the page needs. A source that is down, slow, busy (429, 5xx)
-or answers garbage is named among the missing ones; the answer never fails for it.
+or answers garbage is named among the missing ones; the answer never fails for it. A source
+that missed its deadline rests as long before it is asked again (named missing meanwhile), so a
+host that swallows requests does not cost every search the whole deadline.
 
 With no source enabled for the collection, the search is the local one, unchanged.
 """
@@ -156,8 +158,10 @@ class Federation:
         *,
         sources: SourceRegistryLike | None = None,
         http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sources = sources
+        self._clock = clock
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             follow_redirects=True, max_redirects=3, headers={"User-Agent": "CURE-CCSI"}
@@ -170,6 +174,9 @@ class Federation:
         self._clients: dict[str, tuple[int, StacClient | OpenSearchClient]] = {}
         self._limits: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._inflight: dict[Any, asyncio.Task[Answer]] = {}
+        # A source that missed its deadline is not asked again for as long (a blackholed host
+        # would otherwise cost every search the whole deadline): (its version, until when).
+        self._resting: dict[str, tuple[int, float]] = {}
 
     async def aclose(self) -> None:
         for task in list(self._inflight.values()):
@@ -231,6 +238,11 @@ class Federation:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        resting = self._resting.get(target.source.name)
+        if resting is not None and resting[0] == target.source.version:
+            if self._clock() < resting[1]:
+                raise SourceFailure("it missed its deadline moments ago; it is asked again soon")
+            del self._resting[target.source.name]
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._call(target, query))
@@ -259,6 +271,7 @@ class Federation:
         except SourceFailure:
             raise
         except TimeoutError:
+            self._resting[source.name] = (source.version, self._clock() + deadline)
             raise SourceFailure(f"no answer within its deadline of {deadline:g} s") from None
         except Exception as exc:  # a server's answer CURE could not read is the server's fault
             log.warning("source %s: answer not readable", source.name, exc_info=True)

@@ -200,6 +200,30 @@ async def test_a_slow_busy_or_babbling_source_is_named_missing(
     assert proxy.count() >= 1
 
 
+async def test_a_source_that_missed_its_deadline_is_not_asked_again_for_as_long(
+    app, sessionmaker, client, scenes: Scenes, proxy: CountingProxy, monkeypatch
+) -> None:
+    """A host that swallows requests would cost every search the whole deadline: once missed,
+    the source rests for its deadline (on the federation's clock, held still here)."""
+    monkeypatch.setattr(app.state.federation, "_clock", lambda: 1000.0)
+    slow = stac_source(proxy.url, timeout_seconds=1)
+    proxy.delay = 3
+
+    async with registered(app, sessionmaker, slow):
+        first = await search(client, bbox=bbox_of(scenes), **JULY)
+        calls = proxy.count()
+        second = await search(client, bbox=bbox_of(scenes), timeStart="2026-05-01")
+        after_second = proxy.count()
+        monkeypatch.setattr(app.state.federation, "_clock", lambda: 1001.5)  # rested enough
+        proxy.delay = 0
+        third = await search(client, bbox=bbox_of(scenes), **JULY)
+
+    assert first["sourcesMissing"] == second["sourcesMissing"] == [slow["name"]]
+    assert calls >= 1 and after_second == calls  # the second search never reached the source
+    assert third["sourcesMissing"] == []  # rested: asked again, and it answers
+    assert [source for _, source in names(third)] == [slow["name"], slow["name"]]
+
+
 async def test_a_remote_answer_is_kept_and_a_second_search_makes_no_call(
     app, sessionmaker, client, scenes: Scenes, proxy: CountingProxy
 ) -> None:
