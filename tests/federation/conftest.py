@@ -8,15 +8,18 @@ session-scoped; their names are stable:
 
 - ``scene_files`` -> ``scenes.SceneFiles``: the files made once per session (Sentinel-2 B04, B08,
   SCL, TCI, thumbnail, product metadata; Landsat ST_B10, QA_PIXEL, MTL.json), see ``scenes.py``.
-- ``scene_server`` -> ``servers.SceneServer``: the range-honouring file server that serves them.
-  ``served`` / ``bytes_served(url)`` body bytes per path, ``requests`` / ``requests_for(url)``,
-  ``ranges``, ``most_at_once``; ``fail(503, times=2, retry_after=1)``, ``fail(429)``,
-  ``fail("drop")``, ``fail("cut")`` (optionally for one ``path``); ``bearer = "token"`` to demand
-  a token; ``down()`` / ``up()`` (same port). It is shared by the session: call ``reset()``
-  first (counts, failures, bearer) and leave it ``up()``.
+- ``scene_server`` -> ``servers.SceneServer``: the range-honouring file server that serves them,
+  in a process of its own (so GDAL in the test process may read from it). ``served`` /
+  ``bytes_served(url)`` body bytes per path, ``requests`` / ``requests_for(url)``, ``ranges``,
+  ``most_at_once``, ``failures`` (snapshots, read from the server when asked for);
+  ``fail(503, times=2, retry_after=1)``, ``fail(429)``, ``fail("drop")``, ``fail("cut")``
+  (optionally for one ``path``); ``bearer = "token"`` to demand a token; ``down()`` / ``up()``
+  (same port); ``publish(file, name)`` serves one more file. It is shared by the session: call
+  ``reset()`` first (counts, failures, bearer) and leave it ``up()``.
 - ``scenes`` -> ``Scenes``: the files, the ``districts`` (``clear``, ``cloudy``, ``half_cloudy``,
   ``cirrus``), the items and collections loaded into the STAC server, the asset URLs on the scene
-  server (``urls``) and on moto (``s3``, plus ``s3_endpoint``).
+  server (``urls``) and on moto (``s3``, plus ``s3_endpoint``). ``scenes.py`` computes NDVI and
+  LST by hand over a district (``ndvi_by_hand``, ``lst_by_hand``).
 - ``stac_api`` -> ``servers.StacServer``: stac-fastapi-pgstac in its own virtualenv over the
   database ``<CURE_TEST_DB or cure_test>_stac``; ``stop()`` / ``start()`` keep port and data
   (restart it in ``finally``), ``load(collections, items)`` adds more.
