@@ -38,7 +38,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cure.auth.service import Principal
 from cure.ccsi import repository
 from cure.ccsi import service as ccsi_service
-from cure.ccsi.exceptions import InvalidParameter
 from cure.ccsi.models import Product
 from cure.ccsi.repository import COUNT_LIMIT, Keyset, ProductCriteria, Viewer
 from cure.ccsi.schemas import ProductRead, SearchQuery
@@ -503,13 +502,7 @@ async def search(
     if federation is None or not targets:
         found = await ccsi_service.search(session, settings, storage, principal, query)
         return FederatedPage(found.items, found.total, found.more)
-    if query.start_index > repository.LAST_START_INDEX:
-        raise InvalidParameter(
-            "startIndex",
-            f"must be at most {repository.LAST_START_INDEX}: deeper pages are not served. "
-            "Narrow the search instead, e.g. with a timeEnd before the acquisition of the last "
-            "product seen",
-        )
+    ccsi_service.check_start_index(query)
     return await _page(
         federation,
         targets,

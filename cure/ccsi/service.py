@@ -61,6 +61,17 @@ class SearchPage:
     more: bool
 
 
+def check_start_index(query: SearchQuery) -> None:
+    """Deep pages are not served, from the local catalogue or from the sources."""
+    if query.start_index > repository.LAST_START_INDEX:
+        raise InvalidParameter(
+            "startIndex",
+            f"must be at most {repository.LAST_START_INDEX}: deeper pages are not served. Narrow "
+            "the search instead, e.g. with a timeEnd before the acquisition of the last product "
+            "seen",
+        )
+
+
 async def search(
     session: AsyncSession,
     settings: Settings,
@@ -69,12 +80,7 @@ async def search(
     query: SearchQuery,
 ) -> SearchPage:
     """One page of the products the caller may see, with expiring links to their assets."""
-    if query.start_index > repository.LAST_START_INDEX:
-        raise InvalidParameter(
-            "startIndex",
-            f"must be at most {repository.LAST_START_INDEX}: deeper pages are not served. Narrow the search "
-            "instead, e.g. with a timeEnd before the acquisition of the last product seen",
-        )
+    check_start_index(query)
     viewer = viewer_of(principal)
     products, total, more = await repository.search(session, query, visible_to=viewer)
     items = await to_reads(products, settings=settings, storage=storage, viewer=viewer)

@@ -26,7 +26,7 @@ from cure.ccsi.sources.opensearch import ATOM_TYPE, JSON_TYPES, OpenSearchClient
 from cure.ccsi.sources.remote import RemoteQuery, SourceFailure, to_utc_or_none
 from cure.ccsi.sources.schemas import CollectionMapping
 from cure.ccsi.sources.service import Source
-from cure.ccsi.sources.stac import StacClient, conforms
+from cure.ccsi.sources.stac import StacClient, conforms, filters, serves_features
 from cure.config import Settings, get_settings
 from cure.kit.intervals import parse_instant
 from cure.kit.schemas import BaseSchema, InputSchema
@@ -148,12 +148,10 @@ async def _check_stac(
     found["conformance"] = sorted(classes)
     capabilities = {
         "item_search": conforms(classes, "item-search"),
-        "filter": conforms(classes, "item-search#filter")
-        or any(c.endswith("ogcapi-features-3/1.0/conf/filter") for c in classes),
+        "filter": filters(classes),  # the rules the client searches by, not a copy of them
         "query": conforms(classes, "item-search#query"),
         "sort": conforms(classes, "item-search#sort"),
-        "features": conforms(classes, "ogcapi-features")
-        or any(c.startswith("http://www.opengis.net/spec/ogcapi-features-1/") for c in classes),
+        "features": serves_features(classes),
     }
     found["capabilities"] = capabilities
     if not (capabilities["item_search"] or capabilities["features"]):

@@ -45,7 +45,8 @@ def conforms(classes: frozenset[str], name: str) -> bool:
     )
 
 
-def _filter_conformance(classes: frozenset[str]) -> bool:
+def filters(classes: frozenset[str]) -> bool:
+    """Whether the server takes a CQL2 ``filter`` (STAC item search or OGC API - Features 3)."""
     features_filter = any(
         uri.startswith("http://www.opengis.net/spec/ogcapi-features-3/") and uri.endswith("/filter")
         for uri in classes
@@ -53,7 +54,8 @@ def _filter_conformance(classes: frozenset[str]) -> bool:
     return conforms(classes, "item-search#filter") or features_filter
 
 
-def _features(classes: frozenset[str]) -> bool:
+def serves_features(classes: frozenset[str]) -> bool:
+    """Whether the server is an OGC API - Features (items by collection, no item search)."""
     return conforms(classes, "ogcapi-features") or any(
         uri.startswith("http://www.opengis.net/spec/ogcapi-features-1/") for uri in classes
     )
@@ -135,7 +137,7 @@ class StacClient:
         if conforms(classes, "item-search"):
             url, method = await self._search_url(), "POST"
             request: dict[str, Any] = self._body(query, classes)
-        elif _features(classes):
+        elif serves_features(classes):
             url = f"{self.url}/collections/{quote(query.collection, safe='')}/items"
             method, request = "GET", self._params(query, classes)
         else:
@@ -211,7 +213,7 @@ class StacClient:
             body["sortby"] = [{"field": "properties.datetime", "direction": direction}]
         cloud = _cloud_filter(query)
         if cloud is not None:
-            if _filter_conformance(classes):
+            if filters(classes):
                 body["filter"] = cloud
                 body["filter-lang"] = "cql2-json"
             elif conforms(classes, "item-search#query"):
@@ -231,7 +233,7 @@ class StacClient:
         interval = query.datetime_interval()
         if interval is not None:
             params["datetime"] = interval
-        if query.cloud_cover is not None and query.cloud_property and _filter_conformance(classes):
+        if query.cloud_cover is not None and query.cloud_property and filters(classes):
             low, high = query.cloud_cover
             name = query.cloud_property
             params["filter"] = f'"{name}" >= {low!r} AND "{name}" <= {high!r}'
