@@ -242,11 +242,17 @@ def _portal_prepare(args: argparse.Namespace) -> None:
 
 
 def _ccsi_register(args: argparse.Namespace) -> None:
-    from cure.ccsi.scan import register_folder, register_stored
+    from cure.ccsi.scan import period_of, register_folder, register_stored
     from cure.kit.resources import open_resources
 
     settings = get_settings()
     source = str(args.source)
+    if args.end and not args.start:
+        raise SystemExit("--end needs --start")
+    try:
+        period = period_of(args.start, args.end) if args.start else None
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     if source.startswith("s3://"):
         bucket, _, prefix = source.removeprefix("s3://").partition("/")
         if bucket != settings.s3_bucket:
@@ -262,6 +268,7 @@ def _ccsi_register(args: argparse.Namespace) -> None:
                         args.collection,
                         prefix,
                         product_type=args.product_type,
+                        period=period,
                         asset_key=args.asset_key,
                     )
                 else:
@@ -271,6 +278,7 @@ def _ccsi_register(args: argparse.Namespace) -> None:
                         args.collection,
                         Path(source),
                         product_type=args.product_type,
+                        period=period,
                         asset_key=args.asset_key,
                     )
         print(f"{len(report.added)} product(s) added, {len(report.skipped)} already there")
@@ -428,6 +436,12 @@ def main(argv: list[str] | None = None) -> None:
         "source", help="a folder, or s3://<the storage bucket>/<prefix> of GeoTIFFs stored already"
     )
     register.add_argument("--product-type", help="default: each file's PRODUCT_TYPE tag")
+    register.add_argument(
+        "--start",
+        help="acquisition start (a date or an ISO 8601 time) of files that carry no "
+        "ACQUISITION_START or TIFFTAG_DATETIME tag, such as the HRL layers",
+    )
+    register.add_argument("--end", help="acquisition end (a date: its end); default: --start")
     register.add_argument(
         "--asset-key",
         default="data",

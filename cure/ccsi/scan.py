@@ -35,6 +35,19 @@ DOWNLOAD_TIMEOUT = 60.0
 _CHUNK = 1024 * 1024
 
 Upload = Callable[[Path, str], Awaitable[None]]
+Period = tuple[datetime, datetime]  # acquisition start and end, aware
+
+
+def period_of(start: str, end: str | None = None) -> Period:
+    """The period from ISO 8601 texts: a date starts at its first moment, and an end date ends
+    at its last (2018-01-01/2018-12-31 is the whole year); naive times are UTC."""
+    first = _parse_time(start, "--start")
+    last = _parse_time(end, "--end") if end else first
+    if end and len(end.strip()) == 10:  # a date: its last moment
+        last = last.replace(hour=23, minute=59, second=59)
+    if last < first:
+        raise ValueError("--end is before --start")
+    return first, last
 
 
 @dataclass(frozen=True)
@@ -75,14 +88,19 @@ class ScannedProduct:
 
 
 def read_geotiff_product(
-    path_or_url: str | Path, *, product_type: str | None = None, densify_points: int = 21
+    path_or_url: str | Path,
+    *,
+    product_type: str | None = None,
+    period: Period | None = None,
+    densify_points: int = 21,
 ) -> ScannedProduct:
     """Read a local GeoTIFF, or download an http(s) one, and describe it as a product.
 
     The footprint is the raster's bounds in EPSG:4326 (densified edges, so a projected raster's
     curved sides stay inside); times come from the tags ACQUISITION_START and ACQUISITION_END
-    (or TIFFTAG_DATETIME); the type from the tag PRODUCT_TYPE, else ``product_type``.
-    Raises ValueError for a file that does not say enough.
+    (or TIFFTAG_DATETIME), else ``period`` (for files that carry no time, such as the
+    Copernicus Land Monitoring Service's layers); the type from the tag PRODUCT_TYPE, else
+    ``product_type``. Raises ValueError for a file that does not say enough.
     """
     source = str(path_or_url)
     if is_url(source):
@@ -90,12 +108,18 @@ def read_geotiff_product(
             local = Path(folder) / "product.tif"
             _download(source, local)
             name = _name_of(source)
-            return _read(local, name=name, product_type=product_type, densify=densify_points)
+            return _read(
+                local, name=name, product_type=product_type, period=period, densify=densify_points
+            )
     local = Path(source)
-    return _read(local, name=local.name, product_type=product_type, densify=densify_points)
+    return _read(
+        local, name=local.name, product_type=product_type, period=period, densify=densify_points
+    )
 
 
-def _read(path: Path, *, name: str, product_type: str | None, densify: int) -> ScannedProduct:
+def _read(
+    path: Path, *, name: str, product_type: str | None, period: Period | None, densify: int
+) -> ScannedProduct:
     size, checksum = size_and_sha256(path)
     with rasterio.open(path) as src:
         if src.crs is None:
@@ -109,7 +133,7 @@ def _read(path: Path, *, name: str, product_type: str | None, densify: int) -> S
             "bands": src.count,
             "file": name,
         }
-    start, end = _acquisition(tags, name)
+    start, end = _acquisition(tags, name, period)
     kind = tags.get("PRODUCT_TYPE") or product_type
     if not kind:
         raise ValueError(f"{name} has no PRODUCT_TYPE tag and no product type was given")
@@ -145,10 +169,14 @@ def _footprint(west: float, south: float, east: float, north: float) -> BaseGeom
     return MultiPolygon([box(west, south, 180.0, north), box(-180.0, south, east, north)])
 
 
-def _acquisition(tags: dict[str, str], name: str) -> tuple[datetime, datetime]:
+def _acquisition(tags: dict[str, str], name: str, period: Period | None) -> Period:
     start_text = tags.get("ACQUISITION_START") or tags.get("TIFFTAG_DATETIME")
     if not start_text:
-        raise ValueError(f"{name} has no ACQUISITION_START or TIFFTAG_DATETIME tag")
+        if period is not None:
+            return period
+        raise ValueError(
+            f"{name} has no ACQUISITION_START or TIFFTAG_DATETIME tag and no period was given"
+        )
     start = _parse_time(start_text, name)
     end_text = tags.get("ACQUISITION_END")
     end = _parse_time(end_text, name) if end_text else start
@@ -214,6 +242,7 @@ async def register_stored(
     prefix: str,
     *,
     product_type: str | None = None,
+    period: Period | None = None,
     asset_key: str = "data",
 ) -> FolderReport:
     """Register every GeoTIFF already in the storage bucket under ``prefix`` (each read once
@@ -230,7 +259,9 @@ async def register_stored(
                 continue
             copy = Path(folder) / key.rsplit("/", 1)[-1]
             await storage.get_file(key, copy)
-            scanned = await asyncio.to_thread(read_geotiff_product, copy, product_type=product_type)
+            scanned = await asyncio.to_thread(
+                read_geotiff_product, copy, product_type=product_type, period=period
+            )
             copy.unlink()
             product = await ccsi_service.register(
                 session,
@@ -250,6 +281,7 @@ async def register_folder(
     upload: Upload | None = None,
     key_prefix: str | None = None,
     product_type: str | None = None,
+    period: Period | None = None,
     asset_key: str = "data",
 ) -> FolderReport:
     """Register every GeoTIFF under ``folder`` in ``collection``, each uploaded to
@@ -266,7 +298,9 @@ async def register_folder(
         if await repository.get_by_identifier(session, collection, identifier_of(path.name)):
             report.skipped.append(identifier_of(path.name))
             continue
-        scanned = await asyncio.to_thread(read_geotiff_product, path, product_type=product_type)
+        scanned = await asyncio.to_thread(
+            read_geotiff_product, path, product_type=product_type, period=period
+        )
         key = f"{prefix}/{path.relative_to(folder).as_posix()}"
         await upload(path, key)
         product = await ccsi_service.register(

@@ -12,7 +12,7 @@ from affine import Affine
 from rasterio.warp import transform as warp_transform
 from shapely.geometry import Point, shape
 
-from cure.ccsi.scan import read_geotiff_product, register_folder
+from cure.ccsi.scan import period_of, read_geotiff_product, register_folder
 from cure.storage.service import S3Storage
 
 
@@ -72,6 +72,24 @@ def test_falls_back_to_the_tiff_datetime_and_a_given_type(tmp_path) -> None:
     bare = write_geotiff(tmp_path / "bare.tif", PRODUCT_TYPE="X")
     with pytest.raises(ValueError, match="ACQUISITION_START"):
         read_geotiff_product(bare)
+
+
+def test_a_file_without_time_takes_the_period_given_its_own_time_wins(tmp_path) -> None:
+    """The HRL's GeoTIFFs carry no acquisition time: `cure ccsi register --start 2018-01-01
+    --end 2018-12-31` gives them their reference year."""
+    bare = write_geotiff(tmp_path / "IMD_2018_020m_E48N28.tif")
+    scanned = read_geotiff_product(
+        bare, product_type="IMD", period=period_of("2018-01-01", "2018-12-31")
+    )
+    assert scanned.start == datetime(2018, 1, 1, tzinfo=UTC)
+    assert scanned.end == datetime(2018, 12, 31, 23, 59, 59, tzinfo=UTC)
+    tagged = write_geotiff(tmp_path / "tagged.tif", ACQUISITION_START="2024-07-01T10:00:31Z")
+    own = read_geotiff_product(tagged, product_type="X", period=period_of("2018-01-01"))
+    assert own.start == datetime(2024, 7, 1, 10, 0, 31, tzinfo=UTC)
+    with pytest.raises(ValueError, match="--end is before --start"):
+        period_of("2018-12-31", "2018-01-01")
+    with pytest.raises(ValueError, match="not an ISO 8601"):
+        period_of("last year")
 
 
 async def test_reads_a_geotiff_over_http(app, tmp_path, settings) -> None:
