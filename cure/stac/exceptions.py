@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cure.ccsi.exceptions import InvalidParameter
-from cure.kit.errors import CureError, NotFound
+from cure.kit.errors import CureError, NotFound, ServiceUnavailable
 from cure.kit.routes import shaped_errors
 
 
@@ -21,6 +21,14 @@ class ItemNotFound(NotFound):
 
 class CollectionNotFound(NotFound):
     pass
+
+
+class ItemSourcesUnavailable(ServiceUnavailable):
+    """An item the local catalogue does not hold, asked of sources not all of which answered."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": "30"}
 
 
 def _error(code: str, description: object, status: int, headers: object = None) -> JSONResponse:

@@ -141,10 +141,19 @@ async def item(
     settings: SettingsDep,
     storage: StorageDep,
     principal: OptionalPrincipal,
+    sources: FederationDep,
+    local_sessions: LocalSessionsDep,
 ) -> JSONResponse:
-    """One item, with expiring links to its assets."""
+    """One item, with expiring links to its assets: a local one, or an enabled source's."""
     found = await stac_service.get_item(
-        session, settings, storage, principal, collection_id=collection_id, item_id=item_id
+        session,
+        settings,
+        storage,
+        principal,
+        collection_id=collection_id,
+        item_id=item_id,
+        sources=sources,
+        sessions=local_sessions,
     )
     return _geojson(found)
 

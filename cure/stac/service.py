@@ -22,7 +22,7 @@ from cure.ccsi.repository import MAX_OFFSET, ProductCriteria
 from cure.ccsi.schemas import AssetRead, CollectionRead, ProductRead, check_collection
 from cure.ccsi.sources.schemas import LOCAL
 from cure.config import Settings
-from cure.stac.exceptions import CollectionNotFound, ItemNotFound
+from cure.stac.exceptions import CollectionNotFound, ItemNotFound, ItemSourcesUnavailable
 from cure.stac.schemas import ItemSearch, keyset_token
 from cure.storage.service import Storage
 
@@ -273,9 +273,9 @@ def item(settings: Settings, product: ProductRead) -> dict[str, Any]:
         _link(collection_href, "collection"),
         _link(base, "root"),
     ]
-    if product.source != LOCAL:  # held by a remote source: its own page is where it lives
-        remote = _remote_self(product)
-        links[0] = _link(remote, "self", GEOJSON) if remote else links[0]
+    remote = _remote_self(product) if product.source != LOCAL else None
+    if remote:  # a source's item: this API serves it (self), its page at the source is the original
+        links.append(_link(remote, "canonical", GEOJSON))
     return {
         "type": "Feature",
         "stac_version": STAC_VERSION,
@@ -334,14 +334,39 @@ async def get_item(
     *,
     collection_id: str,
     item_id: str,
+    sources: Federation | None = None,
+    sessions: LocalSessions | None = None,
 ) -> dict[str, Any]:
+    """The item from the local catalogue, else from the sources that map the collection (the
+    search's items link here, remote ones too). 404 only when every source asked answered; a
+    source that did not makes it a 503 with Retry-After, not a guess."""
     try:
         product = await ccsi_service.get(
             session, settings, storage, principal, collection=collection_id, identifier=item_id
         )
     except ProductNotFound:
-        raise ItemNotFound(f"no item {item_id} in collection {collection_id}") from None
-    return item(settings, product)
+        pass
+    else:
+        return item(settings, product)
+    if sources is not None:
+        found = await federation.find(
+            sources,
+            session,
+            settings,
+            storage,
+            principal,
+            ProductCriteria(collections=(collection_id,), identifiers=(item_id,)),
+            limit=1,
+            sessions=sessions,
+        )
+        if found.items:
+            return item(settings, found.items[0])
+        if found.missing:
+            raise ItemSourcesUnavailable(
+                f"no item {item_id} in collection {collection_id} locally, and these sources "
+                f"did not answer: {', '.join(found.missing)}"
+            )
+    raise ItemNotFound(f"no item {item_id} in collection {collection_id}")
 
 
 async def search(

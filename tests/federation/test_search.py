@@ -418,3 +418,37 @@ async def test_no_database_connection_is_held_while_a_source_is_asked(
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["features"]) == 2
     assert checked_out and set(checked_out) == {0}
+
+
+async def test_a_remote_item_is_served_at_the_link_the_search_gives_it(
+    app, sessionmaker, client, scenes: Scenes, stac_server: str
+) -> None:
+    """A search's remote item links to /stac/collections/{c}/items/{id}: that answers it from
+    its source; an id no one holds is a 404, and one asked while the source is down a 503."""
+    from urllib.parse import urlsplit
+
+    source = stac_source(stac_server)
+    where = {"bbox": list(scenes.districts["clear"].bbox), "datetime": "2026-07-01/2026-07-31"}
+    async with registered(app, sessionmaker, source):
+        page = await client.post("/stac/search", json={"collections": [S2], **where})
+        [found] = [f for f in page.json()["features"] if f["id"] == stac_items.S2_ITEM_ID]
+        [self_link] = [link["href"] for link in found["links"] if link["rel"] == "self"]
+        one = await client.get(urlsplit(self_link).path)
+        unknown = await client.get(f"/stac/collections/{S2}/items/S2B_33UXP_20260101_0_L2A")
+    down = stac_source(f"http://127.0.0.1:{free_port()}")
+    async with registered(app, sessionmaker, down):
+        asked_while_down = await client.get(urlsplit(self_link).path)
+
+    assert urlsplit(self_link).path == f"/stac/collections/{S2}/items/{stac_items.S2_ITEM_ID}"
+    [original] = [link["href"] for link in found["links"] if link["rel"] == "canonical"]
+    assert original.endswith(f"/collections/sentinel-2-l2a/items/{stac_items.S2_ITEM_ID}")
+    assert one.status_code == 200, one.text
+    item = one.json()
+    assert item["id"] == stac_items.S2_ITEM_ID and item["collection"] == S2
+    assert item["properties"]["cure:source"] == source["name"]
+    assert item["assets"]["red"]["href"] == scenes.urls["red"]
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "ItemNotFound"
+    assert asked_while_down.status_code == 503
+    assert int(asked_while_down.headers["Retry-After"]) > 0
+    assert down["name"] in asked_while_down.json()["description"]
