@@ -30,6 +30,9 @@ def _api(args: argparse.Namespace) -> None:
         # A record per request costs a tenth of a small request's time; the request metrics
         # (GET /metrics) count and time every route. CURE_ACCESS_LOG=true turns it on.
         access_log=settings.access_log,
+        # After SIGTERM, requests still open get half of shutdown_seconds (long polls and event
+        # streams end at once), then the lifespan stops the services (cure.kit.stopping).
+        timeout_graceful_shutdown=int(settings.shutdown_seconds / 2),
     )
 
 
@@ -71,6 +74,13 @@ def _serve_metrics(port: int | None) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
+    # SIGTERM is a cold shutdown: the pool's processes stop their app containers at once and
+    # their tasks go back to the queue (acks_late), for this worker or another to run again;
+    # a warm one would wait for every running app, up to its timeout (minutes), and compose
+    # kills a container 10 s after SIGTERM. Read by billiard when it is first imported.
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    if "billiard.common" in sys.modules:
+        raise RuntimeError("billiard was imported before cure worker could set REMAP_SIGTERM")
     from cure.workers.celery_app import celery_app
 
     argv = [

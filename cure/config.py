@@ -403,6 +403,11 @@ class Settings(BaseSettings):
     events_queue: str = "cure.order_events"
     relay_poll_seconds: float = 0.5
     run_background_services: bool = True
+    # After SIGTERM a process has this long to stop (compose kills it at 10 s): the API closes
+    # its long polls and event streams at once, gives other requests half of it, then stops its
+    # services; whatever still runs at the end is abandoned (exit status 1). Nothing is lost:
+    # orders, outbox rows and callback retries are in the database.
+    shutdown_seconds: float = Field(default=8, gt=1, le=60)
     # Each API process keeps verified access tokens' principals, dropped at once on a change to
     # the customer, its clients or the token's revocation (heard through PostgreSQL notices), and
     # kept at most principal_cache_seconds: a backstop should a notice be lost unnoticed.

@@ -6,6 +6,7 @@ import functools
 import gc
 import logging
 import re
+import signal
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
@@ -30,6 +31,7 @@ from cure.kit.leader import Leadership
 from cure.kit.listen import Listener, Subscription
 from cure.kit.metrics import HttpMetrics
 from cure.kit.resources import Resources, build_resources
+from cure.kit.stopping import exit_by, on_stop_signal, within
 from cure.logs.publisher import LogPublisher
 from cure.logs.router import router as logs_router
 from cure.logs.saver import LogSaver
@@ -99,6 +101,16 @@ ORDER_SUBMIT = re.compile(r"^(/v1/apps/[^/]+/orders|/ogc/processes/[^/]+/executi
 SMALL_BODIES = ("/v1/auth/", "/v1/crm/", "/v1/portal/session")
 
 
+def _stop_now(app: FastAPI, settings: Settings, sig: signal.Signals) -> None:
+    """At the stop signal: end the waits and streams of order logs; on SIGTERM (what compose,
+    Kubernetes and scripts/run send) also arm the backstop."""
+    waiters: OrderLogWaiters | None = getattr(app.state, "log_waiters", None)
+    if waiters is not None:
+        waiters.stop()
+    if sig == signal.SIGTERM:
+        exit_by(settings.shutdown_seconds, "the API process")
+
+
 def body_limits(settings: Settings) -> Callable[[str, str], int]:
     """Per route: small bodies for credentials and profiles, a region's worth for orders."""
 
@@ -152,6 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # failing request, and must be refused here before the response goes out.
             for sessionmaker in {resources.sessionmaker, resources.side, resources.reads}:
                 sessionmaker.configure(info={"principals": principals})
+        # SIGTERM: long polls and event streams end at once (uvicorn then waits for the other
+        # requests up to half of shutdown_seconds), and the backstop is armed (cure.kit.stopping).
+        restore_signals = on_stop_signal(lambda sig: _stop_now(app, settings, sig))
         tasks: list[asyncio.Task[None]] = []
         try:
             if isinstance(app.state.storage, S3Storage):
@@ -178,14 +193,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.freeze()
             yield
         finally:
+            # Each step bounded: the services (their loops hold nothing that is not in the
+            # database), then the connections.
+            app.state.log_waiters.stop()
+            step = settings.shutdown_seconds / 8
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await relay.close()
-            await app.state.log_publisher.close()
-            await app.state.federation.aclose()
+            await within(step, asyncio.gather(*tasks, return_exceptions=True), "the services")
+            await within(step, relay.close(), "the relay's connection")
+            await within(step, app.state.log_publisher.close(), "the log publisher")
+            await within(step, app.state.federation.aclose(), "the catalogue sources' clients")
             app.state.hasher.close()
-            await resources.dispose()
+            await within(step, resources.dispose(), "the database pools")
+            restore_signals()
 
     # Swagger UI and ReDoc are served from the fastapi-offline package, never from a CDN, so
     # /docs works on a closed network.

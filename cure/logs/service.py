@@ -193,12 +193,12 @@ async def order_log(
     (long polling), woken by the order's notices, with no database connection held."""
     changed = waiters.change_of(order_id)
     read = await _read(sessionmaker, principal, order_id, after=after, limit=limit)
-    if read.page.records or read.page.finished or wait <= 0:
+    if read.page.records or read.page.finished or wait <= 0 or waiters.stopping:
         return read.page
     clock = asyncio.get_running_loop()
     deadline = clock.time() + wait
     with waiters.admit(principal.customer_id):
-        while (remaining := deadline - clock.time()) > 0:
+        while (remaining := deadline - clock.time()) > 0 and not waiters.stopping:
             await wait_for_event(changed, _pause(read, remaining))
             changed = waiters.change_of(order_id)
             read = await _read(sessionmaker, principal, order_id, after=after, limit=limit)
@@ -259,7 +259,7 @@ async def _follow(
         if read.page.records or read.page.finished or clock.time() - quiet_since >= KEEPALIVE:
             quiet_since = clock.time()
             yield read.page
-        if read.page.finished or clock.time() >= deadline:
+        if read.page.finished or clock.time() >= deadline or waiters.stopping:
             return
         if not read.page.records:
             await wait_for_event(changed, _pause(read, deadline - clock.time()))

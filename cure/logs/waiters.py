@@ -8,7 +8,8 @@ lost, so every waiter reads again). A waiter takes its order's event *before* it
 notice that arrives between its read and its wait still wakes it.
 
 Each wait takes a slot: at most ``per_customer`` for one customer and ``per_process`` in all;
-past either, ``TooManyRequests`` (429 with Retry-After).
+past either, ``TooManyRequests`` (429 with Retry-After). When the process stops (SIGTERM), every
+wait ends at once with what it has, streams close, and new ones are refused (503, Retry-After).
 """
 
 import asyncio
@@ -17,11 +18,17 @@ import weakref
 from collections import Counter
 from types import TracebackType
 
-from cure.kit.errors import TooManyRequests
+from cure.kit.errors import ServiceUnavailable, TooManyRequests
 from cure.kit.listen import Subscription
 
 CHANNEL = "cure_order_logs"
 RETRY_AFTER_SECONDS = 5
+
+
+class Stopping(ServiceUnavailable):
+    """The API process is stopping: follow the log again (another process answers)."""
+
+    headers = {"Retry-After": "1"}
 
 
 class WaitSlot:
@@ -54,6 +61,7 @@ class OrderLogWaiters:
         self.per_process = per_process
         self._held: Counter[uuid.UUID] = Counter()
         self._total = 0
+        self._stopping = False
         # An order's event lives as long as someone waits on it.
         self._changes: weakref.WeakValueDictionary[uuid.UUID, asyncio.Event] = (
             weakref.WeakValueDictionary()
@@ -66,8 +74,21 @@ class OrderLogWaiters:
         """Waits admitted now: the customer's, or all of this process's."""
         return self._total if customer_id is None else self._held[customer_id]
 
+    @property
+    def stopping(self) -> bool:
+        """The process is stopping: waits end now and no new one starts."""
+        return self._stopping
+
+    def stop(self) -> None:
+        """End every wait and stream now (they answer what they have) and admit no more."""
+        self._stopping = True
+        self._wake_all()
+
     def admit(self, customer_id: uuid.UUID) -> WaitSlot:
-        """A slot for one more wait of the customer, or ``TooManyRequests``."""
+        """A slot for one more wait of the customer, or ``TooManyRequests``; ``Stopping`` once
+        the process stops."""
+        if self._stopping:
+            raise Stopping("this server is stopping; ask again (another one answers)")
         if self._held[customer_id] >= self.per_customer:
             raise TooManyRequests(
                 f"at most {self.per_customer} long polls and event streams of order logs "
@@ -94,6 +115,9 @@ class OrderLogWaiters:
         event = self._changes.get(order_id)
         if event is None:
             event = asyncio.Event()
+            if self._stopping:
+                event.set()  # nothing waits any more
+                return event
             self._changes[order_id] = event
         return event
 

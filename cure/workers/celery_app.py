@@ -3,7 +3,13 @@
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready
+from celery.signals import (
+    setup_logging,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutting_down,
+)
 from kombu import Exchange, Queue
 
 from cure.config import get_settings
@@ -63,6 +69,15 @@ def _forget_metrics(pid: int | None = None, **_: Any) -> None:
 
     if pid is not None:
         mark_process_dead(pid)
+
+
+@worker_shutting_down.connect
+def _stop_in_time(**_: Any) -> None:
+    """The backstop of a stopping worker: whatever still runs after shutdown_seconds is left
+    (exit status 1); its tasks are unacknowledged and go back to the queue (cure.kit.stopping)."""
+    from cure.kit.stopping import exit_by
+
+    exit_by(settings.shutdown_seconds, "the worker")
 
 
 @worker_ready.connect

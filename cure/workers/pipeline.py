@@ -42,6 +42,7 @@ from cure.kit.files import size_and_sha256
 from cure.kit.geo import from_db
 from cure.kit.metrics import CONTAINER_EXITS, CONTAINER_RUN, PIPELINE_STEP
 from cure.kit.redact import redact
+from cure.kit.stopping import stopping_now
 from cure.logs.handler import ORDER_APP_LOGGER, log_context
 from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
@@ -151,6 +152,10 @@ def _last_line(outcome: ContainerOutcome, *, prefer_errors: bool = True) -> str:
     return "no output"
 
 
+class _LoopGone(Exception):
+    """The run's event loop no longer runs: its process is stopping."""
+
+
 class OrderWatch:
     """The container's control while it runs (called from the Docker thread, works on the loop)."""
 
@@ -190,12 +195,41 @@ class OrderWatch:
 
     def tick(self, new_lines: list[OutputLine]) -> bool:
         self.record(new_lines)
-        future = asyncio.run_coroutine_threadsafe(self._tick(new_lines), self.loop)
+        if stopping_now.is_set():
+            self.stop_reason = "the worker is stopping"
+            return True
         try:
-            return future.result(timeout=30)
+            return self._on_loop(self._tick(new_lines))
+        except _LoopGone:
+            self.stop_reason = "the worker is stopping"
+            return True
         except Exception:
             log.exception("order %s: watch failed; the app keeps running", self.job.order_id)
             return False
+
+    def _on_loop(self, step: Any, seconds: float = 30) -> bool:
+        """Run ``step`` on the run's loop and wait for its answer, at most ``seconds``; or
+        _LoopGone at once when the loop stopped: the worker process is stopping (its pool's
+        SIGTERM unwinds the task), and the app must be stopped now, not after the timeout."""
+        if not self.loop.is_running():
+            step.close()
+            raise _LoopGone
+        try:
+            future = asyncio.run_coroutine_threadsafe(step, self.loop)
+        except RuntimeError:  # closed meanwhile
+            step.close()
+            raise _LoopGone from None
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return bool(future.result(timeout=0.25))
+            except TimeoutError:
+                if not self.loop.is_running():
+                    future.cancel()
+                    raise _LoopGone from None
+                if time.monotonic() > deadline:
+                    future.cancel()
+                    raise
 
     def drain(self, new_lines: list[OutputLine]) -> None:
         self.record(new_lines)
@@ -203,9 +237,14 @@ class OrderWatch:
     def ready(self) -> bool:
         """Right before the app starts: only if the order is still this attempt's to run (a
         cancel that came in meanwhile wins)."""
-        future = asyncio.run_coroutine_threadsafe(self.still_ours(), self.loop)
+        if stopping_now.is_set():
+            self.stop_reason = "the worker is stopping"
+            return False
         try:
-            return future.result(timeout=30)
+            return self._on_loop(self.still_ours())
+        except _LoopGone:
+            self.stop_reason = "the worker is stopping"
+            return False
         except Exception:
             log.exception("order %s: could not read its state; not starting", self.job.order_id)
             return False

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cure.ccsi.client import CcsiUnavailable
 from cure.config import get_settings
 from cure.kit.db import is_transient as db_is_transient
+from cure.kit.stopping import stopping_now
 from cure.orders.dispatch import RUN_ORDER_TASK
 from cure.storage.service import Storage, make_storage
 from cure.workers import pipeline
@@ -52,6 +53,9 @@ class ProcessResources:
     storage: Storage
 
     def close(self) -> None:
+        # An app still running in this process is stopped at its supervisor's next tick (about
+        # a second), so the runner's close below does not wait for it to end on its own.
+        stopping_now.set()
         with contextlib.suppress(Exception):
             self.runner.run(self.engine.dispose())
         self.runner.close()

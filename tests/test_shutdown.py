@@ -1,0 +1,229 @@
+"""Every process stops within 10 s of SIGTERM, whatever is pending (compose kills a container
+10 s after it, Kubernetes 30 s), and loses nothing by it.
+
+- `cure api` with event streams and long polls of an order's log open, and callbacks retrying
+  to an address that refuses them: the streams and polls end at once, the process exits, and
+  the callbacks still wait in the outbox, tried again by the next API process.
+- `cure worker` while an app container runs: the container is stopped and removed, the order
+  stays RUNNING, and its task goes back to the queue: the next worker runs the app again.
+- The stand-alone commands (`cure relay`, `cure status-manager`, `cure log-saver`).
+
+The bound is the requirement itself (10 s, against CURE_SHUTDOWN_SECONDS of 8), not a speed.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import docker
+import httpx
+import pytest
+
+from tests.conftest import (
+    ROOT,
+    TEST_DB,
+    Stack,
+    _retire_earlier_orders,
+    _spawn,
+    free_port,
+    running_stack,
+    write_apps_dir,
+)
+from tests.factories import customer_with_token
+
+STOP_LIMIT = 10  # seconds after SIGTERM
+ROI = {
+    "type": "Polygon",
+    "coordinates": [[[16.3, 48.2], [16.31, 48.2], [16.31, 48.21], [16.3, 48.21], [16.3, 48.2]]],
+}
+
+
+def stopped_within(process: subprocess.Popen[bytes], seconds: float = STOP_LIMIT) -> bool:
+    """SIGTERM, then whether the process exited within ``seconds`` (killed if not)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+
+
+async def callback_rows(order_ids: list[str]) -> list[asyncpg.Record]:
+    db = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}")
+    try:
+        return list(
+            await db.fetch(
+                "SELECT subject_id, attempts, sent_at FROM outbox_messages"
+                " WHERE kind = 'order_callback' AND subject_id = ANY($1::uuid[])",
+                [uuid.UUID(i) for i in order_ids],
+            )
+        )
+    finally:
+        await db.close()
+
+
+def test_the_api_stops_at_once_with_streams_long_polls_and_callbacks_pending() -> None:
+    _retire_earlier_orders()
+    stack = Stack("shutdown-api", {"CURE_ALLOW_PRIVATE_CALLBACKS": "true"})
+    stack.start_api()  # no worker: the orders stay QUEUED, and their logs are followed
+    try:
+
+        async def prepare() -> tuple[dict[str, str], list[str], str]:
+            async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
+                _, headers = await customer_with_token(http)
+                refused = f"http://127.0.0.1:{free_port()}/hook"
+                cancelled = []
+                for _ in range(3):  # cancelled at once: their callbacks go to nobody
+                    submitted = await http.post(
+                        "/v1/apps/roi_stats/orders",
+                        json={"roi": ROI, "start_date": "2024-07-15", "callback_url": refused},
+                        headers=headers,
+                    )
+                    order_id = submitted.json()["order_id"]
+                    await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+                    cancelled.append(order_id)
+                queued = await http.post(
+                    "/v1/apps/roi_stats/orders",
+                    json={"roi": ROI, "start_date": "2024-07-15"},
+                    headers=headers,
+                )
+                return headers, cancelled, queued.json()["order_id"]
+
+        headers, cancelled, queued = asyncio.run(prepare())
+        deadline = time.monotonic() + 30
+        while not all(row["attempts"] for row in asyncio.run(callback_rows(cancelled))):
+            assert time.monotonic() < deadline, "the callbacks were never tried"
+            time.sleep(0.3)
+
+        ended: list[str] = []
+        opened = threading.Barrier(3)
+
+        def stream() -> None:
+            with httpx.stream(
+                "GET",
+                f"{stack.url}/v1/orders/{queued}/logs",
+                headers={**headers, "Accept": "text/event-stream"},
+                timeout=60,
+            ) as answer:
+                opened.wait()
+                for _ in answer.iter_bytes():
+                    pass
+            ended.append(f"stream {answer.status_code}")
+
+        def poll() -> None:
+            opened.wait()
+            answer = httpx.get(
+                f"{stack.url}/v1/orders/{queued}/logs",
+                params={"wait": 30},
+                headers=headers,
+                timeout=60,
+            )
+            ended.append(f"poll {answer.status_code}")
+
+        clients = [threading.Thread(target=stream), threading.Thread(target=poll)]
+        for client in clients:
+            client.start()
+        opened.wait()
+        time.sleep(1)  # the poll is waiting (its answer could only come in 30 s)
+        assert stack.api is not None
+        assert stopped_within(stack.api), "cure api still ran 10 s after SIGTERM"
+        for client in clients:
+            client.join(5)
+        assert sorted(ended) == ["poll 200", "stream 200"]  # ended, each with what it had
+        rows = asyncio.run(callback_rows(cancelled))
+        assert len(rows) == 3 and all(r["sent_at"] is None for r in rows)
+        tried = {str(r["subject_id"]): r["attempts"] for r in rows}
+
+        stack.start_api()  # the next process takes the retries up from the outbox
+        deadline = time.monotonic() + 60
+        while True:
+            now = {
+                str(r["subject_id"]): r["attempts"] for r in asyncio.run(callback_rows(cancelled))
+            }
+            if all(now[i] > tried[i] for i in cancelled):
+                break
+            assert time.monotonic() < deadline, (tried, now)
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def probe_stack(engine, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    apps = write_apps_dir(tmp_path_factory.mktemp("shutdown"), probe_timeout=300)
+    with running_stack("shutdown-worker", CURE_APPS_DIR=str(apps)) as stack:
+        yield stack
+
+
+async def order_log(http: httpx.AsyncClient, headers: dict[str, str], order_id: str) -> list[str]:
+    page = (await http.get(f"/v1/orders/{order_id}/logs", headers=headers)).json()
+    return [record["message"] for record in page["records"]]
+
+
+def test_the_worker_stops_its_app_at_once_and_the_order_runs_again(probe_stack: Stack) -> None:
+    stack = probe_stack
+
+    async def running() -> tuple[dict[str, str], str]:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
+            _, headers = await customer_with_token(http)
+            submitted = await http.post(
+                "/v1/apps/probe/orders",
+                json={"roi": ROI, "start_date": "2024-07-15", "params": {"mode": "sleep"}},
+                headers=headers,
+            )
+            order_id = submitted.json()["order_id"]
+            deadline = time.monotonic() + 60
+            while (await order_log(http, headers, order_id)).count("probe ran") < 1:
+                assert time.monotonic() < deadline, "the app never ran"
+                await asyncio.sleep(0.3)
+            return headers, order_id
+
+    headers, order_id = asyncio.run(running())  # the app sleeps for ten minutes now
+    [worker] = stack.workers
+    assert stopped_within(worker), "cure worker still ran 10 s after SIGTERM"
+    stack.workers.remove(worker)
+    engine = docker.from_env()
+    try:
+        left = engine.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
+        volumes = engine.volumes.list(filters={"label": f"cure.order_id={order_id}"})
+    finally:
+        engine.close()
+    assert left == [] and volumes == []
+
+    async def taken_up_again() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
+            order = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
+            assert (order["status"], order["attempt"]) == ("RUNNING", 1)
+            stack.start_worker()
+            deadline = time.monotonic() + 60
+            while (await order_log(http, headers, order_id)).count("probe ran") < 2:
+                assert time.monotonic() < deadline, "the order was not run again"
+                await asyncio.sleep(0.3)
+            cancelled = await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+            return dict(cancelled.json())
+
+    assert asyncio.run(taken_up_again())["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("command", ["relay", "status-manager", "log-saver"])
+def test_each_stand_alone_command_stops_on_time(command: str) -> None:
+    process = _spawn(
+        [sys.executable, "-m", "cure", command], f"test-shutdown-{command}.log", dict(os.environ)
+    )
+    log = ROOT / "var" / "log" / f"test-shutdown-{command}.log"
+    try:
+        time.sleep(3)  # started, connected, waiting for work
+        assert process.poll() is None, Path(log).read_text()[-2000:]
+    finally:
+        assert stopped_within(process), f"cure {command} still ran 10 s after SIGTERM"
