@@ -1,4 +1,4 @@
-"""The ``cure`` command: api, worker, status-manager, relay, log-saver, flower, db upgrade,
+"""The ``cure`` command: api, worker, relay, order-events (status-manager), log-saver, flower, db upgrade,
 apps build, demo seed, portal prepare, admin create, mail, check."""
 
 import argparse
@@ -103,27 +103,11 @@ def _flower(args: argparse.Namespace) -> None:
 
 
 async def _run_alone(which: str) -> None:
-    from cure.kit.listen import Listener
     from cure.kit.resources import open_resources
-    from cure.main import make_relay, relay_wakeup, start_background_services, start_log_saver
+    from cure.runtime import run_alone
 
     async with open_resources(get_settings()) as resources:
-        if which == "relay":
-            relay = make_relay(resources)
-            listener = Listener(resources.settings.database_url)
-            listener.subscribe(relay_wakeup(relay))
-            hearing = asyncio.create_task(listener.run())
-            try:
-                await relay.run()
-            finally:
-                hearing.cancel()
-                await asyncio.gather(hearing, return_exceptions=True)
-                await relay.close()
-            return
-        if which == "log-saver":
-            await asyncio.gather(*start_log_saver(resources))
-            return
-        await asyncio.gather(*start_background_services(resources))
+        await run_alone(which, resources)
 
 
 def _mail_serve(args: argparse.Namespace) -> None:
@@ -325,7 +309,8 @@ def _admin_create(args: argparse.Namespace) -> None:
 SERVICES = {
     "api": "api",
     "worker": "worker",
-    "status-manager": "status-manager",
+    "order-events": "order-events",
+    "status-manager": "order-events",
     "relay": "relay",
     "log-saver": "log-saver",
     "flower": "flower",
@@ -374,13 +359,14 @@ def main(argv: list[str] | None = None) -> None:
     flower.add_argument("--port", type=int, default=5555)
     flower.set_defaults(func=_flower)
 
-    for name in ("status-manager", "relay", "log-saver"):
-        what = {
-            "relay": "the outbox relay",
-            "status-manager": "the status manager, dead-letter handler, reconciler and notifier",
-            "log-saver": "the log saver (logs queue to the database) and log retention",
-        }[name]
-        alone = sub.add_parser(name, help=f"run {what} alone (they also run inside `cure api`)")
+    from cure.runtime import ALIASES, COMMANDS, services
+
+    for name in (*COMMANDS, *ALIASES):
+        what = ", ".join(s.name for s in services(command=name))
+        also = f" (the old name of `cure {ALIASES[name]}`)" if name in ALIASES else ""
+        alone = sub.add_parser(
+            name, help=f"run {what} alone (they also run inside `cure api`){also}"
+        )
         alone.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
 
         def run_alone(a: argparse.Namespace, n: str = name) -> None:

@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import re
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
+from cure import runtime
 from cure.apps.router import router as apps_router
 from cure.auth.passwords import PasswordHasher
 from cure.auth.principals import PrincipalCache
@@ -28,72 +28,24 @@ from cure.kit.body_limit import BodyLimit
 from cure.kit.dependencies import SessionDep
 from cure.kit.error_handlers import declare_unavailable, install_error_handlers
 from cure.kit.leader import Leadership
-from cure.kit.listen import Listener, Subscription
+from cure.kit.listen import Listener
 from cure.kit.metrics import HttpMetrics
-from cure.kit.resources import Resources, build_resources
+from cure.kit.resources import build_resources
 from cure.kit.stopping import exit_by, on_stop_signal, within
 from cure.logs.publisher import LogPublisher
 from cure.logs.router import router as logs_router
-from cure.logs.saver import LogSaver
 from cure.logs.waiters import OrderLogWaiters
-from cure.notifications.notifier import Notifier
 from cure.notifications.router import router as notifications_router
 from cure.ogc.router import router as ogc_router
 from cure.ops.router import router as ops_router
-from cure.orders import dispatch
-from cure.orders.event_consumer import StatusManager
-from cure.orders.reconciler import Reconciler
 from cure.orders.router import router as orders_router
-from cure.orders.tidy import ResultTidier
-from cure.outbox.relay import OUTBOX_CHANNEL, OutboxRelay
 from cure.portal.router import router as portal_router
+from cure.runtime import make_relay, relay_wakeup
 from cure.stac.router import router as stac_router
 from cure.storage.router import router as storage_router
 from cure.storage.service import S3Storage, make_storage
 
 log = logging.getLogger(__name__)
-
-
-def make_relay(resources: Resources) -> OutboxRelay:
-    """The outbox relay with every domain's hooks (today: orders' dispatch)."""
-    settings = resources.settings
-    return OutboxRelay(
-        settings,
-        resources.sessionmaker,
-        hooks={dispatch.RUN_ORDER: dispatch.DispatchHooks()},
-        declare=functools.partial(dispatch.declare_topology, settings),
-    )
-
-
-def relay_wakeup(relay: OutboxRelay) -> Subscription:
-    """Wake the relay when any process adds to the outbox, and once the notices are heard again
-    (what was added while they were not is published then)."""
-    return Subscription(
-        OUTBOX_CHANNEL, lambda _payload: relay.wake(), lambda _hearing: relay.wake()
-    )
-
-
-def start_background_services(resources: Resources) -> list[asyncio.Task[None]]:
-    """Start the long-running consumers besides the relay: the status manager (order events and
-    dead letters), the reconciler, the notifier and the tidier of stored results."""
-    settings, sessions = resources.settings, resources.sessionmaker
-    status_manager = StatusManager(settings, sessions)
-    return [
-        asyncio.create_task(status_manager.run(), name="status-manager"),
-        asyncio.create_task(status_manager.run_dead_letters(), name="dead-letters"),
-        asyncio.create_task(Reconciler(settings, sessions).run(), name="reconciler"),
-        asyncio.create_task(Notifier(settings, sessions).run(), name="notifier"),
-        asyncio.create_task(ResultTidier(settings, sessions).run(), name="result-tidier"),
-    ]
-
-
-def start_log_saver(resources: Resources) -> list[asyncio.Task[None]]:
-    """The log saver (logs queue to the log_records table) and its retention pass."""
-    saver = LogSaver(resources.settings, resources.sessionmaker)
-    return [
-        asyncio.create_task(saver.run(), name="log-saver"),
-        asyncio.create_task(saver.run_retention(), name="log-retention"),
-    ]
 
 
 # Where an order and its region come in: our own submit, and OGC API - Processes' execution.
@@ -139,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hasher = PasswordHasher(settings)
         app.state.storage = make_storage(settings)
         app.state.log_publisher = LogPublisher(settings)
+        # The relay is made in every process (its wake-ups are heard by each), run by the leader.
         relay = make_relay(resources)
         # One connection per process hears the database's change notices (cure.kit.listen).
         listener = app.state.listener = Listener(settings.database_url)
@@ -176,11 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 listener.subscribe(relay_wakeup(relay))
 
                 def start_services() -> list[asyncio.Task[None]]:
-                    return [
-                        asyncio.create_task(relay.run(), name="outbox-relay"),
-                        *start_background_services(resources),
-                        *start_log_saver(resources),
-                    ]
+                    return runtime.start(runtime.Parts(resources, relay), runtime.services())
 
                 # With several API processes, one of them runs these (cure.kit.leader).
                 leadership = Leadership(settings.database_url, "services", start_services)

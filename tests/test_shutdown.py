@@ -6,7 +6,7 @@
   the callbacks still wait in the outbox, tried again by the next API process.
 - `cure worker` while an app container runs: the container is stopped and removed, the order
   stays RUNNING, and its task goes back to the queue: the next worker runs the app again.
-- The stand-alone commands (`cure relay`, `cure status-manager`, `cure log-saver`).
+- The stand-alone commands (`cure relay`, `cure order-events` and its old name, `cure log-saver`).
 
 The bound is the requirement itself (10 s, against CURE_SHUTDOWN_SECONDS of 8), not a speed.
 """
@@ -216,7 +216,7 @@ def test_the_worker_stops_its_app_at_once_and_the_order_runs_again(probe_stack: 
     assert asyncio.run(taken_up_again())["status"] == "CANCELLED"
 
 
-@pytest.mark.parametrize("command", ["relay", "status-manager", "log-saver"])
+@pytest.mark.parametrize("command", ["relay", "order-events", "status-manager", "log-saver"])
 def test_each_stand_alone_command_stops_on_time(command: str) -> None:
     process = _spawn(
         [sys.executable, "-m", "cure", command], f"test-shutdown-{command}.log", dict(os.environ)

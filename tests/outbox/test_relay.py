@@ -7,10 +7,10 @@ import aio_pika
 import pytest
 
 from cure.kit.resources import Resources
-from cure.main import make_relay
 from cure.orders import queues
 from cure.orders.models import Order
 from cure.outbox.models import OutboxMessage
+from cure.runtime import make_relay
 from tests.factories import customer_with_token, order_body
 
 
