@@ -9,14 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
-from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from tests.apps.conftest import job_document, product, run_app
 from tests.federation.conftest import scene_files  # noqa: F401  (the session's scenes)
-from tests.federation.scenes import DISTRICTS, District, lst_by_hand, ndvi_by_hand
+from tests.federation.scenes import (
+    DISTRICTS,
+    District,
+    imperviousness_tile,
+    lst_by_hand,
+    ndvi_by_hand,
+)
 
 MARGIN = 4  # pixels around the district, as the staging cuts its windows
 S2_VALUES = {"scale": 0.0001, "offset": -0.1, "nodata": 0}
@@ -125,27 +129,6 @@ def test_a_real_format_scene_under_cloud_or_cirrus_is_invalid(
     assert run.outputs == {}
 
 
-def imperviousness_around(district: District, percent: int, into: Path) -> Path:
-    """An HRL-like raster (EPSG:3035, 20 m, uint8, 255 nodata) of one value over the district."""
-    west, south, east, north = transform_bounds("EPSG:32633", "EPSG:3035", *district.utm_bounds)
-    x0, y0 = np.floor(west / 20) * 20 - 200, np.ceil(north / 20) * 20 + 200
-    width, height = int((east - x0) / 20) + 11, int((y0 - south) / 20) + 11
-    with rasterio.open(
-        into,
-        "w",
-        driver="GTiff",
-        width=width,
-        height=height,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:3035",
-        transform=from_origin(x0, y0, 20, 20),
-        nodata=255,
-    ) as dst:
-        dst.write(np.full((height, width), percent, dtype="uint8"), 1)
-    return into
-
-
 def run_suhi(engine, image, scene_files, district: District, folder: Path):  # type: ignore[no-untyped-def]  # noqa: F811
     folder.mkdir()
     landsat = scene_files.landsat
@@ -153,7 +136,7 @@ def run_suhi(engine, image, scene_files, district: District, folder: Path):  # t
         "inputs/lst/lst.tif": cut_window(landsat.lwir11, district.utm_bounds, folder / "st.tif"),
         "inputs/lst/qa.tif": cut_window(landsat.qa_pixel, district.utm_bounds, folder / "qa.tif"),
         # All rural: the mean rural temperature is the region's mean temperature.
-        "inputs/imperviousness/imd.tif": imperviousness_around(district, 5, folder / "imd.tif"),
+        "inputs/imperviousness/imd.tif": imperviousness_tile(district, folder / "imd.tif", north=5),
     }
     lst = product(
         "landsat-c2-l2",

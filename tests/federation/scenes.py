@@ -27,6 +27,7 @@ import rasterio.shutil
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine, from_origin
 from rasterio.warp import transform as transform_points
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 CRS = "EPSG:32633"
@@ -546,3 +547,38 @@ def make_sentinel2_jp2(folder: Path, *, tile: str, sensed: str) -> dict[str, Pat
             dataset.write(values, 1)
         files[key] = path
     return files
+
+
+def imperviousness_tile(
+    district: District, into: Path, *, north: int, south: int | None = None
+) -> Path:
+    """An HRL Imperviousness Density tile as the CLMS ships it (EPSG:3035, 20 m, uint8 percent,
+    255 no data, no acquisition time in the file) around the district: ``north`` percent north
+    of the district's middle, ``south`` (default the same) south of it."""
+    west, south_edge, east, north_edge = transform_bounds(
+        "EPSG:32633", "EPSG:3035", *district.utm_bounds
+    )
+    x0, y0 = np.floor(west / 20) * 20 - 400, np.ceil(north_edge / 20) * 20 + 400
+    width, height = int((east - x0) / 20) + 21, int((y0 - south_edge) / 20) + 21
+    rows = y0 - 20 * (np.arange(height) + 0.5)
+    middle = (south_edge + north_edge) / 2
+    lower = north if south is None else south
+    data = np.where(rows > middle, north, lower).astype("uint8")[:, np.newaxis]
+    into.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        into,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:3035",
+        transform=from_origin(x0, y0, 20, 20),
+        nodata=255,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    ) as dst:
+        dst.write(np.broadcast_to(data, (height, width)), 1)
+    return into

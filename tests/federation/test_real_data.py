@@ -21,13 +21,11 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
-from rasterio.warp import transform_bounds
 
 from tests.conftest import ROOT, Stack, running_stack
 from tests.factories import customer_with_token
 from tests.federation.conftest import Scenes
-from tests.federation.scenes import District, lst_by_hand, ndvi_by_hand
+from tests.federation.scenes import imperviousness_tile, lst_by_hand, ndvi_by_hand
 from tests.federation.servers import SceneServer
 from tests.test_products import final
 
@@ -63,36 +61,6 @@ def source_documents(folder: Path, stac_url: str, s3_endpoint: str) -> None:
         if document["auth"]["type"] == "s3":
             document["auth"]["endpoint_url"] = s3_endpoint
         (target / f"{name}.json").write_text(json.dumps(document))
-
-
-def write_hrl(district: District, into: Path) -> Path:
-    """An HRL Imperviousness Density tile as the CLMS ships it (EPSG:3035, 20 m, uint8 percent,
-    255 no data, no acquisition time in the file): URBAN north of the district's middle, RURAL
-    south of it."""
-    west, south, east, north = transform_bounds("EPSG:32633", "EPSG:3035", *district.utm_bounds)
-    x0, y0 = np.floor(west / 20) * 20 - 400, np.ceil(north / 20) * 20 + 400
-    width, height = int((east - x0) / 20) + 21, int((y0 - south) / 20) + 21
-    rows = y0 - 20 * (np.arange(height) + 0.5)
-    middle = (south + north) / 2
-    data = np.where(rows > middle, URBAN, RURAL).astype("uint8")[:, np.newaxis]
-    into.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
-        into,
-        "w",
-        driver="GTiff",
-        width=width,
-        height=height,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:3035",
-        transform=from_origin(x0, y0, 20, 20),
-        nodata=255,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-    ) as dst:
-        dst.write(np.broadcast_to(data, (height, width)), 1)
-    return into
 
 
 def cure(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -144,7 +112,9 @@ def walkthrough(  # type: ignore[no-untyped-def]
     the checkout's .venv), with the walkthrough's API, TOKEN and json."""
     folder = tmp_path_factory.mktemp("walkthrough")
     source_documents(folder, stac_server, scenes.s3_endpoint)
-    write_hrl(scenes.districts["half_cloudy"], folder / "hrl" / HRL_FILE)
+    imperviousness_tile(
+        scenes.districts["half_cloudy"], folder / "hrl" / HRL_FILE, north=URBAN, south=RURAL
+    )
     (folder / ".venv").symlink_to(Path(sys.executable).parents[1])
     token = asyncio.run(a_customers_token(stack.url))
     prelude = (
