@@ -16,6 +16,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from cure.ccsi.exceptions import InvalidParameter
+from cure.kit import geo
 from cure.kit.geo import parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
 
@@ -339,23 +340,10 @@ def parse_cloud_cover(value: str) -> tuple[float, float]:
 
 def parse_bbox(value: str) -> tuple[float, float, float, float]:
     """minlon,minlat,maxlon,maxlat in WGS84, or InvalidParameter naming bbox."""
-    message = "must be four numbers: minlon,minlat,maxlon,maxlat"
-    parts = value.split(",")
-    if len(parts) != 4:
-        raise InvalidParameter("bbox", message)
     try:
-        min_lon, min_lat, max_lon, max_lat = (float(p) for p in parts)
-    except ValueError:
-        raise InvalidParameter("bbox", message) from None
-    if not all(math.isfinite(n) for n in (min_lon, min_lat, max_lon, max_lat)):
-        raise InvalidParameter("bbox", message)
-    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
-        raise InvalidParameter("bbox", "longitudes must lie within -180..180")
-    if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
-        raise InvalidParameter("bbox", "latitudes must lie within -90..90")
-    if min_lon > max_lon or min_lat > max_lat:
-        raise InvalidParameter("bbox", "the minimum must not exceed the maximum on either axis")
-    return min_lon, min_lat, max_lon, max_lat
+        return geo.parse_bbox(value)
+    except ValueError as exc:
+        raise InvalidParameter("bbox", str(exc)) from None
 
 
 def _geometry(value: str) -> str:

@@ -23,6 +23,32 @@ WGS84_NAMES = {
 MAX_VERTICES = 100_000
 
 
+Box = tuple[float, float, float, float]
+
+
+def parse_bbox(value: str) -> Box:
+    """``minlon,minlat,maxlon,maxlat`` in WGS84 (the one parser of a box given as text: the
+    catalogue, the orders' listing, the portal and the source check); ValueError saying what is
+    wrong, which each caller answers as its 4xx naming the parameter."""
+    parts = value.split(",")
+    message = "must be four numbers: minlon,minlat,maxlon,maxlat"
+    if len(parts) != 4:
+        raise ValueError(message)
+    try:
+        min_lon, min_lat, max_lon, max_lat = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(message) from None
+    if not all(math.isfinite(n) for n in (min_lon, min_lat, max_lon, max_lat)):
+        raise ValueError(message)
+    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
+        raise ValueError("longitudes must lie within -180..180")
+    if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+        raise ValueError("latitudes must lie within -90..90")
+    if min_lon > max_lon or min_lat > max_lat:
+        raise ValueError("the minimum must not exceed the maximum on either axis")
+    return min_lon, min_lat, max_lon, max_lat
+
+
 def _check_crs(crs: Any) -> None:
     # RFC 7946 dropped "crs": coordinates are WGS84. Accept only a member that says so (and any
     # other shape of it is a reason to refuse, never an error of ours).

@@ -1,4 +1,3 @@
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -15,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from cure.kit.geo import from_db, from_wkb, parse_roi, to_geojson
+from cure.kit.geo import from_db, from_wkb, parse_bbox, parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
 from cure.orders.lifecycle import OrderStatus
 from cure.orders.models import Order
@@ -289,20 +288,11 @@ class OrderFilter(InputSchema):
     def _bbox(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = value.split(",")
         try:
-            numbers = [float(p) for p in parts]
-        except ValueError:
-            raise ValueError("bbox must be four numbers: min_lon,min_lat,max_lon,max_lat") from None
-        if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
-            raise ValueError("bbox must be four numbers: min_lon,min_lat,max_lon,max_lat")
-        min_lon, min_lat, max_lon, max_lat = numbers
-        if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-            raise ValueError("bbox must lie within WGS84 bounds with min <= max on both axes")
+            parse_bbox(value)
+        except ValueError as exc:
+            raise ValueError(f"bbox {exc}") from None
         return value
 
     def bbox_numbers(self) -> tuple[float, float, float, float] | None:
-        if self.bbox is None:
-            return None
-        a, b, c, d = (float(p) for p in self.bbox.split(","))
-        return a, b, c, d
+        return None if self.bbox is None else parse_bbox(self.bbox)

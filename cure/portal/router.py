@@ -17,6 +17,7 @@ from cure.ccsi.reads import limit_anonymous_reads
 from cure.config import Settings
 from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.errors import InvalidInput, NotFound, error_body
+from cure.kit.geo import parse_bbox
 from cure.kit.schemas import error_responses
 from cure.portal import service as portal_service
 from cure.portal.exceptions import CsrfRejected, PortalNotBuilt
@@ -305,12 +306,9 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     if value is None:
         return None
     try:
-        west, south, east, north = (float(part) for part in value.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be four numbers: west,south,east,north") from None
-    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
-        raise InvalidInput("bbox must lie within WGS84 bounds with west <= east, south <= north")
-    return west, south, east, north
+        return parse_bbox(value)
+    except ValueError as exc:
+        raise InvalidInput(f"bbox {exc}") from None
 
 
 @router.get(

@@ -145,3 +145,27 @@ async def test_forged_cursors_and_extreme_times_are_422(client) -> None:
     )
     assert extreme.status_code == 422
     assert extreme.json()["detail"][0]["loc"][:2] == ["query", "created_after"]
+
+
+@pytest.mark.parametrize(
+    ("bbox", "says"),
+    [
+        ("1,2", "must be four numbers"),
+        ("1,2,3,nan", "must be four numbers"),
+        ("190,0,191,1", "longitudes must lie within -180..180"),
+        ("0,-91,1,1", "latitudes must lie within -90..90"),
+        ("2,0,1,1", "the minimum must not exceed the maximum"),
+    ],
+)
+async def test_one_bbox_rule_for_orders_catalogue_and_portal(client, bbox: str, says: str) -> None:
+    """The orders' listing, the catalogue's search and the portal's dates read a bbox with one
+    parser (cure.kit.geo.parse_bbox): the same box is refused by each, for the same reason."""
+    _, headers = await customer_with_token(client)
+    answers = [
+        await client.get("/v1/orders", params={"bbox": bbox}, headers=headers),
+        await client.get("/v1/ccsi/search", params={"bbox": bbox, "format": "json"}),
+        await client.get("/v1/portal/apps/suhi/dates", params={"bbox": bbox}),
+    ]
+    for answer in answers:
+        assert answer.status_code in (400, 422), answer.text
+        assert says in answer.text and "bbox" in answer.text
