@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cure", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    api = sub.add_parser("api", help="run the HTTP API (with the relay and the status manager)")
+    api = sub.add_parser("api", help="run the HTTP API (its leader runs the services too)")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
     api.add_argument(

@@ -377,7 +377,7 @@ class Settings(BaseSettings):
     log_waits_per_customer: int = Field(default=4, gt=0)
     log_waits_per_process: int = Field(default=200, gt=0)
 
-    # Metrics and health: standalone processes (worker, status manager, relay, log saver) serve
+    # Metrics and health: standalone processes (worker, order events, relay, log saver) serve
     # /metrics on their own port; a worker's pool processes share a multiprocess directory.
     metrics_dir: Path = Path("var/metrics")
     worker_metrics_port: int = 9809  # 0: none

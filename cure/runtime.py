@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from cure.kit.listen import Subscription
     from cure.kit.resources import Resources
     from cure.logs.saver import LogSaver
-    from cure.orders.event_consumer import StatusManager
+    from cure.orders.event_consumer import OrderEventConsumer
     from cure.outbox.relay import OutboxRelay
 
 Where = Literal["api-leader", "api", "worker"]
@@ -43,7 +43,7 @@ class Parts:
 
     resources: "Resources"
     relay: "OutboxRelay | None" = None
-    _consumer: "StatusManager | None" = field(default=None, init=False)
+    _consumer: "OrderEventConsumer | None" = field(default=None, init=False)
     _saver: "LogSaver | None" = field(default=None, init=False)
 
     @property
@@ -53,11 +53,13 @@ class Parts:
         return self.relay
 
     @property
-    def order_events(self) -> "StatusManager":
-        from cure.orders.event_consumer import StatusManager
+    def order_events(self) -> "OrderEventConsumer":
+        from cure.orders.event_consumer import OrderEventConsumer
 
         if self._consumer is None:
-            self._consumer = StatusManager(self.resources.settings, self.resources.sessionmaker)
+            self._consumer = OrderEventConsumer(
+                self.resources.settings, self.resources.sessionmaker
+            )
         return self._consumer
 
     @property

@@ -2,7 +2,7 @@
 
 Every API process (``cure api --workers N`` starts N of them, on one machine or several) runs a
 ``Leadership``. The one that takes a PostgreSQL session-level advisory lock, on a connection of
-its own, starts the services (the relay, the status manager, the reconciler, the notifier and the
+its own, starts the services (the relay, the order-event consumer, the reconciler, the notifier and the
 log saver); the others try again every ``follow_seconds``. A leader that exits or dies loses the
 lock with its connection, and a follower takes over within ``follow_seconds``.
 

@@ -1,5 +1,5 @@
-"""The status manager's work: consumes order events from RabbitMQ and applies them; each is acked
-only after its DB transaction commits.
+"""The order-event consumer (`cure order-events`, once called the status manager): consumes order
+events from RabbitMQ and applies them; each is acked only after its DB transaction commits.
 
 Also consumes the dead-letter queue: an order task that RabbitMQ gave up on (it failed or killed
 its worker too often) ends its order FAILED with that reason, so no order waits forever.
@@ -27,7 +27,9 @@ from cure.orders.tidy import enqueue_tidy
 log = logging.getLogger(__name__)
 
 
-class StatusManager:
+class OrderEventConsumer:
+    """Applies the workers' order events, and fails the orders whose job was dead-lettered."""
+
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -141,7 +143,7 @@ class StatusManager:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("status manager lost its broker connection; reconnecting")
+                log.exception("order-event consumer lost its broker connection; reconnecting")
                 await asyncio.sleep(2)
 
 

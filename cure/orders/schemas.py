@@ -224,7 +224,7 @@ class OrderAssetInfo(OrderResultInfo):
 
 
 class OrderEventMessage(BaseSchema):
-    """What workers (and the relay) publish about an order; the status manager applies it."""
+    """What workers (and the relay) publish about an order; the order-event consumer applies it."""
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     order_id: uuid.UUID

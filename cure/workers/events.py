@@ -1,4 +1,4 @@
-"""Publishes order events from a worker to the status manager's queue, with publisher confirms;
+"""Publishes order events from a worker to the order-event consumer's queue, with publisher confirms;
 each one (but heartbeats) is also a record of the order's log: the steps of its pipeline."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""The worker pipeline with the status manager: exit codes become SUCCESS, INVALID or FAILED."""
+"""The worker pipeline with the order-event consumer: exit codes become SUCCESS, INVALID or FAILED."""
 
 import asyncio
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from cure.auth.service import Principal
 from cure.orders import service as order_service
-from cure.orders.event_consumer import StatusManager
+from cure.orders.event_consumer import OrderEventConsumer
 from cure.orders.models import Order
 from cure.orders.schemas import OrderCreate
 from cure.storage.service import make_storage
@@ -32,7 +32,7 @@ def probe_settings(settings, tmp_path: Path):
 
 @pytest.fixture
 async def status_manager(probe_settings, sessionmaker):
-    task = asyncio.create_task(StatusManager(probe_settings, sessionmaker).run())
+    task = asyncio.create_task(OrderEventConsumer(probe_settings, sessionmaker).run())
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
