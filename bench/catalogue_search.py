@@ -38,11 +38,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 
-from bench.harness import DSN, Report, Row, deployment
-from bench.spatial_listing import (
+from bench.harness import (
+    DSN,
     BBox,
+    Report,
+    Row,
     build_indexes,
     city_boxes,
+    deployment,
     drop_indexes,
     figures,
     indexes_on,

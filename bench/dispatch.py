@@ -44,8 +44,18 @@ from celery import Celery
 from celery.events.receiver import EventReceiver
 
 from bench import bare_celery
-from bench.end_to_end import epoch, first_event, submit, wait_success
-from bench.harness import NAME, Report, Row, deployment, latency_summary, new_customer
+from bench.harness import (
+    NAME,
+    Report,
+    Row,
+    deployment,
+    epoch,
+    first_event,
+    latency_summary,
+    new_customer,
+    submit,
+    wait_success,
+)
 
 ORDERS = 50
 WARMUPS = 3

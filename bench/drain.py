@@ -40,8 +40,19 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.end_to_end import ContainerRunner, OrderFailed, submit, wait_success
-from bench.harness import DSN, NAME, Deployment, Report, Row, deployment, new_customer
+from bench.harness import (
+    DSN,
+    NAME,
+    ContainerRunner,
+    Deployment,
+    OrderFailed,
+    Report,
+    Row,
+    deployment,
+    new_customer,
+    submit,
+    wait_success,
+)
 
 ORDERS = 300
 CONCURRENCY = 2

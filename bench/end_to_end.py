@@ -31,91 +31,33 @@ benchmarks 3 and 5.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import tempfile
 import time
-import uuid
-from datetime import datetime
-from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import boto3
 import httpx
-from botocore.client import Config
-from botocore.exceptions import ClientError
 
 from bench.harness import (
     NAME,
-    ORDER_BODY,
-    ROI,
+    POLL_SECONDS,
+    ContainerRunner,
+    OrderFailed,
     Report,
     Row,
     deployment,
+    epoch,
+    first_event,
     latency_summary,
     new_customer,
+    submit,
+    wait_success,
 )
-from cure.apps.registry import load_registry
-from cure.config import Settings
-from cure.containers.engine import docker_client, run_hardened
-from cure.workers.pipeline import limits_of
 
-APP = "noop"
 ORDERS = 20
 WARMUPS = 2
-POLL_SECONDS = 0.02
-ORDER_TIMEOUT = 120.0
-FAILED_STATES = {"FAILED", "INVALID", "CANCELLED"}
 
 
 # -- CURE's side ---------------------------------------------------------------------------------
-
-
-class OrderFailed(RuntimeError):
-    pass
-
-
-async def submit(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    """Order the no-op app; its order id."""
-    response = await http.post(f"/v1/apps/{APP}/orders", json=ORDER_BODY, headers=headers)
-    if response.status_code != 202:
-        raise OrderFailed(f"submit answered {response.status_code}: {response.text[:500]}")
-    return str(response.json()["order_id"])
-
-
-async def wait_success(
-    http: httpx.AsyncClient,
-    order_id: str,
-    headers: dict[str, str],
-    *,
-    poll: float = POLL_SECONDS,
-    within: float = ORDER_TIMEOUT,
-) -> dict[str, Any]:
-    """Poll the order until it is SUCCESS (its last GET's body); raise if it ends otherwise."""
-    deadline = time.monotonic() + within
-    while True:
-        response = await http.get(f"/v1/orders/{order_id}", headers=headers)
-        response.raise_for_status()
-        order: dict[str, Any] = response.json()
-        if order["status"] == "SUCCESS":
-            return order
-        if order["status"] in FAILED_STATES:
-            raise OrderFailed(f"order {order_id} ended {order['status']}: {order['message']}")
-        if time.monotonic() > deadline:
-            raise OrderFailed(f"order {order_id} is still {order['status']} after {within:.0f} s")
-        await asyncio.sleep(poll)
-
-
-def epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp).timestamp()
-
-
-def first_event(order: dict[str, Any], *, actor: str = "", status: str = "") -> dict[str, Any]:
-    for event in order["history"]:
-        if event["actor"].startswith(actor) and (not status or event["status"] == status):
-            return event
-    raise OrderFailed(f"order {order['order_id']} has no {status or 'event'} from {actor!r}")
 
 
 def phases(order: dict[str, Any], *, submitted: float, seen: float) -> dict[str, float]:
@@ -156,80 +98,6 @@ async def cure_order(http: httpx.AsyncClient, headers: dict[str, str]) -> dict[s
 
 
 # -- the baseline --------------------------------------------------------------------------------
-
-
-class ContainerRunner:
-    """The baseline's work for one order, with nothing around it: run the app's container with
-    the Docker SDK as the worker does, upload its output to the deployment's S3 bucket."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        with mock.patch.dict(os.environ, env, clear=True):
-            settings = Settings()
-        app = load_registry(settings.apps_dir).get(APP)
-        self.image = app.manifest.image
-        self.limits = limits_of(settings, app)
-        self.output = app.manifest.outputs[0]
-        self.work_dir = settings.work_dir
-        self.bucket = settings.s3_bucket
-        self.steps: list[tuple[float, float]] = []  # each run's container and upload seconds
-        # Its own label value: a CURE worker's sweep of this deployment never touches these.
-        self.deployment = f"{settings.deployment}-baseline"
-        self.docker = docker_client(settings.docker_url, timeout=settings.docker_timeout_seconds)
-        secret = settings.s3_secret_access_key
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key_id,
-            aws_secret_access_key=secret.get_secret_value() if secret else None,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
-        try:
-            self.s3.head_bucket(Bucket=self.bucket)
-        except ClientError:
-            self.s3.create_bucket(Bucket=self.bucket)
-
-    def run_once(self) -> float:
-        """One run, container and upload: its seconds. Raises unless the app succeeded."""
-        order_id = str(uuid.uuid4())
-        job = {
-            "order_id": order_id,
-            "app_id": APP,
-            "roi": ROI,
-            "start_date": ORDER_BODY["start_date"],
-            "end_date": ORDER_BODY["end_date"],
-            "params": {},
-            "inputs": {},
-        }
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix=f"{order_id}-", dir=self.work_dir) as folder:
-            outcome = run_hardened(
-                self.docker,
-                image=self.image,
-                labels={"cure.order_id": order_id, "cure.deployment": self.deployment},
-                job=job,
-                limits=self.limits,
-                work_dir=Path(folder),
-                command=[],
-            )
-            ran = time.perf_counter()
-            path = outcome.outputs.get(self.output.path)
-            if outcome.exit_code != 0 or path is None:
-                raise OrderFailed(f"baseline run: exit {outcome.exit_code}, {outcome.errors[-3:]}")
-            self.s3.upload_file(
-                str(path),
-                self.bucket,
-                f"baseline/{order_id}/{self.output.path}",
-                ExtraArgs={"ContentType": self.output.media_type},
-            )
-        done = time.perf_counter()
-        self.steps.append((ran - started, done - ran))
-        return done - started
-
-    def close(self) -> None:
-        self.docker.close()
-        self.s3.close()
 
 
 async def interleaved(

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import socket
 import statistics
@@ -31,11 +32,21 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import asyncpg
+import boto3
 import httpx
+from botocore.client import Config
+from botocore.exceptions import ClientError
+
+from cure.apps.registry import load_registry
+from cure.config import Settings
+from cure.containers.engine import docker_client, run_hardened
+from cure.workers.pipeline import limits_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -499,3 +510,276 @@ def wrk(
         spent = cpu_seconds(server_pid) - cpu_before
         result["server_cpu_ms_per_req"] = round(spent * 1000 / figures["requests"], 3)
     return result
+
+
+# -- shared by the benchmarks: timed GETs, city boxes and indexes (the listing and the catalogue
+# search); the no-op app's orders and its bare container run (end to end, dispatch, drain) ------
+
+
+# (longitude, latitude) of the cities orders cluster around.
+CITIES: tuple[tuple[float, float], ...] = (
+    (16.37, 48.21), (13.40, 52.52), (-3.70, 40.42), (2.35, 48.86), (12.50, 41.90),
+    (9.19, 45.46), (11.58, 48.14), (9.99, 53.55), (21.01, 52.23), (14.42, 50.08),
+    (19.04, 47.50), (4.90, 52.37), (4.35, 50.85), (12.57, 55.68), (18.07, 59.33),
+    (10.75, 59.91), (24.94, 60.17), (-9.14, 38.72), (2.17, 41.39), (23.73, 37.98),
+    (26.10, 44.43), (23.32, 42.70), (15.98, 45.81), (14.51, 46.06), (17.11, 48.15),
+    (8.54, 47.38), (4.84, 45.76), (5.37, 43.30), (-6.26, 53.35), (19.94, 50.06),
+    (24.11, 56.95), (25.28, 54.69),
+)  # fmt: skip
+
+
+EUROPE = (-10.0, 36.0, 30.0, 70.0)
+
+
+BBox = tuple[float, float, float, float]
+
+
+# The indexes of a table that involve some of its columns (as a key or in an expression),
+# primary and unique ones aside: those a baseline runs without, read from the database so that
+# an index a later migration adds is left out too.
+INDEXES_ON = r"""
+SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i
+WHERE i.indrelid = $1::regclass AND NOT i.indisprimary AND NOT i.indisunique
+  AND EXISTS (
+      SELECT FROM pg_attribute a
+      WHERE a.attrelid = i.indrelid AND a.attname = ANY($2::text[])
+        AND (a.attnum = ANY(i.indkey::int2[])
+             OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || a.attname || '\M'))
+  )
+ORDER BY 1
+"""
+
+
+@dataclass
+class Timings:
+    seconds: list[float]
+    non_200: int
+    statuses: dict[int, int]
+    server_cpu_seconds: float | None = None  # the server's CPU time over the timed requests
+
+
+async def timed_gets(
+    url: str,
+    paths: Sequence[str],
+    *,
+    headers: dict[str, str] | None = None,
+    warmup: Sequence[str] = (),
+    budget_seconds: float | None = None,
+    server_pid: int | None = None,
+) -> Timings:
+    """GET each path in turn (one request at a time) from a client pinned to the load CPU, after
+    the warm-up paths; stops early once ``budget_seconds`` are spent. With ``server_pid``, also
+    the CPU time that process spent on the timed requests."""
+    pinned_before = os.sched_getaffinity(0)
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+            for path in warmup:
+                await http.get(path)
+            seconds: list[float] = []
+            statuses: dict[int, int] = {}
+            cpu_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
+            started = time.perf_counter()
+            for path in paths:
+                began = time.perf_counter()
+                response = await http.get(path)
+                seconds.append(time.perf_counter() - began)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                if budget_seconds is not None and time.perf_counter() - started > budget_seconds:
+                    break
+            spent = cpu_seconds(server_pid) - cpu_before if server_pid is not None else None
+    finally:
+        os.sched_setaffinity(0, pinned_before)
+    non_200 = sum(count for status, count in statuses.items() if status != 200)
+    return Timings(seconds=seconds, non_200=non_200, statuses=statuses, server_cpu_seconds=spent)
+
+
+def require_200(label: str, timings: Timings) -> None:
+    if timings.non_200:
+        raise RuntimeError(f"{label}: {timings.non_200} answers were not 200: {timings.statuses}")
+
+
+def figures(timings: Timings) -> dict[str, float]:
+    shown = {**latency_summary(timings.seconds), "non_200": timings.non_200}
+    if timings.server_cpu_seconds is not None:
+        per_request = timings.server_cpu_seconds * 1000 / len(timings.seconds)
+        shown["server_cpu_ms_per_req"] = round(per_request, 3)
+    return shown
+
+
+def city_boxes(count: int, rng: random.Random) -> list[BBox]:
+    """City-sized boxes: half centred near a city where orders cluster, half anywhere."""
+    boxes = []
+    for n in range(count):
+        width, height = rng.uniform(0.2, 0.4), rng.uniform(0.15, 0.3)
+        if n % 2 == 0:
+            lon, lat = rng.choice(CITIES)
+            lon, lat = lon + rng.uniform(-0.1, 0.1), lat + rng.uniform(-0.1, 0.1)
+        else:
+            lon = rng.uniform(EUROPE[0] + 0.2, EUROPE[2] - 0.2)
+            lat = rng.uniform(EUROPE[1] + 0.15, EUROPE[3] - 0.15)
+        boxes.append(
+            (
+                round(lon - width / 2, 4),
+                round(lat - height / 2, 4),
+                round(lon + width / 2, 4),
+                round(lat + height / 2, 4),
+            )
+        )
+    rng.shuffle(boxes)
+    return boxes
+
+
+async def indexes_on(
+    connection: asyncpg.Connection, table: str, columns: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(name, definition) of the indexes of ``table`` on any of ``columns`` (see INDEXES_ON)."""
+    rows = await connection.fetch(INDEXES_ON, table, list(columns))
+    return [(row["name"], row["definition"]) for row in rows]
+
+
+async def drop_indexes(connection: asyncpg.Connection, indexes: Sequence[tuple[str, str]]) -> None:
+    for name, _ in indexes:
+        await connection.execute(f'DROP INDEX "{name}"')
+
+
+async def build_indexes(
+    connection: asyncpg.Connection, table: str, indexes: Sequence[tuple[str, str]]
+) -> None:
+    for _, definition in indexes:
+        await connection.execute(definition)
+    await connection.execute(f"ANALYZE {table}")
+
+
+APP = "noop"
+
+
+POLL_SECONDS = 0.02
+
+
+ORDER_TIMEOUT = 120.0
+
+
+FAILED_STATES = {"FAILED", "INVALID", "CANCELLED"}
+
+
+class OrderFailed(RuntimeError):
+    pass
+
+
+async def submit(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """Order the no-op app; its order id."""
+    response = await http.post(f"/v1/apps/{APP}/orders", json=ORDER_BODY, headers=headers)
+    if response.status_code != 202:
+        raise OrderFailed(f"submit answered {response.status_code}: {response.text[:500]}")
+    return str(response.json()["order_id"])
+
+
+async def wait_success(
+    http: httpx.AsyncClient,
+    order_id: str,
+    headers: dict[str, str],
+    *,
+    poll: float = POLL_SECONDS,
+    within: float = ORDER_TIMEOUT,
+) -> dict[str, Any]:
+    """Poll the order until it is SUCCESS (its last GET's body); raise if it ends otherwise."""
+    deadline = time.monotonic() + within
+    while True:
+        response = await http.get(f"/v1/orders/{order_id}", headers=headers)
+        response.raise_for_status()
+        order: dict[str, Any] = response.json()
+        if order["status"] == "SUCCESS":
+            return order
+        if order["status"] in FAILED_STATES:
+            raise OrderFailed(f"order {order_id} ended {order['status']}: {order['message']}")
+        if time.monotonic() > deadline:
+            raise OrderFailed(f"order {order_id} is still {order['status']} after {within:.0f} s")
+        await asyncio.sleep(poll)
+
+
+def epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def first_event(order: dict[str, Any], *, actor: str = "", status: str = "") -> dict[str, Any]:
+    for event in order["history"]:
+        if event["actor"].startswith(actor) and (not status or event["status"] == status):
+            return event
+    raise OrderFailed(f"order {order['order_id']} has no {status or 'event'} from {actor!r}")
+
+
+class ContainerRunner:
+    """The baseline's work for one order, with nothing around it: run the app's container with
+    the Docker SDK as the worker does, upload its output to the deployment's S3 bucket."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        with mock.patch.dict(os.environ, env, clear=True):
+            settings = Settings()
+        app = load_registry(settings.apps_dir).get(APP)
+        self.image = app.manifest.image
+        self.limits = limits_of(settings, app)
+        self.output = app.manifest.outputs[0]
+        self.work_dir = settings.work_dir
+        self.bucket = settings.s3_bucket
+        self.steps: list[tuple[float, float]] = []  # each run's container and upload seconds
+        # Its own label value: a CURE worker's sweep of this deployment never touches these.
+        self.deployment = f"{settings.deployment}-baseline"
+        self.docker = docker_client(settings.docker_url, timeout=settings.docker_timeout_seconds)
+        secret = settings.s3_secret_access_key
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+        try:
+            self.s3.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.s3.create_bucket(Bucket=self.bucket)
+
+    def run_once(self) -> float:
+        """One run, container and upload: its seconds. Raises unless the app succeeded."""
+        order_id = str(uuid.uuid4())
+        job = {
+            "order_id": order_id,
+            "app_id": APP,
+            "roi": ROI,
+            "start_date": ORDER_BODY["start_date"],
+            "end_date": ORDER_BODY["end_date"],
+            "params": {},
+            "inputs": {},
+        }
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=f"{order_id}-", dir=self.work_dir) as folder:
+            outcome = run_hardened(
+                self.docker,
+                image=self.image,
+                labels={"cure.order_id": order_id, "cure.deployment": self.deployment},
+                job=job,
+                limits=self.limits,
+                work_dir=Path(folder),
+                command=[],
+            )
+            ran = time.perf_counter()
+            path = outcome.outputs.get(self.output.path)
+            if outcome.exit_code != 0 or path is None:
+                raise OrderFailed(f"baseline run: exit {outcome.exit_code}, {outcome.errors[-3:]}")
+            self.s3.upload_file(
+                str(path),
+                self.bucket,
+                f"baseline/{order_id}/{self.output.path}",
+                ExtraArgs={"ContentType": self.output.media_type},
+            )
+        done = time.perf_counter()
+        self.steps.append((ran - started, done - ran))
+        return done - started
+
+    def close(self) -> None:
+        self.docker.close()
+        self.s3.close()

@@ -27,25 +27,29 @@ Target: CURE's p95 under 20 ms. The ratio is the baseline's p95 over CURE's (the
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 import httpx
 
 from bench.harness import (
+    CITIES,
     DSN,
-    LOAD_CPU,
+    BBox,
     Report,
     Row,
-    cpu_seconds,
+    build_indexes,
+    city_boxes,
     deployment,
-    latency_summary,
+    drop_indexes,
+    figures,
+    indexes_on,
     new_customer,
+    require_200,
+    timed_gets,
 )
 
 ORDERS = 1_000_000
@@ -56,19 +60,7 @@ BASELINE_SECONDS = 45.0  # the baseline stops early (on a random prefix of the s
 TARGET_P95_MS = 20.0
 SEED = 6
 
-# (longitude, latitude) of the cities orders cluster around.
-CITIES: tuple[tuple[float, float], ...] = (
-    (16.37, 48.21), (13.40, 52.52), (-3.70, 40.42), (2.35, 48.86), (12.50, 41.90),
-    (9.19, 45.46), (11.58, 48.14), (9.99, 53.55), (21.01, 52.23), (14.42, 50.08),
-    (19.04, 47.50), (4.90, 52.37), (4.35, 50.85), (12.57, 55.68), (18.07, 59.33),
-    (10.75, 59.91), (24.94, 60.17), (-9.14, 38.72), (2.17, 41.39), (23.73, 37.98),
-    (26.10, 44.43), (23.32, 42.70), (15.98, 45.81), (14.51, 46.06), (17.11, 48.15),
-    (8.54, 47.38), (4.84, 45.76), (5.37, 43.30), (-6.26, 53.35), (19.94, 50.06),
-    (24.11, 56.95), (25.28, 54.69),
-)  # fmt: skip
-EUROPE = (-10.0, 36.0, 30.0, 70.0)
 
-BBox = tuple[float, float, float, float]
 VIENNA: BBox = (16.2, 48.1, 16.55, 48.35)
 
 FILL_ORDERS = """
@@ -128,21 +120,6 @@ FROM generate_series(1, $1::int) g
 RETURNING id
 """
 
-# The indexes of a table that involve some of its columns (as a key or in an expression),
-# primary and unique ones aside: those a baseline runs without, read from the database so that
-# an index a later migration adds is left out too.
-INDEXES_ON = r"""
-SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
-FROM pg_index i
-WHERE i.indrelid = $1::regclass AND NOT i.indisprimary AND NOT i.indisunique
-  AND EXISTS (
-      SELECT FROM pg_attribute a
-      WHERE a.attrelid = i.indrelid AND a.attname = ANY($2::text[])
-        AND (a.attnum = ANY(i.indkey::int2[])
-             OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || a.attname || '\M'))
-  )
-ORDER BY 1
-"""
 MATCHING = (
     "SELECT count(*) FROM orders WHERE customer_id = $1 "
     "AND ST_Intersects(roi, ST_MakeEnvelope($2, $3, $4, $5, 4326))"
@@ -152,113 +129,11 @@ MATCHING = (
 # -- measuring -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Timings:
-    seconds: list[float]
-    non_200: int
-    statuses: dict[int, int]
-    server_cpu_seconds: float | None = None  # the server's CPU time over the timed requests
-
-
-async def timed_gets(
-    url: str,
-    paths: Sequence[str],
-    *,
-    headers: dict[str, str] | None = None,
-    warmup: Sequence[str] = (),
-    budget_seconds: float | None = None,
-    server_pid: int | None = None,
-) -> Timings:
-    """GET each path in turn (one request at a time) from a client pinned to the load CPU, after
-    the warm-up paths; stops early once ``budget_seconds`` are spent. With ``server_pid``, also
-    the CPU time that process spent on the timed requests."""
-    pinned_before = os.sched_getaffinity(0)
-    if (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {int(LOAD_CPU)})
-    try:
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
-            for path in warmup:
-                await http.get(path)
-            seconds: list[float] = []
-            statuses: dict[int, int] = {}
-            cpu_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
-            started = time.perf_counter()
-            for path in paths:
-                began = time.perf_counter()
-                response = await http.get(path)
-                seconds.append(time.perf_counter() - began)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                if budget_seconds is not None and time.perf_counter() - started > budget_seconds:
-                    break
-            spent = cpu_seconds(server_pid) - cpu_before if server_pid is not None else None
-    finally:
-        os.sched_setaffinity(0, pinned_before)
-    non_200 = sum(count for status, count in statuses.items() if status != 200)
-    return Timings(seconds=seconds, non_200=non_200, statuses=statuses, server_cpu_seconds=spent)
-
-
-def require_200(label: str, timings: Timings) -> None:
-    if timings.non_200:
-        raise RuntimeError(f"{label}: {timings.non_200} answers were not 200: {timings.statuses}")
-
-
-def figures(timings: Timings) -> dict[str, float]:
-    shown = {**latency_summary(timings.seconds), "non_200": timings.non_200}
-    if timings.server_cpu_seconds is not None:
-        per_request = timings.server_cpu_seconds * 1000 / len(timings.seconds)
-        shown["server_cpu_ms_per_req"] = round(per_request, 3)
-    return shown
-
-
 # -- the data ------------------------------------------------------------------------------------
-
-
-def city_boxes(count: int, rng: random.Random) -> list[BBox]:
-    """City-sized boxes: half centred near a city where orders cluster, half anywhere."""
-    boxes = []
-    for n in range(count):
-        width, height = rng.uniform(0.2, 0.4), rng.uniform(0.15, 0.3)
-        if n % 2 == 0:
-            lon, lat = rng.choice(CITIES)
-            lon, lat = lon + rng.uniform(-0.1, 0.1), lat + rng.uniform(-0.1, 0.1)
-        else:
-            lon = rng.uniform(EUROPE[0] + 0.2, EUROPE[2] - 0.2)
-            lat = rng.uniform(EUROPE[1] + 0.15, EUROPE[3] - 0.15)
-        boxes.append(
-            (
-                round(lon - width / 2, 4),
-                round(lat - height / 2, 4),
-                round(lon + width / 2, 4),
-                round(lat + height / 2, 4),
-            )
-        )
-    rng.shuffle(boxes)
-    return boxes
 
 
 def listing_path(box: BBox) -> str:
     return "/v1/orders?bbox=" + ",".join(f"{v:g}" for v in box)
-
-
-async def indexes_on(
-    connection: asyncpg.Connection, table: str, columns: Sequence[str]
-) -> list[tuple[str, str]]:
-    """(name, definition) of the indexes of ``table`` on any of ``columns`` (see INDEXES_ON)."""
-    rows = await connection.fetch(INDEXES_ON, table, list(columns))
-    return [(row["name"], row["definition"]) for row in rows]
-
-
-async def drop_indexes(connection: asyncpg.Connection, indexes: Sequence[tuple[str, str]]) -> None:
-    for name, _ in indexes:
-        await connection.execute(f'DROP INDEX "{name}"')
-
-
-async def build_indexes(
-    connection: asyncpg.Connection, table: str, indexes: Sequence[tuple[str, str]]
-) -> None:
-    for _, definition in indexes:
-        await connection.execute(definition)
-    await connection.execute(f"ANALYZE {table}")
 
 
 async def fill_orders(
