@@ -506,7 +506,7 @@ async def search(
     return await _page(
         federation,
         targets,
-        sessions or _the(session),
+        sessions or the_session(session),
         settings,
         storage,
         ccsi_service.viewer_of(principal),
@@ -542,7 +542,7 @@ async def find(
     return await _page(
         federation,
         targets,
-        sessions or _the(session),
+        sessions or the_session(session),
         settings,
         storage,
         ccsi_service.viewer_of(principal),
@@ -553,7 +553,7 @@ async def find(
     )
 
 
-def _the(session: AsyncSession) -> LocalSessions:
+def the_session(session: AsyncSession) -> LocalSessions:
     """``session`` itself as a source of short sessions (it stays open)."""
 
     @contextlib.asynccontextmanager

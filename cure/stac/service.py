@@ -341,9 +341,11 @@ async def get_item(
     search's items link here, remote ones too). 404 only when every source asked answered; a
     source that did not makes it a 503 with Retry-After, not a guess."""
     try:
-        product = await ccsi_service.get(
-            session, settings, storage, principal, collection=collection_id, identifier=item_id
-        )
+        # In a short session of its own when sources may be asked next: none is held meanwhile.
+        async with (sessions or federation.the_session(session))() as local:
+            product = await ccsi_service.get(
+                local, settings, storage, principal, collection=collection_id, identifier=item_id
+            )
     except ProductNotFound:
         pass
     else:

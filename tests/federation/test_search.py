@@ -452,3 +452,22 @@ async def test_a_remote_item_is_served_at_the_link_the_search_gives_it(
     assert asked_while_down.status_code == 503
     assert int(asked_while_down.headers["Retry-After"]) > 0
     assert down["name"] in asked_while_down.json()["description"]
+
+
+async def test_an_item_by_id_is_one_call_to_the_source_and_holds_no_connection(
+    app, sessionmaker, client, scenes: Scenes, proxy: CountingProxy
+) -> None:
+    """The lookup stops at its item (a search by ids never reads a source through: at most
+    ID_PAGES pages), and the local lookup before it is done in a short session of its own."""
+    from cure.ccsi.sources.remote import ID_PAGES, RemoteQuery, all_found, pages_for
+
+    async with registered(app, sessionmaker, stac_source(proxy.url)):
+        found = await client.get(f"/stac/collections/{S2}/items/{stac_items.S2_ITEM_ID}")
+        calls = proxy.count("/search")
+
+    assert found.status_code == 200, found.text
+    assert calls == 1
+    by_id = RemoteQuery(collection="c", ids=("a", "b"))
+    assert pages_for(by_id) == ID_PAGES < pages_for(RemoteQuery(collection="c"))
+    assert not all_found([{"id": "a"}], by_id) and all_found([{"id": "b"}, {"id": "a"}], by_id)
+    assert not all_found([{"id": "a"}], RemoteQuery(collection="c"))

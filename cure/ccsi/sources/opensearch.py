@@ -26,15 +26,16 @@ from shapely.geometry import shape
 
 from cure.ccsi.sources.auth import SourceAuth
 from cure.ccsi.sources.remote import (
-    MAX_PAGES,
     PAGE_SIZE,
     Answer,
     RemoteQuery,
     RemoteResult,
     SourceFailure,
+    all_found,
     iso,
     json_body,
     number,
+    pages_for,
     passes_cloud,
     same_origin,
     send,
@@ -113,7 +114,7 @@ class OpenSearchClient:
         more = True
         size = 0
         page_number = 1
-        for _ in range(MAX_PAGES):
+        for _ in range(pages_for(query)):
             answer = await send(
                 self._http,
                 "GET",
@@ -134,6 +135,9 @@ class OpenSearchClient:
             ]
             items.extend(kept)
             if len(items) > query.limit:
+                break
+            if all_found(items, query):
+                more = False
                 break
             if not entries or (following is None and len(entries) < _page_size(query)):
                 more = False

@@ -22,6 +22,10 @@ from cure.ccsi.sources.auth import SourceAuth, SourceAuthError
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # The most pages one search follows, whatever the source's next links say.
 MAX_PAGES = 100
+# A search for given ids (an item asked by id) reads at most this many pages: a server that
+# cannot filter by id is not read through to its oldest item for it (that would miss the
+# deadline, and the source would then rest for everyone).
+ID_PAGES = 3
 # The largest page asked of a source: servers cap their pages anyway.
 PAGE_SIZE = 100
 # Statuses that mean "not now": the source is missing from the answer, not broken.
@@ -270,3 +274,13 @@ def json_body(answer: Answer) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise SourceFailure(f"{where(answer.url)} answered JSON that is not an object")
     return body
+
+
+def pages_for(query: "RemoteQuery") -> int:
+    """The most pages one search reads: fewer for a search by ids."""
+    return ID_PAGES if query.ids else MAX_PAGES
+
+
+def all_found(items: list[dict[str, Any]], query: "RemoteQuery") -> bool:
+    """A search by ids has every id it asked for (no need to read on)."""
+    return bool(query.ids) and set(query.ids) <= {item.get("id") for item in items}

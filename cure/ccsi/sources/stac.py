@@ -20,12 +20,13 @@ from shapely.geometry import shape
 
 from cure.ccsi.sources.auth import SourceAuth
 from cure.ccsi.sources.remote import (
-    MAX_PAGES,
     PAGE_SIZE,
     RemoteQuery,
     RemoteResult,
     SourceFailure,
+    all_found,
     json_body,
+    pages_for,
     parse_time,
     passes_cloud,
     same_origin,
@@ -147,7 +148,7 @@ class StacClient:
         matched: int | None = None
         more = True  # unless the pages end before the limit
         size = 0
-        for _ in range(MAX_PAGES):
+        for _ in range(pages_for(query)):
             answer = await send(
                 self._http,
                 method,
@@ -166,6 +167,9 @@ class StacClient:
                 matched = _matched(page)
             items.extend(self._wanted(features, query))
             if len(items) > query.limit:
+                break
+            if all_found(items, query):
+                more = False
                 break
             following = _next(page, url=url, method=method, request=request, base=self.url)
             if following is None or not features:
