@@ -122,6 +122,14 @@ class BrokerHandler(logging.Handler):
     def _start(self) -> None:
         if self._closed:
             return
+        # The broker client and its transport are imported here, in the starting thread, not
+        # by the publisher thread: a thread importing kombu while the main thread imports
+        # Celery (which imports kombu) can meet a half-initialised module and die with an
+        # ImportError, and a worker then stops at its start (seen in the tests).
+        from kombu import Connection
+
+        with contextlib.suppress(Exception):
+            Connection(self.broker_url).transport  # noqa: B018 (loads the transport module)
         self._buffer: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=self.capacity)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._publish_loop, name="cure-logs", daemon=True)

@@ -83,3 +83,29 @@ def test_a_stopped_broker_never_blocks_the_caller_and_drops_are_counted() -> Non
     assert handler.dropped >= 2000 - 50 - 200
     assert handler.published == 0
     assert REGISTRY.get_sample_value(*metric) == before + handler.dropped
+
+
+def test_the_broker_client_is_imported_before_the_publisher_thread_starts() -> None:
+    """A publisher thread importing kombu while the main thread imports Celery could meet a
+    half-initialised module: a `cure worker` died at its start with "cannot import name
+    'fxrange' from partially initialized module 'kombu.utils.functional'". The handler loads
+    kombu and its transport in the thread that makes it, before its thread runs."""
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, threading\n"
+        "from cure.logs.handler import BrokerHandler\n"
+        "before = set(sys.modules)\n"
+        "started = threading.Thread.start\n"
+        "seen = []\n"
+        "def start(self):\n"
+        "    seen.append('kombu.transport.pyamqp' in sys.modules)\n"
+        "    started(self)\n"
+        "threading.Thread.start = start\n"
+        "h = BrokerHandler('amqp://guest:guest@127.0.0.1:9/', 'q', service='t')\n"
+        "h.close()\n"
+        "print('kombu' not in before, seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[-2] == "True [True]", out.stdout + out.stderr
