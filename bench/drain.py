@@ -10,7 +10,7 @@ the first submit until the database shows all 300 SUCCESS (checked every 0.25 s,
 of the time is the check's). Two warm-up orders run before the clock starts.
 
 Baseline: the same work with nothing around it, at the same concurrency: two threads, each with
-its own Docker and S3 client (``bench.end_to_end.ContainerRunner``: the container run with
+its own Docker and S3 client (``bench.harness.ContainerRunner``: the container run with
 ``run_hardened`` and the app's limits, then its output uploaded to the same S3 bucket), taking the
 300 runs from one shared counter; one warm-up run each before the clock starts.
 

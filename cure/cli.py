@@ -32,7 +32,7 @@ def _api(args: argparse.Namespace) -> None:
         access_log=settings.access_log,
         # After SIGTERM, requests still open get half of shutdown_seconds (long polls and event
         # streams end at once), then the lifespan stops the services (cure.kit.stopping).
-        timeout_graceful_shutdown=int(settings.shutdown_seconds / 2),
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds / 2)),
     )
 
 

@@ -31,7 +31,7 @@ from cure.kit.leader import Leadership
 from cure.kit.listen import Listener
 from cure.kit.metrics import HttpMetrics
 from cure.kit.resources import build_resources
-from cure.kit.stopping import exit_by, on_stop_signal, within
+from cure.kit.stopping import CANCEL_SECONDS, exit_by, on_stop_signal, within
 from cure.logs.publisher import LogPublisher
 from cure.logs.router import router as logs_router
 from cure.logs.waiters import OrderLogWaiters
@@ -53,12 +53,16 @@ ORDER_SUBMIT = re.compile(r"^(/v1/apps/[^/]+/orders|/ogc/processes/[^/]+/executi
 SMALL_BODIES = ("/v1/auth/", "/v1/crm/", "/v1/portal/session")
 
 
-def _stop_now(app: FastAPI, settings: Settings, sig: signal.Signals) -> None:
-    """At the stop signal: end the waits and streams of order logs; on SIGTERM (what compose,
-    Kubernetes and scripts/run send) also arm the backstop."""
+def _end_waits(app: FastAPI) -> None:
+    """At the stop signal: end the waits and streams of order logs at once."""
     waiters: OrderLogWaiters | None = getattr(app.state, "log_waiters", None)
     if waiters is not None:
         waiters.stop()
+
+
+def _arm_backstop(settings: Settings, sig: signal.Signals) -> None:
+    """On SIGTERM (what compose, Kubernetes and scripts/run send), in the signal handler: the
+    process ends by shutdown_seconds whatever still runs (not on a terminal's Ctrl-C)."""
     if sig == signal.SIGTERM:
         exit_by(settings.shutdown_seconds, "the API process")
 
@@ -119,7 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessionmaker.configure(info={"principals": principals})
         # SIGTERM: long polls and event streams end at once (uvicorn then waits for the other
         # requests up to half of shutdown_seconds), and the backstop is armed (cure.kit.stopping).
-        restore_signals = on_stop_signal(lambda sig: _stop_now(app, settings, sig))
+        restore_signals = on_stop_signal(
+            lambda _sig: _end_waits(app), at_once=lambda sig: _arm_backstop(settings, sig)
+        )
         tasks: list[asyncio.Task[None]] = []
         try:
             if isinstance(app.state.storage, S3Storage):
@@ -144,16 +150,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # Each step bounded: the services (their loops hold nothing that is not in the
             # database), then the connections.
+            # One deadline for all of it: uvicorn's grace took at most half of shutdown_seconds,
+            # this takes at most the other half less a second (each step's cancellation wait
+            # included), well before the backstop.
             app.state.log_waiters.stop()
-            step = settings.shutdown_seconds / 8
+            clock = asyncio.get_running_loop()
+            deadline = clock.time() + settings.shutdown_seconds / 2 - 1 - 5 * CANCEL_SECONDS
             for task in tasks:
                 task.cancel()
-            await within(step, asyncio.gather(*tasks, return_exceptions=True), "the services")
-            await within(step, relay.close(), "the relay's connection")
-            await within(step, app.state.log_publisher.close(), "the log publisher")
-            await within(step, app.state.federation.aclose(), "the catalogue sources' clients")
+            steps = (
+                (asyncio.gather(*tasks, return_exceptions=True), "the services"),
+                (relay.close(), "the relay's connection"),
+                (app.state.log_publisher.close(), "the log publisher"),
+                (app.state.federation.aclose(), "the catalogue sources' clients"),
+                (resources.dispose(), "the database pools"),
+            )
+            for step, what in steps:
+                await within(deadline - clock.time(), step, what)
             app.state.hasher.close()
-            await within(step, resources.dispose(), "the database pools")
             restore_signals()
 
     # Swagger UI and ReDoc are served from the fastapi-offline package, never from a CDN, so

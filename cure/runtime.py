@@ -239,18 +239,17 @@ async def run_alone(command: str, resources: "Resources") -> None:
 
     parts = Parts(resources)
     chosen = services(command=command)
-    listener = Listener(resources.settings.database_url)
-    if any(s.name == "outbox-relay" for s in chosen):
-        listener.subscribe(relay_wakeup(parts.outbox_relay))
     tasks = start(parts, chosen)
-    hearing = asyncio.create_task(listener.run(), name="notice-listener")
+    if any(s.name == "outbox-relay" for s in chosen):  # the only one woken by notices
+        listener = Listener(resources.settings.database_url)
+        listener.subscribe(relay_wakeup(parts.outbox_relay))
+        tasks.append(asyncio.create_task(listener.run(), name="notice-listener"))
     try:
         await asyncio.gather(*tasks)
     finally:
-        hearing.cancel()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(hearing, *tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if parts.relay is not None:
             await parts.relay.close()
 

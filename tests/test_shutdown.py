@@ -47,16 +47,23 @@ ROI = {
 }
 
 
-def stopped_within(process: subprocess.Popen[bytes], seconds: float = STOP_LIMIT) -> bool:
-    """SIGTERM, then whether the process exited within ``seconds`` (killed if not)."""
+def stop(process: subprocess.Popen[bytes], seconds: float = STOP_LIMIT) -> int | None:
+    """SIGTERM, then the exit status if the process exited within ``seconds`` (killed if not:
+    None)."""
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=seconds)
-        return True
+        return process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        return False
+        return None
+
+
+def backstop_fired(log: Path, since: int) -> bool:
+    """Whether the backstop (cure.kit.stopping.exit_by) wrote its line after byte ``since``."""
+    with log.open("rb") as file:
+        file.seek(since)
+        return b"after the stop signal; exiting" in file.read()
 
 
 async def callback_rows(order_ids: list[str]) -> list[asyncpg.Record]:
@@ -75,7 +82,18 @@ async def callback_rows(order_ids: list[str]) -> list[asyncpg.Record]:
 
 def test_the_api_stops_at_once_with_streams_long_polls_and_callbacks_pending() -> None:
     _retire_earlier_orders()
-    stack = Stack("shutdown-api", {"CURE_ALLOW_PRIVATE_CALLBACKS": "true"})
+    stack = Stack(
+        "shutdown-api",
+        {
+            "CURE_ALLOW_PRIVATE_CALLBACKS": "true",
+            # the stream and the poll below fill a customer's slots: a third wait is a 429
+            "CURE_LOG_WAITS_PER_CUSTOMER": "2",
+            # retries (and a claim left by the stopped process) come again within seconds
+            "CURE_NOTIFY_RETRY_BASE_SECONDS": "0.5",
+            "CURE_NOTIFY_RETRY_MAX_SECONDS": "2",
+            "CURE_NOTIFY_LEASE_SECONDS": "3",
+        },
+    )
     stack.start_api()  # no worker: the orders stay QUEUED, and their logs are followed
     try:
 
@@ -106,13 +124,16 @@ def test_the_api_stops_at_once_with_streams_long_polls_and_callbacks_pending() -
             assert time.monotonic() < deadline, "the callbacks were never tried"
             time.sleep(0.3)
 
+        first = httpx.get(f"{stack.url}/v1/orders/{queued}/logs", headers=headers, timeout=30)
+        after = {"after": first.json()["next_after"]}  # what follows: nothing, until it runs
         ended: list[str] = []
-        opened = threading.Barrier(3)
+        opened = threading.Barrier(3, timeout=30)
 
         def stream() -> None:
             with httpx.stream(
                 "GET",
                 f"{stack.url}/v1/orders/{queued}/logs",
+                params=after,
                 headers={**headers, "Accept": "text/event-stream"},
                 timeout=60,
             ) as answer:
@@ -123,21 +144,42 @@ def test_the_api_stops_at_once_with_streams_long_polls_and_callbacks_pending() -
 
         def poll() -> None:
             opened.wait()
-            answer = httpx.get(
-                f"{stack.url}/v1/orders/{queued}/logs",
-                params={"wait": 30},
-                headers=headers,
-                timeout=60,
-            )
+            while True:  # a client that tries again when refused (the check below takes slots)
+                answer = httpx.get(
+                    f"{stack.url}/v1/orders/{queued}/logs",
+                    params={"wait": 30, **after},
+                    headers=headers,
+                    timeout=60,
+                )
+                if answer.status_code != 429:
+                    break
+                time.sleep(0.05)
             ended.append(f"poll {answer.status_code}")
 
         clients = [threading.Thread(target=stream), threading.Thread(target=poll)]
         for client in clients:
             client.start()
         opened.wait()
-        time.sleep(1)  # the poll is waiting (its answer could only come in 30 s)
+        deadline = time.monotonic() + 30
+        while True:  # both hold their slot: a third wait of the customer is refused
+            third = httpx.get(
+                f"{stack.url}/v1/orders/{queued}/logs",
+                params={"wait": 0.05, **after},
+                headers=headers,
+                timeout=30,
+            )
+            if third.status_code == 429:
+                break
+            assert time.monotonic() < deadline, (
+                f"the stream and the poll never both waited: {third.status_code} {third.text[:300]}"
+                f" {ended} {first.json()}"
+            )
         assert stack.api is not None
-        assert stopped_within(stack.api), "cure api still ran 10 s after SIGTERM"
+        log = ROOT / "var" / "log" / "test-shutdown-api-api.log"
+        since = log.stat().st_size
+        # uvicorn re-raises the SIGTERM it caught once it is done: -15, not the backstop's 1
+        assert stop(stack.api) == -signal.SIGTERM, "cure api did not stop on its own"
+        assert not backstop_fired(log, since)
         for client in clients:
             client.join(5)
         assert sorted(ended) == ["poll 200", "stream 200"]  # ended, each with what it had
@@ -191,7 +233,10 @@ def test_the_worker_stops_its_app_at_once_and_the_order_runs_again(probe_stack: 
 
     headers, order_id = asyncio.run(running())  # the app sleeps for ten minutes now
     [worker] = stack.workers
-    assert stopped_within(worker), "cure worker still ran 10 s after SIGTERM"
+    log = ROOT / "var" / "log" / "test-shutdown-worker-worker.log"
+    since = log.stat().st_size
+    assert stop(worker) is not None, "cure worker still ran 10 s after SIGTERM"
+    assert not backstop_fired(log, since), "cure worker was ended by its backstop"
     stack.workers.remove(worker)
     engine = docker.from_env()
     try:
@@ -226,4 +271,4 @@ def test_each_stand_alone_command_stops_on_time(command: str) -> None:
         time.sleep(3)  # started, connected, waiting for work
         assert process.poll() is None, Path(log).read_text()[-2000:]
     finally:
-        assert stopped_within(process), f"cure {command} still ran 10 s after SIGTERM"
+        assert stop(process) == -signal.SIGTERM, f"cure {command} did not stop on SIGTERM"

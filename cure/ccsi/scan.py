@@ -39,11 +39,12 @@ Period = tuple[datetime, datetime]  # acquisition start and end, aware
 
 
 def period_of(start: str, end: str | None = None) -> Period:
-    """The period from ISO 8601 texts: a date starts at its first moment, and an end date ends
-    at its last (2018-01-01/2018-12-31 is the whole year); naive times are UTC."""
+    """The period from ISO 8601 texts: a date starts at its first moment, and an end date (or a
+    start date given alone) ends at its last (2018-01-01 to 2018-12-31 is the whole year);
+    naive times are UTC."""
     first = _parse_time(start, "--start")
     last = _parse_time(end, "--end") if end else first
-    if end and len(end.strip()) == 10:  # a date: its last moment
+    if _is_date(end if end else start):  # a date: to its last moment
         last = last.replace(hour=23, minute=59, second=59)
     if last < first:
         raise ValueError("--end is before --start")
@@ -170,10 +171,12 @@ def _footprint(west: float, south: float, east: float, north: float) -> BaseGeom
 
 
 def _acquisition(tags: dict[str, str], name: str, period: Period | None) -> Period:
+    # A file's own acquisition time wins; a period given wins over TIFFTAG_DATETIME, which
+    # TIFF defines as when the file was made.
+    if period is not None and not tags.get("ACQUISITION_START"):
+        return period
     start_text = tags.get("ACQUISITION_START") or tags.get("TIFFTAG_DATETIME")
     if not start_text:
-        if period is not None:
-            return period
         raise ValueError(
             f"{name} has no ACQUISITION_START or TIFFTAG_DATETIME tag and no period was given"
         )
@@ -183,6 +186,11 @@ def _acquisition(tags: dict[str, str], name: str, period: Period | None) -> Peri
     if end < start:
         raise ValueError(f"{name}: ACQUISITION_END is before ACQUISITION_START")
     return start, end
+
+
+def _is_date(text: str) -> bool:
+    """A calendar date alone (2018-12-31 or 20181231), no time of day."""
+    return bool(re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text.strip()))
 
 
 def _parse_time(text: str, name: str) -> datetime:

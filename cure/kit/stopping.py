@@ -36,17 +36,24 @@ stopping_now = threading.Event()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def on_stop_signal(callback: Callable[[signal.Signals], None]) -> Callable[[], None]:
+def on_stop_signal(
+    callback: Callable[[signal.Signals], None],
+    *,
+    at_once: Callable[[signal.Signals], None] | None = None,
+) -> Callable[[], None]:
     """Call ``callback`` (with the signal) in the running loop at SIGTERM or SIGINT, then the
-    handler that was
-    installed before (uvicorn's, or Python's own). Returns a function that puts the earlier
-    handlers back. Outside the main thread (signals cannot be caught there) it does nothing."""
+    handler that was installed before (uvicorn's, or Python's own); ``at_once`` runs in the
+    signal handler itself (arming the backstop: it must not wait for a loop that may be stuck).
+    Returns a function that puts the earlier handlers back. Outside the main thread (signals
+    cannot be caught there) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     loop = asyncio.get_running_loop()
     earlier = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
     def handle(sig: int, frame: FrameType | None) -> None:
+        if at_once is not None:
+            at_once(signal.Signals(sig))
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(callback, signal.Signals(sig))
         before = earlier[signal.Signals(sig)]
@@ -67,8 +74,12 @@ def on_stop_signal(callback: Callable[[signal.Signals], None]) -> Callable[[], N
     return restore
 
 
+CANCEL_SECONDS = 0.2  # how long a step past its time is given to take its cancellation
+
+
 async def within(seconds: float, step: Awaitable[Any], what: str) -> None:
-    """Await ``step`` for at most ``seconds``; past that it is cancelled and given up on."""
+    """Await ``step`` for at most ``seconds``, then cancel it and give it CANCEL_SECONDS more
+    before giving up on it: a step never takes longer than ``seconds`` + CANCEL_SECONDS."""
     task = asyncio.ensure_future(step)
     done, _ = await asyncio.wait({task}, timeout=max(seconds, 0))
     if task in done:
@@ -76,7 +87,7 @@ async def within(seconds: float, step: Awaitable[Any], what: str) -> None:
             log.warning("stopping: %s failed: %r", what, task.exception())
         return
     task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=0.5)
+    done, _ = await asyncio.wait({task}, timeout=CANCEL_SECONDS)
     log.warning(
         "stopping: %s did not finish within %.1f s%s",
         what,
@@ -85,14 +96,22 @@ async def within(seconds: float, step: Awaitable[Any], what: str) -> None:
     )
 
 
+FLUSH_SECONDS = 0.5  # the backstop's last flush of the log handlers
+
+
 def exit_by(seconds: float, what: str) -> threading.Timer:
-    """Arm the backstop: exit status 1 in ``seconds`` unless the process has ended before."""
+    """Arm the backstop: exit status 1 in ``seconds`` (less the time of a last flush of the
+    logs) unless the process has ended before."""
+    seconds = max(seconds - FLUSH_SECONDS, 0)
 
     def now() -> None:
         log.error("stopping: %s still running %.1f s after the stop signal; exiting", what, seconds)
         for handler in logging.getLogger().handlers:
             with contextlib.suppress(Exception):
-                handler.flush()
+                try:
+                    handler.flush(timeout=FLUSH_SECONDS)  # type: ignore[call-arg]
+                except TypeError:  # a handler whose flush takes no time limit
+                    handler.flush()
         os._exit(1)
 
     timer = threading.Timer(seconds, now)

@@ -72,12 +72,15 @@ def _forget_metrics(pid: int | None = None, **_: Any) -> None:
 
 
 @worker_shutting_down.connect
-def _stop_in_time(**_: Any) -> None:
-    """The backstop of a stopping worker: whatever still runs after shutdown_seconds is left
-    (exit status 1); its tasks are unacknowledged and go back to the queue (cure.kit.stopping)."""
+def _stop_in_time(how: str = "", **_: Any) -> None:
+    """The backstop of a cold shutdown (SIGTERM under cure worker, SIGQUIT): whatever still
+    runs after shutdown_seconds is left (exit status 1); its tasks are unacknowledged and go
+    back to the queue (cure.kit.stopping). A warm shutdown (Ctrl-C in a terminal, a plain
+    celery worker's SIGTERM) waits for its tasks as it says."""
     from cure.kit.stopping import exit_by
 
-    exit_by(settings.shutdown_seconds, "the worker")
+    if how == "Cold":
+        exit_by(settings.shutdown_seconds, "the worker")
 
 
 @worker_ready.connect

@@ -86,6 +86,13 @@ def test_a_file_without_time_takes_the_period_given_its_own_time_wins(tmp_path) 
     tagged = write_geotiff(tmp_path / "tagged.tif", ACQUISITION_START="2024-07-01T10:00:31Z")
     own = read_geotiff_product(tagged, product_type="X", period=period_of("2018-01-01"))
     assert own.start == datetime(2024, 7, 1, 10, 0, 31, tzinfo=UTC)
+    # TIFF's DateTime says when the file was made: a period given wins over it.
+    made = write_geotiff(tmp_path / "made.tif", TIFFTAG_DATETIME="2023:05:06 07:08:09")
+    given = read_geotiff_product(made, product_type="X", period=period_of("20180101"))
+    assert (given.start, given.end) == (
+        datetime(2018, 1, 1, tzinfo=UTC),
+        datetime(2018, 1, 1, 23, 59, 59, tzinfo=UTC),
+    )
     with pytest.raises(ValueError, match="--end is before --start"):
         period_of("2018-12-31", "2018-01-01")
     with pytest.raises(ValueError, match="not an ISO 8601"):

@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import numpy as np
 import pytest
 import rasterio
 
-from tests.conftest import ROOT, Stack, running_stack
+from tests.conftest import ROOT, TEST_DB, Stack, running_stack
 from tests.factories import customer_with_token
 from tests.federation.conftest import Scenes
 from tests.federation.scenes import imperviousness_tile, lst_by_hand, ndvi_by_hand
@@ -63,6 +64,19 @@ def source_documents(folder: Path, stac_url: str, s3_endpoint: str) -> None:
         (target / f"{name}.json").write_text(json.dumps(document))
 
 
+async def remove_product(collection: str, identifier: str) -> None:
+    """The walkthrough's HRL leaves the shared test catalogue with the module."""
+    db = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}")
+    try:
+        await db.execute(
+            "DELETE FROM products WHERE collection = $1 AND identifier = $2",
+            collection,
+            identifier,
+        )
+    finally:
+        await db.close()
+
+
 def cure(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cure", *args],
@@ -96,6 +110,7 @@ def stack(scenes: Scenes, stac_server: str, tmp_path_factory) -> Iterator[Stack]
         finally:
             for name in SOURCES:
                 cure(live, "ccsi", "sources", "remove", name)
+            asyncio.run(remove_product("hrl-imperviousness", Path(HRL_FILE).stem))
 
 
 async def a_customers_token(url: str) -> str:
