@@ -312,6 +312,9 @@ class Deployment:
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
     def prepare(self) -> None:
+        # The apps folder names the no-op app's image: build it (from its cache after the
+        # first time), or every order of the benchmarks that run it fails "image missing".
+        build_noop_image()
         asyncio.run(reset_database())
         reset_vhost()
         subprocess.run(
