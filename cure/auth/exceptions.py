@@ -1,4 +1,11 @@
-from cure.kit.errors import CureError, Forbidden, InvalidInput, NotFound, Unauthorized
+from cure.kit.errors import (
+    CureError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 
 
 class OAuthError(CureError):
@@ -46,13 +53,8 @@ class AdminOnly(Forbidden):
     pass
 
 
-class TooManyAttempts(CureError):
-    status_code = 429
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
+class TooManyAttempts(TooManyRequests):
+    """Too many failed sign-ins or cheap credentials from a client or address."""
 
 
 class WeakPassword(InvalidInput):

@@ -62,8 +62,8 @@ class TooManyRequests(CureError):
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
+        self.retry_after = max(1, retry_after)  # "now" would only bring the next refusal
+        self.headers = {"Retry-After": str(self.retry_after)}
 
 
 def error_body(name: str, detail: object) -> dict[str, object]:

@@ -1,10 +1,10 @@
 from cure.kit.errors import (
     Conflict,
-    CureError,
     Forbidden,
     InvalidInput,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
 )
 
 
@@ -55,9 +55,5 @@ class InputSourcesUnavailable(ServiceUnavailable):
         self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
-class TooManyOrders(CureError):
-    status_code = 429
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.headers = {"Retry-After": str(max(1, retry_after))}
+class TooManyOrders(TooManyRequests):
+    """The customer's limit of active orders, or of orders in the window, is reached."""

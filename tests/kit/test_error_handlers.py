@@ -57,3 +57,21 @@ async def test_data_exception_is_422_and_other_errors_stay_500() -> None:
 async def test_a_local_file_error_is_not_reported_as_an_outage() -> None:
     response = await call(app_raising(PermissionError(13, "Permission denied")))
     assert response.status_code == 500
+
+
+def test_every_429_is_the_one_too_many_requests_error_with_retry_after() -> None:
+    """One 429 error: every CureError answering 429 is a TooManyRequests, which always says
+    when to ask again (at least in a second)."""
+    import cure.main  # noqa: F401  (every domain's errors)
+    from cure.kit.errors import CureError, TooManyRequests
+
+    def subclasses(kind: type) -> set[type]:
+        found = set(kind.__subclasses__())
+        return found.union(*(subclasses(k) for k in found)) if found else found
+
+    too_many = {k for k in subclasses(CureError) if k.status_code == 429}
+    assert {k.__name__ for k in too_many} >= {"TooManyAttempts", "TooManyOrders"}
+    for kind in too_many:
+        assert issubclass(kind, TooManyRequests), kind
+        refused = kind("slow down", retry_after=0)
+        assert refused.headers["Retry-After"] == "1" and refused.retry_after == 1
