@@ -53,13 +53,6 @@ ORDER_SUBMIT = re.compile(r"^(/v1/apps/[^/]+/orders|/ogc/processes/[^/]+/executi
 SMALL_BODIES = ("/v1/auth/", "/v1/crm/", "/v1/portal/session")
 
 
-def _end_waits(app: FastAPI) -> None:
-    """At the stop signal: end the waits and streams of order logs at once."""
-    waiters: OrderLogWaiters | None = getattr(app.state, "log_waiters", None)
-    if waiters is not None:
-        waiters.stop()
-
-
 def _arm_backstop(settings: Settings, sig: signal.Signals) -> None:
     """On SIGTERM (what compose, Kubernetes and scripts/run send), in the signal handler: the
     process ends by shutdown_seconds whatever still runs (not on a terminal's Ctrl-C)."""
@@ -124,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # SIGTERM: long polls and event streams end at once (uvicorn then waits for the other
         # requests up to half of shutdown_seconds), and the backstop is armed (cure.kit.stopping).
         restore_signals = on_stop_signal(
-            lambda _sig: _end_waits(app), at_once=lambda sig: _arm_backstop(settings, sig)
+            lambda _sig: app.state.log_waiters.stop(),
+            at_once=lambda sig: _arm_backstop(settings, sig),
         )
         tasks: list[asyncio.Task[None]] = []
         try:

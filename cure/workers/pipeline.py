@@ -152,10 +152,6 @@ def _last_line(outcome: ContainerOutcome, *, prefer_errors: bool = True) -> str:
     return "no output"
 
 
-class _LoopGone(Exception):
-    """The run's event loop no longer runs: its process is stopping."""
-
-
 class OrderWatch:
     """The container's control while it runs (called from the Docker thread, works on the loop)."""
 
@@ -195,41 +191,15 @@ class OrderWatch:
 
     def tick(self, new_lines: list[OutputLine]) -> bool:
         self.record(new_lines)
-        if stopping_now.is_set():
+        if stopping_now.is_set():  # the pool process is closing: stop the app now
             self.stop_reason = "the worker is stopping"
             return True
+        future = asyncio.run_coroutine_threadsafe(self._tick(new_lines), self.loop)
         try:
-            return self._on_loop(self._tick(new_lines))
-        except _LoopGone:
-            self.stop_reason = "the worker is stopping"
-            return True
+            return future.result(timeout=30)
         except Exception:
             log.exception("order %s: watch failed; the app keeps running", self.job.order_id)
             return False
-
-    def _on_loop(self, step: Any, seconds: float = 30) -> bool:
-        """Run ``step`` on the run's loop and wait for its answer, at most ``seconds``; or
-        _LoopGone at once when the loop stopped: the worker process is stopping (its pool's
-        SIGTERM unwinds the task), and the app must be stopped now, not after the timeout."""
-        if not self.loop.is_running():
-            step.close()
-            raise _LoopGone
-        try:
-            future = asyncio.run_coroutine_threadsafe(step, self.loop)
-        except RuntimeError:  # closed meanwhile
-            step.close()
-            raise _LoopGone from None
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                return bool(future.result(timeout=0.25))
-            except TimeoutError:
-                if not self.loop.is_running():
-                    future.cancel()
-                    raise _LoopGone from None
-                if time.monotonic() > deadline:
-                    future.cancel()
-                    raise
 
     def drain(self, new_lines: list[OutputLine]) -> None:
         self.record(new_lines)
@@ -240,11 +210,9 @@ class OrderWatch:
         if stopping_now.is_set():
             self.stop_reason = "the worker is stopping"
             return False
+        future = asyncio.run_coroutine_threadsafe(self.still_ours(), self.loop)
         try:
-            return self._on_loop(self.still_ours())
-        except _LoopGone:
-            self.stop_reason = "the worker is stopping"
-            return False
+            return future.result(timeout=30)
         except Exception:
             log.exception("order %s: could not read its state; not starting", self.job.order_id)
             return False
