@@ -25,3 +25,7 @@ class ProductNotFound(NotFound):
 
 class ProductExists(Conflict):
     pass
+
+
+class AssetNotFound(NotFound):
+    """The product has no asset by that key."""

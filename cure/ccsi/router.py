@@ -1,6 +1,7 @@
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from cure.auth.dependencies import AdminPrincipal, OptionalPrincipal
@@ -12,8 +13,12 @@ from cure.ccsi.reads import limit_anonymous_reads
 from cure.ccsi.schemas import CollectionList, ProductCreate, ProductRead, SearchQuery
 from cure.config import Settings
 from cure.kit.db import utcnow
-from cure.kit.dependencies import SessionDep, SettingsDep
+from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.schemas import error_responses
+from cure.quicklooks import service as quicklook_service
+from cure.quicklooks.dependencies import RendersDep
+from cure.quicklooks.responses import png_response
+from cure.quicklooks.schemas import PNG_RESPONSE, QuicklookRead
 from cure.storage.dependencies import StorageDep
 
 # Anonymous readers are limited per address (cure.ccsi.reads): every route may answer 429.
@@ -23,6 +28,7 @@ router = APIRouter(
     dependencies=[Depends(limit_anonymous_reads)],
     responses=error_responses(429),
 )
+AssetKey = Annotated[str, PathParam(max_length=63)]
 
 
 def _search_doc(*, in_path: bool) -> dict[str, Any]:
@@ -261,3 +267,46 @@ async def publish_product(
     product = await ccsi_service.publish(session, collection=collection, identifier=identifier)
     viewer = ccsi_service.viewer_of(admin)
     return await ccsi_service.to_read(product, settings=settings, storage=storage, viewer=viewer)
+
+
+@router.get(
+    "/{collection}/products/{identifier}/assets/{asset}/quicklook",
+    response_model=QuicklookRead,
+    responses=error_responses(400, 401, 404),
+)
+async def product_quicklook(
+    collection: str,
+    identifier: str,
+    asset: AssetKey,
+    request: Request,
+    sessionmaker: SessionmakerDep,
+    storage: StorageDep,
+    renders: RendersDep,
+    principal: OptionalPrincipal,
+) -> QuicklookRead:
+    """How to draw a raster asset of a product you may see on a web map (see the order's)."""
+    raster = await ccsi_service.asset_raster(
+        sessionmaker, principal, collection=collection, identifier=identifier, asset=asset
+    )
+    return await quicklook_service.describe(storage, renders, raster, png=f"{request.url.path}.png")
+
+
+@router.get(
+    "/{collection}/products/{identifier}/assets/{asset}/quicklook.png",
+    response_class=Response,
+    responses={**PNG_RESPONSE, **error_responses(400, 401, 404)},
+)
+async def product_quicklook_png(
+    collection: str,
+    identifier: str,
+    asset: AssetKey,
+    sessionmaker: SessionmakerDep,
+    storage: StorageDep,
+    renders: RendersDep,
+    principal: OptionalPrincipal,
+) -> Response:
+    """The quicklook image of a product's raster asset."""
+    raster = await ccsi_service.asset_raster(
+        sessionmaker, principal, collection=collection, identifier=identifier, asset=asset
+    )
+    return png_response(await quicklook_service.quicklook_png(storage, renders, raster))

@@ -10,12 +10,12 @@ from geoalchemy2 import WKBElement
 from geoalchemy2.shape import from_shape, to_shape
 from pydantic import TypeAdapter, ValidationError
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth.scopes import ORDERS_READ
 from cure.auth.service import Principal
 from cure.ccsi import repository
-from cure.ccsi.exceptions import InvalidParameter, ProductExists, ProductNotFound
+from cure.ccsi.exceptions import AssetNotFound, InvalidParameter, ProductExists, ProductNotFound
 from cure.ccsi.models import Product
 from cure.ccsi.repository import PUBLIC, Keyset, ProductCriteria, Viewer
 from cure.ccsi.schemas import (
@@ -34,6 +34,10 @@ from cure.ccsi.schemas import (
 from cure.config import Settings
 from cure.kit.errors import InvalidInput, ServiceUnavailable
 from cure.kit.geo import checked_to_db, from_db
+from cure.quicklooks import render
+from cure.quicklooks import service as quicklook_service
+from cure.quicklooks.exceptions import NoQuicklook
+from cure.quicklooks.service import RasterAsset
 from cure.storage.service import Storage
 
 _ASSETS = TypeAdapter(dict[str, AssetCreate])
@@ -413,6 +417,29 @@ async def visible_product(
     if product is None:
         raise ProductNotFound(f"no product {identifier} in collection {collection}")
     return product
+
+
+async def asset_raster(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal | None,
+    *,
+    collection: str,
+    identifier: str,
+    asset: str,
+) -> RasterAsset:
+    """A raster asset of a product the caller may see, to draw as a quicklook (read in a session
+    of its own, closed before any storage I/O or rendering)."""
+    async with sessionmaker() as session:
+        product = await visible_product(
+            session, principal, collection=collection, identifier=identifier
+        )
+    found = product.assets.get(asset)
+    if found is None:
+        raise AssetNotFound(f"the product has no asset {asset!r}")
+    if not quicklook_service.is_raster(found.get("type")) or is_url(found["href"]):
+        raise NoQuicklook(f"the asset {asset!r} is not a raster in CURE's storage")
+    style = render.style_for(product.properties.get("app_id"), product.product_type)
+    return RasterAsset(found["href"], style, found.get("size"))
 
 
 async def find_products(

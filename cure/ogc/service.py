@@ -6,7 +6,6 @@ the orders' own: a job of another customer is no job at all.
 """
 
 import uuid
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -479,15 +478,10 @@ async def results(
     if status != OrderStatus.SUCCESS:
         raise JobResultNotReady(f"the job is {TO_OGC[status]}; results exist once it succeeded")
     links = {}
-    for role, asset in _assets(order):
+    for role, asset in order_service.result_assets(order):
         url = await storage.presigned_url(asset["key"], expires_in=settings.result_link_ttl_seconds)
         links[role] = ResultLink(href=url, type=asset["media_type"], title=asset.get("title"))
     return links
-
-
-def _assets(order: Order) -> Iterable[tuple[str, dict[str, Any]]]:
-    assets = order.assets or {}
-    return sorted(assets.items(), key=lambda item: (not item[1].get("primary", False), item[0]))
 
 
 async def dismiss(

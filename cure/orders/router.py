@@ -17,19 +17,31 @@ from fastapi.responses import RedirectResponse
 from cure.auth.dependencies import require_scope
 from cure.auth.service import Principal
 from cure.ccsi.dependencies import FederationDep
-from cure.kit.dependencies import ReadSessionDep, SessionDep, SettingsDep
+from cure.kit.dependencies import ReadSessionDep, SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
 from cure.orders.dependencies import ReadSessionmakerDep, ResolverDep
 from cure.orders.models import Order, OrderEvent
-from cure.orders.schemas import OrderCreate, OrderEventRead, OrderFilter, OrderPage, OrderRead
+from cure.orders.schemas import (
+    DownloadLinkRead,
+    OrderCreate,
+    OrderEventRead,
+    OrderFilter,
+    OrderPage,
+    OrderRead,
+)
+from cure.quicklooks import service as quicklook_service
+from cure.quicklooks.dependencies import RendersDep
+from cure.quicklooks.responses import png_response
+from cure.quicklooks.schemas import PNG_RESPONSE, QuicklookRead
 from cure.storage.dependencies import StorageDep
 
 router = APIRouter(tags=["orders"])
 
 Reader = Annotated[Principal, Depends(require_scope("orders:read"))]
 Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
+Role = Annotated[str, Path(max_length=63)]
 
 
 @router.post(
@@ -156,7 +168,7 @@ async def get_order_result(
 )
 async def get_order_asset(
     order_id: uuid.UUID,
-    role: Annotated[str, Path(max_length=63)],
+    role: Role,
     session: SessionDep,
     settings: SettingsDep,
     storage: StorageDep,
@@ -165,3 +177,59 @@ async def get_order_asset(
     """Redirect to an expiring link to one file of the order's result (see its ``assets``)."""
     url = await order_service.asset_link(session, settings, storage, principal, order_id, role)
     return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+
+@router.get(
+    "/v1/orders/{order_id}/assets/{role}/download",
+    response_model=DownloadLinkRead,
+    responses=error_responses(401, 403, 404, 409),
+)
+async def order_download(
+    order_id: uuid.UUID,
+    role: Role,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    principal: Reader,
+) -> DownloadLinkRead:
+    """An expiring link that a browser saves as a file (for pages that hold the token in memory
+    and cannot follow the asset's redirect with it)."""
+    return await order_service.asset_download(session, settings, storage, principal, order_id, role)
+
+
+@router.get(
+    "/v1/orders/{order_id}/assets/{role}/quicklook",
+    response_model=QuicklookRead,
+    responses=error_responses(401, 403, 404, 409),
+)
+async def order_quicklook(
+    order_id: uuid.UUID,
+    role: Role,
+    request: Request,
+    sessionmaker: SessionmakerDep,
+    storage: StorageDep,
+    renders: RendersDep,
+    principal: Reader,
+) -> QuicklookRead:
+    """How to draw a raster output on a web map: its PNG's link and WGS84 bounds, the colormap,
+    a histogram and statistics. Rendered once, then kept in storage next to the asset."""
+    raster = await order_service.asset_raster(sessionmaker, principal, order_id, role)
+    return await quicklook_service.describe(storage, renders, raster, png=f"{request.url.path}.png")
+
+
+@router.get(
+    "/v1/orders/{order_id}/assets/{role}/quicklook.png",
+    response_class=Response,
+    responses={**PNG_RESPONSE, **error_responses(401, 403, 404, 409)},
+)
+async def order_quicklook_png(
+    order_id: uuid.UUID,
+    role: Role,
+    sessionmaker: SessionmakerDep,
+    storage: StorageDep,
+    renders: RendersDep,
+    principal: Reader,
+) -> Response:
+    """The quicklook image of a raster output (RGBA PNG in Web Mercator over its bounds)."""
+    raster = await order_service.asset_raster(sessionmaker, principal, order_id, role)
+    return png_response(await quicklook_service.quicklook_png(storage, renders, raster))

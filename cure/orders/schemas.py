@@ -296,3 +296,9 @@ class OrderFilter(InputSchema):
 
     def bbox_numbers(self) -> tuple[float, float, float, float] | None:
         return None if self.bbox is None else parse_bbox(self.bbox)
+
+
+class DownloadLinkRead(BaseSchema):
+    href: str = Field(description="An expiring link that downloads the file")
+    expires_in: int
+    filename: str

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from shapely.geometry import shape
@@ -40,7 +41,18 @@ from cure.orders.exceptions import (
 )
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 from cure.orders.models import Order, OrderEvent
-from cure.orders.schemas import OrderCreate, OrderFilter, OrderPage, OrderRead, OrderSummary
+from cure.orders.schemas import (
+    DownloadLinkRead,
+    OrderCreate,
+    OrderFilter,
+    OrderPage,
+    OrderRead,
+    OrderSummary,
+)
+from cure.quicklooks import render
+from cure.quicklooks import service as quicklook_service
+from cure.quicklooks.exceptions import NoQuicklook
+from cure.quicklooks.service import RasterAsset
 from cure.storage.service import Storage
 
 # -- submit --------------------------------------------------------------------------------------
@@ -408,6 +420,24 @@ async def result_link(
     )
 
 
+def result_assets(order: Order) -> list[tuple[str, dict[str, Any]]]:
+    """A successful order's files by role, the primary one first, then by role."""
+    if order.status != OrderStatus.SUCCESS:
+        raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
+    assets = order.assets or {}
+    return sorted(assets.items(), key=lambda item: (not item[1].get("primary", False), item[0]))
+
+
+def result_asset(order: Order, role: str) -> dict[str, Any]:
+    """One file of a successful order, by its role (see ``assets`` in the order's status)."""
+    if order.status != OrderStatus.SUCCESS:
+        raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
+    asset: dict[str, Any] | None = (order.assets or {}).get(role)
+    if asset is None:
+        raise AssetNotFound(f"the order has no asset {role!r}")
+    return asset
+
+
 async def asset_link(
     session: AsyncSession,
     settings: Settings,
@@ -416,10 +446,38 @@ async def asset_link(
     order_id: uuid.UUID,
     role: str,
 ) -> str:
-    order = await get(session, principal, order_id)
-    if order.status != OrderStatus.SUCCESS:
-        raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
-    asset = (order.assets or {}).get(role)
-    if asset is None:
-        raise AssetNotFound(f"the order has no asset {role!r}")
+    asset = result_asset(await get(session, principal, order_id), role)
     return await storage.presigned_url(asset["key"], expires_in=settings.result_link_ttl_seconds)
+
+
+async def asset_download(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    principal: Principal,
+    order_id: uuid.UUID,
+    role: str,
+) -> DownloadLinkRead:
+    """An expiring link that makes a browser save the asset (rather than leave the page)."""
+    order = await get(session, principal, order_id)
+    asset = result_asset(order, role)
+    filename = f"{order.app_id}-{str(order.id)[:8]}-{role}{Path(asset['key']).suffix}"
+    ttl = settings.result_link_ttl_seconds
+    href = await storage.download_url(asset["key"], expires_in=ttl, filename=filename)
+    return DownloadLinkRead(href=href, expires_in=ttl, filename=filename)
+
+
+async def asset_raster(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    order_id: uuid.UUID,
+    role: str,
+) -> RasterAsset:
+    """A raster output of one of the caller's orders that succeeded, to draw as a quicklook
+    (read in a session of its own, closed before any storage I/O or rendering)."""
+    async with sessionmaker() as session:
+        order = await get(session, principal, order_id)
+    asset = result_asset(order, role)
+    if not quicklook_service.is_raster(asset.get("media_type")):
+        raise NoQuicklook(f"the asset {role!r} is not a raster")
+    return RasterAsset(asset["key"], render.style_for(order.app_id), asset.get("size"))

@@ -13,10 +13,6 @@ class StorylineNotFound(NotFound):
     pass
 
 
-class NoQuicklook(NotFound):
-    """The asset is not a raster CURE can draw (or lives outside CURE's storage)."""
-
-
 class PortalNotBuilt(CureError):
     """The API runs, but nobody has built the portal's files (``npm run build`` in portal/)."""
 

@@ -1,19 +1,17 @@
 """The portal over HTTP: the built single-page app at /portal (with a strict content security
-policy), its cookie sessions, storylines, quicklooks of raster assets and download links."""
+policy), its cookie sessions, storylines and what the order form needs. (Quicklooks and download
+links are routes of the orders and the catalogue.)"""
 
-import uuid
 from datetime import date, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
-from cure.auth.dependencies import OptionalPrincipal, ThrottleDep, bearer_token, require_scope
+from cure.auth.dependencies import ThrottleDep, bearer_token
 from cure.auth.exceptions import OAuthError
-from cure.auth.service import Principal
-from cure.ccsi.reads import limit_anonymous_reads
 from cure.config import Settings
 from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.errors import InvalidInput, NotFound, error_body
@@ -21,13 +19,10 @@ from cure.kit.geo import parse_bbox
 from cure.kit.schemas import error_responses
 from cure.portal import service as portal_service
 from cure.portal.exceptions import CsrfRejected, PortalNotBuilt
-from cure.portal.renders import Renders, get_renders
 from cure.portal.schemas import (
     AvailableDatesRead,
-    DownloadLinkRead,
     PlaceRead,
     PortalConfigRead,
-    QuicklookRead,
     SessionCreate,
     SessionRead,
     StorylineRead,
@@ -38,13 +33,7 @@ from cure.storage.dependencies import StorageDep
 
 router = APIRouter()
 PORTAL = "/v1/portal"
-OrderReader = Annotated[Principal, Depends(require_scope("orders:read"))]
-RendersDep = Annotated[Renders, Depends(get_renders)]
-Role = Annotated[str, PathParam(max_length=63)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-PNG_RESPONSE: dict[int | str, dict[str, object]] = {
-    200: {"content": {"image/png": {}}, "description": "The quicklook image"}
-}
 
 
 # -- the single-page app -------------------------------------------------------------------------
@@ -337,129 +326,3 @@ async def available_dates(
     return await portal_service.available_dates(
         session, settings, app_id=app_id, bbox=_bbox(bbox), start=start, end=end
     )
-
-
-# -- quicklooks and downloads --------------------------------------------------------------------
-
-
-def _quicklook_read(description: dict[str, object], png: str) -> QuicklookRead:
-    return QuicklookRead.model_validate({**description, "png": png})
-
-
-def _png(data: bytes) -> Response:
-    return Response(
-        data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
-    )
-
-
-@router.get(
-    "/v1/orders/{order_id}/assets/{role}/quicklook",
-    tags=["orders"],
-    response_model=QuicklookRead,
-    responses=error_responses(401, 403, 404, 409),
-)
-async def order_quicklook(
-    order_id: uuid.UUID,
-    role: Role,
-    request: Request,
-    sessionmaker: SessionmakerDep,
-    storage: StorageDep,
-    renders: RendersDep,
-    principal: OrderReader,
-) -> QuicklookRead:
-    """How to draw a raster output on a web map: its PNG's link and WGS84 bounds, the colormap,
-    a histogram and statistics. Rendered once, then kept in storage next to the asset."""
-    asset = await portal_service.order_raster(sessionmaker, principal, order_id, role)
-    description = await portal_service.quicklook_description(storage, renders, asset)
-    return _quicklook_read(description, f"{request.url.path}.png")
-
-
-@router.get(
-    "/v1/orders/{order_id}/assets/{role}/quicklook.png",
-    tags=["orders"],
-    response_class=Response,
-    responses={**PNG_RESPONSE, **error_responses(401, 403, 404, 409)},
-)
-async def order_quicklook_png(
-    order_id: uuid.UUID,
-    role: Role,
-    sessionmaker: SessionmakerDep,
-    storage: StorageDep,
-    renders: RendersDep,
-    principal: OrderReader,
-) -> Response:
-    """The quicklook image of a raster output (RGBA PNG in Web Mercator over its bounds)."""
-    asset = await portal_service.order_raster(sessionmaker, principal, order_id, role)
-    return _png(await portal_service.quicklook_png(storage, renders, asset))
-
-
-@router.get(
-    "/v1/orders/{order_id}/assets/{role}/download",
-    tags=["orders"],
-    response_model=DownloadLinkRead,
-    responses=error_responses(401, 403, 404, 409),
-)
-async def order_download(
-    order_id: uuid.UUID,
-    role: Role,
-    session: SessionDep,
-    settings: SettingsDep,
-    storage: StorageDep,
-    principal: OrderReader,
-) -> DownloadLinkRead:
-    """An expiring link that a browser saves as a file (for pages that hold the token in memory
-    and cannot follow the asset's redirect with it)."""
-    link = await portal_service.order_download(
-        session, settings, storage, principal, order_id, role
-    )
-    return DownloadLinkRead(
-        href=link.href, expires_in=settings.result_link_ttl_seconds, filename=link.filename
-    )
-
-
-@router.get(
-    "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook",
-    tags=["catalogue"],
-    response_model=QuicklookRead,
-    responses=error_responses(400, 401, 404, 429),
-    dependencies=[Depends(limit_anonymous_reads)],
-)
-async def product_quicklook(
-    collection: str,
-    identifier: str,
-    asset: Role,
-    request: Request,
-    sessionmaker: SessionmakerDep,
-    storage: StorageDep,
-    renders: RendersDep,
-    principal: OptionalPrincipal,
-) -> QuicklookRead:
-    """How to draw a raster asset of a product you may see on a web map (see the order's)."""
-    raster = await portal_service.product_raster(
-        sessionmaker, principal, collection=collection, identifier=identifier, asset=asset
-    )
-    description = await portal_service.quicklook_description(storage, renders, raster)
-    return _quicklook_read(description, f"{request.url.path}.png")
-
-
-@router.get(
-    "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook.png",
-    tags=["catalogue"],
-    response_class=Response,
-    responses={**PNG_RESPONSE, **error_responses(400, 401, 404, 429)},
-    dependencies=[Depends(limit_anonymous_reads)],
-)
-async def product_quicklook_png(
-    collection: str,
-    identifier: str,
-    asset: Role,
-    sessionmaker: SessionmakerDep,
-    storage: StorageDep,
-    renders: RendersDep,
-    principal: OptionalPrincipal,
-) -> Response:
-    """The quicklook image of a product's raster asset."""
-    raster = await portal_service.product_raster(
-        sessionmaker, principal, collection=collection, identifier=identifier, asset=asset
-    )
-    return _png(await portal_service.quicklook_png(storage, renders, raster))

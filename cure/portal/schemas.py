@@ -37,25 +37,6 @@ class AvailableDatesRead(BaseSchema):
     dates: list[date] = Field(description="Days on which every dated input has a product")
 
 
-class QuicklookRead(BaseSchema):
-    png: str = Field(description="GET this (with the same authorization) for the image")
-    bounds: list[float] = Field(description="west, south, east, north (WGS84) of the image")
-    width: int
-    height: int
-    label: str
-    unit: str | None
-    range: list[float] = Field(description="The values at the colormap's two ends")
-    colormap: dict[str, Any]
-    histogram: dict[str, list[float]] = Field(description="edges (n + 1) and counts (n)")
-    statistics: dict[str, float | int | None]
-
-
-class DownloadLinkRead(BaseSchema):
-    href: str = Field(description="An expiring link that downloads the file")
-    expires_in: int
-    filename: str
-
-
 class StorylineSummary(BaseSchema):
     slug: str
     title: str

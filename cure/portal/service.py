@@ -1,16 +1,12 @@
 """The portal's rules: cookie sessions over the OAuth2 server, quicklooks of raster assets (cached
 in storage), storylines and their demonstration products, and what the order form needs."""
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
-import tempfile
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,19 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cure.apps import registry as app_registry
 from cure.auth import service as auth_service
 from cure.auth import tokens
-from cure.auth.service import ClientCredentials, Principal
+from cure.auth.service import ClientCredentials
 from cure.auth.throttle import Throttle
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.models import Product
 from cure.ccsi.repository import ProductCriteria
 from cure.ccsi.schemas import is_url
 from cure.config import Settings
-from cure.orders import service as order_service
-from cure.orders.exceptions import AssetNotFound, ResultNotReady
-from cure.orders.lifecycle import OrderStatus
-from cure.portal import quicklook, storylines
-from cure.portal.exceptions import NoQuicklook, StorylineNotFound
-from cure.portal.renders import Renders
+from cure.portal import storylines
+from cure.portal.exceptions import StorylineNotFound
 from cure.portal.schemas import (
     AvailableDatesRead,
     PlaceRead,
@@ -39,6 +31,7 @@ from cure.portal.schemas import (
     StorylineRead,
     StorylineSummary,
 )
+from cure.quicklooks import service as quicklook_service
 from cure.storage.service import Storage
 
 # -- sessions ------------------------------------------------------------------------------------
@@ -143,154 +136,7 @@ async def log_out(
             await auth_service.revoke(session, settings, client, token=token)
 
 
-# -- quicklooks ----------------------------------------------------------------------------------
-
-RASTER_TYPES = ("image/tiff",)
-MAX_RASTER_BYTES = 512 * 1024 * 1024
 MAX_JSON_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class RasterAsset:
-    key: str  # the storage key
-    style: quicklook.Style
-    size: int | None
-
-
-def _cache_keys(asset: RasterAsset) -> tuple[str, str]:
-    base = f"{asset.key}.quicklook-v{quicklook.STYLE_VERSION}"
-    return f"{base}.json", f"{base}.png"
-
-
-async def _read_stored(storage: Storage, key: str) -> bytes | None:
-    """The object's bytes, or None when storage has no such object (read by its key: one
-    request, no listing)."""
-    return await storage.read(key)
-
-
-async def _render(
-    storage: Storage, renders: Renders, asset: RasterAsset
-) -> tuple[bytes, dict[str, Any]]:
-    """Render (once, however many ask at the same time; in one of the process's few slots)."""
-    if asset.size is not None and asset.size > MAX_RASTER_BYTES:
-        raise NoQuicklook("the raster is too large for a quicklook")
-    return await renders.render(_cache_keys(asset)[0], lambda: _draw(storage, asset))
-
-
-async def _draw(storage: Storage, asset: RasterAsset) -> tuple[bytes, dict[str, Any]]:
-    json_key, png_key = _cache_keys(asset)
-    with tempfile.TemporaryDirectory(prefix="cure-quicklook-") as folder:
-        source = Path(folder) / "source.tif"
-        await storage.get_file(asset.key, source)
-        try:
-            png, description = await asyncio.to_thread(quicklook.render, source, asset.style)
-        except (ValueError, OSError) as exc:  # not a raster rasterio can read, or no CRS
-            raise NoQuicklook(f"the asset cannot be drawn: {exc}") from exc
-    # The image first: a description in storage means its image is there too.
-    await storage.put(png_key, png, media_type="image/png")
-    await storage.put(json_key, json.dumps(description).encode(), media_type="application/json")
-    return png, description
-
-
-async def quicklook_description(
-    storage: Storage, renders: Renders, asset: RasterAsset
-) -> dict[str, Any]:
-    """Bounds, range, colormap, histogram and statistics of the asset's quicklook, rendered on
-    first use and then read from storage."""
-    json_key, _ = _cache_keys(asset)
-    cached = await _read_stored(storage, json_key)
-    if cached is not None:
-        description: dict[str, Any] = json.loads(cached)
-        return description
-    return (await _render(storage, renders, asset))[1]
-
-
-async def quicklook_png(storage: Storage, renders: Renders, asset: RasterAsset) -> bytes:
-    # The image is stored before its description: with the image there, it is complete.
-    cached = await _read_stored(storage, _cache_keys(asset)[1])
-    if cached is not None:
-        return cached
-    return (await _render(storage, renders, asset))[0]
-
-
-def _is_raster(media_type: str | None) -> bool:
-    return bool(media_type) and media_type.split(";")[0].strip().lower() in RASTER_TYPES  # type: ignore[union-attr]
-
-
-async def order_raster(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    principal: Principal,
-    order_id: uuid.UUID,
-    role: str,
-) -> RasterAsset:
-    """A raster output of one of the caller's orders that succeeded (read in a session of its
-    own, closed before any storage I/O or rendering)."""
-    async with sessionmaker() as session:
-        order = await order_service.get(session, principal, order_id)
-    if order.status != OrderStatus.SUCCESS:
-        raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
-    asset = (order.assets or {}).get(role)
-    if asset is None:
-        raise AssetNotFound(f"the order has no asset {role!r}")
-    if not _is_raster(asset.get("media_type")):
-        raise NoQuicklook(f"the asset {role!r} is not a raster")
-    return RasterAsset(asset["key"], quicklook.style_for(order.app_id), asset.get("size"))
-
-
-def _product_raster(product: Product, key: str) -> RasterAsset:
-    asset = product.assets.get(key)
-    if asset is None:
-        raise AssetNotFound(f"the product has no asset {key!r}")
-    if not _is_raster(asset.get("type")) or is_url(asset["href"]):
-        raise NoQuicklook(f"the asset {key!r} is not a raster in CURE's storage")
-    style = quicklook.style_for(product.properties.get("app_id"), product.product_type)
-    return RasterAsset(asset["href"], style, asset.get("size"))
-
-
-async def product_raster(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    principal: Principal | None,
-    *,
-    collection: str,
-    identifier: str,
-    asset: str,
-) -> RasterAsset:
-    """A raster asset of a catalogue product the caller may see (read in a session of its own,
-    closed before any storage I/O or rendering)."""
-    async with sessionmaker() as session:
-        product = await ccsi_service.visible_product(
-            session, principal, collection=collection, identifier=identifier
-        )
-    return _product_raster(product, asset)
-
-
-@dataclass(frozen=True)
-class Download:
-    href: str
-    filename: str
-
-
-async def order_download(
-    session: AsyncSession,
-    settings: Settings,
-    storage: Storage,
-    principal: Principal,
-    order_id: uuid.UUID,
-    role: str,
-) -> Download:
-    """An expiring link that makes a browser save the asset (rather than leave the page)."""
-    order = await order_service.get(session, principal, order_id)
-    if order.status != OrderStatus.SUCCESS:
-        raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
-    asset = (order.assets or {}).get(role)
-    if asset is None:
-        raise AssetNotFound(f"the order has no asset {role!r}")
-    suffix = Path(asset["key"]).suffix
-    filename = f"{order.app_id}-{str(order.id)[:8]}-{role}{suffix}"
-    href = await storage.download_url(
-        asset["key"], expires_in=settings.result_link_ttl_seconds, filename=filename
-    )
-    return Download(href=href, filename=filename)
 
 
 # -- storylines ----------------------------------------------------------------------------------
@@ -337,7 +183,11 @@ async def demonstration_product(
 
 
 def _primary_raster_key(product: Product) -> str | None:
-    rasters = [key for key, asset in product.assets.items() if _is_raster(asset.get("type"))]
+    rasters = [
+        key
+        for key, asset in product.assets.items()
+        if quicklook_service.is_raster(asset.get("type"))
+    ]
     return "data" if "data" in rasters else (rasters[0] if rasters else None)
 
 
@@ -345,7 +195,7 @@ async def _statistics(storage: Storage, product: Product) -> dict[str, Any] | No
     asset = product.assets.get("metadata")
     if asset is None or is_url(asset["href"]) or (asset.get("size") or 0) > MAX_JSON_BYTES:
         return None
-    raw = await _read_stored(storage, asset["href"])
+    raw = await storage.read(asset["href"])
     if raw is None:
         return None
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.ccsi.factories import add_product, box
 from tests.factories import customer_with_token
-from tests.portal.test_quicklook import write_raster
+from tests.quicklooks.test_quicklook import write_raster
 
 
 async def test_storylines_are_public_and_say_when_their_products_are_not_ready(client) -> None:

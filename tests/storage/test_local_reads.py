@@ -5,11 +5,11 @@ import uuid
 
 from pydantic import SecretStr
 
-from cure.portal import quicklook
-from cure.portal import service as portal_service
-from cure.portal.renders import Renders
+from cure.quicklooks import render as quicklook
+from cure.quicklooks import service as quicklook_service
+from cure.quicklooks.renders import Renders
 from cure.storage.service import LocalStorage
-from tests.portal.test_quicklook import write_raster
+from tests.quicklooks.test_quicklook import write_raster
 
 
 class CountingStorage(LocalStorage):
@@ -38,12 +38,12 @@ async def test_a_stored_quicklook_is_read_by_its_key_without_listing(settings, t
     storage = local(settings, tmp_path)
     key = f"results/{uuid.uuid4()}/1-1/suhi_intensity.tif"
     await storage.put_file(key, write_raster(tmp_path / "r.tif"), media_type="image/tiff")
-    asset = portal_service.RasterAsset(key, quicklook.STYLES["suhi"], None)
+    asset = quicklook_service.RasterAsset(key, quicklook.STYLES["suhi"], None)
     renders = Renders(concurrency=1, wait_seconds=10)
-    first = await portal_service.quicklook_description(storage, renders, asset)
-    png = await portal_service.quicklook_png(storage, renders, asset)
-    assert await portal_service.quicklook_description(storage, renders, asset) == first
-    assert await portal_service.quicklook_png(storage, renders, asset) == png
+    first = await quicklook_service.quicklook_description(storage, renders, asset)
+    png = await quicklook_service.quicklook_png(storage, renders, asset)
+    assert await quicklook_service.quicklook_description(storage, renders, asset) == first
+    assert await quicklook_service.quicklook_png(storage, renders, asset) == png
     assert storage.listings == 0
     assert renders.flight.runs == 1
 

@@ -10,9 +10,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request
-
-from cure.config import Settings
 from cure.kit.errors import ServiceUnavailable
 from cure.kit.flight import SingleFlight
 from cure.kit.metrics import QUICKLOOK_RENDERS
@@ -47,17 +44,3 @@ class Renders:
             self.slots.release()
         QUICKLOOK_RENDERS.labels("rendered").inc()
         return rendered
-
-
-async def get_renders(request: Request) -> Renders:
-    """The process's renders, made at first use from the app's settings."""
-    state = request.app.state
-    renders: Renders | None = getattr(state, "quicklook_renders", None)
-    if renders is None:
-        settings: Settings = state.settings
-        renders = Renders(
-            concurrency=settings.quicklook_concurrency,
-            wait_seconds=settings.quicklook_wait_seconds,
-        )
-        state.quicklook_renders = renders
-    return renders

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from cure.ccsi.models import Product
 from cure.kit.db import make_sessionmaker
-from cure.portal import quicklook
-from cure.portal import service as portal_service
-from cure.portal.renders import Renders
+from cure.quicklooks import render as quicklook
+from cure.quicklooks import service as quicklook_service
+from cure.quicklooks.renders import Renders
 from tests.ccsi.factories import add_product, box
 from tests.conftest import TEST_DATABASE_URL, loopback_address, started_app
 from tests.factories import customer_with_token, order_body
@@ -96,18 +96,18 @@ async def test_a_quicklook_is_rendered_once_then_read_from_storage(app, tmp_path
     storage = app.state.storage
     key = f"results/{uuid.uuid4()}/1-1/suhi_intensity.tif"
     await storage.put_file(key, write_raster(tmp_path / "r.tif"), media_type="image/tiff")
-    asset = portal_service.RasterAsset(key, quicklook.STYLES["suhi"], None)
+    asset = quicklook_service.RasterAsset(key, quicklook.STYLES["suhi"], None)
     renders = Renders(concurrency=1, wait_seconds=10)
-    first = await portal_service.quicklook_description(storage, renders, asset)
-    png = await portal_service.quicklook_png(storage, renders, asset)
+    first = await quicklook_service.quicklook_description(storage, renders, asset)
+    png = await quicklook_service.quicklook_png(storage, renders, asset)
     assert sorted(await storage.keys(key)) == [
         key,
         f"{key}.quicklook-v{quicklook.STYLE_VERSION}.json",
         f"{key}.quicklook-v{quicklook.STYLE_VERSION}.png",
     ]
     await storage.delete([key])  # from now on only the cached quicklook can answer
-    assert await portal_service.quicklook_description(storage, renders, asset) == first
-    assert await portal_service.quicklook_png(storage, renders, asset) == png
+    assert await quicklook_service.quicklook_description(storage, renders, asset) == first
+    assert await quicklook_service.quicklook_png(storage, renders, asset) == png
     assert renders.flight.runs == 1
 
 
