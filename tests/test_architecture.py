@@ -1,10 +1,13 @@
-"""The import contracts in pyproject.toml hold, and a wrong-way import breaks them."""
+"""The import contracts in pyproject.toml hold, a wrong-way import breaks them, and routes live
+in the domain their path names."""
 
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +57,36 @@ def test_a_wrong_way_import_breaks_them(tree: Path, module: str, wrong_way: str)
     result = lint_imports(tree)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout, result.stdout
+
+
+HOMES = {"/v1/orders": ("cure.orders.", "cure.logs."), "/v1/ccsi": ("cure.ccsi.",)}
+
+
+def test_order_and_catalogue_routes_live_in_their_domains(settings) -> None:  # type: ignore[no-untyped-def]
+    """A route under /v1/orders is defined in orders/ (or logs/: an order's log stays with the
+    logs), one under /v1/ccsi in ccsi/: a reader finds a route by its path."""
+    from fastapi.routing import APIRoute
+
+    from cure.main import create_app
+
+    def walk(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield prefix + route.path, route
+            elif hasattr(route, "original_router"):  # an included router (FastAPI >= 0.165)
+                context = route.include_context
+                yield from walk(route.original_router.routes, prefix + context.prefix)
+
+    found: dict[str, list[str]] = {prefix: [] for prefix in HOMES}
+    strays = []
+    for path, route in walk(create_app(settings).routes):
+        for prefix, homes in HOMES.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                found[prefix].append(path)
+                if not route.endpoint.__module__.startswith(homes):
+                    strays.append(f"{path} in {route.endpoint.__module__}")
+    assert strays == []
+    assert "/v1/orders/{order_id}/assets/{role}/quicklook" in found["/v1/orders"]
+    assert (
+        "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook" in found["/v1/ccsi"]
+    )
