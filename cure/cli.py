@@ -12,6 +12,8 @@ from pathlib import Path
 from cure.config import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# What ``add_subparsers`` returns, to which each group below adds its sub-commands.
+Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
 
 
 def _api(args: argparse.Namespace) -> None:
@@ -252,28 +254,18 @@ def _ccsi_register(args: argparse.Namespace) -> None:
         if bucket != settings.s3_bucket:
             raise SystemExit(f"only the storage bucket ({settings.s3_bucket}) can be registered")
 
+    options = {"product_type": args.product_type, "period": period, "asset_key": args.asset_key}
+
     async def run() -> None:
         async with open_resources(settings) as resources:
             async with resources.sessionmaker() as session, session.begin():
                 if source.startswith("s3://"):
                     report = await register_stored(
-                        session,
-                        settings,
-                        args.collection,
-                        prefix,
-                        product_type=args.product_type,
-                        period=period,
-                        asset_key=args.asset_key,
+                        session, settings, args.collection, prefix, **options
                     )
                 else:
                     report = await register_folder(
-                        session,
-                        settings,
-                        args.collection,
-                        Path(source),
-                        product_type=args.product_type,
-                        period=period,
-                        asset_key=args.asset_key,
+                        session, settings, args.collection, Path(source), **options
                     )
         print(f"{len(report.added)} product(s) added, {len(report.skipped)} already there")
 
@@ -332,10 +324,8 @@ def _configure_logging(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="cure", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_process_parsers(sub: Subparsers) -> None:
+    """`cure api`, `cure worker` and `cure flower`."""
     api = sub.add_parser("api", help="run the HTTP API (its leader runs the services too)")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
@@ -359,6 +349,9 @@ def main(argv: list[str] | None = None) -> None:
     flower.add_argument("--port", type=int, default=5555)
     flower.set_defaults(func=_flower)
 
+
+def _add_service_parsers(sub: Subparsers) -> None:
+    """One sub-command per group of the runtime table's services run alone (cure.runtime)."""
     from cure.runtime import ALIASES, COMMANDS, services
 
     for name in (*COMMANDS, *ALIASES):
@@ -375,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
 
         alone.set_defaults(func=run_alone)
 
+
+def _add_db_and_apps_parsers(sub: Subparsers) -> None:
+    """`cure db upgrade`, `cure apps build` and `cure apps try`."""
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="create the database if missing, then migrate")
@@ -401,6 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     try_.add_argument("--out", type=Path, default=Path("outputs"), help="where outputs go")
     try_.set_defaults(func=_apps_try)
 
+
+def _add_demo_and_portal_parsers(sub: Subparsers) -> None:
+    """`cure demo seed` and `cure portal prepare`."""
     demo = sub.add_parser("demo", help="demo data")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
     seed = demo_sub.add_parser(
@@ -420,6 +419,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     prepare.set_defaults(func=_portal_prepare)
 
+
+def _add_catalogue_parsers(sub: Subparsers) -> None:
+    """`cure ccsi register` and `cure ccsi sources ...`."""
     ccsi = sub.add_parser("ccsi", help="the catalogue")
     ccsi_sub = ccsi.add_subparsers(dest="ccsi_command", required=True)
     register = ccsi_sub.add_parser(
@@ -448,6 +450,9 @@ def main(argv: list[str] | None = None) -> None:
 
     add_sources_parsers(ccsi_sub)  # cure ccsi sources add|list|show|enable|disable|remove
 
+
+def _add_operator_parsers(sub: Subparsers) -> None:
+    """`cure docker-proxy` and `cure admin create`."""
     proxy = sub.add_parser(
         "docker-proxy",
         help="serve a Docker socket that admits only hardened app runs (run it as root; point "
@@ -473,6 +478,9 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("--organisation")
     create.set_defaults(func=_admin_create)
 
+
+def _add_mail_and_check_parsers(sub: Subparsers) -> None:
+    """`cure mail serve|list|show` and `cure check`."""
     mail = sub.add_parser("mail", help="the local mailbox (where emails go without a server)")
     mail_sub = mail.add_subparsers(dest="mail_command", required=True)
     mail_serve = mail_sub.add_parser(
@@ -500,7 +508,25 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--timeout", type=float, default=120, help="seconds for the order")
     check.set_defaults(func=_check)
 
-    args = parser.parse_args(argv)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cure", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_process_parsers,
+        _add_service_parsers,
+        _add_db_and_apps_parsers,
+        _add_demo_and_portal_parsers,
+        _add_catalogue_parsers,
+        _add_operator_parsers,
+        _add_mail_and_check_parsers,
+    ):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.command == "worker":
         _prepare_worker_metrics(args)
     if args.command == "api" and _api_workers(args) > 1:

@@ -6,6 +6,7 @@ anew, so a stack started by scripts/run on the same machine is never touched.
 """
 
 import contextlib
+import dataclasses
 import os
 import random
 import signal
@@ -211,33 +212,32 @@ async def db(app):  # type: ignore[no-untyped-def]
     """
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    async with app.state.engine.connect() as connection:
+    from cure.auth.dependencies import PRINCIPALS
+    from cure.kit.state import state_of
+
+    state = state_of(app)
+    async with state.db.engine.connect() as connection:
         transaction = await connection.begin()
-        committed = (
-            app.state.sessionmaker,
-            app.state.side_sessionmaker,
-            app.state.read_sessionmaker,
-        )
-        app.state.sessionmaker = app.state.side_sessionmaker = async_sessionmaker(
+        committed = state.db
+        joined = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
         # Reads join without a savepoint of their own: a request's read session and its other
         # session would otherwise nest savepoints and release them out of order.
-        app.state.read_sessionmaker = async_sessionmaker(
+        reads = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
         )
+        state.resources = dataclasses.replace(
+            committed, sessionmaker=joined, side_sessionmaker=joined, read_sessionmaker=reads
+        )
         # A transaction that never commits sends no change notice: no principal cache in it.
-        principals = getattr(app.state, "principals", None)
-        app.state.principals = None
+        principals = state.pop(PRINCIPALS)
         try:
             yield connection
         finally:
-            (
-                app.state.sessionmaker,
-                app.state.side_sessionmaker,
-                app.state.read_sessionmaker,
-            ) = committed
-            app.state.principals = principals
+            state.resources = committed
+            if principals is not None:
+                state.put(PRINCIPALS, principals)
             await transaction.rollback()
 
 
@@ -272,14 +272,18 @@ async def committing_client(app) -> AsyncIterator[object]:  # type: ignore[no-un
 @pytest.fixture
 async def session(app, db) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
     """A session inside this test's rolled-back transaction (commit releases a savepoint)."""
-    async with app.state.sessionmaker() as test_session:
+    from cure.kit.state import state_of
+
+    async with state_of(app).db.sessionmaker() as test_session:
         yield test_session
 
 
 @pytest.fixture
 async def committing_session(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
     """A session whose commits are real, for tests whose workers or relays must see the rows."""
-    async with app.state.sessionmaker() as test_session:
+    from cure.kit.state import state_of
+
+    async with state_of(app).db.sessionmaker() as test_session:
         yield test_session
 
 
@@ -288,8 +292,9 @@ def sessionmaker(app):  # type: ignore[no-untyped-def]
     """A sessionmaker on the app's engine whose commits are real: for tests of the relay,
     the reconciler, the pipeline and other parties that use their own transactions."""
     from cure.kit.db import make_sessionmaker
+    from cure.kit.state import state_of
 
-    return make_sessionmaker(app.state.engine)
+    return make_sessionmaker(state_of(app).db.engine)
 
 
 @contextlib.asynccontextmanager

@@ -90,3 +90,20 @@ def test_order_and_catalogue_routes_live_in_their_domains(settings) -> None:  # 
     assert (
         "/v1/ccsi/{collection}/products/{identifier}/assets/{asset}/quicklook" in found["/v1/ccsi"]
     )
+
+
+@pytest.mark.parametrize("module", ["cure/cli.py", "cure/main.py"])
+def test_the_entry_points_functions_stay_short(module: str) -> None:
+    """The command line and the app factory read as a list of what they wire: no function of
+    theirs over 40 lines (before issue 23: 175 and 133)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    tree = ast.parse((root / module).read_text())
+    long = [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"  # type: ignore[operator]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > 40  # type: ignore[operator]
+    ]
+    assert long == []

@@ -17,6 +17,7 @@ from cure.demo.rasters import city_by_name
 from cure.demo.seed import seed
 from cure.demo.showcase import demonstrations, prepare
 from cure.kit.resources import Resources
+from cure.kit.state import state_of
 from cure.portal import service as portal_service
 from tests.conftest import running_stack
 from tests.factories import create_admin
@@ -42,7 +43,9 @@ CORE = {
 @pytest.fixture(scope="module")
 async def seeded(app, sessionmaker, settings) -> None:
     """Vienna's demo products of one day, uploaded to the S3 test server and registered."""
-    await seed(Resources(settings, app.state.engine, sessionmaker), cities=[VIENNA], dates=[DAY])
+    await seed(
+        Resources(settings, state_of(app).db.engine, sessionmaker), cities=[VIENNA], dates=[DAY]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +150,7 @@ async def test_the_vienna_demonstration_is_published_under_a_service_account(
     """`cure portal prepare`, as scripts/run runs it, orders and publishes the storyline's map
     under the demonstrations' account, not an admin's; readers do not see whose it is."""
     (demo,) = [d for d in demonstrations() if d.app == "suhi" and d.region[0] == 16.29]
-    resources = Resources(settings, app.state.engine, sessionmaker)
+    resources = Resources(settings, state_of(app).db.engine, sessionmaker)
     report = await prepare(resources, demos=[demo], timeout_seconds=90)
     assert report.ok, report.failed
     async with sessionmaker() as session:

@@ -2,6 +2,7 @@
 
 import httpx
 
+from cure.kit.state import state_of
 from tests.conftest import started_app
 
 
@@ -12,7 +13,7 @@ async def test_two_apps_with_different_settings_in_one_process(settings) -> None
         update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:9/cure"}
     )
     async with started_app(settings) as ours, started_app(elsewhere) as theirs:
-        assert ours.state.engine is not theirs.state.engine
+        assert state_of(ours).db.engine is not state_of(theirs).db.engine
         for app, expected in ((ours, 200), (theirs, 503)):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:

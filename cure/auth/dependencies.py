@@ -7,15 +7,15 @@ from urllib.parse import unquote_plus
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
 from cure.auth.exceptions import AdminOnly, InsufficientScope, InvalidToken, invalid_client
-from cure.auth.principals import PrincipalCache
-from cure.auth.service import Principal
+from cure.auth.passwords import PasswordHasher
+from cure.auth.principals import Principal, PrincipalCache
 from cure.auth.throttle import Throttle
 from cure.kit.dependencies import SettingsDep, uses_database
+from cure.kit.state import StateKey, state_of
 
 _TOKEN_URL = "/v1/auth/token"  # noqa: S105 (a path)
 _oauth2 = OAuth2(
@@ -29,6 +29,11 @@ _oauth2 = OAuth2(
     description="An access token from POST /v1/auth/token, sent as Authorization: Bearer <token>",
     auto_error=False,
 )
+
+# What the API process keeps for authentication (made in its lifespan): the password hasher's
+# threads and, where enabled, the cache of recently authenticated tokens.
+PASSWORD_HASHER = StateKey[PasswordHasher]("password hasher")
+PRINCIPALS = StateKey[PrincipalCache[Principal]]("principal cache")
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -49,12 +54,12 @@ async def current_principal(
     token = bearer_token(authorization)
     if token is None:
         raise InvalidToken("an access token is required (Authorization: Bearer <token>)")
-    cache: PrincipalCache[Principal] | None = getattr(request.app.state, "principals", None)
+    state = state_of(request.app)
+    cache = state.get(PRINCIPALS)
     if cache is not None and (known := cache.get(token)) is not None:
         return known
     # Read in a short session of its own, only when the cache cannot answer.
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    async with state.db.sessionmaker() as session:
         return await auth_service.authenticate(session, settings, token, cache)
 
 
@@ -126,8 +131,8 @@ BasicDep = Annotated[HTTPBasicCredentials | None, Security(client_basic)]
 async def get_throttle(request: Request, settings: SettingsDep) -> Throttle:
     # Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the real client address.
     address = request.client.host if request.client else "unknown"
-    state = request.app.state
-    return Throttle(settings, address, state.side_sessionmaker, state.hasher)
+    state = state_of(request.app)
+    return Throttle(settings, address, state.db.side, state.need(PASSWORD_HASHER))
 
 
 ThrottleDep = Annotated[Throttle, Depends(get_throttle)]

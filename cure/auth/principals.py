@@ -50,6 +50,17 @@ N = TypeVar("N")
 
 
 @dataclass(frozen=True)
+class Principal:
+    """Who is calling: the customer behind a verified access token, and what it may do."""
+
+    customer_id: uuid.UUID
+    client_id: str
+    scopes: frozenset[str]
+    is_admin: bool  # an admin customer whose token carries the admin scope
+    email_verified: bool = False
+
+
+@dataclass(frozen=True)
 class _Entry(Generic[P]):
     principal: P
     customer_id: uuid.UUID

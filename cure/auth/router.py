@@ -11,6 +11,7 @@ from cure.auth.dependencies import (
     bearer_token,
 )
 from cure.auth.exceptions import OAuthError, invalid_client
+from cure.auth.principals import Principal
 from cure.auth.schemas import (
     IntrospectionRead,
     JwksRead,
@@ -21,7 +22,8 @@ from cure.auth.schemas import (
     PasswordResetRequested,
     TokenRead,
 )
-from cure.auth.service import ClientCredentials, Principal
+from cure.auth.scopes import ADMIN
+from cure.auth.service import ClientCredentials
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
@@ -162,7 +164,7 @@ async def _caller(
     )
     assert client.customer is not None
     scopes = frozenset(auth_service.client_scopes(client.client, client.customer))
-    is_admin = client.customer.is_admin and "admin" in scopes
+    is_admin = client.customer.is_admin and ADMIN in scopes
     return Principal(client.customer.id, client.client_id, scopes, is_admin)
 
 

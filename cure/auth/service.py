@@ -33,7 +33,7 @@ from cure.auth.models import (
     RefreshToken,
 )
 from cure.auth.passwords import PasswordHasher
-from cure.auth.principals import PrincipalCache
+from cure.auth.principals import Principal, PrincipalCache
 from cure.auth.schemas import TokenRead
 from cure.auth.throttle import Limit, Throttle
 from cure.auth.tokens import TokenInvalid, decode_access_token, encode_access_token
@@ -45,17 +45,6 @@ from cure.mail.exceptions import MailError
 log = logging.getLogger(__name__)
 
 SUPPORTED_GRANTS = ("client_credentials", "password", "refresh_token")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the customer behind a verified access token, and what it may do."""
-
-    customer_id: uuid.UUID
-    client_id: str
-    scopes: frozenset[str]
-    is_admin: bool  # an admin customer whose token carries the admin scope
-    email_verified: bool = False
 
 
 @dataclass(frozen=True)

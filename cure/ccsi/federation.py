@@ -35,12 +35,12 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
 from cure.ccsi import repository
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.models import Product
-from cure.ccsi.repository import COUNT_LIMIT, Keyset, ProductCriteria, Viewer
-from cure.ccsi.schemas import ProductRead, SearchQuery
+from cure.ccsi.repository import COUNT_LIMIT, Keyset, Viewer
+from cure.ccsi.schemas import ProductCriteria, ProductRead, SearchQuery
 from cure.ccsi.sources.harmonise import harmonise
 from cure.ccsi.sources.opensearch import OpenSearchClient
 from cure.ccsi.sources.remote import RemoteQuery, SourceFailure

@@ -14,6 +14,9 @@ from cure.auth.dependencies import OptionalPrincipal
 from cure.kit.errors import TooManyRequests
 from cure.kit.metrics import READS_LIMITED
 from cure.kit.ratelimit import TokenBuckets
+from cure.kit.state import StateKey, state_of
+
+ANONYMOUS_READS = StateKey[TokenBuckets]("anonymous reads")
 
 
 class AnonymousReadsLimited(TooManyRequests):
@@ -35,11 +38,10 @@ def client_key(address: str) -> str:
 
 
 def _buckets(request: Request) -> TokenBuckets:
-    state = request.app.state
-    buckets: TokenBuckets | None = getattr(state, "anonymous_reads", None)
-    if buckets is None:
-        buckets = state.anonymous_reads = TokenBuckets(state.settings.anonymous_reads_per_minute)
-    return buckets
+    state = state_of(request.app)
+    return state.made(
+        ANONYMOUS_READS, lambda: TokenBuckets(state.settings.anonymous_reads_per_minute)
+    )
 
 
 async def limit_anonymous_reads(request: Request, principal: OptionalPrincipal) -> None:

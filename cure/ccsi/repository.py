@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.ccsi.models import Product
-from cure.ccsi.schemas import SearchQuery
+from cure.ccsi.schemas import ProductCriteria, SearchQuery
 
 
 @dataclass(frozen=True)
@@ -54,33 +54,6 @@ def _box(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> Any:
     if (min_lon, min_lat) == (max_lon, max_lat):
         return geo.ST_SetSRID(low, 4326)
     return geo.ST_SetSRID(geo.ST_MakeLine(low, high), 4326)
-
-
-@dataclass(frozen=True)
-class ProductCriteria:
-    """What matching products must be: in one of the collections, with one of the identifiers,
-    of the type, meeting the box or the (checked, WKT) geometry, overlapping [start, end]."""
-
-    collections: tuple[str, ...] = ()
-    identifiers: tuple[str, ...] = ()
-    product_type: str | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    geometry: str | None = None
-    time_start: datetime | None = None
-    time_end: datetime | None = None
-    cloud_cover: tuple[float, float] | None = None  # percent, inclusive; unknown cover fails
-
-    @classmethod
-    def of_search(cls, search: SearchQuery) -> "ProductCriteria":
-        return cls(
-            collections=(search.collection,) if search.collection is not None else (),
-            product_type=search.product_type,
-            bbox=search.bbox,
-            geometry=search.geometry,
-            time_start=search.time_start,
-            time_end=search.time_end,
-            cloud_cover=search.cloud_cover,
-        )
 
 
 # The properties a product's cloud cover (percent) is read from, first found wins.

@@ -5,6 +5,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -407,3 +408,30 @@ def _integer(name: str, value: str, minimum: int, maximum: int) -> int:
     if not minimum <= number <= maximum:
         raise InvalidParameter(name, f"must be a whole number from {minimum} to {maximum}")
     return number
+
+
+@dataclass(frozen=True)
+class ProductCriteria:
+    """What matching products must be: in one of the collections, with one of the identifiers,
+    of the type, meeting the box or the (checked, WKT) geometry, overlapping [start, end]."""
+
+    collections: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    product_type: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    geometry: str | None = None
+    time_start: datetime | None = None
+    time_end: datetime | None = None
+    cloud_cover: tuple[float, float] | None = None  # percent, inclusive; unknown cover fails
+
+    @classmethod
+    def of_search(cls, search: SearchQuery) -> "ProductCriteria":
+        return cls(
+            collections=(search.collection,) if search.collection is not None else (),
+            product_type=search.product_type,
+            bbox=search.bbox,
+            geometry=search.geometry,
+            time_start=search.time_start,
+            time_end=search.time_end,
+            cloud_cover=search.cloud_cover,
+        )

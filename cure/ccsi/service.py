@@ -12,18 +12,19 @@ from pydantic import TypeAdapter, ValidationError
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cure.auth.principals import Principal
 from cure.auth.scopes import ORDERS_READ
-from cure.auth.service import Principal
 from cure.ccsi import repository
 from cure.ccsi.exceptions import AssetNotFound, InvalidParameter, ProductExists, ProductNotFound
 from cure.ccsi.models import Product
-from cure.ccsi.repository import PUBLIC, Keyset, ProductCriteria, Viewer
+from cure.ccsi.repository import PUBLIC, Keyset, Viewer
 from cure.ccsi.schemas import (
     AssetCreate,
     AssetRead,
     CollectionList,
     CollectionRead,
     ProductCreate,
+    ProductCriteria,
     ProductRead,
     SearchQuery,
     check_collection,

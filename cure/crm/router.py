@@ -7,8 +7,8 @@ from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
 from cure.auth.dependencies import AdminPrincipal, ThrottleDep, require_scope
 from cure.auth.models import Customer, OAuthClient
+from cure.auth.principals import Principal
 from cure.auth.schemas import ClientCreate, ClientRead, ClientSecretRead, PasswordChange
-from cure.auth.service import Principal
 from cure.crm import service as crm_service
 from cure.crm.schemas import (
     CustomerCreate,

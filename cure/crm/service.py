@@ -10,7 +10,7 @@ from cure.auth import scopes as scope_rules
 from cure.auth import service as auth_service
 from cure.auth.models import Customer
 from cure.auth.passwords import PasswordHasher
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
 from cure.auth.throttle import Throttle
 from cure.config import Settings
 from cure.crm.exceptions import (

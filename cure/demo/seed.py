@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.ccsi import repository as ccsi_repository
 from cure.ccsi import service as ccsi_service
-from cure.ccsi.repository import ProductCriteria
-from cure.ccsi.schemas import AssetCreate, ProductCreate
+from cure.ccsi.schemas import AssetCreate, ProductCreate, ProductCriteria
 from cure.demo.rasters import CITIES, DATES, S2_COLLECTION, City, GeneratedProduct, generate
 from cure.kit.files import size_and_sha256
 from cure.kit.resources import Resources

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from cure.auth import repository as auth_repository
 from cure.auth.models import Customer
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
+from cure.auth.scopes import app_scope
 from cure.ccsi import service as ccsi_service
 from cure.crm import service as crm_service
 from cure.kit.errors import CureError
@@ -95,7 +96,7 @@ async def demo_account(resources: Resources, apps: set[str]) -> Principal:
                 f"{email} must not be an admin and must be active: the demonstrations are "
                 "published under it; set CURE_PORTAL_DEMO_EMAIL to a service account's address"
             )
-        scopes = frozenset(customer.scopes) | {f"app:{app}" for app in apps}
+        scopes = frozenset(customer.scopes) | {app_scope(app) for app in apps}
         # The server vouches for its own account: it orders even where verification is required.
         return Principal(customer.id, settings.first_party_client_id, scopes, False, True)
 

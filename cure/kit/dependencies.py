@@ -1,6 +1,7 @@
 """FastAPI dependencies every domain shares: the app's settings and the per-request session.
 
-Both come from ``app.state`` (set by ``create_app`` and its lifespan), never from module globals.
+Both come from the app's state (``cure.kit.state``, made by ``create_app`` and its lifespan), never
+from module globals.
 Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def`` one in
 its thread pool, a thread hop per request that costs more than the work.
 """
@@ -12,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.config import Settings
+from cure.kit.state import state_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,20 +30,17 @@ def uses_database(dependency: F) -> F:
 
 
 async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return state_of(request.app).settings
 
 
 async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    return sessionmaker
+    return state_of(request.app).db.sessionmaker
 
 
 @uses_database
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: committed once at the end, rolled back on any error."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    async with state_of(request.app).db.sessionmaker() as session:
         try:
             yield session
             await session.commit()
@@ -54,8 +53,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for a request that only reads: each statement commits on its own, so a read of
     one statement costs one round trip, not three (BEGIN, the read, COMMIT). Never for writes."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
-    async with sessionmaker() as session:
+    async with state_of(request.app).db.reads() as session:
         yield session
 
 

@@ -1,7 +1,7 @@
 """The one factory for what a process needs from its settings: the engine and its sessionmaker.
 
-The API builds them in its lifespan and keeps them on ``app.state``; every ``cure`` command builds
-its own through the same function.
+The API builds them in its lifespan and keeps them in its state (cure.kit.state); every ``cure``
+command builds its own through the same function.
 """
 
 import contextlib

@@ -8,13 +8,13 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from cure.auth.dependencies import AdminPrincipal, require_scope
+from cure.auth.principals import Principal
 from cure.auth.scopes import LOGS_WRITE, ORDERS_READ
-from cure.auth.service import Principal
 from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.errors import BadRequest
 from cure.kit.schemas import error_responses
 from cure.logs import service as log_service
-from cure.logs.dependencies import PublisherDep
+from cure.logs.dependencies import PublisherDep, WaitersDep
 from cure.logs.schemas import (
     LogBatchCreate,
     LogFilter,
@@ -23,7 +23,7 @@ from cure.logs.schemas import (
     LogsAccepted,
     OrderLogPage,
 )
-from cure.logs.waiters import OrderLogWaiters, WaitSlot
+from cure.logs.waiters import WaitSlot
 
 router = APIRouter(tags=["logs"])
 
@@ -69,14 +69,6 @@ async def search_logs(
 
 _SSE = "text/event-stream"
 MAX_SEQ = 2**63 - 1  # a bigint
-
-
-async def get_log_waiters(request: Request) -> OrderLogWaiters:
-    waiters: OrderLogWaiters = request.app.state.log_waiters
-    return waiters
-
-
-WaitersDep = Annotated[OrderLogWaiters, Depends(get_log_waiters)]
 
 
 def _seq_of(last_event_id: str) -> int:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
 from cure.config import Settings
 from cure.kit.db import is_transient, utcnow
 from cure.kit.listen import wait_for_event

@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Response, status
 
 from cure.auth.dependencies import require_scope
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
+from cure.auth.scopes import ORDERS_READ, ORDERS_WRITE
 from cure.ccsi.dependencies import FederationDep
 from cure.kit.dependencies import SessionDep, SettingsDep
 from cure.ogc import service as ogc_service
@@ -21,13 +22,13 @@ from cure.ogc.schemas import (
     ResultLink,
     StatusInfo,
 )
-from cure.orders.dependencies import ReadSessionmakerDep
+from cure.orders.dependencies import ReadSessionmakerDep, RelayDep
 from cure.storage.dependencies import StorageDep
 
 router = APIRouter(prefix=ogc_service.PREFIX, tags=["OGC API - Processes"], route_class=OgcRoute)
 
-Reader = Annotated[Principal, Depends(require_scope("orders:read"))]
-Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
+Reader = Annotated[Principal, Depends(require_scope(ORDERS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(ORDERS_WRITE))]
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
@@ -75,7 +76,7 @@ async def process(process_id: str, settings: SettingsDep) -> ProcessDescription:
 async def execute(
     process_id: str,
     data: Execute,
-    request: Request,
+    relay: RelayDep,
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
@@ -106,7 +107,6 @@ async def execute(
     response.headers["Location"] = f"{ogc_service.base_url(settings)}/jobs/{info.jobID}"
     if asynchronous:
         response.headers["Preference-Applied"] = "respond-async"
-    relay = getattr(request.app.state, "relay", None)
     if created and relay is not None:
         background.add_task(relay.wake)  # after the commit; the relay also polls
     return info

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
 from cure.ccsi.federation import Federation
 from cure.config import Settings
 from cure.kit.intervals import parse_interval

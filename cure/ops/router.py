@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cure.kit.dependencies import SessionmakerDep
 from cure.kit.metrics import exposition
 from cure.kit.schemas import BaseSchema
+from cure.kit.state import state_of
 from cure.ops.scrapes import Scrapes, get_scrapes
 
 router = APIRouter(tags=["health"])
@@ -29,8 +30,7 @@ class ReadinessRead(BaseSchema):
 
 
 async def _engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.engine
-    return engine
+    return state_of(request.app).db.engine
 
 
 @router.get("/health/live")

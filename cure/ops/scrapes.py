@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cure.config import Settings
 from cure.kit.flight import Recent
 from cure.kit.metrics import REFRESHES
+from cure.kit.state import StateKey, state_of
 from cure.ops import health, state
 
 Readiness = dict[str, health.CheckResult | None]
@@ -37,10 +38,10 @@ class Scrapes:
         await state.refresh(self.settings, sessionmaker)
 
 
+SCRAPES = StateKey[Scrapes]("scrapes")
+
+
 async def get_scrapes(request: Request) -> Scrapes:
     """The app's scrapes, made at first use from its settings."""
-    app_state = request.app.state
-    scrapes: Scrapes | None = getattr(app_state, "scrapes", None)
-    if scrapes is None:
-        scrapes = app_state.scrapes = Scrapes(app_state.settings)
-    return scrapes
+    state = state_of(request.app)
+    return state.made(SCRAPES, lambda: Scrapes(state.settings))

@@ -6,6 +6,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.kit import outbound
+from cure.kit.state import StateKey, state_of
+from cure.outbox.relay import OutboxRelay
+
+# The outbox relay this process runs (the leader's), woken after a submit commits.
+RELAY = StateKey[OutboxRelay]("relay")
 
 
 async def get_resolver() -> outbound.Resolver:
@@ -19,9 +24,14 @@ async def get_resolver() -> outbound.Resolver:
 async def get_read_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     """Short read sessions for a submit's checks before the request's own session is used (a
     session of the request's dependency would hold its connection until the response)."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
-    return sessionmaker
+    return state_of(request.app).db.reads
+
+
+async def get_relay(request: Request) -> OutboxRelay | None:
+    """The relay to wake once a submit commits; None where this process runs none."""
+    return state_of(request.app).get(RELAY)
 
 
 ResolverDep = Annotated[outbound.Resolver, Depends(get_resolver)]
 ReadSessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_read_sessionmaker)]
+RelayDep = Annotated[OutboxRelay | None, Depends(get_relay)]

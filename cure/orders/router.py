@@ -15,13 +15,14 @@ from fastapi import (
 from fastapi.responses import RedirectResponse
 
 from cure.auth.dependencies import require_scope
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
+from cure.auth.scopes import ORDERS_READ, ORDERS_WRITE
 from cure.ccsi.dependencies import FederationDep
 from cure.kit.dependencies import ReadSessionDep, SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
-from cure.orders.dependencies import ReadSessionmakerDep, ResolverDep
+from cure.orders.dependencies import ReadSessionmakerDep, RelayDep, ResolverDep
 from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import (
     DownloadLinkRead,
@@ -39,8 +40,8 @@ from cure.storage.dependencies import StorageDep
 
 router = APIRouter(tags=["orders"])
 
-Reader = Annotated[Principal, Depends(require_scope("orders:read"))]
-Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
+Reader = Annotated[Principal, Depends(require_scope(ORDERS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(ORDERS_WRITE))]
 Role = Annotated[str, Path(max_length=63)]
 
 
@@ -53,7 +54,7 @@ Role = Annotated[str, Path(max_length=63)]
 async def submit_order(
     app_id: str,
     data: OrderCreate,
-    request: Request,
+    relay: RelayDep,
     response: Response,
     background: BackgroundTasks,
     session: SessionDep,
@@ -87,7 +88,6 @@ async def submit_order(
     response.headers["Location"] = f"/v1/orders/{order.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    relay = getattr(request.app.state, "relay", None)
     if created and relay is not None:
         background.add_task(relay.wake)  # runs after the commit; the relay also polls
     return order

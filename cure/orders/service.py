@@ -16,7 +16,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cure.apps import registry as app_registry
 from cure.apps.schemas import AppInput
 from cure.auth.exceptions import EmailNotVerified, InsufficientScope
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
+from cure.auth.scopes import app_scope
 from cure.ccsi import federation as ccsi_federation
 from cure.ccsi.federation import Coverage, Federation, LocalSessions
 from cure.config import Settings
@@ -114,8 +115,8 @@ async def submit(
 
 def _orderable_app(settings: Settings, principal: Principal, app_id: str) -> app_registry.App:
     app = app_registry.get_registry(settings).get(app_id)
-    if f"app:{app.id}" not in principal.scopes:
-        raise InsufficientScope(f"app:{app.id}")
+    if app_scope(app.id) not in principal.scopes:
+        raise InsufficientScope(app_scope(app.id))
     return app
 
 

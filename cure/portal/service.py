@@ -18,8 +18,7 @@ from cure.auth.service import ClientCredentials
 from cure.auth.throttle import Throttle
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.models import Product
-from cure.ccsi.repository import ProductCriteria
-from cure.ccsi.schemas import is_url
+from cure.ccsi.schemas import ProductCriteria, is_url
 from cure.config import Settings
 from cure.portal import storylines
 from cure.portal.exceptions import StorylineNotFound

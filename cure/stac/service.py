@@ -13,13 +13,19 @@ from urllib.parse import urlencode
 from shapely.geometry import shape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
 from cure.ccsi import federation
 from cure.ccsi import service as ccsi_service
 from cure.ccsi.exceptions import ProductNotFound
 from cure.ccsi.federation import Federation, LocalSessions
-from cure.ccsi.repository import MAX_OFFSET, ProductCriteria
-from cure.ccsi.schemas import AssetRead, CollectionRead, ProductRead, check_collection
+from cure.ccsi.repository import MAX_OFFSET
+from cure.ccsi.schemas import (
+    AssetRead,
+    CollectionRead,
+    ProductCriteria,
+    ProductRead,
+    check_collection,
+)
 from cure.ccsi.sources.schemas import LOCAL
 from cure.config import Settings
 from cure.stac.exceptions import CollectionNotFound, ItemNotFound, ItemSourcesUnavailable

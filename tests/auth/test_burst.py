@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from cure.auth import passwords
+from cure.auth.dependencies import PASSWORD_HASHER
 from cure.auth.models import AuthFailure
+from cure.kit.state import state_of
 from tests.conftest import loopback_address, started_app
 from tests.factories import bearer, create_customer, get_token, order_body, unique_email
 
@@ -31,7 +33,7 @@ async def burst_app(settings):  # type: ignore[no-untyped-def]
 
 
 async def _count(app, key: str) -> int:  # type: ignore[no-untyped-def]
-    async with app.state.sessionmaker() as session:
+    async with state_of(app).db.sessionmaker() as session:
         query = select(func.count()).select_from(AuthFailure).where(AuthFailure.key == key)
         return int((await session.execute(query)).scalar_one())
 
@@ -55,7 +57,7 @@ async def test_a_burst_of_wrong_passwords_does_not_stall_the_api(burst_app, sett
         assert order.status_code == 202, order.text
         order_id = order.json()["order_id"]
 
-        threads = burst_app.state.hasher.threads
+        threads = state_of(burst_app).need(PASSWORD_HASHER).threads
         expected = size * _one_hash_seconds(settings) / threads
         emails = [unique_email() for _ in range(size)]
 

@@ -11,6 +11,8 @@ import httpx
 import pytest
 from jose import jwt
 
+from cure.auth.dependencies import PRINCIPALS
+from cure.kit.state import state_of
 from tests.auth.spellings import spellings_answered
 from tests.conftest import TEST_DATABASE_URL, started_app
 from tests.factories import bearer, create_customer, get_token, password_login
@@ -19,7 +21,7 @@ DSN = TEST_DATABASE_URL.replace("+asyncpg", "")
 
 
 async def _hearing(api) -> None:  # type: ignore[no-untyped-def]
-    assert await api.state.listener.wait_hearing(10), "the notice listener never connected"
+    assert await state_of(api).notices.wait_hearing(10), "the notice listener never connected"
 
 
 def _http(api) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
@@ -63,8 +65,10 @@ async def test_a_token_revoked_on_one_process_is_refused_on_another(two_processe
     customer, headers, token = await _customer_on(one)
     for http in (one, two):
         assert (await http.get("/v1/orders", headers=headers)).status_code == 200
-    assert second.state.principals.get(token) is not None  # the second process now keeps it
-    assert first.state.principals.get(token) is not None
+    assert (
+        state_of(second).need(PRINCIPALS).get(token) is not None
+    )  # the second process now keeps it
+    assert state_of(first).need(PRINCIPALS).get(token) is not None
 
     revoked = await one.post(
         "/v1/auth/revoke",
@@ -73,10 +77,10 @@ async def test_a_token_revoked_on_one_process_is_refused_on_another(two_processe
     )
     assert revoked.status_code == 200
     # The process that revoked it refuses it at once: it dropped it at its own commit.
-    assert first.state.principals.get(token) is None
+    assert state_of(first).need(PRINCIPALS).get(token) is None
     assert (await one.get("/v1/orders", headers=headers)).status_code == 401
     await _refused_within(two, headers, seconds=10)
-    assert second.state.principals.get(token) is None
+    assert state_of(second).need(PRINCIPALS).get(token) is None
 
 
 async def test_a_customer_disabled_in_the_database_is_refused_at_once(two_processes) -> None:  # type: ignore[no-untyped-def]
@@ -84,7 +88,7 @@ async def test_a_customer_disabled_in_the_database_is_refused_at_once(two_proces
     customer, headers, token = await _customer_on(one)
     for http in (one, two):
         assert (await http.get("/v1/orders", headers=headers)).status_code == 200
-    assert first.state.principals.get(token) is not None
+    assert state_of(first).need(PRINCIPALS).get(token) is not None
     connection = await asyncpg.connect(DSN)
     try:  # any writer, not only the API: the trigger sends the notice
         await connection.execute(
@@ -95,7 +99,10 @@ async def test_a_customer_disabled_in_the_database_is_refused_at_once(two_proces
         await connection.close()
     for http in (one, two):
         await _refused_within(http, headers, seconds=10)
-    assert first.state.principals.get(token) is None and second.state.principals.get(token) is None
+    assert (
+        state_of(first).need(PRINCIPALS).get(token) is None
+        and state_of(second).need(PRINCIPALS).get(token) is None
+    )
 
 
 async def test_a_withdrawn_scope_is_withdrawn_from_a_kept_principal(two_processes) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +128,7 @@ async def test_a_process_that_cannot_hear_notices_keeps_nothing(two_processes) -
     (first, one), _ = two_processes
     customer, headers, token = await _customer_on(one)
     assert (await one.get("/v1/orders", headers=headers)).status_code == 200
-    cache = first.state.principals
+    cache = state_of(first).need(PRINCIPALS)
     assert cache.get(token) is not None
     connection = await asyncpg.connect(DSN)
     try:  # the listeners' connections go (a restart of the database, say)
@@ -211,7 +218,7 @@ async def test_a_revoked_jti_drops_every_token_that_carries_it(two_processes, se
     twin = _same_jti(settings, token)
     assert twin != token
     for kept in (token, twin):
-        await _until_kept(two, second.state.principals, kept)
+        await _until_kept(two, state_of(second).need(PRINCIPALS), kept)
     revoked = await one.post(
         "/v1/auth/revoke",
         data={"token": token},
@@ -220,7 +227,7 @@ async def test_a_revoked_jti_drops_every_token_that_carries_it(two_processes, se
     assert revoked.status_code == 200
     await _until_one_is_refused(two, [token, twin])
     for dropped in (token, twin):
-        assert second.state.principals.get(dropped) is None
+        assert state_of(second).need(PRINCIPALS).get(dropped) is None
         assert (await two.get("/v1/orders", headers=bearer(dropped))).status_code == 401
 
 
@@ -240,9 +247,9 @@ async def test_a_kept_principal_is_read_again_after_the_backstop(settings) -> No
     from cure.auth.principals import PrincipalCache
 
     async with started_app(settings.model_copy(update={"principal_cache_seconds": 30})) as api:
-        assert api.state.principals.ttl_seconds == 30
+        assert state_of(api).need(PRINCIPALS).ttl_seconds == 30
         clock = _Clock()
-        cache = api.state.principals = PrincipalCache(ttl_seconds=30, clock=clock)
+        cache = state_of(api).put(PRINCIPALS, PrincipalCache(ttl_seconds=30, clock=clock))
         cache.on_hearing(True)  # but subscribed to nothing: every notice is lost to it
         async with _http(api) as http:
             customer, headers, token = await _customer_on(http)
@@ -284,7 +291,7 @@ async def test_every_revocation_a_process_commits_drops_its_own_entries_at_once(
     monkeypatch.setattr(Listener, "_notice", late)
     async with started_app(settings) as api:
         await _hearing(api)
-        cache = api.state.principals
+        cache = state_of(api).need(PRINCIPALS)
         async with _http(api) as http:
             customer = await create_customer(http)
             first = await password_login(http, customer["email"])

@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from cure.auth.models import AuthFailure
+from cure.kit.state import state_of
 from tests.auth.conftest import client_from_new_address
 from tests.conftest import loopback_address
 from tests.factories import PASSWORD, create_customer, unique_email
@@ -114,7 +115,7 @@ async def test_parallel_guesses_are_counted_exactly(strict_app) -> None:
     assert codes == [400] * 3 + [429] * 9  # as many guesses checked as the limit, not more
     pair = f"{address}\x00user\x00{customer['email']}"
     key = hashlib.sha256(f"pair\x00{pair}".encode()).hexdigest()
-    async with strict_app.state.sessionmaker() as session:
+    async with state_of(strict_app).db.sessionmaker() as session:
         query = select(func.count()).select_from(AuthFailure).where(AuthFailure.key == key)
         assert (await session.execute(query)).scalar_one() == 3
 

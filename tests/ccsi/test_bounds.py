@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import event
 
+from cure.kit.state import state_of
 from tests.ccsi.bulk import add_many
 from tests.ccsi.factories import add_product
 
@@ -65,7 +66,7 @@ async def test_searches_count_no_further_than_the_bound_and_summarise_nothing(
 ) -> None:
     await add_product(session, collection, identifier="ONE")
     await session.commit()
-    with statements(app.state.engine) as seen:
+    with statements(state_of(app).db.engine) as seen:
         for path, params in (
             (f"/v1/ccsi/{collection}/search", {}),
             ("/stac/search", {"collections": collection}),

@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cure.kit.db import make_sessionmaker
 from cure.kit.geo import to_geojson
+from cure.kit.state import state_of
 from tests.ccsi.factories import add_product
 from tests.factories import customer_with_token
 
@@ -77,7 +78,7 @@ async def catalogue(app):  # type: ignore[no-untyped-def]
         rng = random.Random(20261129)
         starts = [ORIGIN + timedelta(hours=rng.randrange(0, 24 * 60)) for _ in range(25)]
         stored = []
-        async with make_sessionmaker(app.state.engine)() as session:
+        async with make_sessionmaker(state_of(app).db.engine)() as session:
             for number in range(40):
                 start = rng.choice(starts)  # shared starts: ties are ordered by id
                 end = start + timedelta(hours=rng.choice([0, 0, 3, 30, 100]))

@@ -23,6 +23,7 @@ from rasterio.io import MemoryFile
 from cure.demo.rasters import city_by_name
 from cure.demo.seed import seed
 from cure.kit.resources import Resources
+from cure.kit.state import state_of
 from tests.conftest import Stack, running_stack, write_apps_dir
 from tests.factories import PASSWORD, create_customer
 
@@ -35,7 +36,9 @@ CLI = Path(sys.executable).with_name("cure-client")
 
 @pytest.fixture(scope="module")
 async def seeded(app, sessionmaker, settings) -> None:
-    await seed(Resources(settings, app.state.engine, sessionmaker), cities=[VIENNA], dates=[DAY])
+    await seed(
+        Resources(settings, state_of(app).db.engine, sessionmaker), cities=[VIENNA], dates=[DAY]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from datetime import UTC, date, datetime
 
 from cure.ccsi import repository as ccsi_repository
 from cure.ccsi import service as ccsi_service
-from cure.ccsi.repository import ProductCriteria
-from cure.ccsi.schemas import AssetCreate, ProductCreate
+from cure.ccsi.schemas import AssetCreate, ProductCreate, ProductCriteria
 from cure.demo.rasters import city_by_name
 from cure.demo.seed import seed
 from cure.kit.resources import Resources
+from cure.kit.state import state_of
 
 COPENHAGEN = city_by_name("Copenhagen")
 DAY = date(2024, 8, 12)
@@ -40,7 +40,7 @@ async def test_seed_replaces_sentinel2_products_of_the_earlier_layout(
                 },
             ),
         )
-    resources = Resources(settings, app.state.engine, sessionmaker)
+    resources = Resources(settings, state_of(app).db.engine, sessionmaker)
 
     first = await seed(resources, cities=[COPENHAGEN], dates=[DAY])
     again = await seed(resources, cities=[COPENHAGEN], dates=[DAY])

@@ -8,14 +8,15 @@ from cure.auth.scopes import ADMIN
 from cure.demo.showcase import demo_account
 from cure.kit.errors import CureError
 from cure.kit.resources import Resources
+from cure.kit.state import state_of
 from tests.factories import create_admin
 
 ORIGIN = "http://cure.test"
 
 
 def _resources(app, settings) -> Resources:  # type: ignore[no-untyped-def]
-    # app.state.sessionmaker joins the test's transaction (the db fixture): nothing is kept.
-    return Resources(settings, app.state.engine, app.state.sessionmaker)
+    # state_of(app).db.sessionmaker joins the test's transaction (the db fixture): nothing is kept.
+    return Resources(settings, state_of(app).db.engine, state_of(app).db.sessionmaker)
 
 
 async def test_the_demonstrations_account_is_a_customer_nobody_logs_in_as(

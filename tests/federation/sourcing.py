@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from cure.ccsi.sources import service as source_service
+from cure.ccsi.sources.dependencies import SOURCES
 from cure.ccsi.sources.schemas import SourceDocument
+from cure.kit.state import state_of
 
 
 def source_name(label: str = "src") -> str:
@@ -46,7 +48,7 @@ async def registered(
 ) -> AsyncIterator[list[str]]:
     """The sources added (and committed) for the test's length; the API's registry reads them
     at its next use."""
-    settings = app.state.settings
+    settings = state_of(app).settings
     names = []
     async with sessionmaker() as session:
         for document in documents:
@@ -54,7 +56,7 @@ async def registered(
             await source_service.add(session, settings, checked)
             names.append(checked.name)
         await session.commit()
-    app.state.sources.invalidate()
+    state_of(app).need(SOURCES).invalidate()
     try:
         yield names
     finally:
@@ -63,4 +65,4 @@ async def registered(
                 with contextlib.suppress(source_service.SourceNotFound):
                     await source_service.remove(session, name)
             await session.commit()
-        app.state.sources.invalidate()
+        state_of(app).need(SOURCES).invalidate()

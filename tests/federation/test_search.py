@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from shapely.geometry import shape
 
+from cure.ccsi.dependencies import FEDERATION
+from cure.kit.state import state_of
 from tests.ccsi.factories import add_product
 from tests.conftest import free_port
 from tests.federation import items as stac_items
@@ -205,7 +207,7 @@ async def test_a_source_that_missed_its_deadline_is_not_asked_again_for_as_long(
 ) -> None:
     """A host that swallows requests would cost every search the whole deadline: once missed,
     the source rests for its deadline (on the federation's clock, held still here)."""
-    monkeypatch.setattr(app.state.federation, "_clock", lambda: 1000.0)
+    monkeypatch.setattr(state_of(app).need(FEDERATION), "_clock", lambda: 1000.0)
     slow = stac_source(proxy.url, timeout_seconds=1)
     proxy.delay = 3
 
@@ -214,7 +216,9 @@ async def test_a_source_that_missed_its_deadline_is_not_asked_again_for_as_long(
         calls = proxy.count()
         second = await search(client, bbox=bbox_of(scenes), timeStart="2026-05-01")
         after_second = proxy.count()
-        monkeypatch.setattr(app.state.federation, "_clock", lambda: 1001.5)  # rested enough
+        monkeypatch.setattr(
+            state_of(app).need(FEDERATION), "_clock", lambda: 1001.5
+        )  # rested enough
         proxy.delay = 0
         third = await search(client, bbox=bbox_of(scenes), **JULY)
 
@@ -401,7 +405,7 @@ async def test_no_database_connection_is_held_while_a_source_is_asked(
     where = {"bbox": bbox_of(scenes), "datetime": "2026-07-01/2026-07-31"}
     async with started_app(settings) as api:  # an engine of its own
         proxy.delay = 0.3
-        proxy.observe = lambda: checked_out.append(api.state.engine.pool.checkedout())
+        proxy.observe = lambda: checked_out.append(state_of(api).db.engine.pool.checkedout())
         transport = httpx.ASGITransport(app=api, client=(loopback_address(), 50000))
         async with (
             httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http,

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cure.kit.state import state_of
 from tests.ccsi.factories import add_product
 from tests.conftest import free_port, loopback_address, started_app
 from tests.factories import customer_with_token
@@ -187,7 +188,7 @@ async def test_no_database_connection_is_held_while_a_source_is_asked(
     try:
         async with started_app(settings) as api:  # an engine of its own, committing
             proxy.delay = 0.3
-            proxy.observe = lambda: checked_out.append(api.state.engine.pool.checkedout())
+            proxy.observe = lambda: checked_out.append(state_of(api).db.engine.pool.checkedout())
             transport = httpx.ASGITransport(app=api, client=(loopback_address(), 50000))
             async with (
                 httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http,

@@ -13,6 +13,8 @@ import pytest
 
 from cure.kit.db import utcnow
 from cure.kit.errors import TooManyRequests
+from cure.kit.state import state_of
+from cure.logs.dependencies import LOG_WAITERS
 from cure.logs.handler import ORDER_STEPS_LOGGER
 from cure.logs.saver import LogSaver
 from cure.logs.waiters import OrderLogWaiters
@@ -50,7 +52,7 @@ async def ordered(http: httpx.AsyncClient) -> tuple[dict, dict[str, str], str]:
 
 async def until_waiting(api, customer: dict, count: int, seconds: float = 20) -> None:
     """Until ``count`` waits of ``customer`` are admitted (they wait 30 s: a state that stays)."""
-    waiters: OrderLogWaiters = api.state.log_waiters
+    waiters: OrderLogWaiters = state_of(api).need(LOG_WAITERS)
     customer_id = uuid.UUID(customer["customer_id"])
     deadline = time.monotonic() + seconds
     while waiters.held(customer_id) < count:
@@ -72,7 +74,7 @@ async def add_record(api, customer: dict, order_id: str, message: str) -> None:
         "customer_id": uuid.UUID(customer["customer_id"]),
         "extra": {},
     }
-    await LogSaver(api.state.settings, api.state.sessionmaker).save([row])
+    await LogSaver(state_of(api).settings, state_of(api).db.sessionmaker).save([row])
 
 
 def sse_events(body: str) -> list[tuple[str, str]]:
@@ -125,7 +127,7 @@ async def test_waits_past_the_customers_cap_are_refused_and_hold_no_connection(
     for answer in answers:
         assert answer.status_code == 200, answer.text
         assert [r["message"] for r in answer.json()["records"]] == ["step one"]
-    assert small_app.state.log_waiters.held() == 0
+    assert state_of(small_app).need(LOG_WAITERS).held() == 0
 
 
 async def test_a_wait_is_woken_by_a_new_record_and_by_the_orders_end(small_app) -> None:
@@ -147,7 +149,7 @@ async def test_a_wait_is_woken_by_a_new_record_and_by_the_orders_end(small_app) 
         page = (await poll).json()
         assert page["records"] == [] and page["finished"] is True
         assert page["order_status"] == "CANCELLED"
-    assert small_app.state.log_waiters.held() == 0
+    assert state_of(small_app).need(LOG_WAITERS).held() == 0
 
 
 async def test_an_event_stream_is_woken_by_records_and_ends_with_the_order(small_app) -> None:
@@ -165,7 +167,7 @@ async def test_an_event_stream_is_woken_by_records_and_ends_with_the_order(small
     assert [kind for kind, _ in events] == ["record", "end"]
     assert '"message":"streamed line"' in events[0][1]
     assert '"order_status": "CANCELLED"' in events[1][1]
-    assert small_app.state.log_waiters.held() == 0
+    assert state_of(small_app).need(LOG_WAITERS).held() == 0
 
 
 def test_waits_are_capped_per_customer_and_per_process() -> None:
@@ -191,7 +193,7 @@ async def test_an_exhausted_pool_answers_503_with_retry_after(settings) -> None:
         _, headers, order_id = await ordered(http)
         async with contextlib.AsyncExitStack() as held:
             for _ in range(2 * tight.database_pool_size):  # the pool and its overflow
-                await held.enter_async_context(api.state.engine.connect())
+                await held.enter_async_context(state_of(api).db.engine.connect())
             for path in ("/health", f"/v1/orders/{order_id}", f"/v1/orders/{order_id}/logs"):
                 answer = await http.get(path, headers=headers)
                 assert answer.status_code == 503, (path, answer.text)

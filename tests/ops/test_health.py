@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from cure.kit.state import state_of
 from tests.ccsi.test_bounds import statements
 from tests.conftest import TEST_VHOST, free_port, started_app
 
@@ -134,7 +135,7 @@ async def test_a_flood_of_probes_and_scrapes_costs_one_round_per_interval(settin
     async with started_app(ours) as app:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
-            with statements(app.state.engine) as seen:
+            with statements(state_of(app).db.engine) as seen:
                 probes = await asyncio.gather(*(http.get("/health/ready") for _ in range(10)))
                 probes += [await http.get("/health/ready") for _ in range(5)]
                 scrapes = [await http.get("/metrics") for _ in range(5)]

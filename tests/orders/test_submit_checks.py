@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from cure.kit.dependencies import get_settings
+from cure.kit.state import state_of
 from cure.orders.dependencies import get_resolver
 from tests.conftest import loopback_address, started_app
 from tests.factories import VIENNA, customer_with_token, order_body
@@ -76,7 +77,7 @@ async def test_no_database_connection_is_held_while_the_callback_host_resolves(
     checked_out: list[int] = []
 
     async def noting(host: str, port: int) -> list[str]:
-        checked_out.append(api.state.engine.pool.checkedout())
+        checked_out.append(state_of(api).db.engine.pool.checkedout())
         return ["8.8.8.8"]
 
     resolver_of(noting)

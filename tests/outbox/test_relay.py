@@ -7,6 +7,7 @@ import aio_pika
 import pytest
 
 from cure.kit.resources import Resources
+from cure.kit.state import state_of
 from cure.orders import queues
 from cure.orders.models import Order
 from cure.outbox.models import OutboxMessage
@@ -53,7 +54,7 @@ async def test_uncommitted_orders_are_not_published(
     committing_client, relay_settings, sessionmaker, app
 ) -> None:
     client = committing_client
-    from cure.auth.service import Principal
+    from cure.auth.principals import Principal
     from cure.orders import service as order_service
     from cure.orders.schemas import OrderCreate
 
@@ -64,7 +65,7 @@ async def test_uncommitted_orders_are_not_published(
         scopes=frozenset(customer["scopes"]),
         is_admin=False,
     )
-    relay = make_relay(Resources(relay_settings, app.state.engine, sessionmaker))
+    relay = make_relay(Resources(relay_settings, state_of(app).db.engine, sessionmaker))
     # drain whatever earlier tests left unsent, so this test sees only its own message
     while await relay.relay_once():
         pass
@@ -101,7 +102,7 @@ async def test_notification_rows_are_not_published_as_tasks(
     from cure.outbox import service as outbox_service
 
     session = committing_session
-    relay = make_relay(Resources(relay_settings, app.state.engine, sessionmaker))
+    relay = make_relay(Resources(relay_settings, state_of(app).db.engine, sessionmaker))
     while await relay.relay_once():
         pass
     await _drain(relay_settings)
@@ -122,7 +123,7 @@ async def test_an_unroutable_message_waits_without_holding_up_the_rest(
     from cure.orders import dispatch
     from cure.outbox import service as outbox_service
 
-    relay = make_relay(Resources(relay_settings, app.state.engine, sessionmaker))
+    relay = make_relay(Resources(relay_settings, state_of(app).db.engine, sessionmaker))
     while await relay.relay_once():
         pass
     await _drain(relay_settings)

@@ -19,6 +19,7 @@ from cure.demo.rasters import city_by_name
 from cure.demo.seed import seed
 from cure.demo.showcase import prepare
 from cure.kit.resources import Resources
+from cure.kit.state import state_of
 from tests.conftest import ROOT, running_stack, write_apps_dir
 
 PORTAL = ROOT / "portal"
@@ -52,7 +53,9 @@ def built() -> None:
 @pytest.fixture(scope="module")
 async def seeded(app, sessionmaker, settings) -> None:
     cities = [city_by_name(name) for name in ("Vienna", "Berlin", "Madrid")]
-    await seed(Resources(settings, app.state.engine, sessionmaker), cities=cities, dates=[DAY])
+    await seed(
+        Resources(settings, state_of(app).db.engine, sessionmaker), cities=cities, dates=[DAY]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,9 @@ def stack(built, seeded, engine, tmp_path_factory):
 @pytest.fixture(scope="module")
 async def prepared(stack, app, sessionmaker, settings) -> None:
     """The storylines' demonstration products: ordered, run by the stack, published."""
-    report = await prepare(Resources(settings, app.state.engine, sessionmaker), timeout_seconds=120)
+    report = await prepare(
+        Resources(settings, state_of(app).db.engine, sessionmaker), timeout_seconds=120
+    )
     assert report.ok, report.failed
     assert len(report.published) == 4
 

@@ -4,6 +4,8 @@ of the catalogue (the order form), quicklooks of catalogue products (who may see
 import uuid
 from pathlib import Path
 
+from cure.kit.state import state_of
+from cure.storage.dependencies import STORAGE
 from tests.ccsi.factories import add_product, box
 from tests.factories import customer_with_token
 from tests.quicklooks.test_quicklook import write_raster
@@ -80,8 +82,10 @@ async def test_a_products_quicklook_is_for_those_who_may_see_it(
     client, session, app, tmp_path: Path
 ) -> None:
     key = f"inputs/test/{uuid.uuid4()}/lst.tif"
-    await app.state.storage.put_file(
-        key, write_raster(tmp_path / "lst.tif"), media_type="image/tiff"
+    await (
+        state_of(app)
+        .need(STORAGE)
+        .put_file(key, write_raster(tmp_path / "lst.tif"), media_type="image/tiff")
     )
     asset = {
         "href": key,

@@ -3,6 +3,7 @@ histogram and statistics; rendered once and then read from storage."""
 
 import asyncio
 import contextlib
+import dataclasses
 import struct
 import time
 import uuid
@@ -19,9 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from cure.ccsi.models import Product
 from cure.kit.db import make_sessionmaker
+from cure.kit.state import state_of
 from cure.quicklooks import render as quicklook
 from cure.quicklooks import service as quicklook_service
+from cure.quicklooks.dependencies import RENDERS
 from cure.quicklooks.renders import Renders
+from cure.storage.dependencies import STORAGE
 from tests.ccsi.factories import add_product, box
 from tests.conftest import TEST_DATABASE_URL, loopback_address, started_app
 from tests.factories import customer_with_token, order_body
@@ -93,7 +97,7 @@ def test_a_file_that_is_no_raster_is_refused(tmp_path) -> None:
 
 
 async def test_a_quicklook_is_rendered_once_then_read_from_storage(app, tmp_path) -> None:
-    storage = app.state.storage
+    storage = state_of(app).need(STORAGE)
     key = f"results/{uuid.uuid4()}/1-1/suhi_intensity.tif"
     await storage.put_file(key, write_raster(tmp_path / "r.tif"), media_type="image/tiff")
     asset = quicklook_service.RasterAsset(key, quicklook.STYLES["suhi"], None)
@@ -152,12 +156,16 @@ async def gated_app(settings, *, pool_of_one: bool = True, **overrides):  # type
     every other request waiting (for at most pool_timeout, then failing)."""
     async with started_app(settings.model_copy(update=overrides)) as api:
         engine = create_async_engine(TEST_DATABASE_URL, pool_size=1, max_overflow=0, pool_timeout=3)
+        state = state_of(api)
         if pool_of_one:
-            api.state.sessionmaker = make_sessionmaker(engine)
-            api.state.read_sessionmaker = make_sessionmaker(
-                engine.execution_options(isolation_level="AUTOCOMMIT")
+            state.resources = dataclasses.replace(
+                state.db,
+                sessionmaker=make_sessionmaker(engine),
+                read_sessionmaker=make_sessionmaker(
+                    engine.execution_options(isolation_level="AUTOCOMMIT")
+                ),
             )
-        api.state.storage = GatedStorage(api.state.storage)
+        state.put(STORAGE, GatedStorage(state.need(STORAGE)))
         try:
             yield api
         finally:
@@ -182,11 +190,15 @@ async def until(condition, seconds: float = 15) -> None:  # type: ignore[no-unty
 async def _public_raster_product(api, tmp_path: Path, collection: str, **fields):  # type: ignore[no-untyped-def]
     """A committed public product with a GeoTIFF asset "data" in storage; returns it."""
     key = f"inputs/test/{uuid.uuid4()}/lst.tif"
-    await api.state.storage.inner.put_file(
-        key, write_raster(tmp_path / f"{uuid.uuid4().hex}.tif"), media_type="image/tiff"
+    await (
+        state_of(api)
+        .need(STORAGE)
+        .inner.put_file(
+            key, write_raster(tmp_path / f"{uuid.uuid4().hex}.tif"), media_type="image/tiff"
+        )
     )
     assets = {"data": {"href": key, "type": "image/tiff; application=geotiff"}}
-    async with api.state.sessionmaker() as session:
+    async with state_of(api).db.sessionmaker() as session:
         product = await add_product(
             session, collection, assets={**assets, **fields.pop("assets", {})}, **fields
         )
@@ -195,7 +207,7 @@ async def _public_raster_product(api, tmp_path: Path, collection: str, **fields)
 
 
 async def _remove(api, collection: str) -> None:  # type: ignore[no-untyped-def]
-    async with api.state.sessionmaker() as session:
+    async with state_of(api).db.sessionmaker() as session:
         await session.execute(delete(Product).where(Product.collection == collection))
         await session.commit()
 
@@ -210,24 +222,26 @@ async def test_renders_release_the_connection_and_run_once_for_simultaneous_requ
         assert order.status_code == 202, order.text
         product, key = await _public_raster_product(api, tmp_path, collection)
         try:
-            api.state.storage.gated = key  # the render's read of the raster waits
+            state_of(api).need(STORAGE).gated = key  # the render's read of the raster waits
             path = f"/v1/ccsi/{collection}/products/{product.identifier}/assets/data/quicklook"
             first = asyncio.create_task(http.get(path))
-            await asyncio.wait_for(api.state.storage.entered.wait(), 15)
+            await asyncio.wait_for(state_of(api).need(STORAGE).entered.wait(), 15)
             second = asyncio.create_task(http.get(f"{path}.png"))
 
             # While the render reads storage, the only connection is free for others.
             status = await http.get(f"/v1/orders/{order.json()['order_id']}", headers=headers)
             assert status.status_code == 200, status.text
 
-            renders = api.state.quicklook_renders
+            renders = state_of(api).need(RENDERS)
             await until(lambda: renders.flight.joins == 1)  # the image awaits the same render
-            api.state.storage.release.set()
+            state_of(api).need(STORAGE).release.set()
             described, image = await asyncio.gather(first, second)
             assert described.status_code == 200, described.text
             assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
             assert renders.flight.runs == 1
-            assert await api.state.storage.inner.read(f"{key}.quicklook-v1.json") is not None
+            assert (
+                await state_of(api).need(STORAGE).inner.read(f"{key}.quicklook-v1.json") is not None
+            )
         finally:
             await _remove(api, collection)
 
@@ -243,16 +257,18 @@ async def test_renders_beyond_the_cap_wait_briefly_then_answer_503(settings, tmp
         held, held_key = await _public_raster_product(api, tmp_path, collection)
         other, _ = await _public_raster_product(api, tmp_path, collection)
         try:
-            api.state.storage.gated = held_key
+            state_of(api).need(STORAGE).gated = held_key
             base = f"/v1/ccsi/{collection}/products"
             first = asyncio.create_task(http.get(f"{base}/{held.identifier}/assets/data/quicklook"))
-            await asyncio.wait_for(api.state.storage.entered.wait(), 15)  # it holds the slot
+            await asyncio.wait_for(
+                state_of(api).need(STORAGE).entered.wait(), 15
+            )  # it holds the slot
 
             busy = await http.get(f"{base}/{other.identifier}/assets/data/quicklook")
             assert busy.status_code == 503, busy.text
             assert busy.json()["error"] == "QuicklookBusy" and busy.headers["Retry-After"]
 
-            api.state.storage.release.set()
+            state_of(api).need(STORAGE).release.set()
             assert (await first).status_code == 200
             later = await http.get(f"{base}/{other.identifier}/assets/data/quicklook")
             assert later.status_code == 200, later.text
@@ -267,8 +283,10 @@ async def test_a_storyline_reads_storage_without_holding_a_connection(settings, 
         _, headers = await customer_with_token(http)
         order = await http.post("/v1/apps/roi_stats/orders", json=order_body(), headers=headers)
         metadata = f"results/test/{uuid.uuid4()}/metadata.json"
-        await api.state.storage.inner.put(
-            metadata, b'{"mean_ndvi": 0.42}', media_type="application/json"
+        await (
+            state_of(api)
+            .need(STORAGE)
+            .inner.put(metadata, b'{"mean_ndvi": 0.42}', media_type="application/json")
         )
         collection = "cure-urban_green"
         product, _ = await _public_raster_product(
@@ -283,16 +301,16 @@ async def test_a_storyline_reads_storage_without_holding_a_connection(settings, 
             assets={"metadata": {"href": metadata, "type": "application/json"}},
         )
         try:
-            api.state.storage.gated = metadata
+            state_of(api).need(STORAGE).gated = metadata
             story = asyncio.create_task(http.get("/v1/portal/storylines/berlin-green"))
-            await asyncio.wait_for(api.state.storage.entered.wait(), 15)
+            await asyncio.wait_for(state_of(api).need(STORAGE).entered.wait(), 15)
             status = await http.get(f"/v1/orders/{order.json()['order_id']}", headers=headers)
             assert status.status_code == 200, status.text
-            api.state.storage.release.set()
+            state_of(api).need(STORAGE).release.set()
             read = (await story).json()["products"]["green"]
             assert read["identifier"] == product.identifier
             assert read["statistics"] == {"mean_ndvi": 0.42}
         finally:
-            async with api.state.sessionmaker() as session:
+            async with state_of(api).db.sessionmaker() as session:
                 await session.execute(delete(Product).where(Product.id == product.id))
                 await session.commit()

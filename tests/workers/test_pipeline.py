@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cure.auth.service import Principal
+from cure.auth.principals import Principal
 from cure.orders import service as order_service
 from cure.orders.event_consumer import OrderEventConsumer
 from cure.orders.models import Order

@@ -21,6 +21,7 @@ from shapely.geometry import shape
 
 from cure.ccsi.sources.auth import SourceAuth, source_auth
 from cure.ccsi.sources.schemas import SourceDocument
+from cure.kit.state import state_of
 from cure.workers import remote, staging, windows
 from tests.federation import conftest as federation
 from tests.federation import sourcing
@@ -537,7 +538,7 @@ async def test_the_worker_loads_a_registered_source_with_its_secrets(
         },
     }
     products = [product({"red": band(scenes.s3["red"])}, source=name)]
-    load = staging.source_loader(remote_settings, app.state.engine)
+    load = staging.source_loader(remote_settings, state_of(app).db.engine)
     async with sourcing.registered(app, sessionmaker, sealed):
         first = await load(name)
         assert (first.name, first.max_parallel) == (name, 2)

@@ -1,16 +1,18 @@
-"""The process's source registry, for routes (``app.state.sources``, made in the lifespan)."""
+"""The process's source registry, for routes (made in the lifespan)."""
 
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from cure.ccsi.sources.service import AfterCommit, SourceRegistry
+from cure.kit.state import StateKey, state_of
+
+SOURCES = StateKey[SourceRegistry]("sources")
 
 
 async def get_registry(request: Request) -> SourceRegistry | None:
     """This API process's registry of enabled sources (None before the lifespan made it)."""
-    registry: SourceRegistry | None = getattr(request.app.state, "sources", None)
-    return registry
+    return state_of(request.app).get(SOURCES)
 
 
 async def registry_refresh(request: Request) -> AfterCommit | None:

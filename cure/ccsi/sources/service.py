@@ -3,7 +3,7 @@ API or ``cure ccsi sources``), and the runtime view every process has of the ena
 
 Runtime:
 
-- ``SourceRegistry`` (one per API process, on ``app.state.sources``): the enabled sources with
+- ``SourceRegistry`` (one per API process, under ``SOURCES`` in its state): the enabled sources with
   their secrets, each with its credentials object (``Source.auth``, kept while its version lasts
   so a token is reused). It reads them again after a ``cure_sources`` notice (a trigger sends one
   at the commit of any change, migration 0013), whenever it is not hearing notices, after its own

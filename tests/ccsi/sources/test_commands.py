@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from cure.ccsi.sources.dependencies import SOURCES
+from cure.kit.state import state_of
 from tests.ccsi.sources.conftest import oauth2_document, secret_value, source_name, stac_document
 from tests.conftest import ROOT, TEST_DATABASE_URL
 
@@ -52,8 +54,10 @@ async def test_an_operator_manages_a_source_from_the_command_line(app, tmp_path)
     secret = secret_value("client-secret")
     document = oauth2_document(secret)
     name = document["name"]
-    registry = app.state.sources  # the API process of this run follows the command's changes
-    assert await app.state.listener.wait_hearing(10)
+    registry = state_of(app).need(
+        SOURCES
+    )  # the API process of this run follows the command's changes
+    assert await state_of(app).notices.wait_hearing(10)
     outputs: list[str] = []
     try:
         added = _cure("add", _write(tmp_path, document))

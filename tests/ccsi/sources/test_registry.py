@@ -14,7 +14,9 @@ from pydantic import SecretStr
 
 from cure.ccsi.sources import service as source_service
 from cure.ccsi.sources.auth import OAuth2SourceAuth
+from cure.ccsi.sources.dependencies import SOURCES
 from cure.ccsi.sources.schemas import SourceDocument
+from cure.kit.state import state_of
 from tests.ccsi.sources.conftest import oauth2_document, secret_value, stac_document
 from tests.conftest import TEST_DATABASE_URL, started_app
 from tests.factories import create_admin
@@ -34,9 +36,9 @@ async def two_processes(settings):  # type: ignore[no-untyped-def]
     an admin's headers; the sources the test added are removed at the end."""
     async with started_app(settings) as first, started_app(settings) as second:
         for api in (first, second):
-            assert await api.state.listener.wait_hearing(10), "the listener never connected"
+            assert await state_of(api).notices.wait_hearing(10), "the listener never connected"
         async with _http(first) as one, _http(second) as two:
-            async with first.state.sessionmaker() as session:
+            async with state_of(first).db.sessionmaker() as session:
                 _, admin = await create_admin(one, session)
             added: list[str] = []
             yield (first, one), (second, two), admin, added
@@ -58,7 +60,7 @@ async def _until(check: Any, seconds: float = 10) -> Any:
 
 async def test_a_source_added_changed_and_removed_elsewhere_is_followed(two_processes) -> None:
     (first, one), (second, _), admin, added = two_processes
-    registry = second.state.sources
+    registry = state_of(second).need(SOURCES)
     secret = secret_value("client-secret")
     document = oauth2_document(secret)
     name = document["name"]
@@ -113,7 +115,7 @@ async def test_a_process_sees_its_own_change_at_once_and_keeps_unchanged_sources
     two_processes,
 ) -> None:
     (first, one), _, admin, added = two_processes
-    registry = first.state.sources
+    registry = state_of(first).need(SOURCES)
     keep, other = stac_document(), stac_document()
     for document in (keep, other):
         assert (await one.post(BASE, json=document, headers=admin)).status_code == 201
@@ -139,11 +141,13 @@ async def test_a_source_whose_secrets_cannot_be_read_is_left_out_and_named(
     secret = secret_value("refresh")
     document = SourceDocument.model_validate(oauth2_document(secret))
     elsewhere = settings.model_copy(update={"sources_key": SecretStr("k" * 48)})
-    async with first.state.sessionmaker() as session:  # sealed under another deployment's key
+    async with state_of(
+        first
+    ).db.sessionmaker() as session:  # sealed under another deployment's key
         await source_service.add(session, elsewhere, document)
         await session.commit()
     added.append(document.name)
-    registry = second.state.sources
+    registry = state_of(second).need(SOURCES)
 
     async def named() -> Any:
         await registry.enabled()
@@ -163,11 +167,15 @@ async def test_the_worker_loads_one_enabled_source_with_its_secrets(
     assert (await one.post(BASE, json=document, headers=admin)).status_code == 201
     added.append(document["name"])
 
-    loaded = await source_service.load_source_with(first.state.engine, settings, document["name"])
+    loaded = await source_service.load_source_with(
+        state_of(first).db.engine, settings, document["name"]
+    )
     assert loaded is not None and loaded.version == 1
     assert loaded.document.auth.client_secret.get_secret_value() == secret
     missing = f"t-{uuid.uuid4().hex[:12]}"
-    assert await source_service.load_source_with(first.state.engine, settings, missing) is None
+    assert (
+        await source_service.load_source_with(state_of(first).db.engine, settings, missing) is None
+    )
 
     # From synchronous code with no loop (a Celery task's body runs in a thread of its own).
     found = await asyncio.to_thread(source_service.load_source_sync, settings, document["name"])
@@ -175,6 +183,6 @@ async def test_the_worker_loads_one_enabled_source_with_its_secrets(
 
     assert (await one.post(f"{BASE}/{document['name']}/disable", headers=admin)).status_code == 200
     assert (
-        await source_service.load_source_with(first.state.engine, settings, document["name"])
+        await source_service.load_source_with(state_of(first).db.engine, settings, document["name"])
         is None
     )
