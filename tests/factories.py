@@ -45,6 +45,11 @@ async def customer_with_token(http: httpx.AsyncClient) -> tuple[dict[str, Any], 
     return customer, {"Authorization": f"Bearer {token}"}
 
 
+def problems(body: dict[str, Any]) -> list[str]:
+    """What a 422's ``detail`` says, problem by problem (each has loc, msg and type)."""
+    return [problem["msg"] for problem in body["detail"]]
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -20,7 +20,7 @@ from cure.kit.resources import Resources
 from cure.kit.state import state_of
 from cure.portal import service as portal_service
 from tests.conftest import running_stack
-from tests.factories import create_admin
+from tests.factories import create_admin, problems
 
 DAY = date(2024, 7, 15)
 VIENNA = city_by_name("Vienna")
@@ -176,8 +176,8 @@ async def test_an_order_without_data_is_refused_at_submit_with_the_nearest_dates
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "InputsMissing"
-    assert "lst: sentinel3-slstr-lst" in body["detail"][0]
-    assert "after: 2024-07-15" in body["detail"][0]
+    assert "lst: sentinel3-slstr-lst" in problems(body)[0]
+    assert "after: 2024-07-15" in problems(body)[0]
 
 
 async def test_inputs_gone_by_run_time_end_the_order_invalid(

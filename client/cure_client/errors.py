@@ -11,11 +11,25 @@ class ApiError(CureClientError):
     """An error answer of the API: its status, error name (``error`` or ``type``) and detail."""
 
     def __init__(self, status_code: int, error: str, detail: Any) -> None:
-        super().__init__(f"{status_code} {error}: {detail}")
+        super().__init__(f"{status_code} {error}: {describe(detail)}")
         self.status_code = status_code
         self.error = error
         self.detail = detail
         self.retry_after: float | None = None  # seconds, from Retry-After on 429 and 503
+
+
+def describe(detail: Any) -> str:
+    """A 422's problems (each with loc, msg and type) as one line: ``query.bbox: too wide; ...``."""
+    if not isinstance(detail, list):
+        return str(detail)
+    said = []
+    for problem in detail:
+        if isinstance(problem, dict) and "msg" in problem:
+            where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
+            said.append(f"{where}: {problem['msg']}" if where else str(problem["msg"]))
+        else:
+            said.append(str(problem))
+    return "; ".join(said)
 
 
 class ChecksumMismatch(CureClientError):

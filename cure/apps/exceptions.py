@@ -6,9 +6,7 @@ class AppNotFound(NotFound):
 
 
 class InvalidParameters(InvalidInput):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+    """The order's parameters do not meet the app's JSON Schema: one problem per failed rule."""
 
-    def body(self) -> dict[str, object]:
-        return {"error": self.name, "detail": self.problems}
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems), loc=("body", "params"), problems=problems)

@@ -59,11 +59,7 @@ class TooManyAttempts(TooManyRequests):
 
 class WeakPassword(InvalidInput):
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-    def body(self) -> dict[str, object]:
-        return {"error": self.name, "detail": self.problems}
+        super().__init__("; ".join(problems), loc=("body", "password"), problems=problems)
 
 
 class InvalidResetToken(CureError):

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cure.kit.db import means_unavailable
 from cure.kit.dependencies import DATABASE_DEPENDENCIES
-from cure.kit.errors import CureError, error_body
+from cure.kit.errors import CureError, InvalidInput, error_body
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ _LOCAL_FILE_ERRORS = (
 
 def _bad_value() -> JSONResponse:
     return JSONResponse(
-        error_body("InvalidInput", "a value in the request cannot be stored or compared"),
+        InvalidInput("a value in the request cannot be stored or compared").body(),
         status_code=422,
     )
 

@@ -38,7 +38,27 @@ class Conflict(CureError):
 
 
 class InvalidInput(CureError):
+    """Input CURE cannot use: a 422 whose ``detail`` lists each problem the way FastAPI lists a
+    request's validation errors (``loc``: where, ``msg``: what, ``type``: the error's name), so a
+    client reads every 422 one way, whichever check refused the input."""
+
     status_code = 422
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        loc: tuple[str | int, ...] = (),
+        problems: list[str] | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.loc = loc
+        self.problems = problems if problems is not None else [message]
+
+    def body(self) -> dict[str, object]:
+        listed = [{"loc": list(self.loc), "msg": p, "type": self.name} for p in self.problems]
+        return error_body(self.name, listed)
 
 
 class Unauthorized(CureError):

@@ -23,14 +23,8 @@ KeyColumn = ColumnElement[Any] | InstrumentedAttribute[Any]
 
 class InvalidCursor(InvalidInput):
     def __init__(self, message: str) -> None:
-        super().__init__(f"cursor: {message}")
+        super().__init__(f"cursor: {message}", loc=("query", "cursor"), problems=[message])
         self.reason = message
-
-    def body(self) -> dict[str, object]:
-        return {
-            "error": "InvalidCursor",
-            "detail": [{"loc": ["query", "cursor"], "msg": self.reason}],
-        }
 
 
 def encode_cursor(sort: str, value: datetime, row_id: uuid.UUID) -> str:

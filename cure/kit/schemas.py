@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class BaseSchema(BaseModel):
@@ -78,6 +78,19 @@ class ErrorRead(BaseSchema):
     detail: object
 
 
+class ProblemRead(BaseSchema):
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then the field")
+    msg: str
+    type: str
+
+
+class InvalidInputRead(BaseSchema):
+    """Every 422: each problem with the input, where it was found (``cure.kit.errors``)."""
+
+    error: str
+    detail: list[ProblemRead]
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
     """The OpenAPI ``responses=`` entry for the errors an endpoint can return."""
-    return {code: {"model": ErrorRead} for code in codes}
+    return {code: {"model": InvalidInputRead if code == 422 else ErrorRead} for code in codes}

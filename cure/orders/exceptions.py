@@ -40,11 +40,7 @@ class InputsMissing(InvalidInput):
     """The catalogue has no product for an input the app needs over the region and dates."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-    def body(self) -> dict[str, object]:
-        return {"error": self.name, "detail": self.problems}
+        super().__init__("; ".join(problems), problems=problems)
 
 
 class InputSourcesUnavailable(ServiceUnavailable):

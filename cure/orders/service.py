@@ -159,7 +159,9 @@ async def _check_callback(
             resolve_seconds=settings.callback_resolve_seconds,
         )
     except outbound.TargetRefused as exc:
-        raise CallbackRefused(f"callback_url: {exc}") from exc
+        raise CallbackRefused(
+            f"callback_url: {exc}", loc=("body", "callback_url"), problems=[str(exc)]
+        ) from exc
 
 
 # The cloud cover (percent) above which a scene cannot serve an order, when the app's parameters

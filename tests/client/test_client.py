@@ -266,3 +266,15 @@ async def test_a_watch_carries_on_while_the_api_restarts(stack, http, customer, 
     # The watch polls, so it may step over a progress message; what was stored may not miss one.
     stored = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
     assert "step 75" in [event["message"] for event in stored["history"]]
+
+
+def test_a_422s_problems_read_as_one_line() -> None:
+    from cure_client.errors import ApiError
+
+    problems = [
+        {"loc": ["query", "bbox"], "msg": "too wide", "type": "InvalidInput"},
+        {"loc": ["body", "params", "acres"], "msg": "must be positive", "type": "X"},
+    ]
+    said = str(ApiError(422, "InvalidInput", problems))
+    assert said == "422 InvalidInput: query.bbox: too wide; params.acres: must be positive"
+    assert str(ApiError(404, "OrderNotFound", "no order")) == "404 OrderNotFound: no order"

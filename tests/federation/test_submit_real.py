@@ -12,7 +12,7 @@ import pytest
 from cure.kit.state import state_of
 from tests.ccsi.factories import add_product
 from tests.conftest import free_port, loopback_address, started_app
-from tests.factories import customer_with_token
+from tests.factories import customer_with_token, problems
 from tests.federation import items as stac_items
 from tests.federation.conftest import Scenes
 from tests.federation.proxy import CountingProxy
@@ -54,7 +54,7 @@ async def test_a_day_no_source_covers_is_refused_naming_the_nearest_dates(
     assert answer.status_code == 422, answer.text
     body = answer.json()
     assert body["error"] == "InputsMissing"
-    (problem,) = body["detail"]
+    (problem,) = problems(body)
     assert problem == (
         "no reflectance: sentinel2-l2a (S2MSI2A) product covers the region on 2026-07-05; "
         "nearest dates with data before: 2026-06-30, after: 2026-07-14"
@@ -74,14 +74,14 @@ async def test_a_day_whose_only_scene_is_too_cloudy_is_refused_naming_its_cloud_
         )
 
     assert refused.status_code == 422, refused.text
-    (problem,) = refused.json()["detail"]
+    (problem,) = problems(refused.json())
     assert problem == (
         "no reflectance: sentinel2-l2a (S2MSI2A) product clear enough covers the region on "
         f"2026-07-19: the clearest covering scene has {stac_items.S2_CLOUDY_CLOUD_COVER:g}% cloud "
         "cover, more than max_cloud_cover 80%; nearest dates with data before: 2026-07-14"
     )
     assert stricter.status_code == 422
-    assert f"{stac_items.S2_CLOUD_COVER:g}% cloud cover" in stricter.json()["detail"][0]
+    assert f"{stac_items.S2_CLOUD_COVER:g}% cloud cover" in problems(stricter.json())[0]
     assert lenient.status_code == 202, lenient.text
 
 
@@ -172,7 +172,7 @@ async def test_a_suhi_order_takes_landsat_from_the_source_and_refuses_a_cloudy_o
     # No SLSTR anywhere: lst_source auto falls back to Landsat, which the source holds.
     assert landsat.status_code == 202, landsat.text
     assert cloudy.status_code == 422, cloudy.text
-    (problem,) = cloudy.json()["detail"]
+    (problem,) = problems(cloudy.json())
     assert problem.startswith("no lst: landsat-c2-l2 (L2SP) product clear enough covers the region")
     assert f"{stac_items.LANDSAT_CLOUDY_CLOUD_COVER:g}% cloud cover" in problem
     assert "nearest dates with data before: 2026-07-15" in problem

@@ -75,3 +75,46 @@ def test_every_429_is_the_one_too_many_requests_error_with_retry_after() -> None
         assert issubclass(kind, TooManyRequests), kind
         refused = kind("slow down", retry_after=0)
         assert refused.headers["Retry-After"] == "1" and refused.retry_after == 1
+
+
+def test_every_invalid_input_lists_its_problems_in_one_shape() -> None:
+    """One invalid-input error: every CureError answering 422 is an InvalidInput, whose detail
+    lists each problem as FastAPI lists a validation error's (loc, msg, type)."""
+    import inspect
+
+    import cure.main  # noqa: F401  (every domain's errors)
+    from cure.kit.errors import CureError, InvalidInput
+
+    def subclasses(kind: type) -> set[type]:
+        found = set(kind.__subclasses__())
+        return found.union(*(subclasses(k) for k in found)) if found else found
+
+    invalid = {k for k in subclasses(CureError) if k.status_code == 422}
+    assert {k.__name__ for k in invalid} >= {"InvalidParameters", "InputsMissing", "InvalidCursor"}
+    for kind in invalid:
+        assert issubclass(kind, InvalidInput), kind
+        takes_list = list(inspect.signature(kind.__init__).parameters)[1] == "problems"
+        refused = kind(["one problem", "another"] if takes_list else "one problem")
+        body = refused.body()
+        assert body["error"] == kind.__name__
+        assert isinstance(body["detail"], list) and body["detail"]
+        for problem in body["detail"]:
+            assert set(problem) == {"loc", "msg", "type"}, (kind, problem)
+            assert isinstance(problem["loc"], list) and problem["msg"] in ("one problem", "another")
+
+
+async def test_a_validation_error_and_an_invalid_input_answer_alike() -> None:
+    from fastapi.exceptions import RequestValidationError
+
+    from cure.kit.errors import InvalidInput
+
+    ours = (await call(app_raising(InvalidInput("bbox: too wide", loc=("query", "bbox"))))).json()
+    theirs = await call(
+        app_raising(RequestValidationError([{"loc": ("query", "bbox"), "msg": "bad", "type": "x"}]))
+    )
+    assert ours == {
+        "error": "InvalidInput",
+        "detail": [{"loc": ["query", "bbox"], "msg": "bbox: too wide", "type": "InvalidInput"}],
+    }
+    assert theirs.status_code == 422
+    assert theirs.json()["detail"] == [{"loc": ["query", "bbox"], "msg": "bad", "type": "x"}]

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from cure.orders.models import Order
 from cure.outbox.models import OutboxMessage
-from tests.factories import VIENNA, customer_with_token, order_body
+from tests.factories import VIENNA, customer_with_token, order_body, problems
 
 SQUARE = VIENNA["coordinates"][0]
 
@@ -125,8 +125,8 @@ async def test_params_failing_the_schema_are_422_with_reasons(client, session) -
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "InvalidParameters"
-    assert any("acres" in problem for problem in body["detail"])
-    assert any("extra" in problem for problem in body["detail"])
+    assert any("acres" in problem for problem in problems(body))
+    assert any("extra" in problem for problem in problems(body))
     assert await _stored(session, customer["customer_id"]) == (0, 0)
 
 

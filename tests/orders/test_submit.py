@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from cure.orders.models import Order
-from tests.factories import customer_with_token, order_body
+from tests.factories import customer_with_token, order_body, problems
 
 
 async def submit(client, headers, key: str | None = None, **overrides):
@@ -111,7 +111,7 @@ async def test_callbacks_to_ipv4_wrapped_in_ipv6_are_refused(client, url: str) -
     response = await submit(client, headers, callback_url=url)
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "CallbackRefused"
-    assert "non-public" in response.json()["detail"]
+    assert "non-public" in problems(response.json())[0]
     assert (await client.get("/v1/orders", headers=headers)).json()["items"] == []
 
 

@@ -64,7 +64,13 @@ async def test_a_callback_host_that_never_resolves_is_a_422_at_the_deadline(
     assert answer.status_code == 422, answer.text
     assert answer.json() == {
         "error": "CallbackRefused",
-        "detail": "callback_url: the host 'hooks.example.org' did not resolve within 0.2s",
+        "detail": [
+            {
+                "loc": ["body", "callback_url"],
+                "msg": "the host 'hooks.example.org' did not resolve within 0.2s",
+                "type": "CallbackRefused",
+            }
+        ],
     }
     assert (await http.get("/v1/orders", headers=headers)).json()["items"] == []
 
