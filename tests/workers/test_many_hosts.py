@@ -39,7 +39,7 @@ from tests.conftest import (
     write_apps_dir,
 )
 from tests.factories import wait_final
-from tests.hosts import Host, Lan, Relay, unavailable, worker_env
+from tests.hosts import Host, Lan, Relay, unavailable, wait_until, worker_env
 from tests.live import containers_of, eventually_no_containers, statuses, stored_keys, submit
 
 HOST_A = socket.gethostname()  # this machine: the stack's own worker
@@ -164,12 +164,22 @@ def join(lan, stack, relays) -> Callable[[str], Host]:
             database_name=TEST_DB,
             CURE_CCSI_URL=f"http://{api.host}:{api.port}/v1/ccsi",
         )
-        host.spawn(
+        log = worker_log(name)
+        start = log.stat().st_size if log.exists() else 0
+        worker = host.spawn(
             [str(ROOT / ".venv" / "bin" / "python"), "-m", "cure", "worker", "--concurrency", "2"]
             + ["--hostname", f"{name}@{name}"],
-            log=worker_log(name),
+            log=log,
             env=env,
         )
+
+        def ready() -> bool:
+            assert worker.poll() is None, f"{name}'s worker exited; see {log}"
+            with log.open("rb") as text:
+                text.seek(start)
+                return f"{name}@{name} ready.".encode() in text.read()
+
+        wait_until(ready, 60, f"{name}'s worker ready")
         return host
 
     return bring_up
@@ -183,6 +193,14 @@ def worker_log(name: str) -> Path:
 def hosts() -> dict[str, Host]:
     """The hosts the module's tests brought up, by name (the LAN removes them at the end)."""
     return {}
+
+
+@pytest.fixture
+def host_b(hosts, join) -> Host:
+    """Host B, brought up by the first test (or here, when a test runs alone)."""
+    if "b" not in hosts:
+        hosts["b"] = join("cure-host-b")
+    return hosts["b"]
 
 
 @pytest.fixture
@@ -263,10 +281,9 @@ async def test_orders_run_on_both_hosts_and_a_host_joins_later(
 
 
 async def test_each_host_stages_inputs_into_its_own_cache(
-    stack, hosts, a_cache, http, headers
+    stack, host_b, a_cache, http, headers
 ) -> None:
-    b = hosts["b"]
-    b_cache = b.dir / "cure" / "input-cache"
+    b_cache = host_b.dir / "cure" / "input-cache"
     orders = [await submit_input_order(http, headers) for _ in range(6)]
     finals = [await wait_final(http, order_id, headers, seconds=120) for order_id in orders]
     fetched: dict[str, int] = {}
@@ -301,10 +318,9 @@ def _stray(client: docker.DockerClient, order_id: str) -> None:
     container.start()
 
 
-async def test_each_host_sweeps_its_own_engine_alone(stack, hosts) -> None:
-    b = hosts["b"]
+async def test_each_host_sweeps_its_own_engine_alone(stack, host_b) -> None:
     a_stray, b_stray = str(uuid.uuid4()), str(uuid.uuid4())
-    main, b_engine = docker.from_env(), b.client()
+    main, b_engine = docker.from_env(), host_b.client()
     try:
         _stray(main, a_stray)
         _stray(b_engine, b_stray)
@@ -324,8 +340,7 @@ async def test_each_host_sweeps_its_own_engine_alone(stack, hosts) -> None:
     assert f"order {b_stray}: {swept}" in b_log and a_stray not in b_log
 
 
-async def test_a_lost_host_loses_no_order(stack, hosts, http, headers) -> None:
-    b = hosts["b"]
+async def test_a_lost_host_loses_no_order(stack, host_b, http, headers) -> None:
     orders = [await submit(http, headers, "probe", mode="progress", pause=2) for _ in range(6)]
     # Wait until host B's apps run: its events say so.
     deadline = time.monotonic() + 60
@@ -344,8 +359,8 @@ async def test_a_lost_host_loses_no_order(stack, hosts, http, headers) -> None:
             break
         assert time.monotonic() < deadline, "host B never ran an app"
         await asyncio.sleep(0.2)
-    b.lose()  # its worker, its engine and its apps, all at once (SIGKILL)
-    assert b.alive() == []
+    host_b.lose()  # its worker, its engine and its apps, all at once (SIGKILL)
+    assert host_b.alive() == []
     finals = [await wait_final(http, order_id, headers, seconds=120) for order_id in orders]
     victims = [f for f in finals if "cure-host-b" in run_hosts(f)]
     print("\nhost B lost; its runs:")
