@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -167,7 +168,7 @@ def join(lan, stack, relays) -> Callable[[str], Host]:
         log = worker_log(name)
         start = log.stat().st_size if log.exists() else 0
         worker = host.spawn(
-            [str(ROOT / ".venv" / "bin" / "python"), "-m", "cure", "worker", "--concurrency", "2"]
+            [sys.executable, "-m", "cure", "worker", "--concurrency", "2"]
             + ["--hostname", f"{name}@{name}"],
             log=log,
             env=env,
