@@ -16,6 +16,7 @@ BENCHMARKS = {
     5: "drain",
     6: "spatial_listing",
     7: "catalogue_search",
+    8: "hosts",
 }
 
 

@@ -92,9 +92,11 @@ def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
     return {"machine": machine_cpu(), **{name: process_cpu(pid) for name, pid in pids.items()}}
 
 
-def cpu_ms_per_order(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def cpu_ms_per_order(
+    before: dict[str, float], after: dict[str, float], orders: int = ORDERS
+) -> dict[str, float]:
     return {
-        f"cpu_{name}_ms": round((after[name] - before[name]) / ORDERS * 1000, 1) for name in before
+        f"cpu_{name}_ms": round((after[name] - before[name]) / orders * 1000, 1) for name in before
     }
 
 
@@ -121,13 +123,16 @@ async def wait_all_success(ids: list[uuid.UUID], deadline: float) -> dict[str, i
         await connection.close()
 
 
-async def cure_burst(url: str, pids: dict[str, int]) -> tuple[float, float, dict[str, float]]:
-    """Seconds from the first submit until all are SUCCESS, the seconds submitting took, and the
-    CPU milliseconds an order cost (the machine's, and those of the processes in ``pids``)."""
+async def cure_burst(
+    url: str, pids: dict[str, int], *, orders: int = ORDERS, warmups: int = WARMUPS
+) -> tuple[float, float, dict[str, float]]:
+    """Seconds from the first submit until all ``orders`` are SUCCESS, the seconds submitting
+    took, and the CPU milliseconds an order cost (the machine's, and those of the processes in
+    ``pids``)."""
     _, headers = await new_customer(url)
     limits = httpx.Limits(max_connections=IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
-        for _ in range(WARMUPS):
+        for _ in range(warmups):
             await wait_success(http, await submit(http, headers), headers)
         gate = asyncio.Semaphore(IN_FLIGHT)
 
@@ -137,11 +142,11 @@ async def cure_burst(url: str, pids: dict[str, int]) -> tuple[float, float, dict
 
         before = cpu_snapshot(pids)
         started = time.perf_counter()
-        ids = await asyncio.gather(*(one() for _ in range(ORDERS)))
+        ids = await asyncio.gather(*(one() for _ in range(orders)))
         submitted = time.perf_counter() - started
     await wait_all_success(list(ids), time.monotonic() + TIMEOUT)
     seconds = time.perf_counter() - started
-    return seconds, submitted, cpu_ms_per_order(before, cpu_snapshot(pids))
+    return seconds, submitted, cpu_ms_per_order(before, cpu_snapshot(pids), orders)
 
 
 def measure_cure(running: Deployment) -> tuple[float, float, dict[str, float]]:
