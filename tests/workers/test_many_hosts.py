@@ -28,6 +28,7 @@ import pytest
 from cure.demo.rasters import city_by_name
 from cure.demo.seed import seed
 from cure.kit.resources import Resources
+from cure.kit.state import state_of
 from cure.workers.pipeline import ATTEMPT_LABEL, DEPLOYMENT_LABEL, ORDER_LABEL
 from tests.conftest import (
     PROBE_IMAGE,
@@ -110,7 +111,9 @@ def port_of(url: str) -> int:
 @pytest.fixture(scope="module")
 async def seeded(app, sessionmaker, settings) -> None:
     """Vienna's demo products of one day in S3 and the catalogue (probe_in's input)."""
-    await seed(Resources(settings, app.state.engine, sessionmaker), cities=[VIENNA], dates=[DAY])
+    await seed(
+        Resources(settings, state_of(app).db.engine, sessionmaker), cities=[VIENNA], dates=[DAY]
+    )
 
 
 @pytest.fixture(scope="module")
