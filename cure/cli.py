@@ -310,7 +310,7 @@ SERVICES = {
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
-    from cure.logs.handler import configure_logging
+    from cure.kit.log_handler import configure_logging
 
     settings = get_settings()
     service = SERVICES.get(args.command)

@@ -1,2 +1,2 @@
-"""Log records: the handler every process logs through, the REST endpoints, the saver and
-retention. Importing the package imports nothing: workers take only ``cure.logs.handler``."""
+"""Log records: the REST endpoints, the saver and retention. The handler every process logs
+through is plumbing any layer may use (``cure.kit.log_handler``: orders and workers too)."""

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cure.config import Settings
 from cure.kit import broker
 from cure.kit.db import is_transient, utcnow
+from cure.kit.log_handler import ConsoleFormatter
 from cure.kit.metrics import LOG_RECORDS_REJECTED, LOG_RECORDS_SAVED
 from cure.logs import repository
-from cure.logs.handler import ConsoleFormatter
 from cure.logs.schemas import LogRecordMessage
 
 # The saver's own records go to the console only: saving them would make a record per batch.

@@ -14,11 +14,11 @@ from cure.auth.principals import Principal
 from cure.config import Settings
 from cure.kit.db import is_transient, utcnow
 from cure.kit.listen import wait_for_event
+from cure.kit.log_handler import ORDER_LOGGERS
 from cure.kit.pagination import decode_cursor, page_of
 from cure.kit.redact import redact
 from cure.logs import repository
 from cure.logs.exceptions import LogRecordRefused, LogsUnavailable
-from cure.logs.handler import ORDER_LOGGERS
 from cure.logs.publisher import LogPublisher
 from cure.logs.schemas import (
     LogFilter,

@@ -52,7 +52,7 @@ def _logging(**_: Any) -> None:
     import logging
 
     if not logging.getLogger().handlers:
-        from cure.logs.handler import configure_logging
+        from cure.kit.log_handler import configure_logging
 
         configure_logging(
             service="worker",

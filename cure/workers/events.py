@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from cure.config import Settings
 from cure.kit import broker
-from cure.logs.handler import ORDER_STEPS_LOGGER
+from cure.kit.log_handler import ORDER_STEPS_LOGGER
 from cure.orders import queues
 from cure.orders.events import order_event
 from cure.orders.lifecycle import OrderStatus

@@ -40,10 +40,10 @@ from cure.containers.engine import (
 )
 from cure.kit.files import size_and_sha256
 from cure.kit.geo import from_db
+from cure.kit.log_handler import ORDER_APP_LOGGER, log_context
 from cure.kit.metrics import CONTAINER_EXITS, CONTAINER_RUN, PIPELINE_STEP
 from cure.kit.redact import redact
 from cure.kit.stopping import stopping_now
-from cure.logs.handler import ORDER_APP_LOGGER, log_context
 from cure.orders import repository as order_repository
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 from cure.orders.schemas import OrderAssetInfo, OrderResultInfo

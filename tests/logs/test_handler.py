@@ -9,7 +9,7 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 
 from cure.kit.db import utcnow
-from cure.logs.handler import BrokerHandler, log_context
+from cure.kit.log_handler import BrokerHandler, log_context
 from cure.logs.models import LogRecord
 from tests.conftest import free_port
 from tests.logs.conftest import saved
@@ -95,7 +95,7 @@ def test_the_broker_client_is_imported_before_the_publisher_thread_starts() -> N
 
     check = (
         "import sys, threading\n"
-        "from cure.logs.handler import BrokerHandler\n"
+        "from cure.kit.log_handler import BrokerHandler\n"
         "before = set(sys.modules)\n"
         "started = threading.Thread.start\n"
         "seen = []\n"

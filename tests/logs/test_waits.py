@@ -13,9 +13,9 @@ import pytest
 
 from cure.kit.db import utcnow
 from cure.kit.errors import TooManyRequests
+from cure.kit.log_handler import ORDER_STEPS_LOGGER
 from cure.kit.state import state_of
 from cure.logs.dependencies import LOG_WAITERS
-from cure.logs.handler import ORDER_STEPS_LOGGER
 from cure.logs.saver import LogSaver
 from cure.logs.waiters import OrderLogWaiters
 from tests.conftest import loopback_address, started_app

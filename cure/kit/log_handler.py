@@ -1,4 +1,5 @@
-"""The logging handler every CURE process logs through, and the console format.
+"""The logging handler every CURE process logs through, and the console format (plumbing: any
+layer may log into an order's own log through it, orders and workers included).
 
 ``BrokerHandler.emit`` never does I/O: it turns the record into a dict and puts it in a bounded
 buffer. A thread of the handler's own publishes the buffer to the logs queue in batches, with
