@@ -3,6 +3,7 @@
 import stat
 import threading
 import time
+import typing
 
 import pytest
 from jose import jwt
@@ -175,3 +176,40 @@ def test_every_secret_setting_is_a_secretstr() -> None:
     for name in secret_like:
         annotation = str(Settings.model_fields[name].annotation)
         assert "SecretStr" in annotation, (name, annotation)
+
+
+GROUPS = {
+    "operations": "database_pool_size",
+    "auth": "access_token_ttl_seconds",
+    "orders": "max_attempts",
+    "notifications": "smtp_port",
+    "worker": "container_memory_mb",
+    "storage": "result_link_ttl_seconds",
+    "catalogue": "anonymous_reads_per_minute",
+    "portal": "quicklook_concurrency",
+}
+
+
+def test_every_setting_is_in_exactly_one_group() -> None:
+    """Settings is its groups and nothing else: a new field must be given a concern."""
+    groups = [base for base in Settings.__bases__]
+    assert len(groups) == len(GROUPS)
+    seen: dict[str, str] = {}
+    for group in groups:
+        for name in group.model_fields:
+            assert name not in seen, f"{name} is in {seen.get(name)} and {group.__name__}"
+            seen[name] = group.__name__
+    assert set(seen) == set(Settings.model_fields)
+
+
+def test_each_group_reads_the_same_environment_variables(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The grouping changed no variable's name: CURE_ and the field's name, read through the
+    group's view as through the flat name."""
+    monkeypatch.setenv("CURE_SECRETS_FILE", str(tmp_path / "secrets.json"))
+    for name in GROUPS.values():
+        monkeypatch.setenv(f"CURE_{name.upper()}", "7")
+    settings = Settings()
+    for group, name in GROUPS.items():
+        view = getattr(Settings, group).fget
+        assert name in typing.get_type_hints(view)["return"].model_fields, (group, name)
+        assert getattr(getattr(settings, group), name) == getattr(settings, name) == 7, name

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from passlib.context import CryptContext
 
-from cure.config import Settings
+from cure.config import AuthSettings
 
 # Longer passwords are refused before any lookup or hash, the same way for every email: a hash of
 # megabytes costs time, and passlib refuses anything over 4096 bytes with an error of its own.
@@ -53,16 +53,16 @@ def _context(memory_kib: int, time_cost: int) -> CryptContext:
     )
 
 
-def _context_for(settings: Settings) -> CryptContext:
+def _context_for(settings: AuthSettings) -> CryptContext:
     return _context(settings.argon2_memory_kib, settings.argon2_time_cost)
 
 
-def hash_password(settings: Settings, password: str) -> str:
+def hash_password(settings: AuthSettings, password: str) -> str:
     return _context_for(settings).hash(password)
 
 
 def verify_password(
-    settings: Settings, password: str, password_hash: str
+    settings: AuthSettings, password: str, password_hash: str
 ) -> tuple[bool, str | None]:
     """Whether the password matches, and a new hash when the stored one uses outdated parameters."""
     try:
@@ -76,7 +76,7 @@ def _dummy_hash(memory_kib: int, time_cost: int) -> str:
     return _context(memory_kib, time_cost).hash(secrets.token_urlsafe(16))
 
 
-def burn_verification(settings: Settings, password: str) -> None:
+def burn_verification(settings: AuthSettings, password: str) -> None:
     """Spend the time of one verification, so an unknown account answers as slowly as a known one."""
     _context_for(settings).verify(
         password, _dummy_hash(settings.argon2_memory_kib, settings.argon2_time_cost)
@@ -86,7 +86,7 @@ def burn_verification(settings: Settings, password: str) -> None:
 T = TypeVar("T")
 
 
-def hash_threads(settings: Settings) -> int:
+def hash_threads(settings: AuthSettings) -> int:
     """How many threads hash passwords: configured, or one less than the CPUs (at least one)."""
     return settings.password_hash_threads or max(1, (os.cpu_count() or 2) - 1)
 
@@ -98,7 +98,7 @@ class PasswordHasher:
     event loop keeps serving other requests meanwhile) or the threads that other work shares.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.threads = hash_threads(settings)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cure-hash")
@@ -120,7 +120,7 @@ class PasswordHasher:
 
 
 def policy_violations(
-    settings: Settings, password: str, *, email: str, name: str | None = None
+    settings: AuthSettings, password: str, *, email: str, name: str | None = None
 ) -> list[str]:
     """What is wrong with a new password, in words a person can act on; empty when it is fine.
 

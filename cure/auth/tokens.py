@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import JWTError, jwt
 
-from cure.config import Settings, reveal
+from cure.config import AuthSettings, reveal
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068's media type, not a secret)
 MAX_TOKEN_LENGTH = 8192
@@ -114,7 +114,7 @@ def _rsa_material(algorithm: str, private_pem: str) -> KeyMaterial:
     )
 
 
-def key_material(settings: Settings) -> KeyMaterial:
+def key_material(settings: AuthSettings) -> KeyMaterial:
     algorithm = settings.jwt_algorithm
     if not algorithm.startswith("RS"):
         secret = reveal(settings.jwt_secret, "CURE_JWT_SECRET")
@@ -128,14 +128,14 @@ def key_material(settings: Settings) -> KeyMaterial:
     return _rsa_material(algorithm, pem)
 
 
-def jwks(settings: Settings) -> dict[str, list[dict[str, str]]]:
+def jwks(settings: AuthSettings) -> dict[str, list[dict[str, str]]]:
     """The public verification keys as a JWK Set; empty for HS*, whose key is secret."""
     jwk = key_material(settings).public_jwk
     return {"keys": [jwk] if jwk else []}
 
 
 def encode_access_token(
-    settings: Settings,
+    settings: AuthSettings,
     *,
     subject: str,
     client_id: str,
@@ -164,7 +164,7 @@ def encode_access_token(
     return token, claims
 
 
-def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
+def decode_access_token(settings: AuthSettings, token: str) -> dict[str, Any]:
     """Verify signature (only the configured algorithm, never the token's ``alg`` alone),
     type, expiry, issuer, audience and that every claim is present and well typed. Only the
     canonical spelling of a token is accepted (``canonical_segments``)."""

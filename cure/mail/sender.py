@@ -6,11 +6,13 @@ import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from cure.config import Settings
+from cure.config import NotificationSettings
 from cure.mail.exceptions import MailError
 
 
-def build_message(settings: Settings, *, to: str, subject: str, body: str) -> EmailMessage:
+def build_message(
+    settings: NotificationSettings, *, to: str, subject: str, body: str
+) -> EmailMessage:
     message = EmailMessage()
     # EmailMessage refuses CR/LF in header values, so no header can be injected through them.
     message["From"] = settings.smtp_from
@@ -21,7 +23,7 @@ def build_message(settings: Settings, *, to: str, subject: str, body: str) -> Em
     return message
 
 
-def _deliver(settings: Settings, message: EmailMessage) -> None:
+def _deliver(settings: NotificationSettings, message: EmailMessage) -> None:
     with smtplib.SMTP(
         settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
     ) as smtp:
@@ -33,7 +35,7 @@ def _deliver(settings: Settings, message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
-async def send_email(settings: Settings, *, to: str, subject: str, body: str) -> None:
+async def send_email(settings: NotificationSettings, *, to: str, subject: str, body: str) -> None:
     """Hand one email to the configured SMTP server, or raise MailError."""
     try:
         message = build_message(settings, to=to, subject=subject, body=body)

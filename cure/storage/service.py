@@ -16,7 +16,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cure.config import Settings, reveal
+from cure.config import Settings, StorageSettings, reveal
 
 
 class Storage(Protocol):
@@ -63,7 +63,7 @@ SINGLE_PUT_BYTES = 8 << 20
 
 
 class S3Storage:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StorageSettings) -> None:
         self._bucket = settings.s3_bucket
         self._session = aioboto3.Session()
         self._signing_client: Any = None
