@@ -16,7 +16,7 @@ BENCHMARKS = {
     5: "drain",
     6: "spatial_listing",
     7: "catalogue_search",
-    8: "hosts",
+    10: "hosts",
 }
 
 

@@ -1,4 +1,4 @@
-"""Benchmark 8: draining 200 orders with one worker host, then with two.
+"""Benchmark 10: draining 200 orders with one worker host, then with two.
 
 One host: the API and one ``cure worker --concurrency 2`` on this machine, with the machine's
 Docker engine, as benchmark 5 runs them. Two hosts: the same, plus a second host made as the
@@ -85,7 +85,7 @@ def run(report: Report, s3_url: str) -> None:
     ratio = two["orders_per_s"] / one["orders_per_s"]
     report.add(
         Row(
-            number=8,
+            number=10,
             name=f"drain {ORDERS} no-op orders, 1 host vs 2 hosts",
             cure=two,
             baseline=one,

@@ -136,7 +136,7 @@ ensure_test_tools() {
   if ! docker compose version >/dev/null 2>&1; then
     command -v docker-compose >/dev/null || apt_install docker-compose
   fi
-  # The many-hosts test and benchmark 8 make worker hosts with network namespaces (ip) and
+  # The many-hosts test and benchmark 10 make worker hosts with network namespaces (ip) and
   # enter them with unshare and nsenter (util-linux).
   command -v ip >/dev/null || apt_install iproute2
   { command -v unshare && command -v nsenter; } >/dev/null || apt_install util-linux
