@@ -16,6 +16,8 @@ BENCHMARKS = {
     5: "drain",
     6: "spatial_listing",
     7: "catalogue_search",
+    8: "federated_search",
+    9: "api_workers",
     10: "hosts",
 }
 

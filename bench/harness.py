@@ -325,11 +325,11 @@ class Deployment:
             cwd=ROOT,
         )
 
-    def start_api(self, workers: int = 1, **env: str) -> None:
+    def start_api(self, workers: int = 1, cpus: str = SERVER_CPU, **env: str) -> None:
         argv = [sys.executable, "-m", "cure", "api", "--port", str(self.port)]
         if workers > 1:
             argv += ["--workers", str(workers)]
-        self.api = self.processes.start("api", pinned(SERVER_CPU, argv), {**self.env, **env})
+        self.api = self.processes.start("api", pinned(cpus, argv), {**self.env, **env})
         wait_http(f"{self.url}/health")
 
     @property

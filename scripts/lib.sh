@@ -173,3 +173,16 @@ stop_started() {
     wait "$pid" 2>/dev/null || true
   done
 }
+
+ensure_stac_server() {
+  # The real STAC API the federation tests search (stac-fastapi-pgstac), in a virtualenv of its
+  # own (its FastAPI and pydantic pins are not CURE's), from its hash-pinned lock; again only
+  # when the lock changed (var/stac-server/.installed holds the lock's sha256).
+  local venv=var/stac-server lock=tests/federation/stac-server.lock digest
+  digest=$(sha256sum "$lock" | cut -d' ' -f1)
+  [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.installed" 2>/dev/null)" = "$digest" ] && return 0
+  say "installing the STAC API test server (stac-fastapi-pgstac) in $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || { apt_install python3-venv; python3 -m venv "$venv"; }
+  .venv/bin/uv pip sync -q --python "$venv/bin/python" --require-hashes "$lock"
+  echo "$digest" >"$venv/.installed"
+}
