@@ -1,6 +1,6 @@
-"""The Docker adapter: runs one container, hardened, through the Docker SDK (synchronous: call it
-in a thread), and finds or removes containers by label. It knows nothing about orders: callers
-name the labels that identify a run.
+"""The Docker implementation of the container runner (``DockerRunner``): runs one container,
+hardened, through the Docker SDK (synchronous: call it in a thread), and finds or removes
+containers by label. It knows nothing about orders: callers name the labels that identify a run.
 
 Data moves with the archive API (put_archive / get_archive) into a volume mounted at /job, so it
 works against a remote engine and with the worker itself in a container.
