@@ -83,7 +83,8 @@ class ImageMissing(Exception):
 
 class ContainerRunner(Protocol):
     """Runs app containers hardened, and finds and removes them by label. Synchronous: call it
-    in a thread. One runner may serve several calls; ``close`` releases its connection."""
+    in a thread. One runner may serve several calls; ``close`` releases its connection. A call
+    that loses the engine raises an OSError (the task waits such an outage out)."""
 
     def run(
         self,

@@ -199,16 +199,17 @@ async def test_the_pipeline_runs_apps_on_the_runner_it_is_given(
     committing_client, sessionmaker, engine, probe_settings, status_manager
 ) -> None:
     inner = open_runner(probe_settings)
-    runner: ContainerRunner = RecordingRunner(inner)
+    recorder = RecordingRunner(inner)
+    runner: ContainerRunner = recorder  # what the pipeline accepts: the interface, nothing more
     try:
         order = await submit_probe(committing_client, sessionmaker, probe_settings, mode="report")
         status = await pipeline.run_order(probe_settings, order.id, runner=runner)
         assert status == "SUCCESS"
         labels = pipeline.run_labels(probe_settings, order.id, 1)
-        assert runner.calls == [("run", labels)]  # and not closed: its owner closes it
+        assert recorder.calls == [("run", labels)]  # and not closed: its owner closes it
         # a task for the finished order clears what a killed run may have left, on it too
         assert await pipeline.run_order(probe_settings, order.id, runner=runner) is None
-        assert runner.calls[1:] == [("remove", pipeline.order_labels(probe_settings, order.id))]
+        assert recorder.calls[1:] == [("remove", pipeline.order_labels(probe_settings, order.id))]
     finally:
         inner.close()
 
