@@ -45,7 +45,7 @@ from botocore.exceptions import ClientError
 
 from cure.apps.registry import load_registry
 from cure.config import Settings
-from cure.containers.engine import docker_client, run_hardened
+from cure.containers.runner import open_runner
 from cure.workers.pipeline import limits_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -730,7 +730,7 @@ class ContainerRunner:
         self.steps: list[tuple[float, float]] = []  # each run's container and upload seconds
         # Its own label value: a CURE worker's sweep of this deployment never touches these.
         self.deployment = f"{settings.deployment}-baseline"
-        self.docker = docker_client(settings.docker_url, timeout=settings.docker_timeout_seconds)
+        self.runner = open_runner(settings)  # the worker's container runner
         secret = settings.s3_secret_access_key
         self.s3 = boto3.client(
             "s3",
@@ -760,8 +760,7 @@ class ContainerRunner:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix=f"{order_id}-", dir=self.work_dir) as folder:
-            outcome = run_hardened(
-                self.docker,
+            outcome = self.runner.run(
                 image=self.image,
                 labels={"cure.order_id": order_id, "cure.deployment": self.deployment},
                 job=job,
@@ -784,5 +783,5 @@ class ContainerRunner:
         return done - started
 
     def close(self) -> None:
-        self.docker.close()
+        self.runner.close()
         self.s3.close()

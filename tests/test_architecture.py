@@ -49,6 +49,8 @@ def test_the_package_keeps_its_contracts(tree: Path) -> None:
         ("auth/service.py", "cure.crm.service"),  # auth ↔ crm: crm depends on auth, not back
         ("orders/service.py", "cure.notifications.notifier"),  # orders ↔ notifications
         ("workers/pipeline.py", "fastapi"),  # a worker pulling in the web framework
+        ("workers/pipeline.py", "docker.errors"),  # the pipeline past the container runner
+        ("ops/health.py", "docker"),  # only cure.containers speaks to the engine
     ],
 )
 def test_a_wrong_way_import_breaks_them(tree: Path, module: str, wrong_way: str) -> None:

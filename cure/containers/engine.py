@@ -1,6 +1,6 @@
-"""The Docker adapter: runs one container, hardened, through the Docker SDK (synchronous: call it
-in a thread), and finds or removes containers by label. It knows nothing about orders: callers
-name the labels that identify a run.
+"""The Docker implementation of the container runner (``DockerRunner``): runs one container,
+hardened, through the Docker SDK (synchronous: call it in a thread), and finds or removes
+containers by label. It knows nothing about orders: callers name the labels that identify a run.
 
 Data moves with the archive API (put_archive / get_archive) into a volume mounted at /job, so it
 works against a remote engine and with the worker itself in a container.
@@ -12,78 +12,33 @@ import logging
 import shutil
 import tarfile
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import docker
 import requests
-from docker.errors import APIError, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import LogConfig
+
+from cure.containers.runner import (
+    MIB,
+    ContainerControl,
+    ContainerLimits,
+    ContainerOutcome,
+    ImageMissing,
+    NoControl,
+    OutputLine,
+)
 
 log = logging.getLogger(__name__)
 
 APP_UID = 65534
 
 
-MIB = 1024 * 1024
 LINE_CHARS = 2000  # a captured log line is cut at this many characters
 TAIL_LINES = 500  # how many of the last lines are kept for the order's log and reason
-
-
-@dataclass(frozen=True)
-class ContainerLimits:
-    memory_mb: int
-    cpus: float
-    pids: int
-    timeout_seconds: int
-    max_output_bytes: int
-    max_log_bytes: int = 8 * MIB  # stdout and stderr together
-
-
-class OutputLine(NamedTuple):
-    stream: str  # "stdout" or "stderr"
-    text: str
-
-
-class ContainerControl(Protocol):
-    def ready(self) -> bool:
-        """Called right before the container starts; False: do not start it after all."""
-        ...
-
-    def tick(self, new_lines: list[OutputLine]) -> bool:
-        """Called about once a second while the app runs, with its new output lines (in the
-        order written); True stops it."""
-        ...
-
-    def drain(self, new_lines: list[OutputLine]) -> None:
-        """Called once the app has ended (again while more arrive), with lines no call has seen."""
-        ...
-
-
-class NoControl:
-    def ready(self) -> bool:
-        return True
-
-    def tick(self, new_lines: list[OutputLine]) -> bool:
-        return False
-
-    def drain(self, new_lines: list[OutputLine]) -> None:
-        return None
-
-
-@dataclass
-class ContainerOutcome:
-    exit_code: int | None
-    timed_out: bool
-    logs: list[str]
-    stopped: bool = False  # stopped on request (the order was cancelled or handed on)
-    errors: list[str] = field(default_factory=list)  # stderr alone: where apps give reasons
-    outputs: dict[str, Path] = field(default_factory=dict)  # file name -> where it was put
-    output_error: str | None = None
-    log_error: str | None = None  # the app wrote more log than its limit (and was stopped)
 
 
 class OutputTooLarge(Exception):
@@ -294,6 +249,70 @@ def run_hardened(
         if container is not None:
             _quietly(container.remove, force=True)
         _quietly(volume.remove, force=True)
+
+
+class DockerRunner:
+    """The container runner (``cure.containers.runner.ContainerRunner``) on a Docker engine."""
+
+    def __init__(self, base_url: str | None, *, timeout: float = 60) -> None:
+        self.client = docker_client(base_url, timeout=timeout)
+
+    def run(
+        self,
+        *,
+        image: str,
+        labels: dict[str, str],
+        job: dict[str, Any],
+        limits: ContainerLimits,
+        work_dir: Path,
+        control: ContainerControl | None = None,
+        command: list[str] | None = None,
+        files: dict[str, Path] | None = None,
+        supersedes: dict[str, str] | None = None,
+    ) -> ContainerOutcome:
+        inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
+        try:
+            return run_hardened(
+                self.client,
+                image=image,
+                labels=labels,
+                job=job,
+                limits=limits,
+                work_dir=work_dir,
+                control=control,
+                command=command,
+                inputs=inputs,
+                supersedes=supersedes,
+            )
+        except ImageNotFound as exc:
+            raise ImageMissing(image) from exc
+        finally:
+            if inputs is not None:
+                inputs.unlink(missing_ok=True)
+
+    def labelled(self, within: dict[str, str]) -> list[dict[str, str]]:
+        return labelled(self.client, within)
+
+    def remove(self, labels: dict[str, str]) -> int:
+        return remove_labelled(self.client, labels)
+
+    def build_image(self, context: bytes, *, tag: str, no_cache: bool = False) -> str:
+        # Host network only for the build: it may install packages. Apps run with none.
+        image, _ = self.client.images.build(
+            fileobj=io.BytesIO(context),
+            custom_context=True,
+            tag=tag,
+            network_mode="host",
+            rm=True,
+            nocache=no_cache,
+        )
+        return str(image.short_id)
+
+    def ping(self) -> None:
+        self.client.ping()
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def _tail(container: Container, *, stdout: bool, lines: int) -> list[str]:

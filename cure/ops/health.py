@@ -1,4 +1,4 @@
-"""Readiness: can this process reach the database, the broker, storage and the Docker engine?
+"""Readiness: can this process reach the database, the broker, storage and the container engine?
 
 Each check is bounded by ``health_timeout_seconds`` and they run side by side, so a dependency
 that hangs makes the answer slow by at most that, never stuck.
@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cure.config import Settings
-from cure.containers.engine import docker_client
+from cure.containers.runner import open_runner
 from cure.kit import broker
 from cure.kit.metrics import DEPENDENCY_UP
 from cure.storage.service import make_storage
@@ -34,11 +34,11 @@ async def _database(engine: AsyncEngine) -> None:
 
 
 def _docker_ping(settings: Settings) -> None:
-    client = docker_client(settings.docker_url)
+    runner = open_runner(settings, timeout=60)
     try:
-        client.ping()
+        runner.ping()
     finally:
-        client.close()
+        runner.close()
 
 
 async def _run(check: Callable[[], Awaitable[None]], limit: float) -> CheckResult:

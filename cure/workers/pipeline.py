@@ -20,23 +20,20 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from docker import DockerClient
-from docker.errors import ImageNotFound
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
 from cure.ccsi.client import CcsiError, CcsiUnavailable
 from cure.config import Settings
-from cure.containers.engine import (
+from cure.containers.runner import (
     ContainerControl,
     ContainerLimits,
     ContainerOutcome,
+    ContainerRunner,
+    ImageMissing,
     OutputLine,
-    docker_client,
-    inputs_archive,
-    remove_labelled,
-    run_hardened,
+    open_runner,
 )
 from cure.kit.files import size_and_sha256
 from cure.kit.geo import from_db
@@ -83,8 +80,9 @@ def worker_engine(settings: Settings, *, kept: bool = False) -> AsyncEngine:
     )
 
 
-def engine_client(settings: Settings) -> DockerClient:
-    return docker_client(settings.docker_url, timeout=settings.docker_timeout_seconds)
+def container_runner(settings: Settings) -> ContainerRunner:
+    """The worker's container runner (the Docker engine), every call bounded in time."""
+    return open_runner(settings)
 
 
 # An app reports progress by printing "CURE_PROGRESS <percent> <step name>" on a line of its own.
@@ -243,13 +241,16 @@ class OrderWatch:
             )
 
 
-async def _clean_up(settings: Settings, order_id: uuid.UUID) -> None:
+async def _clean_up(
+    settings: Settings, order_id: uuid.UUID, runner: ContainerRunner | None = None
+) -> None:
     def remove() -> int:
-        client = engine_client(settings)
+        own = runner or container_runner(settings)
         try:
-            return remove_labelled(client, order_labels(settings, order_id))
+            return own.remove(order_labels(settings, order_id))
         finally:
-            client.close()
+            if runner is None:
+                own.close()
 
     removed = await asyncio.to_thread(remove)
     if removed:
@@ -275,15 +276,16 @@ def run_app(
     labels: dict[str, str],
     control: ContainerControl | None = None,
     supersedes: dict[str, str] | None = None,
+    runner: ContainerRunner | None = None,
 ) -> ContainerOutcome:
     """Run an app the way every run does (synchronous: call it in a thread): ``job`` becomes
     /job/params.json, its params the command line, ``files`` the staged inputs; the outputs land
-    in ``work_dir``/outputs. Used by the worker and by `cure apps try`."""
-    inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
-    client = engine_client(settings)
+    in ``work_dir``/outputs. On ``runner`` when given (its owner closes it), else on a runner of
+    its own. Used by the worker and by `cure apps try`; raises ImageMissing."""
+    own = runner is None
+    runner = runner or container_runner(settings)
     try:
-        return run_hardened(
-            client,
+        return runner.run(
             image=app.manifest.image,
             labels=labels,
             job=job,
@@ -291,13 +293,12 @@ def run_app(
             work_dir=work_dir,
             control=control,
             command=command_args(job.get("params", {})),
-            inputs=inputs,
+            files=files,
             supersedes=supersedes,
         )
     finally:
-        client.close()
-        if inputs is not None:
-            inputs.unlink(missing_ok=True)
+        if own:
+            runner.close()
 
 
 def judge(
@@ -330,6 +331,7 @@ async def run_order(
     *,
     storage: Storage | None = None,
     engine: AsyncEngine | None = None,
+    runner: ContainerRunner | None = None,
 ) -> OrderStatus | None:
     """Run the order once; returns the final state reported, or None when there was nothing to do.
 
@@ -337,7 +339,8 @@ async def run_order(
     be tried again; the app's own failures end the order FAILED or INVALID. ``storage`` and
     ``engine`` are the worker process's own when given, kept across its runs (an S3 session and
     a new engine's first connections cost a small order more than its upload); without them the
-    run makes its own and disposes of them.
+    run makes its own and disposes of them. ``runner`` runs the app's container (default: a
+    runner of the run's own, on the configured engine).
     """
     storage = storage or make_storage(settings)
     own_engine = engine is None
@@ -349,21 +352,26 @@ async def run_order(
             return None
         if job.status in FINAL_STATES:
             log.info("order %s is already %s; not running it", order_id, job.status)
-            await _clean_up(settings, order_id)  # a killed earlier run may have left its app
+            # a killed earlier run may have left its app
+            await _clean_up(settings, order_id, runner)
             await _remove_strays(storage, engine, order_id)
             return None
         if attempt is not None and attempt != job.attempt:
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
             return None
         with log_context(order_id=str(order_id), customer_id=str(job.customer_id)):
-            return await _run_locked(settings, storage, engine, job)
+            return await _run_locked(settings, storage, engine, job, runner)
     finally:
         if own_engine:
             await engine.dispose()
 
 
 async def _run_locked(
-    settings: Settings, storage: Storage, engine: AsyncEngine, job: OrderJob
+    settings: Settings,
+    storage: Storage,
+    engine: AsyncEngine,
+    job: OrderJob,
+    runner: ContainerRunner | None,
 ) -> OrderStatus | None:
     """The run itself, while this worker holds the lock of the order's attempt."""
     order_id = job.order_id
@@ -379,7 +387,7 @@ async def _run_locked(
             settings, order_id=order_id, attempt=job.attempt, actor=actor
         ) as events:
             async with _heartbeats(settings, events):
-                outcome = await _execute(settings, storage, engine, job, events)
+                outcome = await _execute(settings, storage, engine, job, events, runner)
             if outcome is None:
                 return None
             final, fields = outcome
@@ -462,7 +470,12 @@ async def _exclusive_run(
 
 
 async def _execute(
-    settings: Settings, storage: Storage, engine: AsyncEngine, job: OrderJob, events: EventPublisher
+    settings: Settings,
+    storage: Storage,
+    engine: AsyncEngine,
+    job: OrderJob,
+    events: EventPublisher,
+    runner: ContainerRunner | None,
 ) -> tuple[OrderStatus, dict[str, Any]] | None:
     """The steps of one run: resolve inputs, stage in, run the app, stage out; the SUCCESS event
     then registers the product. The work folder goes whatever happens (``_work_dir``)."""
@@ -499,9 +512,10 @@ async def _execute(
                 # an earlier attempt's app (its worker hung or died) is superseded: removed
                 supersedes=order_labels(settings, job.order_id),
                 control=watch,
+                runner=runner,
             )
-        except ImageNotFound:
-            return OrderStatus.FAILED, {"message": f"the app image {app.manifest.image} is missing"}
+        except ImageMissing as exc:
+            return OrderStatus.FAILED, {"message": str(exc)}
         _count_run(app.id, outcome, time.monotonic() - started)
         if outcome.stopped:
             log.info("order %s: container stopped: %s", job.order_id, watch.stop_reason)

@@ -20,13 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cure.config import Settings
-from cure.containers.engine import labelled, remove_labelled
 from cure.orders import repository as order_repository
 from cure.workers.pipeline import (
     ATTEMPT_LABEL,
     DEPLOYMENT_LABEL,
     ORDER_LABEL,
-    engine_client,
+    container_runner,
     run_labels,
 )
 
@@ -35,11 +34,11 @@ log = logging.getLogger(__name__)
 
 def _runs(settings: Settings) -> set[tuple[str, int]]:
     """(order, attempt) of every container of this deployment's runs on the engine."""
-    client = engine_client(settings)
+    runner = container_runner(settings)
     try:
-        found = labelled(client, {DEPLOYMENT_LABEL: settings.deployment})
+        found = runner.labelled({DEPLOYMENT_LABEL: settings.deployment})
     finally:
-        client.close()
+        runner.close()
     runs = set()
     for labels in found:
         try:
@@ -75,15 +74,15 @@ def sweep(settings: Settings) -> int:
     if not runs:
         return 0
     removed = 0
-    client = engine_client(settings)
+    runner = container_runner(settings)
     try:
         for order_id, attempt in asyncio.run(_unowned(settings, runs)):
-            count = remove_labelled(client, run_labels(settings, order_id, attempt))
+            count = runner.remove(run_labels(settings, order_id, attempt))
             if count:
                 log.warning("order %s: removed %d container(s) no run owns", order_id, count)
             removed += count
     finally:
-        client.close()
+        runner.close()
     return removed
 
 

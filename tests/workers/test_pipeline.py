@@ -5,11 +5,13 @@ import json
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from cure.auth.principals import Principal
+from cure.containers.runner import ContainerOutcome, ContainerRunner, open_runner
 from cure.orders import service as order_service
 from cure.orders.event_consumer import OrderEventConsumer
 from cure.orders.models import Order
@@ -161,3 +163,65 @@ async def test_a_task_for_a_finished_order_removes_what_a_killed_run_left(
             leftover.remove(force=True)
         except Exception:  # noqa: BLE001 (already gone: the point of the test)
             pass
+
+
+class RecordingRunner:
+    """A second container runner: notes each call made of it, then hands it to another runner.
+    It knows only the interface, so a pipeline that ran its apps any other way would pass it by."""
+
+    def __init__(self, inner: ContainerRunner) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, dict[str, str]]] = []
+
+    def run(self, **kwargs: Any) -> ContainerOutcome:
+        self.calls.append(("run", kwargs["labels"]))
+        return self.inner.run(**kwargs)
+
+    def labelled(self, within: dict[str, str]) -> list[dict[str, str]]:
+        self.calls.append(("labelled", within))
+        return self.inner.labelled(within)
+
+    def remove(self, labels: dict[str, str]) -> int:
+        self.calls.append(("remove", labels))
+        return self.inner.remove(labels)
+
+    def build_image(self, context: bytes, *, tag: str, no_cache: bool = False) -> str:
+        return self.inner.build_image(context, tag=tag, no_cache=no_cache)
+
+    def ping(self) -> None:
+        self.inner.ping()
+
+    def close(self) -> None:
+        self.calls.append(("close", {}))
+
+
+async def test_the_pipeline_runs_apps_on_the_runner_it_is_given(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    inner = open_runner(probe_settings)
+    recorder = RecordingRunner(inner)
+    runner: ContainerRunner = recorder  # what the pipeline accepts: the interface, nothing more
+    try:
+        order = await submit_probe(committing_client, sessionmaker, probe_settings, mode="report")
+        status = await pipeline.run_order(probe_settings, order.id, runner=runner)
+        assert status == "SUCCESS"
+        labels = pipeline.run_labels(probe_settings, order.id, 1)
+        assert recorder.calls == [("run", labels)]  # and not closed: its owner closes it
+        # a task for the finished order clears what a killed run may have left, on it too
+        assert await pipeline.run_order(probe_settings, order.id, runner=runner) is None
+        assert recorder.calls[1:] == [("remove", pipeline.order_labels(probe_settings, order.id))]
+    finally:
+        inner.close()
+
+
+async def test_a_missing_image_fails_the_order_with_its_name(
+    committing_client, sessionmaker, engine, probe_settings, tmp_path: Path, status_manager
+) -> None:
+    missing = f"cure-test-missing-{uuid.uuid4().hex[:8]}:latest"
+    apps = write_apps_dir(tmp_path / "missing")
+    manifest = json.loads((apps / "probe" / "manifest.json").read_text())
+    (apps / "probe" / "manifest.json").write_text(json.dumps({**manifest, "image": missing}))
+    settings = probe_settings.model_copy(update={"apps_dir": apps})  # the same events queue
+    order = await order_and_run(committing_client, sessionmaker, settings, "report")
+    assert order.status == "FAILED"
+    assert order.message == f"the app image {missing} is missing"
