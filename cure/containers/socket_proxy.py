@@ -54,6 +54,9 @@ MAX_HEAD = 64 * 1024
 MAX_CHECKED_BODY = 1024 * 1024
 MAX_DISCARD = 64 * 1024 * 1024
 CHUNK = 1 << 16
+# After refusing a request whose head was refused (so its body's length is unknown), how long
+# the proxy reads what its client still sends before it closes (a lingering close).
+LINGER_SECONDS = 2.0
 
 __all__ = ["DockerSocketProxy", "Refused"]
 
@@ -170,6 +173,20 @@ async def _discard(reader: asyncio.StreamReader, framing: Framing) -> None:
     await _copy_body(reader, drop, framing)
 
 
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After refusing a request whose head was refused (its body's length unknown): say no more
+    (half-close), then read what the client still sends, up to a bound and for at most
+    LINGER_SECONDS, so that a client still writing its body reads the refusal instead of a
+    broken pipe. It ends as soon as the client, having read the answer, closes."""
+    if writer.can_write_eof():
+        writer.write_eof()
+    read = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(LINGER_SECONDS):
+            while read <= MAX_DISCARD and (data := await reader.read(CHUNK)):
+                read += len(data)
+
+
 class DockerSocketProxy:
     def __init__(self, *, listen: str, upstream: str, scope: dict[str, str]) -> None:
         """``scope``: the labels of this deployment, which everything admitted carries."""
@@ -230,11 +247,11 @@ class DockerSocketProxy:
         except Refused as exc:
             log.warning("docker proxy refused %r: %s", head.split(b"\r\n", 1)[0][:200], exc)
             await _refuse(writer, str(exc))
-            await _discard(reader, framing or NO_BODY)
+            await (_linger(reader, writer) if framing is None else _discard(reader, framing))
             return
         except Answered as answer:
             await _respond(writer, answer.status, _phrase(answer.status), answer.body)
-            await _discard(reader, framing or NO_BODY)
+            await (_linger(reader, writer) if framing is None else _discard(reader, framing))
             return
         await self._forward(request, path, body, framing, reader, writer)
 

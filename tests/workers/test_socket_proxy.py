@@ -351,6 +351,27 @@ def test_a_body_on_start_is_refused_in_every_api_version(
     assert container.status == "created" and container.attrs["HostConfig"]["Privileged"] is False
 
 
+def test_a_client_still_sending_a_refused_requests_body_reads_the_refusal(proxy_socket) -> None:
+    """A request refused on its head (its body's length never read) gets the 403, and the proxy
+    goes on reading what the client still sends (a lingering close) instead of closing the
+    socket under it: http.client sends a body after its head and failed with a broken pipe."""
+    body = json.dumps({"Privileged": True}).encode()
+    head = (
+        "POST /v1.23/containers/abc/start HTTP/1.1\r\nHost: docker\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(10)
+        client.connect(proxy_socket)
+        client.sendall(head.encode())
+        answer = b""
+        while chunk := client.recv(65536):  # to the proxy's end of its answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 403"), answer
+        assert b"API versions before 1.24" in answer
+        client.sendall(body)  # the proxy still reads: no broken pipe
+
+
 def test_calls_a_run_never_makes_are_refused(proxied, engine, run_volume) -> None:
     assert "not a call" in _refused(proxied.images.pull, "debian", tag="bookworm-slim")
     assert "not a call" in _refused(proxied.images.get, PROBE_IMAGE)  # its Env, its layers
