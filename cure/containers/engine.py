@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 import requests
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import LogConfig
 
@@ -27,6 +27,7 @@ from cure.containers.runner import (
     ContainerControl,
     ContainerLimits,
     ContainerOutcome,
+    EngineUnavailable,
     ImageMissing,
     NoControl,
     OutputLine,
@@ -251,11 +252,29 @@ def run_hardened(
         _quietly(volume.remove, force=True)
 
 
+def _from_a_connection(exc: BaseException) -> bool:
+    """Whether a connection that failed (an OSError, as requests' errors are) caused ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class DockerRunner:
     """The container runner (``cure.containers.runner.ContainerRunner``) on a Docker engine."""
 
     def __init__(self, base_url: str | None, *, timeout: float = 60) -> None:
-        self.client = docker_client(base_url, timeout=timeout)
+        try:
+            self.client = docker_client(base_url, timeout=timeout)
+        except DockerException as exc:
+            # The SDK asks the engine its API version as the client is made; an engine that is
+            # away then raises DockerException, which is no OSError: say it is an outage (and
+            # only then: a wrong docker_url stays the configuration error it is).
+            if not _from_a_connection(exc):
+                raise
+            raise EngineUnavailable(f"the Docker engine does not answer: {exc}") from exc
 
     def run(
         self,

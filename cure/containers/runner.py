@@ -73,6 +73,11 @@ class ContainerOutcome:
     log_error: str | None = None  # the app wrote more log than its limit (and was stopped)
 
 
+class EngineUnavailable(ConnectionError):
+    """The container engine did not answer when a runner was made: an outage, which a task
+    waits out like any other connection that fails (it is an OSError)."""
+
+
 class ImageMissing(Exception):
     """The app's image is not on the runner's engine (or in the registry its cluster pulls from)."""
 
