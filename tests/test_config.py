@@ -200,6 +200,11 @@ def test_every_setting_is_in_exactly_one_group() -> None:
             assert name not in seen, f"{name} is in {seen.get(name)} and {group.__name__}"
             seen[name] = group.__name__
     assert set(seen) == set(Settings.model_fields)
+    # and each field is read from CURE_ and its own name: no alias, the same prefix everywhere
+    for group in (*groups, Settings):
+        assert group.model_config.get("env_prefix") == "CURE_", group
+    for name, field in Settings.model_fields.items():
+        assert field.alias is None and field.validation_alias is None, name
 
 
 def test_each_group_reads_the_same_environment_variables(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -58,8 +58,8 @@ class TooManyAttempts(TooManyRequests):
 
 
 class WeakPassword(InvalidInput):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems), loc=("body", "password"), problems=problems)
+    def __init__(self, problems: list[str], *, field: str = "password") -> None:
+        super().__init__("; ".join(problems), loc=("body", field), problems=problems)
 
 
 class InvalidResetToken(CureError):

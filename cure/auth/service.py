@@ -539,11 +539,17 @@ def _check_issued_to(client: AuthenticatedClient, issued_to: str) -> None:
 
 
 def check_password_policy(
-    settings: Settings, password: str, *, email: str, name: str | None = None
+    settings: Settings,
+    password: str,
+    *,
+    email: str,
+    name: str | None = None,
+    field: str = "password",
 ) -> None:
+    """WeakPassword naming the body's ``field`` (password, new_password) and each problem."""
     problems = passwords.policy_violations(settings, password, email=email, name=name)
     if problems:
-        raise WeakPassword(problems)
+        raise WeakPassword(problems, field=field)
 
 
 async def hash_password(
@@ -652,7 +658,9 @@ async def confirm_password_reset(
         # the address's limit).
         await throttle.failed(throttle.address_limit())
         raise InvalidResetToken("the reset token is invalid, expired or already used")
-    check_password_policy(settings, new_password, email=customer.email, name=customer.name)
+    check_password_policy(
+        settings, new_password, email=customer.email, name=customer.name, field="new_password"
+    )
     customer.password_hash = await hash_password(settings, new_password, hasher=throttle.hasher)
     await repository.use_all_reset_tokens(session, customer.id, now=now)
     await end_all_access(session, customer, now=now)
@@ -680,7 +688,9 @@ async def change_password(
             retry_after = int((exc.headers or {}).get("Retry-After", "1"))
             raise TooManyAttempts(exc.message, retry_after=retry_after) from exc
         raise WrongPassword("the current password is wrong") from exc
-    check_password_policy(settings, new_password, email=customer.email, name=customer.name)
+    check_password_policy(
+        settings, new_password, email=customer.email, name=customer.name, field="new_password"
+    )
     customer.password_hash = await hash_password(settings, new_password, hasher=throttle.hasher)
     await end_all_access(session, customer, now=utcnow())
 

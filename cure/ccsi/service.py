@@ -35,8 +35,8 @@ from cure.ccsi.schemas import (
 from cure.config import Settings
 from cure.kit.errors import InvalidInput, ServiceUnavailable
 from cure.kit.geo import checked_to_db, from_db
-from cure.quicklooks import render
 from cure.quicklooks import service as quicklook_service
+from cure.quicklooks import styles
 from cure.quicklooks.exceptions import NoQuicklook
 from cure.quicklooks.service import RasterAsset
 from cure.storage.service import Storage
@@ -439,7 +439,7 @@ async def asset_raster(
         raise AssetNotFound(f"the product has no asset {asset!r}")
     if not quicklook_service.is_raster(found.get("type")) or is_url(found["href"]):
         raise NoQuicklook(f"the asset {asset!r} is not a raster in CURE's storage")
-    style = render.style_for(product.properties.get("app_id"), product.product_type)
+    style = styles.style_for(product.properties.get("app_id"), product.product_type)
     return RasterAsset(found["href"], style, found.get("size"))
 
 

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cure.kit.db import means_unavailable
 from cure.kit.dependencies import DATABASE_DEPENDENCIES
 from cure.kit.errors import CureError, InvalidInput, error_body
+from cure.kit.schemas import InvalidInputRead, ProblemRead
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,34 @@ def declare_unavailable(app: FastAPI, routers: Sequence[APIRouter]) -> None:
                     continue
                 declared = operation["responses"].setdefault("503", dict(_UNAVAILABLE_RESPONSE))
                 declared.setdefault("headers", _UNAVAILABLE_RESPONSE["headers"])
+        _declare_invalid_input(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# The APIs that answer in their standard's error shape, not CURE's (OGC API, STAC API).
+_STANDARD_SHAPES = ("/ogc", "/stac")
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+
+
+def _declare_invalid_input(schema: dict[str, Any]) -> None:
+    """Every 422 of CURE's own routes is an InvalidInputRead (the validation errors' handler
+    above answers them so), where FastAPI would declare its own HTTPValidationError."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ProblemRead, InvalidInputRead):
+        if model.__name__ not in components:
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(found.pop("$defs", {}))
+            components[model.__name__] = found
+    for path, operations in schema.get("paths", {}).items():
+        if path.startswith(_STANDARD_SHAPES):
+            continue
+        for operation in operations.values():
+            content = operation.get("responses", {}).get("422", {}).get("content", {})
+            body = content.get("application/json", {}).get("schema", {})
+            if body.get("$ref") == _FASTAPI_422:
+                body["$ref"] = "#/components/schemas/InvalidInputRead"
 
 
 _UNAVAILABLE_RESPONSE = {

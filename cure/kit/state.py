@@ -5,7 +5,8 @@ client, the log waiters, ...), made by ``create_app`` and its lifespan.
 The kit cannot name a domain's types (the import contracts), so a domain's part is held under a
 typed key the domain declares next to its dependency, like aiohttp's ``web.AppKey``:
 ``FEDERATION = StateKey[Federation]("federation")`` in ``cure/ccsi/dependencies.py``, then
-``state_of(request.app).need(FEDERATION)`` is a ``Federation`` to mypy and at run time.
+``state_of(request.app).get(FEDERATION)`` is a ``Federation | None`` to mypy, ``need`` a
+``Federation`` (or ``NotStarted``).
 """
 
 from collections.abc import Callable

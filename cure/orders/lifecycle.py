@@ -1,6 +1,8 @@
 """The order state machine: the one place that decides which transitions are legal."""
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 
 class OrderStatus(StrEnum):
@@ -63,3 +65,13 @@ def can_apply(
     if new_attempt > current_attempt:
         return new == OrderStatus.QUEUED and current in RETRYABLE_STATES
     return can_transition(current, new)
+
+
+def result_files(
+    status: str, assets: Mapping[str, dict[str, Any]] | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """An order's files by role once it succeeded (none before): the primary one first, then by
+    role. The one rule for what an order's result is, for its status, its links and OGC's."""
+    if status != OrderStatus.SUCCESS or not assets:
+        return []
+    return sorted(assets.items(), key=lambda item: (not item[1].get("primary", False), item[0]))

@@ -16,7 +16,7 @@ from pydantic import (
 
 from cure.kit.geo import from_db, from_wkb, parse_bbox, parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
-from cure.orders.lifecycle import OrderStatus
+from cure.orders.lifecycle import OrderStatus, result_files
 from cure.orders.models import Order
 
 MAX_PERIOD_DAYS = 3660
@@ -157,9 +157,7 @@ def _read_fields(order: Any, *, roi: dict[str, Any], history: Sequence[Any]) -> 
 
 
 def _assets(order: Any) -> list[OrderAssetRead]:
-    if order.status != OrderStatus.SUCCESS or not order.assets:
-        return []
-    assets = [
+    return [
         OrderAssetRead(
             href=f"/v1/orders/{order.id}/assets/{role}",
             size=asset["size"],
@@ -169,9 +167,8 @@ def _assets(order: Any) -> list[OrderAssetRead]:
             title=asset.get("title"),
             primary=asset.get("primary", False),
         )
-        for role, asset in order.assets.items()
+        for role, asset in result_files(order.status, order.assets)
     ]
-    return sorted(assets, key=lambda a: (not a.primary, a.role))
 
 
 def _summary_fields(order: Any) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from cure.orders.exceptions import (
     ResultNotReady,
     TooManyOrders,
 )
-from cure.orders.lifecycle import FINAL_STATES, OrderStatus
+from cure.orders.lifecycle import FINAL_STATES, OrderStatus, result_files
 from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import (
     DownloadLinkRead,
@@ -50,8 +50,8 @@ from cure.orders.schemas import (
     OrderRead,
     OrderSummary,
 )
-from cure.quicklooks import render
 from cure.quicklooks import service as quicklook_service
+from cure.quicklooks import styles
 from cure.quicklooks.exceptions import NoQuicklook
 from cure.quicklooks.service import RasterAsset
 from cure.storage.service import Storage
@@ -427,8 +427,7 @@ def result_assets(order: Order) -> list[tuple[str, dict[str, Any]]]:
     """A successful order's files by role, the primary one first, then by role."""
     if order.status != OrderStatus.SUCCESS:
         raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
-    assets = order.assets or {}
-    return sorted(assets.items(), key=lambda item: (not item[1].get("primary", False), item[0]))
+    return result_files(order.status, order.assets)
 
 
 def result_asset(order: Order, role: str) -> dict[str, Any]:
@@ -483,4 +482,4 @@ async def asset_raster(
     asset = result_asset(order, role)
     if not quicklook_service.is_raster(asset.get("media_type")):
         raise NoQuicklook(f"the asset {role!r} is not a raster")
-    return RasterAsset(asset["key"], render.style_for(order.app_id), asset.get("size"))
+    return RasterAsset(asset["key"], styles.style_for(order.app_id), asset.get("size"))

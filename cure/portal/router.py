@@ -297,7 +297,7 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     try:
         return parse_bbox(value)
     except ValueError as exc:
-        raise InvalidInput(f"bbox {exc}") from None
+        raise InvalidInput(f"bbox {exc}", loc=("query", "bbox")) from None
 
 
 @router.get(
@@ -320,9 +320,9 @@ async def available_dates(
     try:
         start = start or end - timedelta(days=3652)
     except OverflowError:  # an end in the first ten years of the calendar
-        raise InvalidInput("end is too early: give a start as well") from None
+        raise InvalidInput("end is too early: give a start as well", loc=("query", "end")) from None
     if end < start or end - start > timedelta(days=3660):
-        raise InvalidInput("end must follow start, by at most ten years")
+        raise InvalidInput("end must follow start, by at most ten years", loc=("query", "end"))
     return await portal_service.available_dates(
         session, settings, app_id=app_id, bbox=_bbox(bbox), start=start, end=end
     )

@@ -1,5 +1,5 @@
-"""The portal's rules: cookie sessions over the OAuth2 server, quicklooks of raster assets (cached
-in storage), storylines and their demonstration products, and what the order form needs."""
+"""The portal's rules: cookie sessions over the OAuth2 server, storylines and their demonstration
+products, and what the order form needs."""
 
 import base64
 import hashlib

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cure.quicklooks import render
+from cure.quicklooks import styles
 from cure.quicklooks.exceptions import NoQuicklook
 from cure.quicklooks.renders import Renders
 from cure.quicklooks.schemas import QuicklookRead
@@ -22,12 +22,12 @@ MAX_RASTER_BYTES = 512 * 1024 * 1024
 @dataclass(frozen=True)
 class RasterAsset:
     key: str  # the storage key
-    style: render.Style
+    style: styles.Style
     size: int | None
 
 
 def _cache_keys(asset: RasterAsset) -> tuple[str, str]:
-    base = f"{asset.key}.quicklook-v{render.STYLE_VERSION}"
+    base = f"{asset.key}.quicklook-v{styles.STYLE_VERSION}"
     return f"{base}.json", f"{base}.png"
 
 
@@ -47,6 +47,8 @@ async def _render(
 
 
 async def _draw(storage: Storage, asset: RasterAsset) -> tuple[bytes, dict[str, Any]]:
+    from cure.quicklooks import render  # rasterio: loaded only where a quicklook is drawn
+
     json_key, png_key = _cache_keys(asset)
     with tempfile.TemporaryDirectory(prefix="cure-quicklook-") as folder:
         source = Path(folder) / "source.tif"

@@ -118,3 +118,26 @@ async def test_a_validation_error_and_an_invalid_input_answer_alike() -> None:
     }
     assert theirs.status_code == 422
     assert theirs.json()["detail"] == [{"loc": ["query", "bbox"], "msg": "bad", "type": "x"}]
+
+
+def test_the_api_document_declares_every_422_of_cures_routes_in_its_shape(settings) -> None:  # type: ignore[no-untyped-def]
+    """The OpenAPI document says what a 422 is (InvalidInputRead: error and the problems),
+    not FastAPI's own HTTPValidationError, except on the OGC and STAC APIs (their standards'
+    shapes)."""
+    from cure.main import create_app
+
+    document = create_app(settings).openapi()
+    shapes: dict[str, set[str]] = {}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is None:
+                continue
+            if path.startswith(("/ogc", "/stac")):
+                continue
+            ref = answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+            shapes.setdefault(path, set()).add(ref)
+    assert len(shapes) > 40  # every route that takes input
+    assert set().union(*shapes.values()) == {"InvalidInputRead"}
+    problem = document["components"]["schemas"]["ProblemRead"]
+    assert set(problem["properties"]) == {"loc", "msg", "type"}

@@ -23,6 +23,7 @@ from cure.kit.db import make_sessionmaker
 from cure.kit.state import state_of
 from cure.quicklooks import render as quicklook
 from cure.quicklooks import service as quicklook_service
+from cure.quicklooks import styles
 from cure.quicklooks.dependencies import RENDERS
 from cure.quicklooks.renders import Renders
 from cure.storage.dependencies import STORAGE
@@ -69,7 +70,7 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def test_a_raster_is_drawn_in_web_mercator_over_its_wgs84_bounds(tmp_path) -> None:
-    png, description = quicklook.render(write_raster(tmp_path / "r.tif"), quicklook.STYLES["suhi"])
+    png, description = quicklook.render(write_raster(tmp_path / "r.tif"), styles.STYLES["suhi"])
     pixels = decode_png(png)
     assert pixels.shape == (description["height"], description["width"], 4)
     west, south, east, north = description["bounds"]
@@ -84,8 +85,8 @@ def test_a_raster_is_drawn_in_web_mercator_over_its_wgs84_bounds(tmp_path) -> No
 
 def test_ndvi_keeps_its_fixed_range_and_other_rasters_their_percentiles(tmp_path) -> None:
     path = write_raster(tmp_path / "r.tif")
-    assert quicklook.render(path, quicklook.style_for("urban_green"))[1]["range"] == [-0.2, 0.9]
-    low, high = quicklook.render(path, quicklook.style_for("unknown", None))[1]["range"]
+    assert quicklook.render(path, styles.style_for("urban_green"))[1]["range"] == [-0.2, 0.9]
+    low, high = quicklook.render(path, styles.style_for("unknown", None))[1]["range"]
     assert 0 < low < high < 10
 
 
@@ -93,21 +94,21 @@ def test_a_file_that_is_no_raster_is_refused(tmp_path) -> None:
     path = tmp_path / "not.tif"
     path.write_text("{}")
     with pytest.raises((ValueError, OSError)):
-        quicklook.render(path, quicklook.DEFAULT_STYLE)
+        quicklook.render(path, styles.DEFAULT_STYLE)
 
 
 async def test_a_quicklook_is_rendered_once_then_read_from_storage(app, tmp_path) -> None:
     storage = state_of(app).need(STORAGE)
     key = f"results/{uuid.uuid4()}/1-1/suhi_intensity.tif"
     await storage.put_file(key, write_raster(tmp_path / "r.tif"), media_type="image/tiff")
-    asset = quicklook_service.RasterAsset(key, quicklook.STYLES["suhi"], None)
+    asset = quicklook_service.RasterAsset(key, styles.STYLES["suhi"], None)
     renders = Renders(concurrency=1, wait_seconds=10)
     first = await quicklook_service.quicklook_description(storage, renders, asset)
     png = await quicklook_service.quicklook_png(storage, renders, asset)
     assert sorted(await storage.keys(key)) == [
         key,
-        f"{key}.quicklook-v{quicklook.STYLE_VERSION}.json",
-        f"{key}.quicklook-v{quicklook.STYLE_VERSION}.png",
+        f"{key}.quicklook-v{styles.STYLE_VERSION}.json",
+        f"{key}.quicklook-v{styles.STYLE_VERSION}.png",
     ]
     await storage.delete([key])  # from now on only the cached quicklook can answer
     assert await quicklook_service.quicklook_description(storage, renders, asset) == first

@@ -5,8 +5,8 @@ import uuid
 
 from pydantic import SecretStr
 
-from cure.quicklooks import render as quicklook
 from cure.quicklooks import service as quicklook_service
+from cure.quicklooks import styles
 from cure.quicklooks.renders import Renders
 from cure.storage.service import LocalStorage
 from tests.quicklooks.test_quicklook import write_raster
@@ -38,7 +38,7 @@ async def test_a_stored_quicklook_is_read_by_its_key_without_listing(settings, t
     storage = local(settings, tmp_path)
     key = f"results/{uuid.uuid4()}/1-1/suhi_intensity.tif"
     await storage.put_file(key, write_raster(tmp_path / "r.tif"), media_type="image/tiff")
-    asset = quicklook_service.RasterAsset(key, quicklook.STYLES["suhi"], None)
+    asset = quicklook_service.RasterAsset(key, styles.STYLES["suhi"], None)
     renders = Renders(concurrency=1, wait_seconds=10)
     first = await quicklook_service.quicklook_description(storage, renders, asset)
     png = await quicklook_service.quicklook_png(storage, renders, asset)
