@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cure.ccsi.client import CcsiUnavailable
 from cure.config import get_settings
+from cure.containers.runner import ContainerRunner
 from cure.kit.db import is_transient as db_is_transient
 from cure.kit.stopping import stopping_now
 from cure.orders.dispatch import RUN_ORDER_TASK
@@ -51,6 +52,8 @@ class ProcessResources:
     runner: asyncio.Runner
     engine: AsyncEngine
     storage: Storage
+    # The Docker engine's client: made once (its API version asked once), not for every run.
+    containers: ContainerRunner
 
     def close(self) -> None:
         # An app still running in this process is stopped at its supervisor's next tick (about
@@ -59,6 +62,8 @@ class ProcessResources:
         with contextlib.suppress(Exception):
             self.runner.run(self.engine.dispose())
         self.runner.close()
+        with contextlib.suppress(Exception):
+            self.containers.close()
 
 
 _kept: list[ProcessResources] = []
@@ -75,6 +80,7 @@ def process_resources() -> ProcessResources:
                 runner=asyncio.Runner(),
                 engine=pipeline.worker_engine(settings, kept=True),
                 storage=make_storage(settings),
+                containers=pipeline.container_runner(settings),
             )
         )
     return _kept[0]
@@ -109,6 +115,7 @@ def run_order(order_id: str, attempt: int | None = None) -> str | None:
                     attempt,
                     storage=kept.storage,
                     engine=kept.engine,
+                    runner=kept.containers,
                 )
             )
             return final.value if final else None
