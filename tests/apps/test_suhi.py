@@ -413,7 +413,7 @@ def test_build_context_has_the_app_and_the_shared_code_at_its_root(tmp_path) -> 
         names = tar.getnames()
         shared = tar.extractfile("rasterkit.py")
         assert shared is not None and b"def write_cog" in shared.read()
-    assert names == ["Dockerfile", "app.py", "manifest.json", "rasterkit.py"]
+    assert names == ["Dockerfile", "app.py", "manifest.json", "rasterkit.py", "terrain.py"]
     assert build_context(app_dir) == context  # the same files give the same bytes
 
     clashing = tmp_path / "clash"
