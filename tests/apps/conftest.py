@@ -72,6 +72,11 @@ def urban_green_image(app_engine) -> str:  # type: ignore[no-untyped-def]
     return _build(app_engine, "urban_green")
 
 
+@pytest.fixture(scope="session")
+def flood_image(app_engine) -> str:  # type: ignore[no-untyped-def]
+    return _build(app_engine, "flood_susceptibility")
+
+
 def _job_archive(job: dict[str, Any], files: dict[str, Path]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
