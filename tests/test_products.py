@@ -1,5 +1,6 @@
-"""Real products end to end: demo inputs in S3 and the catalogue, orders of SUHI and urban green
-through the API and real containers, the product registered, the cache, and missing inputs."""
+"""Real products end to end: demo inputs in S3 and the catalogue, orders of SUHI, urban green and
+flood susceptibility through the API and real containers, the product registered, the cache, and
+missing inputs."""
 
 import asyncio
 import json
@@ -142,6 +143,24 @@ async def test_an_urban_green_order_makes_an_ndvi_map(stack, http, account) -> N
         assert -1 <= float(values.min()) and float(values.max()) <= 1
     statistics = json.loads(await download(http, headers, order["assets"][1]["href"]))
     assert 0 < statistics["green_share"] < 1
+
+
+async def test_a_flood_susceptibility_order_maps_the_terrain(stack, http, account) -> None:
+    """From the demo's DEM (Copernicus DEM layout) and imperviousness: an index 0-1 on the
+    DEM's one arc-second grid, the river valley's hollows among its depressions."""
+    headers = {"Authorization": account["Authorization"]}
+    order = await final(http, headers, await submit(http, headers, "flood_susceptibility"))
+    assert order["status"] == "SUCCESS", order["message"]
+    tiff = await download(http, headers, f"/v1/orders/{order['order_id']}/result")
+    with MemoryFile(tiff) as memory, memory.open() as raster:
+        assert raster.crs.to_epsg() == 4326
+        assert raster.res == pytest.approx((1 / 3600, 1 / 3600))
+        values = raster.read(1, masked=True)
+        assert values.count() > 100_000 and 0 <= float(values.min()) < float(values.max()) <= 1
+    statistics = json.loads(await download(http, headers, order["assets"][1]["href"]))
+    assert statistics["sink_pixels"] > 0 and statistics["max_sink_depth_m"] > 0.5
+    assert 0 < statistics["mean_index"] < 1 and 0 < statistics["mean_imperviousness_percent"]
+    assert statistics["valid_pixels"] == values.count()
 
 
 async def test_the_vienna_demonstration_is_published_under_a_service_account(

@@ -53,6 +53,11 @@ LST_COLLECTION, LST_PRODUCT_TYPE = "sentinel3-slstr-lst", "SL_2_LST"
 IMD_COLLECTION, IMD_PRODUCT_TYPE = "hrl-imperviousness", "IMD"
 S2_COLLECTION, S2_PRODUCT_TYPE = "sentinel2-l2a", "S2MSI2A"
 HRL_REFERENCE_DAY = datetime(2018, 1, 1, tzinfo=UTC)
+DEM_COLLECTION, DEM_PRODUCT_TYPE = "copernicus-dem-glo-30", "DEM"
+DEM_NODATA = -32767.0
+DEM_STEP = 1 / 3600  # one arc-second, as GLO-30
+# The Copernicus DEM's elevations come from TanDEM-X acquisitions of 2011 to 2015.
+DEM_ACQUIRED = (datetime(2011, 1, 1, tzinfo=UTC), datetime(2015, 1, 1, tzinfo=UTC))
 
 
 class City(TypedDict):
@@ -116,12 +121,14 @@ def city_by_name(name: str) -> City:
 def generate(
     out_dir: Path, cities: Iterable[City] = CITIES, dates: Iterable[date] = DATES
 ) -> list[GeneratedProduct]:
-    """Write every city's imperviousness and, per date, its LST and reflectance products."""
+    """Write every city's imperviousness and elevation and, per date, its LST and reflectance
+    products."""
     days = sorted(set(dates))
     products: list[GeneratedProduct] = []
     for city in cities:
         model = CityModel(city)
         products.append(_imperviousness_product(out_dir, model))
+        products.append(_dem_product(out_dir, model))
         for day in days:
             products.append(_lst_product(out_dir, model, day))
             products.append(_reflectance_product(out_dir, model, day))
@@ -168,6 +175,14 @@ class CityModel:
             for _ in range(6)
         ]
         self.fields = rng.random((64, 64))
+        # Terrain: a base height, a regional tilt, hills, a valley along the river and a few
+        # hollows where rain ponds.
+        self.base_m = rng.uniform(30, 600)
+        self.tilt = (rng.uniform(-2.5, 2.5), rng.uniform(-2.5, 2.5))  # metres per km east, north
+        self.hollows = [
+            _Blob(rng.uniform(-6, 6), rng.uniform(-5, 5), rng.uniform(0.2, 0.5)) for _ in range(8)
+        ]
+        self.hollow_depths = rng.uniform(1.0, 3.0, len(self.hollows))
 
     def local_km(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Kilometres east and north of the centre (a local approximation, fine at city scale)."""
@@ -190,11 +205,30 @@ class CityModel:
         park = np.max([_bump(x, y, b) for b in self.parks], axis=0)
         sealing = np.clip(sealing * (1 - 0.95 * park), 0, 1)
 
-        cos_r, sin_r = math.cos(self.river_angle), math.sin(self.river_angle)
-        along, across = x * cos_r + y * sin_r, -x * sin_r + y * cos_r
-        water = np.abs(across - 1.2 * np.sin(along / 3.0 + self.river_phase)) < self.river_width / 2
+        water = np.abs(self._across_river(x, y)) < self.river_width / 2
         fields = (np.floor(x / 0.6).astype(int) % 64, np.floor(y / 0.45).astype(int) % 64)
         return {"sealing": sealing, "park": park, "water": water, "field": self.fields[fields]}
+
+    def _across_river(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Kilometres from the river's centre line (signed)."""
+        cos_r, sin_r = math.cos(self.river_angle), math.sin(self.river_angle)
+        along, across = x * cos_r + y * sin_r, -x * sin_r + y * cos_r
+        return across - 1.2 * np.sin(along / 3.0 + self.river_phase)
+
+    def elevation(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Metres above the geoid: the base and tilt, a valley 15 m deep around the river (its
+        channel 2 m lower), hills of the land cover's waves and hollows up to 3 m deep."""
+        x, y = self.local_km(lon, lat)
+        distance = np.abs(self._across_river(x, y))
+        height = self.base_m + self.tilt[0] * x + self.tilt[1] * y
+        height = height + 15.0 * (1 - np.exp(-((distance / 2.0) ** 2)))
+        height = height - 2.0 * (distance < self.river_width / 2)
+        height = height + 6.0 * sum(
+            np.sin(0.5 * k * (x * math.cos(d) + y * math.sin(d)) + p) for k, d, p in self.waves
+        ) / len(self.waves)
+        for hollow, depth in zip(self.hollows, self.hollow_depths, strict=True):
+            height = height - depth * _bump(x, y, hollow)
+        return height
 
     def summer_lst(self, day: date) -> float:
         """The countryside's LST on a day: a seasonal curve peaking mid-July plus the weather."""
@@ -344,6 +378,49 @@ def _imperviousness_product(out_dir: Path, model: CityModel) -> GeneratedProduct
         start,
         end,
         {"imd": path},
+        city["bbox"],
+        city["name"],
+    )
+
+
+def _dem_tile(lon: float, lat: float) -> str:
+    """The Copernicus DEM's name of the 1-degree tile holding a point, e.g. N48_00_E016_00."""
+    south, west = math.floor(lat), math.floor(lon)
+    return (
+        f"{'N' if south >= 0 else 'S'}{abs(south):02d}_00_"
+        f"{'E' if west >= 0 else 'W'}{abs(west):03d}_00"
+    )
+
+
+def _dem_product(out_dir: Path, model: CityModel) -> GeneratedProduct:
+    """Elevation in the Copernicus DEM GLO-30's layout (float32 metres in EPSG:4326 at one
+    arc-second, named by its 1-degree tile), cut to the city's box."""
+    city = model.city
+    grid = _grid(city["bbox"], WGS84, DEM_STEP)
+    lons, lats = _lonlat_centres(grid)
+    noise = np.random.default_rng(_seed(city["name"], "dem")).normal(0, 0.15, lons.shape)
+    data = (model.elevation(lons, lats) + noise).astype("float32")
+    identifier = (
+        f"Copernicus_DSM_COG_10_{_dem_tile(model.lon0, model.lat0)}_DEM_CURE_DEMO_{_slug(city)}"
+    )
+    start, end = DEM_ACQUIRED
+    tags = _tags(DEM_COLLECTION, DEM_PRODUCT_TYPE, identifier, start, end)
+    path = _write(
+        out_dir / DEM_COLLECTION / identifier / f"{identifier}.tif",
+        data,
+        grid,
+        nodata=DEM_NODATA,
+        tags=tags,
+        description="elevation above the EGM2008 geoid",
+        units="m",
+    )
+    return GeneratedProduct(
+        DEM_COLLECTION,
+        identifier,
+        DEM_PRODUCT_TYPE,
+        start,
+        end,
+        {"dem": path},
         city["bbox"],
         city["name"],
     )

@@ -34,7 +34,7 @@ def core_and_edge(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_one_imperviousness_per_city_and_lst_and_reflectance_per_date(products) -> None:
-    assert len(products) == len(CITIES) * (1 + 2 * len(DATES))
+    assert len(products) == len(CITIES) * (2 + 2 * len(DATES))  # with one DEM per city
     assert len({p.identifier for p in products}) == len(products)
     for city in CITIES:
         (imd,) = of(products, "hrl-imperviousness", city["name"])
@@ -80,6 +80,7 @@ def test_files_carry_their_acquisition_tags(products) -> None:
     [
         ("sentinel3-slstr-lst", {"Vienna": 3035, "Madrid": 3035}, {"lst": 100.0}),
         ("hrl-imperviousness", {"Vienna": 4326, "Madrid": 4326}, {"imd": 0.0002}),
+        ("copernicus-dem-glo-30", {"Vienna": 4326, "Madrid": 4326}, {"dem": 1 / 3600}),
         (
             "sentinel2-l2a",
             {"Vienna": 32633, "Madrid": 32630},
@@ -160,3 +161,24 @@ def test_the_same_inputs_give_the_same_rasters_and_dates_differ(products, tmp_pa
     july, august = of(products, "sentinel3-slstr-lst", "Vienna")
     with rasterio.open(july.assets["lst"]) as a, rasterio.open(august.assets["lst"]) as b:
         assert not np.array_equal(a.read(), b.read())
+
+
+def test_one_dem_per_city_in_the_copernicus_dems_layout(products) -> None:
+    """Float32 metres at one arc-second in EPSG:4326, named by its 1-degree tile as GLO-30's
+    files are, with a river valley lower than the land around it and a few closed hollows."""
+    from cure.apps._shared.terrain import fill_depressions
+
+    for city in CITIES:
+        (dem,) = of(products, "copernicus-dem-glo-30", city["name"])
+        assert (dem.product_type, set(dem.assets)) == ("DEM", {"dem"})
+        assert re.fullmatch(
+            r"Copernicus_DSM_COG_10_[NS]\d\d_00_[EW]\d{3}_00_DEM_CURE_DEMO_[A-Z_]+", dem.identifier
+        )
+        assert dem.start < dem.end <= datetime(2015, 1, 1, tzinfo=UTC)
+        with rasterio.open(dem.assets["dem"]) as src:
+            assert (src.dtypes[0], src.units[0]) == ("float32", "m")
+            heights = src.read(1).astype(float)
+        assert -50 < heights.min() < heights.max() < 1000
+        assert 10 < heights.max() - heights.min() < 200  # a city's relief, not a mountain range
+        depth = fill_depressions(heights) - heights
+        assert 0.5 < depth.max() < 5  # hollows to pond in, none of them lakes
