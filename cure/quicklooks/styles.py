@@ -32,6 +32,13 @@ COLORMAPS: dict[str, list[tuple[float, tuple[int, int, int]]]] = {
         (0.75, (249, 142, 9)),
         (1.0, (252, 255, 164)),
     ],
+    "water": [  # ColorBrewer Blues: dry to wet
+        (0.0, (247, 251, 255)),
+        (0.25, (198, 219, 239)),
+        (0.5, (107, 174, 214)),
+        (0.75, (33, 113, 181)),
+        (1.0, (8, 48, 107)),
+    ],
     "viridis": [
         (0.0, (68, 1, 84)),
         (0.25, (59, 82, 139)),
@@ -59,6 +66,7 @@ STYLES = {
     "suhi": Style("heat-diverging", "SUHI intensity", "K", symmetric=True),
     "urban_green": Style("vegetation", "NDVI", None, fixed=(-0.2, 0.9)),
     "SL_2_LST": Style("temperature", "Land surface temperature", "K"),
+    "flood_susceptibility": Style("water", "Flood susceptibility", None, fixed=(0.0, 1.0)),
 }
 DEFAULT_STYLE = Style("viridis", "Value")
 

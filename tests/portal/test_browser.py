@@ -62,7 +62,7 @@ async def seeded(app, sessionmaker, settings) -> None:
 def stack(built, seeded, engine, tmp_path_factory):
     # The probe app (it can sleep, to be cancelled) besides the real apps.
     apps = write_apps_dir(
-        tmp_path_factory.mktemp("portal-apps"), probe_timeout=120, also=("suhi", "urban_green")
+        tmp_path_factory.mktemp("portal-apps"), probe_timeout=120, also=("suhi", "urban_green", "flood_susceptibility")
     )
     with running_stack("portal", CURE_APPS_DIR=str(apps)) as live:
         yield live
@@ -75,7 +75,7 @@ async def prepared(stack, app, sessionmaker, settings) -> None:
         Resources(settings, state_of(app).db.engine, sessionmaker), timeout_seconds=120
     )
     assert report.ok, report.failed
-    assert len(report.published) == 4
+    assert len(report.published) == 5
 
 
 def run_scenario(stack, name: str) -> str:
