@@ -62,7 +62,9 @@ async def seeded(app, sessionmaker, settings) -> None:
 def stack(built, seeded, engine, tmp_path_factory):
     # The probe app (it can sleep, to be cancelled) besides the real apps.
     apps = write_apps_dir(
-        tmp_path_factory.mktemp("portal-apps"), probe_timeout=120, also=("suhi", "urban_green", "flood_susceptibility")
+        tmp_path_factory.mktemp("portal-apps"),
+        probe_timeout=120,
+        also=("suhi", "urban_green", "flood_susceptibility"),
     )
     with running_stack("portal", CURE_APPS_DIR=str(apps)) as live:
         yield live
