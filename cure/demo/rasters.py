@@ -55,7 +55,9 @@ S2_COLLECTION, S2_PRODUCT_TYPE = "sentinel2-l2a", "S2MSI2A"
 HRL_REFERENCE_DAY = datetime(2018, 1, 1, tzinfo=UTC)
 DEM_COLLECTION, DEM_PRODUCT_TYPE = "copernicus-dem-glo-30", "DEM"
 DEM_NODATA = -32767.0
-DEM_STEP = 1 / 3600  # one arc-second, as GLO-30
+DEM_STEP = 1 / 3600  # one arc-second north-south, as GLO-30
+# GLO-30's east-west spacing widens towards the poles (arc-seconds, by the tile's latitude).
+DEM_X_SPACING = ((50, 1.0), (60, 1.5), (70, 2.0), (80, 3.0), (85, 5.0), (90, 10.0))
 # The Copernicus DEM's elevations come from TanDEM-X acquisitions of 2011 to 2015.
 DEM_ACQUIRED = (datetime(2011, 1, 1, tzinfo=UTC), datetime(2015, 1, 1, tzinfo=UTC))
 
@@ -258,14 +260,21 @@ class _Grid:
         return (self.height, self.width)
 
 
-def _grid(bbox: tuple[float, float, float, float], crs: str, step: float) -> _Grid:
-    """A grid of crs, step units a pixel, snapped to whole steps, covering a WGS84 bbox."""
+def _grid(
+    bbox: tuple[float, float, float, float], crs: str, step: float, x_step: float | None = None
+) -> _Grid:
+    """A grid of crs, step units a pixel (x_step wide, if given), snapped to whole steps,
+    covering a WGS84 bbox."""
+    x_step = x_step or step
     left, bottom, right, top = transform_bounds(WGS84, crs, *bbox, densify_pts=21)
     # Outward to whole steps, a step more where rounding could leave an edge just inside.
-    left, bottom = (math.floor(v / step - 1e-6) * step for v in (left, bottom))
-    right, top = (math.ceil(v / step + 1e-6) * step for v in (right, top))
-    width, height = round((right - left) / step), round((top - bottom) / step)
-    return _Grid(crs, Affine(step, 0, left, 0, -step, top), width, height)
+    left, right = (
+        math.floor(left / x_step - 1e-6) * x_step,
+        math.ceil(right / x_step + 1e-6) * x_step,
+    )
+    bottom, top = (math.floor(bottom / step - 1e-6) * step, math.ceil(top / step + 1e-6) * step)
+    width, height = round((right - left) / x_step), round((top - bottom) / step)
+    return _Grid(crs, Affine(x_step, 0, left, 0, -step, top), width, height)
 
 
 def _lonlat_centres(grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -393,10 +402,13 @@ def _dem_tile(lon: float, lat: float) -> str:
 
 
 def _dem_product(out_dir: Path, model: CityModel) -> GeneratedProduct:
-    """Elevation in the Copernicus DEM GLO-30's layout (float32 metres in EPSG:4326 at one
-    arc-second, named by its 1-degree tile), cut to the city's box."""
+    """Elevation in the Copernicus DEM GLO-30's layout (float32 metres in EPSG:4326, one
+    arc-second north-south and as wide as GLO-30 at the tile's latitude, named by its 1-degree
+    tile), cut to the city's box. Like GLO-30 it is a surface model; the demo's has no
+    buildings."""
     city = model.city
-    grid = _grid(city["bbox"], WGS84, DEM_STEP)
+    spacing = next(s for limit, s in DEM_X_SPACING if abs(math.floor(model.lat0)) < limit)
+    grid = _grid(city["bbox"], WGS84, DEM_STEP, DEM_STEP * spacing)
     lons, lats = _lonlat_centres(grid)
     noise = np.random.default_rng(_seed(city["name"], "dem")).normal(0, 0.15, lons.shape)
     data = (model.elevation(lons, lats) + noise).astype("float32")

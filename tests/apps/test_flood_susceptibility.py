@@ -126,3 +126,58 @@ def test_inputs_that_cannot_give_an_index_make_the_order_invalid(
     weightless = {"wetness_weight": 0, "ponding_weight": 0, "sealing_weight": 0}
     result = run(app_engine, flood_image, tmp_path / "w", plane_with_a_pit(), imd, weightless)
     assert result.exit_code == 3 and "weights are all 0" in result.reason
+
+
+def test_a_geographic_grid_is_measured_in_metres(app_engine, flood_image, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One arc-second in EPSG:4326 near 48.2 N (GLO-30's grid): pixels about 31 m tall and
+    21 m wide. On a plane falling 0.5 m per pixel eastwards, the south row's n-th cell gathers
+    n cells, and with wetness alone over a TWI range of 0-40 the index is TWI / 40 with
+    TWI = ln(n * dy * dx / sqrt(dy * dx) / (0.5 / dx)), dy and dx the pixel's metres."""
+    step, west, north = 1 / 3600, 16.30, 48.21
+    rows, cols = ROWS, COLS
+    dem = np.tile(100.0 - 0.5 * np.arange(cols), (rows, 1)).astype(np.float32)
+    transform = from_origin(west, north, step, step)
+    files = {
+        "inputs/dem/dem.tif": write_raster(
+            tmp_path / "dem.tif", dem, crs="EPSG:4326", transform=transform, nodata=-32767.0
+        ),
+        "inputs/imperviousness/imd.tif": write_raster(
+            tmp_path / "imd.tif",
+            np.zeros((rows, cols), dtype=np.uint8),
+            crs="EPSG:4326",
+            transform=transform,
+            nodata=255,
+        ),
+    }
+    east, south = west + cols * step, north - rows * step
+    roi = {
+        "type": "Polygon",
+        "coordinates": [
+            [[west, south], [east, south], [east, north], [west, north], [west, south]]
+        ],
+    }
+    inputs = {
+        "dem": [product("copernicus-dem-glo-30", "DEM_TEST", {"dem": "inputs/dem/dem.tif"})],
+        "imperviousness": [
+            product("hrl-imperviousness", "IMD_TEST", {"imd": "inputs/imperviousness/imd.tif"})
+        ],
+    }
+    params = {"wetness_weight": 1, "ponding_weight": 0, "sealing_weight": 0}
+    params |= {"twi_low": 0, "twi_high": 40}
+    job = job_document("flood_susceptibility", roi, inputs, params)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_app(
+        app_engine, flood_image, "flood_susceptibility", job=job, files=files, out_dir=out
+    )
+    assert result.exit_code == 0, result.stderr
+    with rasterio.open(result.outputs["flood_susceptibility.tif"]) as src:
+        index = src.read(1)
+    # WGS84 degree lengths at the grid's middle latitude (the usual series).
+    phi = math.radians(north - rows * step / 2)
+    dy = step * (111_132.92 - 559.82 * math.cos(2 * phi) + 1.175 * math.cos(4 * phi))
+    dx = step * (111_412.84 * math.cos(phi) - 93.5 * math.cos(3 * phi))
+    assert 30.8 < dy < 31.0 and 20.5 < dx < 20.8
+    for col in range(cols):
+        twi = math.log((col + 1) * dy * dx / math.sqrt(dy * dx) / (0.5 / dx))
+        assert index[rows - 1, col] == pytest.approx(twi / 40, rel=1e-4), col

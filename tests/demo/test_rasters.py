@@ -182,3 +182,13 @@ def test_one_dem_per_city_in_the_copernicus_dems_layout(products) -> None:
         assert 10 < heights.max() - heights.min() < 200  # a city's relief, not a mountain range
         depth = fill_depressions(heights) - heights
         assert 0.5 < depth.max() < 5  # hollows to pond in, none of them lakes
+
+
+def test_the_dems_east_west_spacing_widens_north_of_50_degrees(tmp_path) -> None:
+    """As GLO-30's tiles: one arc-second north-south everywhere, 1.5 east-west from 50 to 60
+    degrees (Berlin), one below (Vienna)."""
+    products = generate(tmp_path, [city_by_name("Berlin"), city_by_name("Vienna")], [])
+    for city, width in (("Berlin", 1.5), ("Vienna", 1.0)):
+        (dem,) = of(products, "copernicus-dem-glo-30", city)
+        with rasterio.open(dem.assets["dem"]) as src:
+            assert src.res == pytest.approx((width / 3600, 1 / 3600))

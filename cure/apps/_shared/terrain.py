@@ -7,10 +7,12 @@ Plain numpy (runs inside an app image on Debian's python3-numpy). Methods:
   digital elevation models", Computers & Geosciences 62): every cell drains to the edge of the
   raster (or of its valid data) through cells no higher than itself, flats included;
 - flow follows the steepest descent to one of the eight neighbours (D8, O'Callaghan and Mark,
-  1984), the drop divided by the distance (1 or sqrt(2) cells);
+  1984), the drop divided by the distance to it (in metres where the pixel's size is given, so
+  the oblong pixels of a geographic grid do not bend the flow);
 - flow accumulation counts, for each cell, the cells whose flow passes through it, itself
   included (so a cell nothing drains into has 1);
-- slope is the angle of the steepest plane fitted by central differences (numpy.gradient).
+- slope is the angle of the steepest plane from central differences, one-sided next to an edge
+  or a cell without data, zero along an axis with one cell.
 
 Cells without data (``valid`` False) take no part: flow never enters them, and a valid cell next
 to one (or on the raster's edge) may drain out of the raster there.
@@ -21,9 +23,8 @@ import math
 
 import numpy as np
 
-# The eight neighbours as (row, column) steps, and their distances in cells.
+# The eight neighbours as (row, column) steps.
 NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
-DISTANCES = tuple(math.hypot(dr, dc) for dr, dc in NEIGHBOURS)
 OUTLET = -1  # a cell whose flow leaves the raster (or its valid data)
 
 
@@ -41,7 +42,8 @@ def fill_depressions(dem: np.ndarray, valid: np.ndarray | None = None) -> np.nda
     """The DEM with every depression filled to its spill level and flats given a gradient
     towards their outlet (each filled cell a few units in the last place above the cell it was
     reached from), so that every valid cell has a path down to an edge. Cells without data keep
-    their value."""
+    their value. The result is float64 and must stay so: cast to float32, the epsilon steps
+    vanish and flats become sinks again."""
     dem = np.asarray(dem, dtype=np.float64)
     valid = (
         np.isfinite(dem) if valid is None else (np.asarray(valid, dtype=bool) & np.isfinite(dem))
@@ -69,10 +71,16 @@ def fill_depressions(dem: np.ndarray, valid: np.ndarray | None = None) -> np.nda
     return filled
 
 
-def flow_directions(filled: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """For each cell, the index into NEIGHBOURS of its steepest descent (drop over distance), or
-    OUTLET where it has no lower valid neighbour but lies on an edge, where flow leaves. On a
-    filled DEM every other valid cell has a lower neighbour. Cells without data: OUTLET."""
+def flow_directions(
+    filled: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    pixel_size: tuple[float, float] = (1.0, 1.0),
+) -> np.ndarray:
+    """For each cell, the index into NEIGHBOURS of its steepest descent (drop over distance,
+    with ``pixel_size`` the (height, width) of a pixel), or OUTLET where it has no lower valid
+    neighbour but lies on an edge, where flow leaves. On a filled DEM every other valid cell has
+    a lower neighbour. Cells without data: OUTLET."""
     filled = np.asarray(filled, dtype=np.float64)
     valid = (
         np.isfinite(filled)
@@ -83,7 +91,9 @@ def flow_directions(filled: np.ndarray, valid: np.ndarray | None = None) -> np.n
     padded = np.pad(np.where(valid, filled, np.inf), 1, constant_values=np.inf)
     best = np.zeros(filled.shape)
     direction = np.full(filled.shape, OUTLET, dtype=np.int8)
-    for index, ((dr, dc), distance) in enumerate(zip(NEIGHBOURS, DISTANCES, strict=True)):
+    dy, dx = pixel_size
+    for index, (dr, dc) in enumerate(NEIGHBOURS):
+        distance = math.hypot(dr * dy, dc * dx)
         neighbour = padded[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
         with np.errstate(invalid="ignore"):
             slope = (filled - neighbour) / distance
@@ -116,9 +126,30 @@ def flow_accumulation(
     return accumulation
 
 
+def _derivative(values: np.ndarray, axis: int, step: float) -> np.ndarray:
+    """d(values)/d(axis): the mean of the forward and backward differences where both exist
+    (the central difference), the one that exists next to an edge or a cell without data, and
+    0 where neither does."""
+    forward = np.full(values.shape, np.nan)
+    backward = np.full(values.shape, np.nan)
+    ahead = [slice(None)] * values.ndim
+    behind = [slice(None)] * values.ndim
+    ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+    difference = (values[tuple(ahead)] - values[tuple(behind)]) / step
+    forward[tuple(behind)] = difference
+    backward[tuple(ahead)] = difference
+    both = np.stack([forward, backward])
+    counted = np.isfinite(both).sum(axis=0)
+    total = np.where(np.isfinite(both), both, 0.0).sum(axis=0)
+    return np.where(counted > 0, total / np.maximum(counted, 1), 0.0)
+
+
 def slope_degrees(dem: np.ndarray, *, pixel_size: float | tuple[float, float]) -> np.ndarray:
-    """The terrain's slope in degrees, from central differences (one-sided at the edges);
-    ``pixel_size`` in the DEM's vertical unit (metres), one value or (y, x)."""
+    """The terrain's slope in degrees; ``pixel_size`` in the DEM's vertical unit (metres), one
+    value or (height, width). NaN where the DEM has no value."""
     dy, dx = pixel_size if isinstance(pixel_size, tuple) else (pixel_size, pixel_size)
-    gradient_y, gradient_x = np.gradient(np.asarray(dem, dtype=np.float64), float(dy), float(dx))
-    return np.degrees(np.arctan(np.hypot(gradient_x, gradient_y)))
+    values = np.asarray(dem, dtype=np.float64)
+    gradient_y = _derivative(values, 0, float(dy))
+    gradient_x = _derivative(values, 1, float(dx))
+    slope = np.degrees(np.arctan(np.hypot(gradient_x, gradient_y)))
+    return np.where(np.isfinite(values), slope, np.nan)

@@ -1,11 +1,14 @@
 """flood_susceptibility: where heavy rain gathers. Runs inside its container.
 
-Reads the digital elevation model (the Copernicus DEM's layout: one float32 band of metres above
-the geoid, any CRS; geographic grids are measured in metres at the region's latitude) and the
-imperviousness (percent) staged in /job. On the DEM's grid over the region's bounding box:
+Reads the elevation model (the Copernicus DEM's layout: one float32 band of metres above the
+geoid, any CRS; geographic grids are measured in metres at the region's latitude) and the
+imperviousness (percent) staged in /job. The Copernicus DEM is a surface model: its heights
+include buildings and trees, so at 30 m a courtyard or the land behind an embankment can read as
+a depression. On the DEM's grid over the region's bounding box:
 
 - depressions filled by priority-flood (terrain.fill_depressions); depth = filled - DEM;
-- D8 flow directions and flow accumulation on the filled DEM; the upslope area A (m2) of a cell
+- D8 flow directions (drops over distances in metres) and flow accumulation on the filled DEM;
+  the upslope area A (m2) of a cell
   is its accumulation times the cell's area, and a = A / w per unit contour width, w the cell's
   width (the geometric mean of its sides);
 - slope from the DEM (degrees), at least min_slope_degrees;
@@ -33,19 +36,26 @@ APP_DIR = Path(__file__).resolve().parent
 # Metres: below the Dead Sea or above Everest is a fill value, not the ground.
 ELEVATION_RANGE = (-500.0, 9000.0)
 IMPERVIOUSNESS_RANGE = (0.0, 100.0)
-METRES_PER_DEGREE = 111_320.0  # of latitude (and of longitude at the equator), WGS84 mean
 SINK_MIN_DEPTH_M = 0.05  # a filled depth that counts as a depression in the statistics
+
+
+def degree_metres(latitude: float) -> tuple[float, float]:
+    """The length in metres of a degree of latitude and of longitude at ``latitude`` on the
+    WGS84 ellipsoid (the usual series, good to a centimetre)."""
+    phi = math.radians(latitude)
+    north = 111_132.92 - 559.82 * math.cos(2 * phi) + 1.175 * math.cos(4 * phi)
+    east = 111_412.84 * math.cos(phi) - 93.5 * math.cos(3 * phi)
+    return north, east
 
 
 def pixel_metres(grid: rk.Grid) -> tuple[float, float]:
     """The grid's pixel height and width in metres (at the grid's middle latitude when the grid
     is geographic)."""
-    height, width = grid.resolution[1], grid.resolution[0]
+    width, height = grid.resolution
     if not grid.crs.is_geographic:
         return height, width
-    middle = grid.transform * (grid.width / 2, grid.height / 2)
-    latitude = math.radians(middle[1])
-    return height * METRES_PER_DEGREE, width * METRES_PER_DEGREE * math.cos(latitude)
+    north, east = degree_metres((grid.transform * (grid.width / 2, grid.height / 2))[1])
+    return height * north, width * east
 
 
 def unit(values: np.ndarray) -> np.ndarray:
@@ -88,12 +98,12 @@ def main() -> int:
     depth = np.where(has_elevation, filled - dem, np.nan)
 
     rk.progress(60, "tracing the flow")
-    direction = terrain.flow_directions(filled, has_elevation)
-    accumulation = terrain.flow_accumulation(filled, direction, has_elevation)
     dy, dx = pixel_metres(grid)
+    direction = terrain.flow_directions(filled, has_elevation, pixel_size=(dy, dx))
+    accumulation = terrain.flow_accumulation(filled, direction, has_elevation)
     cell_area, cell_width = dy * dx, math.sqrt(dy * dx)
     upslope_m2 = accumulation * cell_area
-    slope = terrain.slope_degrees(np.where(has_elevation, dem, filled), pixel_size=(dy, dx))
+    slope = terrain.slope_degrees(dem, pixel_size=(dy, dx))
     slope = np.maximum(np.nan_to_num(slope, nan=min_slope), min_slope)
     with np.errstate(divide="ignore", invalid="ignore"):
         twi = np.log((upslope_m2 / cell_width) / np.tan(np.radians(slope)))
