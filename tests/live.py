@@ -39,7 +39,9 @@ def statuses(order: dict) -> list[str]:
 def containers_of(order_id: str) -> list:
     client = docker.from_env()
     try:
-        return client.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
+        return client.containers.list(
+            all=True, ignore_removed=True, filters={"label": f"cure.order_id={order_id}"}
+        )
     finally:
         client.close()
 

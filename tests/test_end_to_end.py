@@ -85,7 +85,7 @@ async def test_register_token_order_follow_download(live_api: str) -> None:
     # the app container and its volume are gone
     engine = docker.from_env()
     label = {"label": f"cure.order_id={order_id}"}
-    assert engine.containers.list(all=True, filters=label) == []
+    assert engine.containers.list(all=True, ignore_removed=True, filters=label) == []
     assert engine.volumes.list(filters=label) == []
     engine.close()
 

@@ -240,7 +240,9 @@ def test_the_worker_stops_its_app_at_once_and_the_order_runs_again(probe_stack: 
     stack.workers.remove(worker)
     engine = docker.from_env()
     try:
-        left = engine.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
+        left = engine.containers.list(
+            all=True, ignore_removed=True, filters={"label": f"cure.order_id={order_id}"}
+        )
         volumes = engine.volumes.list(filters={"label": f"cure.order_id={order_id}"})
     finally:
         engine.close()

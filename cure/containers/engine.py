@@ -145,8 +145,10 @@ def _selector(labels: dict[str, str]) -> dict[str, list[str]]:
 
 
 def labelled(client: docker.DockerClient, within: dict[str, str]) -> list[dict[str, str]]:
-    """The labels of every container (running or not) that carries all of ``within``."""
-    containers = client.containers.list(all=True, filters=_selector(within))
+    """The labels of every container (running or not) that carries all of ``within``. One
+    removed between the listing and its inspection (a run's own clean-up, another sweeper) is
+    left out, not an error."""
+    containers = client.containers.list(all=True, filters=_selector(within), ignore_removed=True)
     return [dict(c.labels) for c in containers]
 
 
@@ -154,8 +156,11 @@ def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> int:
     """Remove every container and volume carrying all of ``labels``; returns the containers."""
     removed = 0
     selector = _selector(labels)
-    for container in client.containers.list(all=True, filters=selector):
-        container.remove(force=True)
+    for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
+        try:
+            container.remove(force=True)
+        except NotFound:
+            continue  # removed meanwhile by another clean-up: what was wanted
         removed += 1
     for volume in client.volumes.list(filters=selector):
         volume.remove(force=True)

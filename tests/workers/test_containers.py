@@ -33,7 +33,7 @@ def run(engine, limits: ContainerLimits = LIMITS, **params):
 
 def assert_removed(engine, order_id: str) -> None:
     label = {"label": f"cure.order_id={order_id}"}
-    assert engine.containers.list(all=True, filters=label) == []
+    assert engine.containers.list(all=True, ignore_removed=True, filters=label) == []
     assert engine.volumes.list(filters=label) == []
 
 

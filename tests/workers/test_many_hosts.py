@@ -329,8 +329,12 @@ async def test_each_host_sweeps_its_own_engine_alone(stack, host_b) -> None:
         _stray(main, a_stray)
         _stray(b_engine, b_stray)
         deadline = time.monotonic() + 30
-        while main.containers.list(all=True, filters={"label": f"{ORDER_LABEL}={a_stray}"}) or (
-            b_engine.containers.list(all=True, filters={"label": f"{ORDER_LABEL}={b_stray}"})
+        while main.containers.list(
+            all=True, ignore_removed=True, filters={"label": f"{ORDER_LABEL}={a_stray}"}
+        ) or (
+            b_engine.containers.list(
+                all=True, ignore_removed=True, filters={"label": f"{ORDER_LABEL}={b_stray}"}
+            )
         ):
             assert time.monotonic() < deadline, "a stray container was never swept"
             await asyncio.sleep(0.5)

@@ -157,7 +157,7 @@ async def test_a_task_for_a_finished_order_removes_what_a_killed_run_left(
     try:
         assert await pipeline.run_order(probe_settings, order.id, 1) is None
         label = {"label": f"cure.order_id={order.id}"}
-        assert engine.containers.list(all=True, filters=label) == []
+        assert engine.containers.list(all=True, ignore_removed=True, filters=label) == []
     finally:
         try:
             leftover.remove(force=True)

@@ -172,7 +172,9 @@ def create_body(volume: str, order_id: str) -> dict[str, Any]:
 
 
 def _containers_of(engine, order_id: str) -> list[Container]:  # type: ignore[no-untyped-def]
-    return engine.containers.list(all=True, filters={"label": f"cure.order_id={order_id}"})
+    return engine.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"cure.order_id={order_id}"}
+    )
 
 
 # A normal run
@@ -202,7 +204,9 @@ def test_a_hardened_run_goes_through_the_proxy(proxied, engine, labels) -> None:
         assert int(report["pids_max"]) == 32
     assert "probe ran" in outcome.logs
     label = {"label": f"cure.order_id={order_id}"}
-    assert engine.containers.list(all=True, filters=label) == []  # removed, through the proxy
+    assert (
+        engine.containers.list(all=True, ignore_removed=True, filters=label) == []
+    )  # removed, through the proxy
     assert engine.volumes.list(filters=label) == []
 
 
@@ -406,7 +410,9 @@ def outsider(request, engine) -> Iterator[tuple[Container, Volume]]:  # type: ig
     )
     volume = engine.volumes.create(labels=labels)
     yield container, volume
-    for user in engine.containers.list(all=True, filters={"volume": volume.name}):
+    for user in engine.containers.list(
+        all=True, ignore_removed=True, filters={"volume": volume.name}
+    ):
         user.remove(force=True)
     container.remove(force=True)
     volume.remove(force=True)
@@ -480,7 +486,7 @@ def test_listings_show_only_this_deployments_runs(proxied, engine, outsider, run
     assert own.id in listed and container.id not in listed
     assert all(c.labels.items() >= RUN.items() for c in proxied.containers.list(all=True))
     other = {"label": ["cure.deployment=someone-else"]}
-    assert proxied.containers.list(all=True, filters=other) == []
+    assert proxied.containers.list(all=True, ignore_removed=True, filters=other) == []
     volumes = {v.name for v in proxied.volumes.list()}
     assert run_volume.name in volumes and volume.name not in volumes
     assert proxied.volumes.list(filters=other) == []

@@ -22,7 +22,7 @@ def labelled_container(engine, labels: dict[str, str]):
 
 def exists(engine, order_id: str) -> bool:
     label = {"label": f"cure.order_id={order_id}"}
-    return bool(engine.containers.list(all=True, filters=label))
+    return bool(engine.containers.list(all=True, ignore_removed=True, filters=label))
 
 
 async def test_orphans_go_and_owned_containers_stay(engine, settings) -> None:
