@@ -432,9 +432,7 @@ def result_assets(order: Order) -> list[tuple[str, dict[str, Any]]]:
 
 def result_asset(order: Order, role: str) -> dict[str, Any]:
     """One file of a successful order, by its role (see ``assets`` in the order's status)."""
-    if order.status != OrderStatus.SUCCESS:
-        raise ResultNotReady(f"the order is {order.status}; assets exist only once it is SUCCESS")
-    asset: dict[str, Any] | None = (order.assets or {}).get(role)
+    asset = dict(result_assets(order)).get(role)
     if asset is None:
         raise AssetNotFound(f"the order has no asset {role!r}")
     return asset

@@ -80,11 +80,6 @@ def worker_engine(settings: Settings, *, kept: bool = False) -> AsyncEngine:
     )
 
 
-def container_runner(settings: Settings) -> ContainerRunner:
-    """The worker's container runner (the Docker engine), every call bounded in time."""
-    return open_runner(settings)
-
-
 # An app reports progress by printing "CURE_PROGRESS <percent> <step name>" on a line of its own.
 PROGRESS_LINE = re.compile(r"^CURE_PROGRESS\s+(\d{1,3})(?:\s+(.{1,200}))?$")
 
@@ -245,7 +240,7 @@ async def _clean_up(
     settings: Settings, order_id: uuid.UUID, runner: ContainerRunner | None = None
 ) -> None:
     def remove() -> int:
-        own = runner or container_runner(settings)
+        own = runner or open_runner(settings)
         try:
             return own.remove(order_labels(settings, order_id))
         finally:
@@ -283,7 +278,7 @@ def run_app(
     in ``work_dir``/outputs. On ``runner`` when given (its owner closes it), else on a runner of
     its own. Used by the worker and by `cure apps try`; raises ImageMissing."""
     own = runner is None
-    runner = runner or container_runner(settings)
+    runner = runner or open_runner(settings)
     try:
         return runner.run(
             image=app.manifest.image,

@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cure.config import Settings
+from cure.containers.runner import open_runner
 from cure.orders import repository as order_repository
 from cure.workers.pipeline import (
     ATTEMPT_LABEL,
     DEPLOYMENT_LABEL,
     ORDER_LABEL,
-    container_runner,
     run_labels,
 )
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def _runs(settings: Settings) -> set[tuple[str, int]]:
     """(order, attempt) of every container of this deployment's runs on the engine."""
-    runner = container_runner(settings)
+    runner = open_runner(settings)
     try:
         found = runner.labelled({DEPLOYMENT_LABEL: settings.deployment})
     finally:
@@ -74,7 +74,7 @@ def sweep(settings: Settings) -> int:
     if not runs:
         return 0
     removed = 0
-    runner = container_runner(settings)
+    runner = open_runner(settings)
     try:
         for order_id, attempt in asyncio.run(_unowned(settings, runs)):
             count = runner.remove(run_labels(settings, order_id, attempt))

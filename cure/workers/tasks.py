@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cure.ccsi.client import CcsiUnavailable
 from cure.config import get_settings
-from cure.containers.runner import ContainerRunner
+from cure.containers.runner import ContainerRunner, open_runner
 from cure.kit.db import is_transient as db_is_transient
 from cure.kit.stopping import stopping_now
 from cure.orders.dispatch import RUN_ORDER_TASK
@@ -80,7 +80,7 @@ def process_resources() -> ProcessResources:
                 runner=asyncio.Runner(),
                 engine=pipeline.worker_engine(settings, kept=True),
                 storage=make_storage(settings),
-                containers=pipeline.container_runner(settings),
+                containers=open_runner(settings),
             )
         )
     return _kept[0]
