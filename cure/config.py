@@ -421,6 +421,8 @@ class WorkerSettings(BaseSettings):
     max_output_bytes: int = 256 * 1024 * 1024
     max_log_bytes: int = 8 * 1024 * 1024  # an app's stdout and stderr together
     container_sweep_seconds: float = 60  # how often a worker removes app containers no run owns
+    # A workflow app's most steps running at once, unless its manifest sets limits.parallel_steps.
+    workflow_parallel_steps: int = Field(default=2, ge=1, le=20)
 
     # Inputs are fetched only from the storage bucket or from these hosts (public addresses
     # only), into a per-worker cache bounded in size, and staged in a work folder per run.

@@ -487,9 +487,43 @@ PROBE_MANIFEST = {
 }
 
 
-def write_apps_dir(root: Path, *, probe_timeout: int = 3, also: tuple[str, ...] = ()) -> Path:
-    """An apps folder with the probe app and roi_stats (and the apps named in ``also``), for
-    stacks and pipelines under test."""
+PROBE_FLOW_MANIFEST = {
+    "id": "probe_flow",
+    "title": "Probe workflow",
+    "description": "The probe as a workflow: prepare, then left and right side by side (each "
+    "waits for the other to start), then finish, which reports what the work folder holds; a "
+    "step fails, sleeps or reports progress slowly on request",
+    "version": "0.0.1",
+    "image": PROBE_IMAGE,
+    "public": True,
+    "outputs": [
+        {"role": "data", "path": "report.json", "media_type": "application/json", "primary": True}
+    ],
+    "limits": {"timeout_seconds": 60, "memory_mb": 96, "parallel_steps": 2},
+    "steps": [
+        {"name": "prepare", "command": ["step", "prepare"]},
+        {"name": "left", "command": ["step", "left"], "needs": ["prepare"]},
+        {"name": "right", "command": ["step", "right"], "needs": ["prepare"]},
+        {"name": "finish", "command": ["step", "finish"], "needs": ["left", "right"]},
+    ],
+    "parameters": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "fail_step": {"type": "string", "default": ""},
+            "sleep_step": {"type": "string", "default": ""},
+            "slow_step": {"type": "string", "default": ""},
+            "pause": {"type": "number", "default": 1.2},
+        },
+    },
+}
+
+
+def write_apps_dir(
+    root: Path, *, probe_timeout: int = 3, also: tuple[str, ...] = (), workflow: bool = False
+) -> Path:
+    """An apps folder with the probe app and roi_stats (and the apps named in ``also``, and the
+    probe_flow workflow with ``workflow``), for stacks and pipelines under test."""
     import json
     import shutil
 
@@ -497,6 +531,9 @@ def write_apps_dir(root: Path, *, probe_timeout: int = 3, also: tuple[str, ...] 
     (apps / "probe").mkdir(parents=True, exist_ok=True)
     manifest = {**PROBE_MANIFEST, "limits": {"timeout_seconds": probe_timeout, "memory_mb": 96}}
     (apps / "probe" / "manifest.json").write_text(json.dumps(manifest))
+    if workflow:
+        (apps / "probe_flow").mkdir(exist_ok=True)
+        (apps / "probe_flow" / "manifest.json").write_text(json.dumps(PROBE_FLOW_MANIFEST))
     for app_id in ("roi_stats", *also):
         shutil.copytree(ROOT / "cure" / "apps" / app_id, apps / app_id, dirs_exist_ok=True)
     return apps

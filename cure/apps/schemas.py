@@ -1,6 +1,7 @@
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,6 +13,8 @@ ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 OUTPUT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a file name in /job/outputs
 FORMAT = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 ASSET_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+MAX_STEPS = 20
 
 
 class AppLimits(BaseModel):
@@ -23,6 +26,58 @@ class AppLimits(BaseModel):
     timeout_seconds: int | None = Field(default=None, gt=0)
     max_output_mb: int | None = Field(default=None, gt=0)
     max_log_mb: int | None = Field(default=None, gt=0)  # stdout and stderr together
+    parallel_steps: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_STEPS,
+        description="A workflow's most steps running at once (default: the worker's setting)",
+    )
+
+
+class StepLimits(BaseModel):
+    """A step's own limits; what it leaves out it takes from the app's ``limits``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=None, gt=0)
+    pids: int | None = Field(default=None, gt=0)
+    timeout_seconds: int | None = Field(default=None, gt=0)
+    max_log_mb: int | None = Field(default=None, gt=0)
+
+
+class AppStep(BaseModel):
+    """One container of an app's workflow. It sees the run's job folder: /job/inputs (read
+    only), /job/work (shared by the run's steps, deleted at its end) and /job/outputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Unique within the app; names the step in logs and errors")
+    title: str | None = Field(default=None, max_length=200)
+    image: str | None = Field(default=None, description="Its image; default: the app's image")
+    command: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Its first arguments; the order's parameters follow as --name=value",
+    )
+    needs: list[str] = Field(
+        default_factory=list, max_length=MAX_STEPS, description="Steps that must succeed first"
+    )
+    limits: StepLimits = Field(default_factory=StepLimits)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STEP_NAME.match(value):
+            raise ValueError("a step name must match ^[a-z][a-z0-9_-]{0,39}$")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        if any(len(arg) > 200 or "\x00" in arg for arg in value):
+            raise ValueError("each argument of a step's command is text of at most 200 characters")
+        return value
 
 
 class InputFormat(BaseModel):
@@ -213,6 +268,12 @@ class AppManifest(BaseModel):
         default=3, description="Exit code meaning: no usable input for this region and date"
     )
     parameters: dict[str, Any]
+    steps: list[AppStep] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        description="A workflow: containers run in the order of their needs; none: one container "
+        "of ``image`` runs the app",
+    )
 
     @field_validator("id")
     @classmethod
@@ -237,7 +298,27 @@ class AppManifest(BaseModel):
         for wanted in self.inputs:
             if wanted.chosen_by is not None:
                 self._check_choice(wanted)
+        if self.steps:
+            self.step_order()  # raises on a cycle or an unknown step
         return self
+
+    def step_order(self) -> list[str]:
+        """The steps in an order that runs each after the steps it needs (ValueError if none)."""
+        names = [step.name for step in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError("step names must differ")
+        for step in self.steps:
+            unknown = [need for need in step.needs if need not in names]
+            if unknown:
+                raise ValueError(f"step {step.name} needs unknown step(s): {', '.join(unknown)}")
+            if step.name in step.needs or len(set(step.needs)) != len(step.needs):
+                raise ValueError(f"step {step.name}: needs must differ and not name the step")
+        sorter = TopologicalSorter({step.name: step.needs for step in self.steps})
+        try:
+            return list(sorter.static_order())
+        except CycleError as exc:
+            cycle = " -> ".join(exc.args[1])
+            raise ValueError(f"the steps' needs form a cycle: {cycle}") from exc
 
     def _check_choice(self, wanted: AppInput) -> None:
         """chosen_by names a string parameter whose enum holds every format of the input."""
@@ -290,6 +371,12 @@ class AppOutputRead(BaseSchema):
     title: str | None
 
 
+class AppStepRead(BaseSchema):
+    name: str
+    title: str | None
+    needs: list[str] = Field(description="The steps that run before it")
+
+
 class AppRead(BaseSchema):
     id: str
     title: str
@@ -297,6 +384,9 @@ class AppRead(BaseSchema):
     version: str
     inputs: list[AppInputRead]
     outputs: list[AppOutputRead]
+    steps: list[AppStepRead] = Field(
+        default_factory=list, description="Its workflow's steps; empty: one container runs it"
+    )
     input_collections: list[str] = Field(description="The catalogue collections it reads")
     parameters: dict[str, Any] = Field(description="JSON Schema of the order's params")
 

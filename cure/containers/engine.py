@@ -62,13 +62,15 @@ def log_limit_reason(limit: int) -> str:
 
 
 def _job_archive(job: dict[str, Any]) -> bytes:
+    """The job folder's skeleton and params.json. /job/inputs is root's (the staged inputs are
+    read only to the app); work/ (a workflow's steps share it) and outputs/ are the app's."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name in ("inputs", "outputs"):
+        for name, owner in (("inputs", 0), ("work", APP_UID), ("outputs", APP_UID)):
             info = tarfile.TarInfo(name)
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
-            info.uid = info.gid = APP_UID
+            info.uid = info.gid = owner
             tar.addfile(info)
         data = json.dumps(job).encode()
         info = tarfile.TarInfo("params.json")
@@ -113,19 +115,20 @@ def _read_outputs(container: Container, limit: int, into: Path) -> dict[str, Pat
 
 def inputs_archive(files: dict[str, Path], into: Path) -> Path:
     """A tar at ``into`` holding each file under its name in ``files`` (relative to /job), read
-    by the app's user; written from disk, so it never sits in memory."""
+    by the app's user and owned by root, so no app changes them; written from disk, so it never
+    sits in memory."""
     directories = sorted({str(Path(name).parent) for name in files} - {"."})
     with tarfile.open(into, "w") as tar:
         for directory in directories:
             info = tarfile.TarInfo(directory)
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
-            info.uid = info.gid = APP_UID
+            info.uid = info.gid = 0
             tar.addfile(info)
         for name, path in sorted(files.items()):
             info = tar.gettarinfo(str(path.resolve()), arcname=name)  # a file, never a link
             info.mode = 0o444
-            info.uid = info.gid = APP_UID
+            info.uid = info.gid = 0
             info.uname = info.gname = ""
             with path.open("rb") as source:
                 tar.addfile(info, source)
@@ -167,6 +170,84 @@ def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> int:
     return removed
 
 
+def _create_hardened(
+    client: docker.DockerClient,
+    image: str,
+    *,
+    labels: dict[str, str],
+    limits: ContainerLimits,
+    volume: str,
+    command: list[str] | None = None,
+) -> Container:
+    """A container of ``image`` as every app container is made: no network, a read-only root,
+    an unprivileged user without capabilities, its limits, and the job volume at /job."""
+    memory = f"{limits.memory_mb}m"
+    return client.containers.create(
+        image,
+        command=command or [],
+        detach=True,
+        labels=labels,
+        network_mode="none",
+        read_only=True,
+        user=f"{APP_UID}:{APP_UID}",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        mem_limit=memory,
+        memswap_limit=memory,
+        nano_cpus=int(limits.cpus * 1e9),
+        pids_limit=limits.pids,
+        tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108 (inside the container)
+        volumes={volume: {"bind": "/job", "mode": "rw"}},
+        working_dir="/job",
+        # Python apps: log lines arrive in the order they were written, stdout and stderr alike.
+        environment={"PYTHONUNBUFFERED": "1"},
+        # The engine keeps at most a few times the app's log limit on its disk, and at least
+        # enough that a flood between two reads still shows more than the limit.
+        log_config=LogConfig(
+            type=LogConfig.types.JSON,
+            config={"max-size": str(2 * max(limits.max_log_bytes, MIB)), "max-file": "2"},
+        ),
+    )
+
+
+def _start_and_watch(
+    container: Container, limits: ContainerLimits, control: ContainerControl
+) -> ContainerOutcome:
+    """Start a created container (unless ``control`` is no longer ready) and supervise it to
+    its end: its exit, its last log lines, and whether it was stopped or timed out."""
+    if not control.ready():  # e.g. the order was cancelled while its inputs were staged
+        return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
+    container.start()
+    cursor = _LogCursor(limits.max_log_bytes)
+    exit_code, timed_out, stopped = _supervise(container, limits, control, cursor)
+    try:
+        # Only the last lines, each cut short: never the whole of what an app printed.
+        logs = _tail(container, stdout=True, lines=TAIL_LINES)
+        errors = _tail(container, stdout=False, lines=100)
+    except NotFound:  # removed under us: it ran for someone else, or was swept
+        return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
+    outcome = ContainerOutcome(
+        exit_code=exit_code,
+        timed_out=timed_out,
+        stopped=stopped and not cursor.overflowed,
+        logs=logs,
+        errors=errors,
+    )
+    if cursor.overflowed:
+        outcome.log_error = log_limit_reason(limits.max_log_bytes)
+    return outcome
+
+
+def _collect(container: Container, outcome: ContainerOutcome, limit: int, into: Path) -> None:
+    """The outputs of a successful run into ``outcome``, or the reason they cannot be had."""
+    try:
+        outcome.outputs = _read_outputs(container, limit, into)
+    except OutputTooLarge as exc:
+        outcome.output_error = str(exc)
+    except tarfile.TarError as exc:
+        outcome.output_error = f"the app's outputs could not be read: {exc}"
+
+
 def run_hardened(
     client: docker.DockerClient,
     *,
@@ -189,72 +270,104 @@ def run_hardened(
     volume = client.volumes.create(labels=labels)
     container: Container | None = None
     try:
-        memory = f"{limits.memory_mb}m"
-        container = client.containers.create(
-            image,
-            command=command or [],
-            detach=True,
-            labels=labels,
-            network_mode="none",
-            read_only=True,
-            user=f"{APP_UID}:{APP_UID}",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mem_limit=memory,
-            memswap_limit=memory,
-            nano_cpus=int(limits.cpus * 1e9),
-            pids_limit=limits.pids,
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108 (inside the container)
-            volumes={volume.name: {"bind": "/job", "mode": "rw"}},
-            working_dir="/job",
-            # Python apps: log lines arrive in the order they were written, stdout and stderr alike.
-            environment={"PYTHONUNBUFFERED": "1"},
-            # The engine keeps at most a few times the app's log limit on its disk, and at least
-            # enough that a flood between two reads still shows more than the limit.
-            log_config=LogConfig(
-                type=LogConfig.types.JSON,
-                config={"max-size": str(2 * max(limits.max_log_bytes, MIB)), "max-file": "2"},
-            ),
+        container = _create_hardened(
+            client, image, labels=labels, limits=limits, volume=volume.name, command=command
         )
         container.put_archive("/job", _job_archive(job))
         if inputs is not None:
             with inputs.open("rb") as archive:
                 container.put_archive("/job", archive)  # streamed from disk
-        if not control.ready():  # e.g. the order was cancelled while its inputs were staged
-            return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
-        container.start()
-        cursor = _LogCursor(limits.max_log_bytes)
-        exit_code, timed_out, stopped = _supervise(container, limits, control, cursor)
-        try:
-            # Only the last lines, each cut short: never the whole of what an app printed.
-            logs = _tail(container, stdout=True, lines=TAIL_LINES)
-            errors = _tail(container, stdout=False, lines=100)
-        except NotFound:  # removed under us: it ran for someone else, or was swept
-            return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
-        outcome = ContainerOutcome(
-            exit_code=exit_code,
-            timed_out=timed_out,
-            stopped=stopped and not cursor.overflowed,
-            logs=logs,
-            errors=errors,
-        )
-        if cursor.overflowed:
-            outcome.log_error = log_limit_reason(limits.max_log_bytes)
-            return outcome
-        if exit_code == 0:
-            try:
-                outcome.outputs = _read_outputs(
-                    container, limits.max_output_bytes, work_dir / "outputs"
-                )
-            except OutputTooLarge as exc:
-                outcome.output_error = str(exc)
-            except tarfile.TarError as exc:
-                outcome.output_error = f"the app's outputs could not be read: {exc}"
+        outcome = _start_and_watch(container, limits, control)
+        if outcome.exit_code == 0 and not outcome.log_error and not outcome.stopped:
+            _collect(container, outcome, limits.max_output_bytes, work_dir / "outputs")
         return outcome
     finally:
         if container is not None:
             _quietly(container.remove, force=True)
         _quietly(volume.remove, force=True)
+
+
+STEP_LABEL = "cure.step"  # which step of a workflow a container runs
+
+
+class DockerJob:
+    """A workflow run's job volume on the engine (``cure.containers.runner.Job``): made and
+    filled once, shared by the containers of its steps, removed with everything on it by
+    ``close``. A holder container that never starts carries the volume for filling and for
+    reading the outputs, so steps may run in any order, several at once (from threads)."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        image: str,
+        labels: dict[str, str],
+        job: dict[str, Any],
+        inputs: Path | None,
+        supersedes: dict[str, str] | None,
+    ) -> None:
+        self.client = client
+        remove_labelled(client, supersedes or labels)
+        self.labels = {**labels, "cure.role": "app-run"}
+        self.volume = client.volumes.create(labels=self.labels)
+        self.holder: Container | None = None
+        self.steps: list[Container] = []
+        try:
+            self.holder = _create_hardened(
+                client,
+                image,
+                labels={**self.labels, STEP_LABEL: ""},
+                limits=ContainerLimits(
+                    memory_mb=16, cpus=0.1, pids=1, timeout_seconds=1, max_output_bytes=0
+                ),
+                volume=self.volume.name,
+            )
+            self.holder.put_archive("/job", _job_archive(job))
+            if inputs is not None:
+                with inputs.open("rb") as archive:
+                    self.holder.put_archive("/job", archive)  # streamed from disk
+        except BaseException:
+            self.close()
+            raise
+
+    def run_step(
+        self,
+        *,
+        step: str,
+        image: str,
+        limits: ContainerLimits,
+        control: ContainerControl | None = None,
+        command: list[str] | None = None,
+    ) -> ContainerOutcome:
+        try:
+            container = _create_hardened(
+                self.client,
+                image,
+                labels={**self.labels, STEP_LABEL: step},
+                limits=limits,
+                volume=self.volume.name,
+                command=command,
+            )
+        except ImageNotFound as exc:
+            raise ImageMissing(image) from exc
+        self.steps.append(container)
+        try:
+            return _start_and_watch(container, limits, control or NoControl())
+        finally:
+            _quietly(container.remove, force=True)
+
+    def collect(self, limit: int, into: Path) -> ContainerOutcome:
+        """The files in /job/outputs once the steps are done (as a successful outcome's)."""
+        assert self.holder is not None
+        outcome = ContainerOutcome(exit_code=0, timed_out=False, logs=[])
+        _collect(self.holder, outcome, limit, into)
+        return outcome
+
+    def close(self) -> None:
+        for container in [*self.steps, self.holder]:
+            if container is not None:
+                _quietly(container.remove, force=True)
+        _quietly(self.volume.remove, force=True)
 
 
 def _from_a_connection(exc: BaseException) -> bool:
@@ -305,6 +418,32 @@ class DockerRunner:
                 work_dir=work_dir,
                 control=control,
                 command=command,
+                inputs=inputs,
+                supersedes=supersedes,
+            )
+        except ImageNotFound as exc:
+            raise ImageMissing(image) from exc
+        finally:
+            if inputs is not None:
+                inputs.unlink(missing_ok=True)
+
+    def open_job(
+        self,
+        *,
+        image: str,
+        labels: dict[str, str],
+        job: dict[str, Any],
+        work_dir: Path,
+        files: dict[str, Path] | None = None,
+        supersedes: dict[str, str] | None = None,
+    ) -> DockerJob:
+        inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
+        try:
+            return DockerJob(
+                self.client,
+                image=image,
+                labels=labels,
+                job=job,
                 inputs=inputs,
                 supersedes=supersedes,
             )

@@ -5,10 +5,12 @@ types only; nothing outside ``cure.containers`` imports a container SDK (an impo
 in pyproject.toml). The Docker engine is the one implementation today (``engine.DockerRunner``);
 docs/scaling.md maps each method onto Kubernetes Jobs, the next backend.
 
-A run is one call, ``run``: it creates the container hardened and limited, hands it its job and
-inputs, starts it, supervises it (the ``control`` sees its output about once a second, sends
-heartbeats and stops it on cancel), collects its outputs and removes everything it made. Runs are
-found and removed by their labels, which is all the sweeper needs.
+A one-container app's run is one call, ``run``: it creates the container hardened and limited,
+hands it its job and inputs, starts it, supervises it (the ``control`` sees its output about
+once a second, sends heartbeats and stops it on cancel), collects its outputs and removes
+everything it made. Runs are found and removed by their labels, which is all the sweeper needs.
+A workflow's run opens a ``Job`` (``open_job``): a job folder its steps' containers share, each
+run by ``run_step`` with the same hardening and supervision, the outputs collected at the end.
 """
 
 from dataclasses import dataclass, field
@@ -86,6 +88,31 @@ class ImageMissing(Exception):
         self.image = image
 
 
+class Job(Protocol):
+    """A workflow run's job folder on the engine, shared by its steps' containers: /job/inputs
+    (read only), /job/work and /job/outputs. Synchronous; ``run_step`` may be called from
+    several threads at once. ``close`` removes the folder and every container of the job."""
+
+    def run_step(
+        self,
+        *,
+        step: str,
+        image: str,
+        limits: ContainerLimits,
+        control: ContainerControl | None = None,
+        command: list[str] | None = None,
+    ) -> ContainerOutcome:
+        """Run one step's container on the job folder to its end (its outputs stay in the
+        folder); raises ImageMissing when ``image`` is not there."""
+        ...
+
+    def collect(self, limit: int, into: Path) -> ContainerOutcome:
+        """The files the steps left in /job/outputs, at most ``limit`` bytes, put in ``into``."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ContainerRunner(Protocol):
     """Runs app containers hardened, and finds and removes them by label. Synchronous: call it
     in a thread. One runner may serve several calls; ``close`` releases its connection. A call
@@ -108,6 +135,21 @@ class ContainerRunner(Protocol):
         each of ``files`` under its name in /job (e.g. ``inputs/b04.tif``); outputs land in
         ``work_dir``/outputs. ``labels`` name the run; runs left under ``supersedes`` (default:
         the same labels) are removed first. Raises ImageMissing when the image is not there."""
+        ...
+
+    def open_job(
+        self,
+        *,
+        image: str,
+        labels: dict[str, str],
+        job: dict[str, Any],
+        work_dir: Path,
+        files: dict[str, Path] | None = None,
+        supersedes: dict[str, str] | None = None,
+    ) -> Job:
+        """A workflow's job folder holding ``job`` as /job/params.json and ``files`` as in
+        ``run``, its containers labelled ``labels`` (after removing runs left under
+        ``supersedes``); ``image`` carries the folder. The caller closes it."""
         ...
 
     def labelled(self, within: dict[str, str]) -> list[dict[str, str]]:

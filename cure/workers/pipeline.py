@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cure.apps import registry as app_registry
 from cure.apps.exceptions import AppNotFound
+from cure.apps.schemas import AppStep
 from cure.ccsi.client import CcsiError, CcsiUnavailable
 from cure.config import Settings
 from cure.containers.runner import (
@@ -32,12 +34,13 @@ from cure.containers.runner import (
     ContainerOutcome,
     ContainerRunner,
     ImageMissing,
+    Job,
     OutputLine,
     open_runner,
 )
 from cure.kit.files import size_and_sha256
 from cure.kit.geo import from_db
-from cure.kit.log_handler import ORDER_APP_LOGGER, log_context
+from cure.kit.log_handler import ORDER_APP_LOGGER, ORDER_STEPS_LOGGER, log_context
 from cure.kit.metrics import CONTAINER_EXITS, CONTAINER_RUN, PIPELINE_STEP
 from cure.kit.redact import redact
 from cure.kit.stopping import stopping_now
@@ -46,11 +49,12 @@ from cure.orders.lifecycle import FINAL_STATES, OrderStatus
 from cure.orders.schemas import OrderAssetInfo, OrderResultInfo
 from cure.orders.tidy import named_keys, results_prefix, unnamed
 from cure.storage.service import Storage, make_storage
-from cure.workers import staging
+from cure.workers import staging, workflow
 from cure.workers.events import EventPublisher
 
 log = logging.getLogger(__name__)
 app_output = logging.getLogger(ORDER_APP_LOGGER)
+order_steps = logging.getLogger(ORDER_STEPS_LOGGER)
 
 ORDER_LABEL = "cure.order_id"  # on every container and volume of an order's run
 ATTEMPT_LABEL = "cure.attempt"  # which attempt of it
@@ -132,6 +136,20 @@ def limits_of(settings: Settings, app: app_registry.App) -> ContainerLimits:
     )
 
 
+def step_limits(settings: Settings, app: app_registry.App, step: AppStep) -> ContainerLimits:
+    """A workflow step's limits: its own, else the app's, else the worker's."""
+    app_limits = limits_of(settings, app)
+    own = step.limits
+    return ContainerLimits(
+        memory_mb=own.memory_mb or app_limits.memory_mb,
+        cpus=own.cpus or app_limits.cpus,
+        pids=own.pids or app_limits.pids,
+        timeout_seconds=own.timeout_seconds or app_limits.timeout_seconds,
+        max_output_bytes=app_limits.max_output_bytes,
+        max_log_bytes=(own.max_log_mb or 0) * 1024 * 1024 or app_limits.max_log_bytes,
+    )
+
+
 def _last_line(outcome: ContainerOutcome, *, prefer_errors: bool = True) -> str:
     """The app's own last word: its last stderr line (where reasons go), else its last output."""
     for source in (outcome.errors if prefer_errors else [], outcome.logs):
@@ -146,7 +164,9 @@ def _last_line(outcome: ContainerOutcome, *, prefer_errors: bool = True) -> str:
 
 
 class OrderWatch:
-    """The container's control while it runs (called from the Docker thread, works on the loop)."""
+    """The container's control while it runs (called from the Docker thread, works on the loop).
+    For a workflow, ``for_step`` gives each step's control: its lines are logged under the
+    step's name and its progress counts for its share of the app's."""
 
     def __init__(
         self,
@@ -155,6 +175,8 @@ class OrderWatch:
         job: OrderJob,
         events: EventPublisher,
         loop: asyncio.AbstractEventLoop,
+        *,
+        steps: int = 1,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -164,51 +186,75 @@ class OrderWatch:
         self.progress = 10
         self.stop_reason: str | None = None
         self.lines = 0
+        self.steps = steps
+        self.step_percent: dict[str | None, int] = {}
+        self._lines_lock = threading.Lock()
 
-    def record(self, new_lines: list[OutputLine]) -> None:
+    def record(self, new_lines: list[OutputLine], step: str | None = None) -> None:
         """Each output line becomes a record of the order's log (secrets redacted), up to
         ``app_log_max_lines`` a run."""
         limit = self.settings.app_log_max_lines
+        where = {"step": step} if step else {}
         for line in new_lines:
-            self.lines += 1
-            if self.lines > limit:
-                if self.lines == limit + 1:
+            with self._lines_lock:
+                self.lines += 1
+                number = self.lines
+            if number > limit:
+                if number == limit + 1:
                     app_output.warning(
                         "the app's output goes on; only its first %d lines are kept", limit
                     )
                 continue
             app_output.info(
                 redact(line.text[:8192]),
-                extra={"stream": line.stream, "app_id": self.job.app_id, "line": self.lines},
+                extra={"stream": line.stream, "app_id": self.job.app_id, "line": number, **where},
             )
 
-    def tick(self, new_lines: list[OutputLine]) -> bool:
-        self.record(new_lines)
+    def tick(self, new_lines: list[OutputLine], step: str | None = None) -> bool:
+        self.record(new_lines, step)
         if stopping_now.is_set():  # the pool process is closing: stop the app now
             self.stop_reason = "the worker is stopping"
             return True
-        future = asyncio.run_coroutine_threadsafe(self._tick(new_lines), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self._tick(new_lines, step), self.loop)
         try:
             return future.result(timeout=30)
         except Exception:
             log.exception("order %s: watch failed; the app keeps running", self.job.order_id)
             return False
 
-    def drain(self, new_lines: list[OutputLine]) -> None:
-        self.record(new_lines)
+    def drain(self, new_lines: list[OutputLine], step: str | None = None) -> None:
+        self.record(new_lines, step)
 
-    def ready(self) -> bool:
-        """Right before the app starts: only if the order is still this attempt's to run (a
-        cancel that came in meanwhile wins)."""
+    def ready(self, step: str | None = None) -> bool:
+        """Right before the app (or a step) starts: only if the order is still this attempt's
+        to run (a cancel that came in meanwhile wins)."""
         if stopping_now.is_set():
             self.stop_reason = "the worker is stopping"
             return False
-        future = asyncio.run_coroutine_threadsafe(self.still_ours(), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self._ready(step), self.loop)
         try:
             return future.result(timeout=30)
         except Exception:
             log.exception("order %s: could not read its state; not starting", self.job.order_id)
             return False
+
+    def for_step(self, step: str, abort: threading.Event) -> "StepControl":
+        return StepControl(self, step, abort)
+
+    def step_done(self, step: str) -> None:
+        """A step succeeded: its whole share of the progress counts (an event naming it)."""
+        future = asyncio.run_coroutine_threadsafe(self.report(100, "done", step), self.loop)
+        try:
+            future.result(timeout=30)
+        except Exception:
+            log.warning("order %s: the end of step %s was not reported", self.job.order_id, step)
+
+    async def _ready(self, step: str | None) -> bool:
+        if not await self.still_ours():
+            return False
+        if step is not None:
+            order_steps.info("step %s starts", step, extra={"step": step})
+        return True
 
     async def still_ours(self) -> bool:
         """Whether the order is still this run's: not final, and still this attempt."""
@@ -219,21 +265,44 @@ class OrderWatch:
             self.stop_reason = f"attempt {row.attempt} took over"
         return self.stop_reason is None
 
-    async def _tick(self, new_lines: list[OutputLine]) -> bool:
+    async def _tick(self, new_lines: list[OutputLine], step: str | None = None) -> bool:
         for _, line in new_lines:
             match = PROGRESS_LINE.match(line.strip())
             if match:
-                await self._progress(int(match.group(1)), match.group(2))
+                await self.report(int(match.group(1)), match.group(2), step)
         return not await self.still_ours()
 
-    async def _progress(self, app_percent: int, step: str | None) -> None:
-        # The app's 0-100 maps onto 10-89: before is staging, after is storing the result.
-        overall = 10 + min(app_percent, 100) * 79 // 100
+    async def report(self, app_percent: int, message: str | None, step: str | None) -> None:
+        """An app's (or a step's) 0-100: the app's share of the order's progress is 10-89
+        (before is staging, after is storing the result), a workflow step's is its part of it."""
+        self.step_percent[step] = max(self.step_percent.get(step, 0), min(app_percent, 100))
+        overall = 10 + sum(self.step_percent.values()) * 79 // (100 * self.steps)
+        if step is not None:
+            message = f"step {step}: {message or 'running'}"
         if overall > self.progress:
             self.progress = overall
             await self.events.publish(
-                OrderStatus.RUNNING, progress=overall, message=step or "running the app"
+                OrderStatus.RUNNING, progress=overall, message=message or "running the app"
             )
+
+
+class StepControl:
+    """One workflow step's control (``ContainerControl``): the order's watch under the step's
+    name, which also stops the step once ``abort`` is set (another step failed)."""
+
+    def __init__(self, watch: OrderWatch, step: str, abort: threading.Event) -> None:
+        self.watch = watch
+        self.step = step
+        self.abort = abort
+
+    def ready(self) -> bool:
+        return not self.abort.is_set() and self.watch.ready(self.step)
+
+    def tick(self, new_lines: list[OutputLine]) -> bool:
+        return self.watch.tick(new_lines, self.step) or self.abort.is_set()
+
+    def drain(self, new_lines: list[OutputLine]) -> None:
+        self.watch.drain(new_lines, self.step)
 
 
 async def _clean_up(
@@ -297,26 +366,124 @@ def run_app(
 
 
 def judge(
-    app: app_registry.App, outcome: ContainerOutcome, limits: ContainerLimits
+    app: app_registry.App,
+    outcome: ContainerOutcome,
+    limits: ContainerLimits,
+    *,
+    step: str | None = None,
 ) -> tuple[OrderStatus, str] | None:
-    """The final state an app's run earns when it did not succeed; None when it did."""
-    if outcome.log_error:
-        return OrderStatus.FAILED, outcome.log_error
-    if outcome.timed_out:
-        return OrderStatus.FAILED, f"the app ran longer than {limits.timeout_seconds}s"
-    if outcome.exit_code == app.manifest.invalid_exit_code:
-        return OrderStatus.INVALID, _last_line(outcome)
-    if outcome.exit_code != 0:
-        return (
-            OrderStatus.FAILED,
-            f"the app exited with code {outcome.exit_code}: {_last_line(outcome)}",
-        )
+    """The final state an app's run earns when it did not succeed; None when it did. For a
+    workflow, ``outcome`` is a step's (named ``step``), then the collected outputs' (no step)."""
+    ended = judge_exit(app, outcome, limits, step=step)
+    if ended is not None or step is not None:
+        return ended
     if outcome.output_error:
         return OrderStatus.FAILED, outcome.output_error
     missing = [o.path for o in app.manifest.outputs if o.path not in outcome.outputs]
     if missing:
         return OrderStatus.FAILED, f"the app wrote no {', '.join(missing)}"
     return None
+
+
+def judge_exit(
+    app: app_registry.App,
+    outcome: ContainerOutcome,
+    limits: ContainerLimits,
+    *,
+    step: str | None = None,
+) -> tuple[OrderStatus, str] | None:
+    """How the app's container (or the workflow's ``step``) ended, when not with success."""
+    who = f"step {step}" if step else "the app"
+    if outcome.log_error:
+        return OrderStatus.FAILED, f"{who}: {outcome.log_error}" if step else outcome.log_error
+    if outcome.timed_out:
+        return OrderStatus.FAILED, f"{who} ran longer than {limits.timeout_seconds}s"
+    if outcome.exit_code == app.manifest.invalid_exit_code:
+        reason = _last_line(outcome)
+        return OrderStatus.INVALID, f"{who}: {reason}" if step else reason
+    if outcome.exit_code != 0:
+        return (
+            OrderStatus.FAILED,
+            f"{who} exited with code {outcome.exit_code}: {_last_line(outcome)}",
+        )
+    return None
+
+
+async def run_workflow(
+    settings: Settings,
+    app: app_registry.App,
+    *,
+    job: dict[str, Any],
+    files: dict[str, Path],
+    work_dir: Path,
+    labels: dict[str, str],
+    watch: OrderWatch,
+    supersedes: dict[str, str] | None = None,
+    runner: ContainerRunner | None = None,
+) -> tuple[ContainerOutcome, str | None]:
+    """Run a workflow app's steps on one job folder (``workflow.run_steps``): (the outcome of
+    the step that failed or was stopped, and its name) or (the collected outputs, None), the
+    outputs' logs being the last step's. The folder and every container go at the end."""
+    own = runner is None
+    if runner is None:
+        runner = await asyncio.to_thread(open_runner, settings)
+    try:
+        handle = await asyncio.to_thread(
+            runner.open_job,
+            image=app.manifest.image,
+            labels=labels,
+            job=job,
+            work_dir=work_dir,
+            files=files,
+            supersedes=supersedes,
+        )
+        try:
+            return await _run_steps(settings, app, handle, job, work_dir, watch)
+        finally:
+            await asyncio.to_thread(handle.close)
+    finally:
+        if own:
+            await asyncio.to_thread(runner.close)
+
+
+async def _run_steps(
+    settings: Settings,
+    app: app_registry.App,
+    handle: Job,
+    job: dict[str, Any],
+    work_dir: Path,
+    watch: OrderWatch,
+) -> tuple[ContainerOutcome, str | None]:
+    arguments = command_args(job.get("params", {}))
+
+    def run_one(step: AppStep, abort: threading.Event) -> ContainerOutcome:
+        outcome = handle.run_step(
+            step=step.name,
+            image=step.image or app.manifest.image,
+            limits=step_limits(settings, app, step),
+            control=watch.for_step(step.name, abort),
+            command=[*step.command, *arguments],
+        )
+        if succeeded(step, outcome):
+            watch.step_done(step.name)
+        return outcome
+
+    def succeeded(step: AppStep, outcome: ContainerOutcome) -> bool:
+        limits = step_limits(settings, app, step)
+        return not outcome.stopped and judge_exit(app, outcome, limits, step=step.name) is None
+
+    parallel = app.manifest.limits.parallel_steps or settings.workflow_parallel_steps
+    failed, last = await workflow.run_steps(
+        app.manifest.steps, run_one, parallel=parallel, succeeded=succeeded
+    )
+    if failed is not None:
+        return failed.outcome, failed.step.name
+    outcome = await asyncio.to_thread(
+        handle.collect, limits_of(settings, app).max_output_bytes, work_dir / "outputs"
+    )
+    if last is not None:
+        outcome.logs = last.outcome.logs
+    return outcome, None
 
 
 async def run_order(
@@ -493,29 +660,49 @@ async def _execute(
             "params": job.params,
             "inputs": staged.described,
         }
-        watch = OrderWatch(settings, engine, job, events, asyncio.get_running_loop())
+        steps = app.manifest.steps
+        watch = OrderWatch(
+            settings, engine, job, events, asyncio.get_running_loop(), steps=len(steps) or 1
+        )
         started = time.monotonic()
+        step: str | None = None
         try:
-            outcome = await asyncio.to_thread(
-                run_app,
-                settings,
-                app,
-                job=params,
-                files=staged.files,
-                work_dir=work_dir,
-                labels=run_labels(settings, job.order_id, job.attempt),
-                # an earlier attempt's app (its worker hung or died) is superseded: removed
-                supersedes=order_labels(settings, job.order_id),
-                control=watch,
-                runner=runner,
-            )
+            if steps:
+                outcome, step = await run_workflow(
+                    settings,
+                    app,
+                    job=params,
+                    files=staged.files,
+                    work_dir=work_dir,
+                    labels=run_labels(settings, job.order_id, job.attempt),
+                    watch=watch,
+                    supersedes=order_labels(settings, job.order_id),
+                    runner=runner,
+                )
+            else:
+                outcome = await asyncio.to_thread(
+                    run_app,
+                    settings,
+                    app,
+                    job=params,
+                    files=staged.files,
+                    work_dir=work_dir,
+                    labels=run_labels(settings, job.order_id, job.attempt),
+                    # an earlier attempt's app (its worker hung or died) is superseded: removed
+                    supersedes=order_labels(settings, job.order_id),
+                    control=watch,
+                    runner=runner,
+                )
         except ImageMissing as exc:
             return OrderStatus.FAILED, {"message": str(exc)}
         _count_run(app.id, outcome, time.monotonic() - started)
         if outcome.stopped:
             log.info("order %s: container stopped: %s", job.order_id, watch.stop_reason)
             return None
-        failed = judge(app, outcome, limits_of(settings, app))
+        limits = limits_of(settings, app)
+        if step is not None:
+            limits = step_limits(settings, app, next(s for s in steps if s.name == step))
+        failed = judge(app, outcome, limits, step=step)
         if failed is not None:
             return failed[0], {"message": failed[1]}
         if not await watch.still_ours():  # cancelled, or superseded, while the app finished

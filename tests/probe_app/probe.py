@@ -29,6 +29,56 @@ def routes():
         return [line.split()[0] for line in fh.readlines()[1:]]
 
 
+def step(name):
+    """One step of the probe_flow workflow: see tests/conftest.py (PROBE_FLOW_MANIFEST)."""
+    params = job["params"]
+    work = "/job/work"
+    print(f"step {name} runs", flush=True)
+    if params.get("fail_step") == name:
+        print(f"step {name} broke", file=sys.stderr, flush=True)
+        sys.exit(7)
+    if params.get("sleep_step") == name:
+        time.sleep(600)
+    if params.get("slow_step") == name:
+        for percent in (25, 50, 75):
+            print(f"CURE_PROGRESS {percent} {name} at {percent}", flush=True)
+            time.sleep(float(params.get("pause", 1.2)))
+    if name == "prepare":
+        with open(f"{work}/prepare.txt", "w") as fh:
+            fh.write("prepared")
+    elif name in ("left", "right"):
+        # Each branch waits for the other to start: they only pass when run side by side.
+        other = "right" if name == "left" else "left"
+        open(f"{work}/{name}.started", "w").close()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(f"{work}/{other}.started"):
+            if time.monotonic() > deadline:
+                print(f"{other} never ran beside {name}", file=sys.stderr, flush=True)
+                sys.exit(9)
+            time.sleep(0.1)
+        with open(f"{work}/prepare.txt") as fh, open(f"{work}/{name}.txt", "w") as out:
+            out.write(fh.read() + f" then {name}")
+    elif name == "finish":
+        seen = {}
+        for entry in sorted(os.listdir(work)):
+            with open(f"{work}/{entry}") as fh:
+                seen[entry] = fh.read()
+        with open("/job/outputs/report.json", "w") as fh:
+            json.dump(
+                {
+                    "work": seen,
+                    "inputs_writable": can_write("/job/inputs/probe"),
+                    "params_writable": can_write("/job/params.json"),
+                    "argv": sys.argv[1:],
+                },
+                fh,
+            )
+    sys.exit(0)
+
+
+if sys.argv[1:2] == ["step"]:
+    step(sys.argv[2])
+
 report = {
     "uid": os.getuid(),
     "gid": os.getgid(),
@@ -47,6 +97,7 @@ report = {
     "params": job["params"],
     "argv": sys.argv[1:],  # the same parameters, as --name value
     "inputs": job.get("inputs", {}),
+    "inputs_writable": can_write("/job/inputs/probe"),
 }
 print("probe ran")
 if mode == "sleep":

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from cure.auth.principals import Principal
-from cure.containers.runner import ContainerOutcome, ContainerRunner, open_runner
+from cure.containers.runner import ContainerOutcome, ContainerRunner, Job, open_runner
 from cure.orders import service as order_service
 from cure.orders.event_consumer import OrderEventConsumer
 from cure.orders.models import Order
@@ -176,6 +176,10 @@ class RecordingRunner:
     def run(self, **kwargs: Any) -> ContainerOutcome:
         self.calls.append(("run", kwargs["labels"]))
         return self.inner.run(**kwargs)
+
+    def open_job(self, **kwargs: Any) -> Job:
+        self.calls.append(("open_job", kwargs["labels"]))
+        return self.inner.open_job(**kwargs)
 
     def labelled(self, within: dict[str, str]) -> list[dict[str, str]]:
         self.calls.append(("labelled", within))
