@@ -464,7 +464,18 @@ def live_api() -> Iterator[str]:
         yield stack.url
 
 
-PROBE_IMAGE = "cure-test-probe:latest"
+def _probe_tag() -> str:
+    """The probe image's tag, from its files: checkouts sharing an engine (worktrees, a second
+    clone) each run their own probe, never one another's."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("Dockerfile", "probe.py"):
+        digest.update((ROOT / "tests" / "probe_app" / name).read_bytes())
+    return f"cure-test-probe:{digest.hexdigest()[:12]}"
+
+
+PROBE_IMAGE = _probe_tag()
 PROBE_MANIFEST = {
     "id": "probe",
     "title": "Probe",

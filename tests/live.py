@@ -46,6 +46,14 @@ def containers_of(order_id: str) -> list:
         client.close()
 
 
+def volumes_of(order_id: str) -> list:
+    client = docker.from_env()
+    try:
+        return client.volumes.list(filters={"label": f"cure.order_id={order_id}"})
+    finally:
+        client.close()
+
+
 async def eventually_no_containers(order_ids: str | list[str], seconds: float = 15) -> None:
     wanted = [order_ids] if isinstance(order_ids, str) else order_ids
     deadline = time.monotonic() + seconds

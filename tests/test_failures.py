@@ -28,13 +28,14 @@ from tests.live import (
     statuses,
     stored_keys,
     submit,
+    volumes_of,
     wait_for,
 )
 
 
 @pytest.fixture(scope="module")
 def stack(engine, smtp, tmp_path_factory) -> Iterator[Stack]:
-    apps = write_apps_dir(tmp_path_factory.mktemp("failures"), probe_timeout=60)
+    apps = write_apps_dir(tmp_path_factory.mktemp("failures"), probe_timeout=60, workflow=True)
     with running_stack(
         "failures",
         CURE_APPS_DIR=str(apps),
@@ -377,3 +378,53 @@ async def test_cancel_after_the_worker_was_killed_still_removes_the_container(
     await eventually_no_containers(order_id, seconds=30)
     final = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
     assert statuses(final)[-1] == "CANCELLED"
+
+
+# -- workflows: a step cancelled, a worker killed during a step --------------------------------
+
+
+def step_containers(order_id: str) -> set[str]:
+    return {c.labels.get("cure.step", "") for c in containers_of(order_id)} - {""}
+
+
+async def test_a_cancel_during_workflow_steps_stops_them_all_and_stores_nothing(
+    stack, http, headers
+) -> None:
+    order_id = await submit(http, headers, app="probe_flow", sleep_step="left,right")
+    deadline = time.monotonic() + 30
+    while step_containers(order_id) != {"left", "right"}:
+        assert time.monotonic() < deadline, f"the two steps never ran: {step_containers(order_id)}"
+        await asyncio.sleep(0.2)
+    cancelled = await http.post(f"/v1/orders/{order_id}/cancel", headers=headers)
+    assert cancelled.json()["status"] == "CANCELLED"
+    await eventually_no_containers(order_id, seconds=15)  # both steps and the job's holder
+    assert volumes_of(order_id) == []  # the job folder, interim data and all
+    await asyncio.sleep(1)  # nothing the stopped run says afterwards changes the order
+    final = (await http.get(f"/v1/orders/{order_id}", headers=headers)).json()
+    assert statuses(final)[-1] == "CANCELLED"
+    assert await stored_keys(stack, order_id) == []
+
+
+async def test_a_worker_killed_during_a_step_is_retried_to_one_success(
+    stack, http, headers
+) -> None:
+    order_id = await submit(http, headers, app="probe_flow", slow_step="right", pause=1.5)
+    await wait_for(
+        http, headers, order_id, lambda o: (o["message"] or "").startswith("step right: right at")
+    )
+    assert "right" in step_containers(order_id)
+    stack.kill_worker(stack.workers[0])
+    stack.start_worker()  # the task comes back to the new worker, which runs every step again
+    final = await wait_final(http, order_id, headers, seconds=90)
+    assert final["status"] == "SUCCESS", final
+    assert statuses(final).count("SUCCESS") == 1
+    (key,) = await stored_keys(stack, order_id)  # one run's result
+    assert key.endswith("/report.json")
+    await eventually_no_containers(order_id, seconds=30)
+    assert volumes_of(order_id) == []
+    logs = await http.get(f"/v1/orders/{order_id}/logs", headers=headers)
+    assert logs.status_code == 200, logs.text
+    records = logs.json()["records"]
+    # the order's log names the step of each line the app wrote, for every step
+    steps = {r["extra"].get("step") for r in records if r["logger"] == "cure.order.app"}
+    assert {"prepare", "left", "right", "finish"} <= steps

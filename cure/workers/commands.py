@@ -1,8 +1,10 @@
 """`cure apps try`: run an app image on local inputs exactly the way the worker runs it."""
 
+import asyncio
 import json
 import shutil
 import tempfile
+import threading
 import uuid
 from datetime import date
 from pathlib import Path
@@ -10,7 +12,8 @@ from typing import Any
 
 from cure.apps import registry as app_registry
 from cure.config import Settings
-from cure.workers.pipeline import judge, limits_of, run_app
+from cure.containers.runner import OutputLine
+from cure.workers.pipeline import judge, limits_of, run_app, run_workflow, step_limits
 
 
 def _staged(inputs: Path | None) -> tuple[dict[str, Path], dict[str, list[dict[str, Any]]]]:
@@ -51,6 +54,35 @@ def _region_of(files: dict[str, Path]) -> dict[str, Any]:
     raise ValueError("give --roi: there is no input raster to take a region from")
 
 
+class _PrintedSteps:
+    """A workflow's steps as `cure apps try` shows them: each line as it comes, under its step."""
+
+    def for_step(self, step: str, abort: threading.Event) -> "_PrintedStep":
+        return _PrintedStep(step, abort)
+
+    def step_done(self, step: str) -> None:
+        print(f"step {step}: done")
+
+
+class _PrintedStep:
+    def __init__(self, step: str, abort: threading.Event) -> None:
+        self.step = step
+        self.abort = abort
+
+    def ready(self) -> bool:
+        if not self.abort.is_set():
+            print(f"step {self.step}: starts")
+        return not self.abort.is_set()
+
+    def tick(self, new_lines: list[OutputLine]) -> bool:
+        self.drain(new_lines)
+        return self.abort.is_set()
+
+    def drain(self, new_lines: list[OutputLine]) -> None:
+        for line in new_lines:
+            print(f"  {self.step} | {line.text}")
+
+
 def try_app(
     settings: Settings,
     app_id: str,
@@ -76,17 +108,32 @@ def try_app(
         "inputs": described,
     }
     with tempfile.TemporaryDirectory(prefix="cure-try-") as folder:
-        outcome = run_app(
-            settings,
-            app,
-            job=job,
-            files=files,
-            work_dir=Path(folder),
-            labels={"cure.try": str(job["order_id"])},
-        )
-        for line in outcome.logs:
-            print(f"  | {line}")
-        failed = judge(app, outcome, limits_of(settings, app))
+        labels = {"cure.try": str(job["order_id"])}
+        step: str | None = None
+        limits = limits_of(settings, app)
+        if app.manifest.steps:
+            outcome, step = asyncio.run(
+                run_workflow(
+                    settings,
+                    app,
+                    job=job,
+                    files=files,
+                    work_dir=Path(folder),
+                    labels=labels,
+                    watch=_PrintedSteps(),
+                )
+            )
+            if step is not None:
+                limits = step_limits(
+                    settings, app, next(s for s in app.manifest.steps if s.name == step)
+                )
+        else:
+            outcome = run_app(
+                settings, app, job=job, files=files, work_dir=Path(folder), labels=labels
+            )
+            for line in outcome.logs:
+                print(f"  | {line}")
+        failed = judge(app, outcome, limits, step=step)
         if failed is not None:
             status, reason = failed
             print(f"{status}: {reason}")

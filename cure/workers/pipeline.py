@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -286,6 +286,14 @@ class OrderWatch:
             )
 
 
+class StepWatch(Protocol):
+    """What a workflow run reports to: each step's control, and each step that succeeded."""
+
+    def for_step(self, step: str, abort: threading.Event) -> ContainerControl: ...
+
+    def step_done(self, step: str) -> None: ...
+
+
 class StepControl:
     """One workflow step's control (``ContainerControl``): the order's watch under the step's
     name, which also stops the step once ``abort`` is set (another step failed)."""
@@ -417,7 +425,7 @@ async def run_workflow(
     files: dict[str, Path],
     work_dir: Path,
     labels: dict[str, str],
-    watch: OrderWatch,
+    watch: "StepWatch",
     supersedes: dict[str, str] | None = None,
     runner: ContainerRunner | None = None,
 ) -> tuple[ContainerOutcome, str | None]:
@@ -452,7 +460,7 @@ async def _run_steps(
     handle: Job,
     job: dict[str, Any],
     work_dir: Path,
-    watch: OrderWatch,
+    watch: "StepWatch",
 ) -> tuple[ContainerOutcome, str | None]:
     arguments = command_args(job.get("params", {}))
 

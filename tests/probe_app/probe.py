@@ -34,10 +34,12 @@ def step(name):
     params = job["params"]
     work = "/job/work"
     print(f"step {name} runs", flush=True)
+    if name in ("left", "right"):
+        open(f"{work}/{name}.started", "w").close()
     if params.get("fail_step") == name:
         print(f"step {name} broke", file=sys.stderr, flush=True)
         sys.exit(7)
-    if params.get("sleep_step") == name:
+    if name in params.get("sleep_step", "").split(","):
         time.sleep(600)
     if params.get("slow_step") == name:
         for percent in (25, 50, 75):
@@ -49,7 +51,6 @@ def step(name):
     elif name in ("left", "right"):
         # Each branch waits for the other to start: they only pass when run side by side.
         other = "right" if name == "left" else "left"
-        open(f"{work}/{name}.started", "w").close()
         deadline = time.monotonic() + 30
         while not os.path.exists(f"{work}/{other}.started"):
             if time.monotonic() > deadline:

@@ -1,6 +1,7 @@
 """`cure apps try` runs an app image on local files the way the worker does."""
 
 import json
+import os
 import subprocess
 import sys
 from datetime import date
@@ -64,3 +65,46 @@ def test_apps_try_runs_suhi_on_local_files(tmp_path) -> None:
     refused = try_suhi(inputs, tmp_path / "out3", "--params", '{"urban_threshold": 500}')
     assert refused.returncode != 0
     assert "urban_threshold" in refused.stderr + refused.stdout
+
+
+def test_apps_try_runs_a_workflow_step_by_step(tmp_path, engine) -> None:
+    from tests.conftest import write_apps_dir
+
+    apps = write_apps_dir(tmp_path, workflow=True)
+    roi = {"type": "Polygon", "coordinates": [[[16, 48], [16.1, 48], [16.1, 48.1], [16, 48]]]}
+
+    def try_flow(out: Path, params: dict) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cure",
+                "apps",
+                "try",
+                "probe_flow",
+                "--start",
+                "2024-07-15",
+                "--roi",
+                json.dumps(roi),
+                "--params",
+                json.dumps(params),
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "CURE_APPS_DIR": str(apps)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = try_flow(tmp_path / "out", {})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "step prepare: done" in done.stdout and "  finish | step finish runs" in done.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["work"]["left.txt"] == "prepared then left"
+
+    failed = try_flow(tmp_path / "out2", {"fail_step": "right"})
+    assert failed.returncode == 1
+    assert "FAILED: step right exited with code 7: step right broke" in failed.stdout
