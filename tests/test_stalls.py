@@ -63,7 +63,8 @@ def headers(account) -> dict[str, str]:
 async def one_result(stack: Stack, http, headers, order: dict, seconds: float = 15) -> None:
     """The order's one result: its files alone are stored (a losing run's went), and the
     download matches the checksum it shows."""
-    assert order["status"] == "SUCCESS", order
+    history = [(e["status"], e["attempt"], e["message"]) for e in order["history"]]
+    assert order["status"] == "SUCCESS", (order["status"], order["message"], history)
     assert statuses(order).count("SUCCESS") == 1
     deadline = time.monotonic() + seconds
     while len(keys := await stored_keys(stack, order["order_id"])) != 1:
