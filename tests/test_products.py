@@ -1,6 +1,6 @@
-"""Real products end to end: demo inputs in S3 and the catalogue, orders of SUHI, urban green and
-flood susceptibility through the API and real containers, the product registered, the cache, and
-missing inputs."""
+"""Real products end to end: demo inputs in S3 and the catalogue, orders of SUHI, urban green,
+flood susceptibility and heat exposure (on a SUHI product) through the API and real containers,
+the product registered with its lineage, the cache, and missing inputs."""
 
 import asyncio
 import json
@@ -21,7 +21,7 @@ from cure.kit.resources import Resources
 from cure.kit.state import state_of
 from cure.portal import service as portal_service
 from tests.conftest import running_stack
-from tests.factories import create_admin, problems
+from tests.factories import create_admin, customer_with_token, problems
 
 DAY = date(2024, 7, 15)
 VIENNA = city_by_name("Vienna")
@@ -161,6 +161,85 @@ async def test_a_flood_susceptibility_order_maps_the_terrain(stack, http, accoun
     assert statistics["sink_pixels"] > 0 and statistics["max_sink_depth_m"] > 0.5
     assert 0 < statistics["mean_index"] < 1 and 0 < statistics["mean_imperviousness_percent"]
     assert statistics["valid_pixels"] == values.count()
+
+
+# South of the storylines' demonstrations (whose SUHI product of this day gets published here),
+# so that no published SUHI product meets it: only a customer's own can serve it.
+SOUTH = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [west + 0.05, south + 0.002],
+            [east - 0.05, south + 0.002],
+            [east - 0.05, 48.148],
+            [west + 0.05, 48.148],
+            [west + 0.05, south + 0.002],
+        ]
+    ],
+}
+
+
+async def test_heat_exposure_takes_the_customers_own_suhi_product_and_names_it_in_its_lineage(
+    stack, http, account
+) -> None:
+    """One product as another's input: without a SUHI product of the customer's own the order is
+    refused, naming the app to order first; with one it succeeds and its product's lineage (the
+    catalogue's JSON and STAC) names that SUHI product. Another customer's order still cannot
+    use it: it is not theirs, nor published."""
+    headers = {"Authorization": account["Authorization"]}
+    body = {"roi": SOUTH, "start_date": DAY.isoformat(), "params": {}}
+    refused = await http.post("/v1/apps/heat_exposure/orders", json=body, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "InputsMissing"
+    (reason,) = problems(refused.json())
+    assert reason.startswith("no suhi: cure-suhi (suhi) product of yours or published covers")
+    assert "order the app suhi first for this region and period" in reason
+
+    suhi = await final(http, headers, await _submit_over(http, headers, "suhi", SOUTH))
+    assert suhi["status"] == "SUCCESS", suhi["message"]
+    order = await final(http, headers, await _submit_over(http, headers, "heat_exposure", SOUTH))
+    assert order["status"] == "SUCCESS", order["message"]
+    roles = {asset["role"]: asset for asset in order["assets"]}
+    assert set(roles) == {"data", "population", "metadata"}
+    statistics = json.loads(await download(http, headers, roles["metadata"]["href"]))
+    assert statistics["inputs"]["suhi"] == f"suhi-{suhi['order_id']}"
+    assert statistics["population"] > 0 and statistics["valid_pixels"] > 0
+
+    identifier = f"heat_exposure-{order['order_id']}"
+    product = await http.get(f"/v1/ccsi/cure-heat_exposure/products/{identifier}", headers=headers)
+    assert product.status_code == 200, product.text
+    lineage = {(r["collection"], r["identifier"]) for r in product.json()["derived_from"]}
+    assert ("cure-suhi", f"suhi-{suhi['order_id']}") in lineage
+    assert {c for c, _ in lineage} == {"cure-suhi", "ghs-pop"}
+    search = await http.get(
+        "/v1/ccsi/cure-heat_exposure/search", params={"format": "json"}, headers=headers
+    )
+    (feature,) = [
+        f for f in search.json()["features"] if f["properties"]["identifier"] == identifier
+    ]
+    assert {r["identifier"] for r in feature["properties"]["derivedFrom"]} == {
+        i for _, i in lineage
+    }
+    item = await http.get(
+        f"/stac/collections/cure-heat_exposure/items/{identifier}", headers=headers
+    )
+    assert item.status_code == 200, item.text
+    derived = [link["href"] for link in item.json()["links"] if link["rel"] == "derived_from"]
+    assert any(
+        href.endswith(f"/collections/cure-suhi/items/suhi-{suhi['order_id']}") for href in derived
+    )
+
+    _, other = await customer_with_token(http)
+    elsewhere = await http.post("/v1/apps/heat_exposure/orders", json=body, headers=other)
+    assert elsewhere.status_code == 422, elsewhere.text
+    assert "order the app suhi first" in problems(elsewhere.json())[0]
+
+
+async def _submit_over(http, headers, app_id: str, roi: dict) -> str:
+    body = {"roi": roi, "start_date": DAY.isoformat(), "params": {}}
+    response = await http.post(f"/v1/apps/{app_id}/orders", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    return str(response.json()["order_id"])
 
 
 async def test_the_vienna_demonstration_is_published_under_a_service_account(

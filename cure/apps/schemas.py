@@ -15,6 +15,21 @@ FORMAT = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 ASSET_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 MAX_STEPS = 20
+# The catalogue collection of the products an app's orders make: "cure-<app_id>".
+ORDER_COLLECTION_PREFIX = "cure-"
+
+
+def order_collection(app_id: str) -> str:
+    """The collection that holds the products of the app's orders."""
+    return f"{ORDER_COLLECTION_PREFIX}{app_id}"
+
+
+def producing_app(collection: str) -> str | None:
+    """The app whose orders make the products of ``collection``; None for an input collection."""
+    if not collection.startswith(ORDER_COLLECTION_PREFIX):
+        return None
+    app_id = collection.removeprefix(ORDER_COLLECTION_PREFIX)
+    return app_id if APP_ID.match(app_id) else None
 
 
 class AppLimits(BaseModel):
@@ -217,6 +232,14 @@ class AppInput(InputFormat):
             f"{start.date()}" if start.date() == end.date() else f"{start.date()} to {end.date()}"
         )
         reason = f"no {self.describe(params)} product covers the region on {period}"
+        producers = [producing_app(f.collection) for f in self.accepted(params)]
+        if all(producers):
+            # Only CURE's own products serve it: the customer's, or published ones.
+            apps = " or ".join(dict.fromkeys(str(app) for app in producers))
+            reason = (
+                f"no {self.describe(params)} product of yours or published covers the region"
+                f" on {period}; order the app {apps} first for this region and period"
+            )
         nearest = [
             f"{label} {moment.date()}"
             for label, moment in (("before:", before), ("after:", after))
@@ -298,6 +321,8 @@ class AppManifest(BaseModel):
         for wanted in self.inputs:
             if wanted.chosen_by is not None:
                 self._check_choice(wanted)
+            if any(f.collection == order_collection(self.id) for f in wanted.accepted()):
+                raise ValueError(f"input {wanted.role}: an app cannot take its own products")
         if self.steps:
             self.step_order()  # raises on a cycle or an unknown step
         return self

@@ -625,13 +625,21 @@ async def availability(
     start: datetime,
     end: datetime,
     max_cloud_cover: float | None = None,
+    visible_to: Viewer = repository.PUBLIC,
 ) -> Coverage:
     """Whether a public product (local, or of a source) covers ``area`` in [start, end], at most
     ``max_cloud_cover`` cloudy (a product whose cover is not known counts as clear). The local
     catalogue is asked first; the sources only when it has none. Each local step takes a short
-    session of ``sessions`` (closed before any source is called: no connection waits on one)."""
+    session of ``sessions`` (closed before any source is called: no connection waits on one).
+    ``visible_to``: whose local products count besides the public ones (an order's customer's
+    own, for an input from one of CURE's collections)."""
     where = from_shape(area, srid=4326)
-    local: dict[str, Any] = {"collection": collection, "product_type": product_type, "area": where}
+    local: dict[str, Any] = {
+        "collection": collection,
+        "product_type": product_type,
+        "area": where,
+        "visible_to": visible_to,
+    }
     async with sessions() as session:
         found = await repository.any_covering(
             session, start=start, end=end, max_cloud_cover=max_cloud_cover, **local

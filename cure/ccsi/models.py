@@ -56,4 +56,9 @@ class Product(Base):
     )
     order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     published: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # Lineage: the products an order's product was made from, as the order staged them:
+    # [{"collection", "identifier", "source", "id" (local ones), "owner_id" (owned ones)}].
+    derived_from: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

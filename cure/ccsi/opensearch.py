@@ -201,6 +201,10 @@ def feature(product: ProductRead) -> dict[str, Any]:
     properties["source"] = product.source
     if product.cloud_cover is not None:
         properties["cloudCover"] = product.cloud_cover
+    if product.derived_from:  # lineage: the products it was made from
+        properties["derivedFrom"] = [
+            reference.model_dump(mode="json") for reference in product.derived_from
+        ]
     return {
         "type": "Feature",
         "id": str(product.id),

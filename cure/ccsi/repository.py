@@ -296,12 +296,17 @@ async def delete(session: AsyncSession, collection: str, identifier: str) -> boo
 
 
 def _covering(
-    collection: str, product_type: str | None, area: Any, max_cloud_cover: float | None = None
+    collection: str,
+    product_type: str | None,
+    area: Any,
+    max_cloud_cover: float | None = None,
+    visible_to: Viewer = PUBLIC,
 ) -> list[ColumnElement[bool]]:
-    """Public products of the collection (and type) that meet ``area``; with
-    ``max_cloud_cover``, only those at most that cloudy or whose cover is not known."""
+    """Products ``visible_to`` sees (by default the public ones) of the collection (and type)
+    that meet ``area``; with ``max_cloud_cover``, only those at most that cloudy or whose cover
+    is not known."""
     conditions = [
-        _visible(PUBLIC),
+        _visible(visible_to),
         Product.collection == collection,
         func.ST_Intersects(Product.footprint, area),
     ]
@@ -322,11 +327,13 @@ async def any_covering(
     start: datetime,
     end: datetime,
     max_cloud_cover: float | None = None,
+    visible_to: Viewer = PUBLIC,
 ) -> bool:
-    """Whether a public product of the collection (and type) meets ``area`` within [start, end]
-    (and is at most ``max_cloud_cover`` cloudy, or of unknown cover)."""
+    """Whether a product of the collection (and type) that ``visible_to`` sees (by default a
+    public one) meets ``area`` within [start, end] (and is at most ``max_cloud_cover`` cloudy,
+    or of unknown cover)."""
     query = select(Product.id).where(
-        *_covering(collection, product_type, area, max_cloud_cover),
+        *_covering(collection, product_type, area, max_cloud_cover, visible_to),
         Product.start_at <= end,
         Product.end_at >= start,
     )
@@ -342,11 +349,12 @@ async def nearest_dates(
     start: datetime,
     end: datetime,
     max_cloud_cover: float | None = None,
+    visible_to: Viewer = PUBLIC,
 ) -> tuple[datetime | None, datetime | None]:
     """The latest product end before ``start`` and the earliest product start after ``end``,
-    among public products of the collection (and type) that meet ``area`` (and are clear
-    enough, with ``max_cloud_cover``)."""
-    conditions = _covering(collection, product_type, area, max_cloud_cover)
+    among the products ``visible_to`` sees (public ones by default) of the collection (and
+    type) that meet ``area`` (and are clear enough, with ``max_cloud_cover``)."""
+    conditions = _covering(collection, product_type, area, max_cloud_cover, visible_to)
     before = select(func.max(Product.end_at)).where(*conditions, Product.end_at < start)
     after = select(func.min(Product.start_at)).where(*conditions, Product.start_at > end)
     return (await session.execute(before)).scalar(), (await session.execute(after)).scalar()
@@ -360,14 +368,48 @@ async def least_cloud_cover(
     area: Any,
     start: datetime,
     end: datetime,
+    visible_to: Viewer = PUBLIC,
 ) -> float | None:
-    """The least cloud cover among public products of the collection (and type) that meet
-    ``area`` within [start, end]; None when none says its cover."""
+    """The least cloud cover among the products ``visible_to`` sees (public ones by default) of
+    the collection (and type) that meet ``area`` within [start, end]; None when none says its
+    cover."""
     query = select(func.min(cloud_cover())).where(
-        *_covering(collection, product_type, area), Product.start_at <= end, Product.end_at >= start
+        *_covering(collection, product_type, area, visible_to=visible_to),
+        Product.start_at <= end,
+        Product.end_at >= start,
     )
     found = (await session.execute(query)).scalar()
     return None if found is None else float(found)
+
+
+async def covering_most(
+    session: AsyncSession,
+    *,
+    collection: str,
+    product_type: str | None,
+    area: Any,
+    start: datetime | None,
+    end: datetime,
+    visible_to: Viewer,
+    limit: int,
+) -> list[Product]:
+    """Up to ``limit`` products ``visible_to`` sees of the collection (and type) that meet
+    ``area`` within [start, end] (from any time before ``end`` when ``start`` is None): those
+    that cover most of the area first, then the newest."""
+    overlap = func.ST_Area(func.ST_Intersection(Product.footprint, area))
+    query = select(Product).where(
+        *_covering(collection, product_type, area, visible_to=visible_to), Product.start_at <= end
+    )
+    if start is not None:
+        query = query.where(Product.end_at >= start)
+    query = query.order_by(overlap.desc(), Product.start_at.desc(), Product.id).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def owners(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """The owner of each product of ``ids`` that exists (None: an input product)."""
+    rows = await session.execute(select(Product.id, Product.owner_id).where(Product.id.in_(ids)))
+    return {product_id: owner for product_id, owner in rows}
 
 
 async def acquisition_days(

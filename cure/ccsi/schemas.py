@@ -180,6 +180,20 @@ class AssetRead(BaseSchema):
     nodata: float | None = None
 
 
+class ProductReference(BaseSchema):
+    """One product another was made from (lineage), as an order staged it: by collection and
+    identifier, with the local product's id; ``source`` names the catalogue that holds it."""
+
+    collection: str = Field(max_length=100)
+    identifier: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Null when the product is another customer's, not yours to see",
+    )
+    id: uuid.UUID | None = Field(default=None, description="A local product's id")
+    source: str = Field(default="local", max_length=100)
+
+
 class ProductRead(BaseSchema):
     id: uuid.UUID
     collection: str
@@ -202,6 +216,11 @@ class ProductRead(BaseSchema):
     )
     cloud_cover: float | None = Field(
         default=None, description="Cloud cover in percent, when the catalogue gives it"
+    )
+    derived_from: list[ProductReference] = Field(
+        default_factory=list,
+        description="Lineage: the products it was made from (an order's staged inputs); "
+        "another customer's product is named by its collection alone",
     )
 
 

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cure.apps import schemas as app_schemas
 from cure.auth.principals import Principal
 from cure.auth.scopes import ORDERS_READ
 from cure.ccsi import repository
@@ -26,12 +27,14 @@ from cure.ccsi.schemas import (
     ProductCreate,
     ProductCriteria,
     ProductRead,
+    ProductReference,
     SearchQuery,
     check_collection,
     is_url,
     parse_footprint,
     to_utc,
 )
+from cure.ccsi.sources.schemas import LOCAL
 from cure.config import Settings
 from cure.kit.errors import InvalidInput, ServiceUnavailable
 from cure.kit.geo import checked_to_db, from_db
@@ -274,7 +277,21 @@ def _read(product: Product, links: dict[str, str], viewer: Viewer) -> ProductRea
         published=product.published,
         created_at=product.created_at,
         cloud_cover=cloud_cover_of(product.properties),
+        derived_from=[lineage_reference(entry, viewer) for entry in product.derived_from or []],
     )
+
+
+def lineage_reference(entry: dict[str, Any], viewer: Viewer) -> ProductReference:
+    """One product of a lineage as ``viewer`` reads it: in full when it is an input product
+    (local or of a source) or one the viewer owns (admins: all); another customer's product by
+    its collection alone, its identifier (which names the order) and id withheld. Whose a
+    product is was recorded with the lineage, so one published since stays reduced."""
+    owner = entry.get("owner_id")
+    if owner is None or viewer.sees_all or str(viewer.customer_id) == str(owner):
+        return ProductReference.model_validate(
+            {key: entry.get(key) for key in ("collection", "identifier", "id", "source")}
+        )
+    return ProductReference(collection=entry["collection"], source=entry.get("source", "local"))
 
 
 def cloud_cover_of(properties: dict[str, Any]) -> float | None:
@@ -294,7 +311,7 @@ def _stored_assets(assets: dict[str, AssetCreate]) -> dict[str, Any]:
 
 
 def order_collection(app_id: str) -> str:
-    return f"cure-{app_id}"
+    return app_schemas.order_collection(app_id)
 
 
 def order_identifier(app_id: str, order_id: uuid.UUID) -> str:
@@ -314,8 +331,10 @@ async def register_order_outputs(
     params: dict[str, Any],
     assets: dict[str, dict[str, Any]],
     product_type: str | None = None,
+    derived_from: list[ProductReference] | None = None,
 ) -> Product:
-    """The product an order generated, owned by its customer, in collection ``cure-<app_id>``.
+    """The product an order generated, owned by its customer, in collection ``cure-<app_id>``,
+    with its lineage: the products the order staged (``derived_from``).
 
     Idempotent: a second call for the same order returns the product the first one made. Dates
     cover whole days (start of ``start`` to end of ``end``, UTC).
@@ -345,6 +364,7 @@ async def register_order_outputs(
         "assets": _stored_assets(checked_assets),
         "owner_id": customer_id,
         "order_id": order_id,
+        "derived_from": await _lineage(session, derived_from or []),
     }
     # The insert and the read of an earlier product race with nothing but a removal of that
     # product in between; the second round then inserts it.
@@ -357,6 +377,34 @@ async def register_order_outputs(
         if product is not None:
             return product
     raise ServiceUnavailable("the order's product was removed while it was being registered")
+
+
+async def _lineage(
+    session: AsyncSession, references: list[ProductReference]
+) -> list[dict[str, Any]]:
+    """The lineage as stored: each reference once, a local one with the owner its product has
+    (read here, not taken from the worker's word), which decides who later sees it in full."""
+    local_ids = [r.id for r in references if r.id is not None and r.source == LOCAL]
+    owners = await repository.owners(session, local_ids) if local_ids else {}
+    stored: list[dict[str, Any]] = []
+    seen: set[tuple[str, str | None, str]] = set()
+    for reference in references:
+        key = (reference.collection, reference.identifier, reference.source)
+        if key in seen:
+            continue
+        seen.add(key)
+        entry: dict[str, Any] = {
+            "collection": reference.collection,
+            "identifier": reference.identifier,
+            "source": reference.source,
+        }
+        if reference.id is not None and reference.source == LOCAL:
+            entry["id"] = str(reference.id)
+            owner = owners.get(reference.id)
+            if owner is not None:
+                entry["owner_id"] = str(owner)
+        stored.append(entry)
+    return stored
 
 
 def _footprint(roi: WKBElement | BaseGeometry | dict[str, Any]) -> WKBElement:
@@ -391,17 +439,20 @@ async def availability(
     area: WKBElement,
     start: datetime,
     end: datetime,
+    visible_to: Viewer = PUBLIC,
 ) -> Availability:
-    """Whether a public product covers ``area`` in [start, end], and if not the nearest dates
-    around that period that do have one."""
-    found = await repository.any_covering(
-        session, collection=collection, product_type=product_type, area=area, start=start, end=end
-    )
+    """Whether a product ``visible_to`` sees (by default: a public one) covers ``area`` in
+    [start, end], and if not the nearest dates around that period that do have one."""
+    where: dict[str, Any] = {
+        "collection": collection,
+        "product_type": product_type,
+        "area": area,
+        "visible_to": visible_to,
+    }
+    found = await repository.any_covering(session, start=start, end=end, **where)
     if found:
         return Availability(found=True)
-    before, after = await repository.nearest_dates(
-        session, collection=collection, product_type=product_type, area=area, start=start, end=end
-    )
+    before, after = await repository.nearest_dates(session, start=start, end=end, **where)
     return Availability(found=False, nearest_before=before, nearest_after=after)
 
 
@@ -451,6 +502,39 @@ async def find_products(
         session, criteria, visible_to=viewer_of(principal), limit=limit
     )
     return products
+
+
+def orderer(customer_id: uuid.UUID) -> Viewer:
+    """Whose products an order of ``customer_id`` may take as inputs: public ones and the
+    customer's own, never another customer's unpublished one, whoever submits it (an admin's
+    own order too: its scope to see everything does not extend to what it orders)."""
+    return Viewer(customer_id=customer_id)
+
+
+async def order_inputs(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    collection: str,
+    product_type: str | None,
+    area: BaseGeometry,
+    start: datetime | None,
+    end: datetime,
+    limit: int,
+) -> list[Product]:
+    """Products of one of CURE's own collections an order of ``customer_id`` may take as inputs
+    (``orderer``) that meet ``area`` within [start, end], as stored: those covering most of the
+    area first, then the newest."""
+    return await repository.covering_most(
+        session,
+        collection=collection,
+        product_type=product_type,
+        area=from_shape(area, srid=4326),
+        start=start,
+        end=end,
+        visible_to=orderer(customer_id),
+        limit=limit,
+    )
 
 
 async def acquisition_days(

@@ -60,6 +60,14 @@ DEM_STEP = 1 / 3600  # one arc-second north-south, as GLO-30
 DEM_X_SPACING = ((50, 1.0), (60, 1.5), (70, 2.0), (80, 3.0), (85, 5.0), (90, 10.0))
 # The Copernicus DEM's elevations come from TanDEM-X acquisitions of 2011 to 2015.
 DEM_ACQUIRED = (datetime(2011, 1, 1, tzinfo=UTC), datetime(2015, 1, 1, tzinfo=UTC))
+# The GHSL's population grid (GHS-POP R2023A): persons per 100 m cell in World Mollweide, in
+# tiles of 1000 km from x -18,041,000 m and y 9,000,000 m; the demo's epoch is 2020.
+POP_COLLECTION, POP_PRODUCT_TYPE = "ghs-pop", "GHS_POP"
+MOLLWEIDE = "ESRI:54009"
+POP_NODATA = -200.0
+POP_STEP = 100.0
+POP_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+POP_TILE_ORIGIN, POP_TILE_SIZE = (-18_041_000.0, 9_000_000.0), 1_000_000.0
 
 
 class City(TypedDict):
@@ -123,14 +131,15 @@ def city_by_name(name: str) -> City:
 def generate(
     out_dir: Path, cities: Iterable[City] = CITIES, dates: Iterable[date] = DATES
 ) -> list[GeneratedProduct]:
-    """Write every city's imperviousness and elevation and, per date, its LST and reflectance
-    products."""
+    """Write every city's imperviousness, elevation and population and, per date, its LST and
+    reflectance products."""
     days = sorted(set(dates))
     products: list[GeneratedProduct] = []
     for city in cities:
         model = CityModel(city)
         products.append(_imperviousness_product(out_dir, model))
         products.append(_dem_product(out_dir, model))
+        products.append(_population_product(out_dir, model))
         for day in days:
             products.append(_lst_product(out_dir, model, day))
             products.append(_reflectance_product(out_dir, model, day))
@@ -433,6 +442,53 @@ def _dem_product(out_dir: Path, model: CityModel) -> GeneratedProduct:
         start,
         end,
         {"dem": path},
+        city["bbox"],
+        city["name"],
+    )
+
+
+def _population_tile(lon: float, lat: float) -> str:
+    """The GHS-POP tile holding a point, e.g. R4_C20 (rows from the north, columns from the
+    west, counted from 1)."""
+    (x,), (y,) = transform_points(WGS84, MOLLWEIDE, [lon], [lat])
+    (x0, y0), size = POP_TILE_ORIGIN, POP_TILE_SIZE
+    return f"R{int((y0 - y) // size) + 1}_C{int((x - x0) // size) + 1}"
+
+
+def _population_product(out_dir: Path, model: CityModel) -> GeneratedProduct:
+    """Residents in the GHSL's GHS-POP layout (R2023A, epoch 2020): float32 persons per 100 m
+    cell of World Mollweide (ESRI:54009), nodata -200, named by its 1000 km tile, cut to the
+    city's box. People live where the city model is sealed, fewer in the suburbs and villages,
+    none in the parks and the river."""
+    city = model.city
+    grid = _grid(city["bbox"], MOLLWEIDE, POP_STEP)
+    layers = model.layers(*_lonlat_centres(grid))
+    rng = np.random.default_rng(_seed(city["name"], "population"))
+    # About 120 residents a hectare in the densest blocks (12,000 a km2), a few in the country.
+    persons = 120.0 * layers["sealing"] ** 1.5 * (1 - layers["park"]) + 0.5
+    persons = np.minimum(persons * rng.lognormal(0.0, 0.25, grid.shape), 300.0)
+    persons[layers["water"]] = 0.0
+    data = np.round(persons, 1).astype("float32")
+    tile = _population_tile(model.lon0, model.lat0)
+    identifier = f"GHS_POP_E2020_GLOBE_R2023A_54009_100_V1_0_{tile}_CURE_DEMO_{_slug(city)}"
+    start = end = POP_EPOCH
+    tags = _tags(POP_COLLECTION, POP_PRODUCT_TYPE, identifier, start, end)
+    path = _write(
+        out_dir / POP_COLLECTION / identifier / f"{identifier}.tif",
+        data,
+        _Grid(grid.crs, grid.transform, grid.width, grid.height),
+        nodata=POP_NODATA,
+        tags=tags,
+        description="residential population",
+        units="persons",
+    )
+    return GeneratedProduct(
+        POP_COLLECTION,
+        identifier,
+        POP_PRODUCT_TYPE,
+        start,
+        end,
+        {"pop": path},
         city["bbox"],
         city["name"],
     )

@@ -15,6 +15,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from cure.apps import registry as app_registry
+from cure.apps.exceptions import AppNotFound
+from cure.apps.schemas import producing_app
 from cure.auth import repository as auth_repository
 from cure.auth.models import Customer
 from cure.auth.principals import Principal
@@ -63,6 +66,17 @@ def _fingerprint(demo: DemoProduct) -> str:
         "params": demo.params,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _consumes_products(resources: Resources, demo: DemoProduct) -> bool:
+    """Whether the demonstration's app reads products of CURE's own collections."""
+    try:
+        app = app_registry.get_registry(resources.settings).get(demo.app)
+    except AppNotFound:
+        return False  # its order says so
+    return any(
+        producing_app(f.collection) is not None for i in app.manifest.inputs for f in i.accepted()
+    )
 
 
 def _describe(demo: DemoProduct) -> str:
@@ -179,11 +193,19 @@ async def prepare(
         return report
     account = await demo_account(resources, {demo.app for demo in missing})
     deadline = time.monotonic() + timeout_seconds
-    outcomes = await asyncio.gather(
-        *(_prepare_one(resources, account, demo, deadline) for demo in missing),
-        return_exceptions=True,
-    )
-    for demo, outcome in zip(missing, outcomes, strict=True):
+    outcomes: list[object] = []
+    # An app that takes another app's products (heat_exposure takes suhi's) is ordered once
+    # the others are published: its order finds them then.
+    waves = [
+        [demo for demo in missing if not _consumes_products(resources, demo)],
+        [demo for demo in missing if _consumes_products(resources, demo)],
+    ]
+    for wave in waves:
+        outcomes += await asyncio.gather(
+            *(_prepare_one(resources, account, demo, deadline) for demo in wave),
+            return_exceptions=True,
+        )
+    for demo, outcome in zip([d for wave in waves for d in wave], outcomes, strict=True):
         if outcome == OrderStatus.SUCCESS:
             report.published.append(_describe(demo))
         else:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.ccsi import service as ccsi_service
+from cure.ccsi.schemas import ProductReference
 from cure.kit.db import is_transient, utcnow
 from cure.kit.metrics import ORDER_DURATION, ORDERS_FINISHED
 from cure.orders import repository
@@ -101,7 +102,7 @@ async def apply_event(
     if event.status == OrderStatus.SUCCESS and order.assets:
         try:
             async with session.begin_nested():
-                await _register_product(session, order)
+                await _register_product(session, order, event.derived_from or [])
         except Exception as exc:
             if is_transient(exc):
                 raise  # the database is away: the whole event is applied again later
@@ -180,9 +181,12 @@ def _update(order: Order, event: OrderEventMessage) -> None:
             }
 
 
-async def _register_product(session: AsyncSession, order: Order) -> None:
+async def _register_product(
+    session: AsyncSession, order: Order, derived_from: list[ProductReference]
+) -> None:
     """CURE's own products are found like any input: the outputs of a successful order become a
-    product of the collection ``cure-<app_id>``, owned by the customer, in the same transaction."""
+    product of the collection ``cure-<app_id>``, owned by the customer, in the same transaction,
+    with its lineage (the products the run staged)."""
     assert order.assets is not None
     await ccsi_service.register_order_outputs(
         session,
@@ -205,6 +209,7 @@ async def _register_product(session: AsyncSession, order: Order) -> None:
             }
             for role, asset in order.assets.items()
         },
+        derived_from=derived_from,
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from cure.ccsi.schemas import ProductReference
 from cure.kit.geo import from_db, from_wkb, parse_bbox, parse_roi, to_geojson
 from cure.kit.schemas import BaseSchema, InputSchema
 from cure.orders.lifecycle import OrderStatus, result_files
@@ -233,6 +234,9 @@ class OrderEventMessage(BaseSchema):
     progress: int | None = Field(default=None, ge=0, le=100)
     result: OrderResultInfo | None = None
     assets: list[OrderAssetInfo] | None = Field(default=None, max_length=50)
+    derived_from: list[ProductReference] | None = Field(
+        default=None, max_length=200, description="On SUCCESS: the input products the run staged"
+    )
     heartbeat: bool = Field(default=False, description="Only a sign of life; not a transition")
 
     @field_validator("actor", "message")

@@ -19,6 +19,7 @@ from cure.auth.exceptions import EmailNotVerified, InsufficientScope
 from cure.auth.principals import Principal
 from cure.auth.scopes import app_scope
 from cure.ccsi import federation as ccsi_federation
+from cure.ccsi import service as ccsi_service
 from cure.ccsi.federation import Coverage, Federation, LocalSessions
 from cure.config import Settings
 from cure.kit import outbound
@@ -92,7 +93,9 @@ async def submit(
         return earlier, False
     params = app.validate_params(data.params)
     await _check_callback(settings, data, resolver)
-    await _check_inputs(_short_sessions(session, reads), settings, app, data, params, sources)
+    await _check_inputs(
+        _short_sessions(session, reads), settings, principal, app, data, params, sources
+    )
     # One customer's submissions one at a time, until commit: limits and keys stay exact.
     await repository.lock_customer(session, principal.customer_id)
     if idempotency_key is not None:
@@ -189,6 +192,7 @@ def _short_sessions(
 async def _check_inputs(
     sessions: LocalSessions,
     settings: Settings,
+    principal: Principal,
     app: app_registry.App,
     data: OrderCreate,
     params: dict[str, Any],
@@ -198,7 +202,9 @@ async def _check_inputs(
     now, naming the missing input and the nearest dates that do have data, or, when every
     covering scene is too cloudy, the cloud cover found (the worker checks again when it runs).
     When a source needed for the answer did not give one, submit is a 503 with Retry-After,
-    never a guess. With an external catalogue (``ccsi_url``) only the worker's check applies."""
+    never a guess. With an external catalogue (``ccsi_url``) only the worker's check applies.
+    Products of CURE's own collections (``cure-<app>``) count when they are the customer's own
+    or published (``ccsi_service.orderer``), never another customer's unpublished one."""
     if settings.ccsi_url is not None:
         return
     assert data.end_date is not None  # filled in by OrderCreate
@@ -207,6 +213,7 @@ async def _check_inputs(
     max_cloud = float(limit) if isinstance(limit, int | float) and limit < 100 else None
     missing: list[str] = []
     undecided: set[str] = set()
+    orderer = ccsi_service.orderer(principal.customer_id)
     for wanted in app.manifest.inputs:
         start, end = wanted.window(data.start_date, data.end_date)
         coverages: list[Coverage] = []
@@ -220,6 +227,7 @@ async def _check_inputs(
                 start=start,
                 end=end,
                 max_cloud_cover=max_cloud,
+                visible_to=orderer,
             )
             if found.found:
                 break

@@ -67,6 +67,7 @@ STYLES = {
     "urban_green": Style("vegetation", "NDVI", None, fixed=(-0.2, 0.9)),
     "SL_2_LST": Style("temperature", "Land surface temperature", "K"),
     "flood_susceptibility": Style("water", "Flood susceptibility", None, fixed=(0.0, 1.0)),
+    "heat_exposure": Style("temperature", "Heat exposure", "person K"),
 }
 DEFAULT_STYLE = Style("viridis", "Value")
 

@@ -282,6 +282,19 @@ def item(settings: Settings, product: ProductRead) -> dict[str, Any]:
     remote = _remote_self(product) if product.source != LOCAL else None
     if remote:  # a source's item: this API serves it (self), its page at the source is the original
         links.append(_link(remote, "canonical", GEOJSON))
+    if product.derived_from:
+        # Lineage: each product it was made from that the reader may see is an item of this API
+        # (a remote source's too); another customer's product is named by its collection alone.
+        properties["cure:derived_from"] = [
+            reference.model_dump(mode="json") for reference in product.derived_from
+        ]
+        links += [
+            _link(
+                f"{base}/collections/{r.collection}/items/{r.identifier}", "derived_from", GEOJSON
+            )
+            for r in product.derived_from
+            if r.identifier is not None
+        ]
     return {
         "type": "Feature",
         "stac_version": STAC_VERSION,

@@ -729,6 +729,7 @@ async def _execute(
         "result": OrderResultInfo(**primary.model_dump(include=set(OrderResultInfo.model_fields))),
         "assets": assets,
         "message": _last_line(outcome, prefer_errors=False),
+        "derived_from": staged.derived_from,
     }
 
 
@@ -785,6 +786,7 @@ async def _stage_in(
             start=job.start_date,
             end=job.end_date,
             params=job.params,
+            own=staging.OrderProducts(settings, engine, storage, job.customer_id),
         )
     except staging.InputMissing as exc:
         return OrderStatus.INVALID, {"message": str(exc)}

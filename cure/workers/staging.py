@@ -29,10 +29,14 @@ from urllib.parse import urlsplit
 import httpx
 import rasterio
 from shapely.geometry import shape
-from sqlalchemy.ext.asyncio import AsyncEngine
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from cure.apps.schemas import AppInput
+from cure.apps.schemas import AppInput, producing_app
+from cure.ccsi import opensearch
+from cure.ccsi import service as ccsi_service
 from cure.ccsi.client import CcsiClient
+from cure.ccsi.schemas import ProductReference
 from cure.ccsi.sources import service as source_service
 from cure.ccsi.sources.exceptions import SecretsUnreadable, StoredSourceInvalid
 from cure.config import Settings
@@ -72,6 +76,17 @@ class FoundProduct:
         properties: dict[str, Any] = self.feature.get("properties") or {}
         return properties
 
+    def reference(self) -> ProductReference:
+        """The product as the lineage of the order's product names it."""
+        source = str(self.properties.get("source") or LOCAL)
+        local_id = self.feature.get("id") if source == LOCAL else None
+        return ProductReference(
+            collection=str(self.properties.get("collection")),
+            identifier=str(self.properties.get("identifier")),
+            id=uuid.UUID(str(local_id)) if local_id else None,
+            source=source,
+        )
+
 
 @dataclass
 class StagedInputs:
@@ -83,9 +98,56 @@ class StagedInputs:
     from_cache: int = 0
     remote: int = 0  # files of remote sources
     transferred: int = 0  # bytes received from remote sources
+    derived_from: list[ProductReference] = field(default_factory=list)  # the products staged
 
 
 # -- resolve -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderProducts:
+    """Where an order's inputs from CURE's own collections (``cure-<app>``: what other orders
+    made) are found: the catalogue's table, as the order's customer sees it (their own products
+    and published ones; ``ccsi_service.orderer``), with expiring links to CURE's storage. The
+    customer is the order's, read from its row, never from the task's message: a run cannot be
+    handed another customer's unpublished product. (The catalogue's HTTP search, which the
+    worker calls without a token, answers only what everyone may see.)"""
+
+    settings: Settings
+    engine: AsyncEngine
+    storage: Storage
+    customer_id: uuid.UUID
+
+    async def search(
+        self,
+        count: int,
+        *,
+        collection: str,
+        product_type: str | None,
+        region: BaseGeometry,
+        start: datetime | None = None,
+        end: datetime,
+    ) -> list[dict[str, Any]]:
+        """Up to ``count`` products as the catalogue's GeoJSON answer gives them: those that
+        cover most of the region first, then the newest."""
+        async with AsyncSession(self.engine) as session:
+            products = await ccsi_service.order_inputs(
+                session,
+                customer_id=self.customer_id,
+                collection=collection,
+                product_type=product_type,
+                area=region,
+                start=start,
+                end=end,
+                limit=count,
+            )
+        reads = await ccsi_service.to_reads(
+            products,
+            settings=self.settings,
+            storage=self.storage,
+            viewer=ccsi_service.orderer(self.customer_id),
+        )
+        return [opensearch.feature(read) for read in reads]
 
 
 async def resolve(
@@ -96,11 +158,13 @@ async def resolve(
     start: date,
     end: date,
     params: dict[str, Any] | None = None,
+    own: OrderProducts | None = None,
 ) -> list[FoundProduct]:
     """The newest ``count`` products of each input over the region and its window, from the
     first of the input's collections (``accepted(params)``, in the app's order of preference)
     that has them; or InputMissing naming the input (and the nearest earlier date with data,
-    when there is one)."""
+    when there is one). A collection of CURE's own products is searched through ``own`` (the
+    order's customer's view); without it, through the catalogue like the others."""
     region = shape(roi)
     where: dict[str, Any] = (
         {"geometry": region}
@@ -109,12 +173,18 @@ async def resolve(
     )
     found: list[FoundProduct] = []
     async with CcsiClient(settings.catalogue_url, timeout=settings.stage_timeout_seconds) as ccsi:
+
+        async def first(count: int, **query: Any) -> list[dict[str, Any]]:
+            if own is not None and producing_app(query["collection"]) is not None:
+                return await own.search(count, region=region, **query)
+            return await _first(ccsi, count, **query, **where)
+
         for wanted in inputs:
-            first, last = wanted.window(start, end)
+            window_start, window_end = wanted.window(start, end)
             formats = wanted.accepted(params)
             for served in formats:
                 query = {"collection": served.collection, "product_type": served.product_type}
-                products = await _first(ccsi, wanted.count, start=first, end=last, **query, **where)
+                products = await first(wanted.count, start=window_start, end=window_end, **query)
                 if len(products) >= wanted.count:
                     keys = tuple(served.assets)
                     found += [FoundProduct(wanted.role, feature, keys) for feature in products]
@@ -123,12 +193,14 @@ async def resolve(
                 earlier: list[datetime] = []
                 for served in formats:
                     query = {"collection": served.collection, "product_type": served.product_type}
-                    newest = await _first(ccsi, 1, end=first, **query, **where)
+                    newest = await first(1, end=window_start, **query)
                     moment = _end_of(newest[0]) if newest else None
                     if moment is not None:
                         earlier.append(moment)
                 before = max(earlier) if earlier else None
-                raise InputMissing(wanted.missing(first, last, before=before, params=params))
+                raise InputMissing(
+                    wanted.missing(window_start, window_end, before=before, params=params)
+                )
     return found
 
 
@@ -338,6 +410,7 @@ async def stage(
         staged.described.setdefault(product.role, []).append(
             _describe(product, assets.get(id(product), {}), values.get(id(product), {}))
         )
+        staged.derived_from.append(product.reference())
     return staged
 
 

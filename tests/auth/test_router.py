@@ -20,6 +20,7 @@ DEFAULT_SCOPES = {
     "account:read",
     "account:write",
     "app:flood_susceptibility",
+    "app:heat_exposure",
     "app:roi_stats",
     "app:suhi",
     "app:urban_green",

@@ -153,3 +153,61 @@ async def test_own_products_need_a_token_that_may_read_orders(client, session, c
     assert (
         await client.get(path, headers={"Authorization": f"Bearer {narrow}"})
     ).status_code == 404
+
+
+async def test_lineage_names_another_customers_product_by_its_collection_alone(
+    client, session, collection
+) -> None:
+    """A product's lineage: an input product and the reader's own product in full, another
+    customer's product (here to anyone once the product made from it is published) by its
+    collection alone, its identifier and id withheld; admins see it all."""
+    from cure.ccsi.schemas import ProductReference
+
+    owner, owner_headers = await customer_with_token(client)
+    _, other_headers = await customer_with_token(client)
+    _, admin_headers = await create_admin(client, session)
+    owner_id = uuid.UUID(owner["customer_id"])
+    source = await add_product(session, collection, identifier="input-scene")
+    suhi = await add_product(session, collection, identifier="suhi-private", owner_id=owner_id)
+    made = await ccsi_service.register_order_outputs(
+        session,
+        order_id=uuid.uuid4(),
+        customer_id=owner_id,
+        app_id="heat_exposure",
+        app_version="1.0.0",
+        roi=box(16.3, 48.2, 16.4, 48.3),
+        start=date(2024, 7, 15),
+        end=date(2024, 7, 15),
+        params={},
+        assets={"data": {"href": "results/x/heat.tif", "type": "image/tiff", "roles": ["data"]}},
+        derived_from=[
+            ProductReference(collection=collection, identifier="suhi-private", id=suhi.id),
+            ProductReference(collection=collection, identifier="input-scene", id=source.id),
+            ProductReference(collection="sentinel2-l2a", identifier="S2B_X", source="earth"),
+        ],
+    )
+    made.published = True
+    await session.commit()
+    url = f"/v1/ccsi/{made.collection}/products/{made.identifier}"
+    full = [
+        {"collection": collection, "identifier": "suhi-private", "id": str(suhi.id)},
+        {"collection": collection, "identifier": "input-scene", "id": str(source.id)},
+        {"collection": "sentinel2-l2a", "identifier": "S2B_X", "id": None},
+    ]
+    reduced = [{"collection": collection, "identifier": None, "id": None}, *full[1:]]
+    for headers, expected in (
+        (owner_headers, full),
+        (admin_headers, full),
+        (other_headers, reduced),
+        ({}, reduced),
+    ):
+        read = await client.get(url, headers=headers)
+        assert read.status_code == 200, read.text
+        lineage = [
+            {key: ref[key] for key in ("collection", "identifier", "id")}
+            for ref in read.json()["derived_from"]
+        ]
+        assert lineage == expected
+    search = await client.get(f"/v1/ccsi/{made.collection}/search", params={"format": "json"})
+    (feature,) = search.json()["features"]
+    assert "suhi-private" not in str(feature) and str(suhi.id) not in str(feature)

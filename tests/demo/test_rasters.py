@@ -34,7 +34,8 @@ def core_and_edge(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_one_imperviousness_per_city_and_lst_and_reflectance_per_date(products) -> None:
-    assert len(products) == len(CITIES) * (2 + 2 * len(DATES))  # with one DEM per city
+    # with one DEM and one population grid per city
+    assert len(products) == len(CITIES) * (3 + 2 * len(DATES))
     assert len({p.identifier for p in products}) == len(products)
     for city in CITIES:
         (imd,) = of(products, "hrl-imperviousness", city["name"])
@@ -81,6 +82,7 @@ def test_files_carry_their_acquisition_tags(products) -> None:
         ("sentinel3-slstr-lst", {"Vienna": 3035, "Madrid": 3035}, {"lst": 100.0}),
         ("hrl-imperviousness", {"Vienna": 4326, "Madrid": 4326}, {"imd": 0.0002}),
         ("copernicus-dem-glo-30", {"Vienna": 4326, "Madrid": 4326}, {"dem": 1 / 3600}),
+        ("ghs-pop", {"Vienna": "ESRI:54009", "Madrid": "ESRI:54009"}, {"pop": 100.0}),
         (
             "sentinel2-l2a",
             {"Vienna": 32633, "Madrid": 32630},
@@ -92,7 +94,8 @@ def test_georeferencing_covers_the_city(products, collection, crs, resolution) -
     for product in (p for p in products if p.collection == collection):
         for key, path in product.assets.items():
             with rasterio.open(path) as src:
-                assert src.crs.to_epsg() == crs[product.city]
+                wanted = crs[product.city]
+                assert (src.crs.to_epsg() if isinstance(wanted, int) else src.crs) == wanted
                 assert src.res == pytest.approx((resolution[key], resolution[key]))
                 assert src.transform.b == src.transform.d == 0
                 west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
@@ -192,3 +195,24 @@ def test_the_dems_east_west_spacing_widens_north_of_50_degrees(tmp_path) -> None
         (dem,) = of(products, "copernicus-dem-glo-30", city)
         with rasterio.open(dem.assets["dem"]) as src:
             assert src.res == pytest.approx((width / 3600, 1 / 3600))
+
+
+def test_the_population_grid_has_the_ghs_pop_layout_and_people_live_in_the_sealed_core(
+    products,
+) -> None:
+    """GHS-POP R2023A: float32 persons per 100 m cell of World Mollweide, nodata -200, on the
+    global grid's 100 m lattice, named by its 1000 km tile; more people in the core."""
+    for city in CITIES:
+        (population,) = of(products, "ghs-pop", city["name"])
+        assert population.product_type == "GHS_POP" and set(population.assets) == {"pop"}
+        assert population.start == population.end == datetime(2020, 1, 1, tzinfo=UTC)
+        assert population.identifier.startswith("GHS_POP_E2020_GLOBE_R2023A_54009_100_V1_0_R")
+        with rasterio.open(population.assets["pop"]) as src:
+            assert (src.dtypes[0], src.nodata, src.units) == ("float32", -200.0, ("persons",))
+            assert src.transform.c % 100 == 0 and src.transform.f % 100 == 0
+            persons = src.read(1)
+        assert persons.min() >= 0 and 500_000 < persons.sum() < 2_000_000
+        core, edge = core_and_edge(persons)
+        assert core.mean() > 5 * edge.mean()
+    (vienna,) = of(products, "ghs-pop", "Vienna")
+    assert "_R4_C20_" in vienna.identifier  # x 1.25e6, y 5.71e6 m: the 4th row, 20th column

@@ -45,9 +45,9 @@ async def test_seed_replaces_sentinel2_products_of_the_earlier_layout(
     first = await seed(resources, cities=[COPENHAGEN], dates=[DAY])
     again = await seed(resources, cities=[COPENHAGEN], dates=[DAY])
 
-    # imperviousness, elevation, and the day's temperature and reflectance
-    assert (first.added, first.present) == (4, 0)
-    assert (again.added, again.present) == (0, 4)
+    # imperviousness, elevation, population, and the day's temperature and reflectance
+    assert (first.added, first.present) == (5, 0)
+    assert (again.added, again.present) == (0, 5)
     async with sessionmaker() as session:
         assert await ccsi_repository.get_by_identifier(session, "sentinel2-l2a", OLD) is None
         (now,) = await ccsi_service.find_products(

@@ -457,6 +457,18 @@ def read_onto(
     return destination
 
 
+def read_under(
+    path: Path, grid: Grid, *, label: str, band: int = 1
+) -> tuple[np.ndarray, Affine, CRS]:
+    """The raster's own pixels under grid (with a margin of two), as stored but float64 with NaN
+    at its nodata, and their transform and CRS: for resampling a computation of its own (a sum
+    of counts, say) rather than ``read_onto``'s."""
+    with _open(path, label) as src:
+        window, src_transform, src_crs = _window_under(src, grid, label)
+        data = src.read(band, window=window, masked=True)
+    return data.astype("float64").filled(np.nan), src_transform, src_crs
+
+
 def read_classes_onto(
     path: Path, grid: Grid, *, label: str, fill: int, band: int = 1
 ) -> np.ndarray:
