@@ -199,6 +199,10 @@ async def test_heat_exposure_takes_the_customers_own_suhi_product_and_names_it_i
     assert suhi["status"] == "SUCCESS", suhi["message"]
     order = await final(http, headers, await _submit_over(http, headers, "heat_exposure", SOUTH))
     assert order["status"] == "SUCCESS", order["message"]
+    # a workflow: align and classify side by side, then combine, each step's end an event
+    ended = [e["message"] for e in order["history"] if (e["message"] or "").endswith(": done")]
+    assert sorted(ended[:2]) == ["step align: done", "step classify: done"]
+    assert ended[2:] == ["step combine: done"]
     roles = {asset["role"]: asset for asset in order["assets"]}
     assert set(roles) == {"data", "population", "metadata"}
     statistics = json.loads(await download(http, headers, roles["metadata"]["href"]))

@@ -406,9 +406,8 @@ def judge_exit(
         return OrderStatus.FAILED, f"{who}: {outcome.log_error}" if step else outcome.log_error
     if outcome.timed_out:
         return OrderStatus.FAILED, f"{who} ran longer than {limits.timeout_seconds}s"
-    if outcome.exit_code == app.manifest.invalid_exit_code:
-        reason = _last_line(outcome)
-        return OrderStatus.INVALID, f"{who}: {reason}" if step else reason
+    if outcome.exit_code == app.manifest.invalid_exit_code:  # the step's reason, as the app's
+        return OrderStatus.INVALID, _last_line(outcome)
     if outcome.exit_code != 0:
         return (
             OrderStatus.FAILED,

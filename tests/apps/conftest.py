@@ -85,7 +85,7 @@ def heat_exposure_image(app_engine) -> str:  # type: ignore[no-untyped-def]
 def _job_archive(job: dict[str, Any], files: dict[str, Path]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        directories = {"inputs", "outputs"}
+        directories = {"inputs", "work", "outputs"}
         for name in files:
             parts = Path(name).parts
             directories.update("/".join(parts[:i]) for i in range(1, len(parts)))

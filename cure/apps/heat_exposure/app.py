@@ -25,11 +25,20 @@ The stages, each a function of arrays, in the order ``main`` runs them:
 4. ``exposure_statistics``: the region's persons, those at or above each threshold and in each
    class, the population-weighted and the area mean intensity.
 
+The app is a workflow of three steps (its manifest's ``steps``), each a container of this image:
+``align`` (stage 1, into /job/work/population.npy) and ``classify`` (stage 2, the intensity and
+its classes into /job/work) run side by side; ``combine`` (stages 3 and 4) needs both. Without a
+step name on the command line the three run in order in one container (``cure apps try`` runs
+the steps as the worker does).
+
 Writes /job/outputs/heat_exposure.tif, population.tif and statistics.json. Exit 0 on success,
 3 when the inputs cannot give a result (see rasterkit), 2 for bad arguments.
 """
 
+import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,33 +143,73 @@ def exposure_statistics(
 # --- the app --------------------------------------------------------------------------------------
 
 
-def main() -> int:
+@dataclass(frozen=True)
+class Run:
+    """What every step knows: the job, its parameters and the SUHI map's grid over the region."""
+
+    job: dict[str, Any]
+    params: dict[str, Any]
+    thresholds: tuple[float, float]
+    roi: Any
+    suhi_path: Path
+    grid: rk.Grid
+    report: Callable[[int, str], None]
+
+
+def _prepare(argv: list[str], report: Callable[[int, str], None]) -> Run:
     job = rk.load_job()
-    params = rk.parse_params(rk.load_schema(APP_DIR), job, sys.argv[1:])
+    params = rk.parse_params(rk.load_schema(APP_DIR), job, argv)
     thresholds = (float(params["moderate_k"]), float(params["strong_k"]))
     if thresholds[1] <= thresholds[0]:
         raise rk.InvalidInput(
             f"strong_k ({thresholds[1]:g} K) must be above moderate_k ({thresholds[0]:g} K)"
         )
-    min_valid_share = float(params["min_valid_share"])
     roi = rk.read_roi(job)
-
-    rk.progress(10, "reading inputs")
     suhi_path = rk.input_path(job, "suhi", "data")
-    population_path = rk.input_path(job, "population", "pop")
     grid = rk.grid_over_roi(suhi_path, roi, label="SUHI intensity")
+    return Run(job, params, thresholds, roi, suhi_path, grid, report)
+
+
+def _work(name: str) -> Path:
+    return rk.JOB_DIR / "work" / name
+
+
+def step_align(run: Run) -> None:
+    """Step align: the population onto the SUHI grid (work/population.npy and its source)."""
+    run.report(20, "reading the population grid")
+    population_path = rk.input_path(run.job, "population", "pop")
+    persons, src_transform, src_crs = rk.read_under(population_path, run.grid, label="population")
+    run.report(60, "moving the population onto the SUHI grid")
+    np.save(_work("population.npy"), align_population(persons, src_transform, src_crs, run.grid))
+    source = {
+        "method": "sum",
+        "source_crs": src_crs.to_string(),
+        "source_pixel_size": [abs(src_transform.a), abs(src_transform.e)],
+    }
+    rk.write_json(_work("population.json"), source)
+    run.report(100, "population aligned")
+
+
+def step_classify(run: Run) -> None:
+    """Step classify: the SUHI intensity on its grid and each pixel's heat class (work/)."""
+    run.report(30, "reading the SUHI intensity")
     intensity = rk.read_onto(
-        suhi_path, grid, label="SUHI intensity", resampling=Resampling.nearest,
+        run.suhi_path, run.grid, label="SUHI intensity", resampling=Resampling.nearest,
         valid_range=INTENSITY_RANGE,
     )  # fmt: skip
-    inside = rk.roi_mask(roi, grid)
-    region_pixels = rk.roi_pixels(suhi_path, roi, label="SUHI intensity")
+    np.save(_work("intensity.npy"), intensity)
+    np.save(_work("classes.npy"), classify_heat(intensity, run.thresholds))
+    run.report(100, "heat classified")
 
-    rk.progress(30, "moving the population onto the SUHI grid")
-    persons, src_transform, src_crs = rk.read_under(population_path, grid, label="population")
-    population = align_population(persons, src_transform, src_crs, grid)
 
-    rk.progress(60, "classifying the heat")
+def step_combine(run: Run) -> None:
+    """Step combine: what the two steps before left in work/ into the outputs and statistics."""
+    population = _load("population.npy", run.grid)
+    intensity = _load("intensity.npy", run.grid)
+    run.report(10, "checking the valid pixels")
+    min_valid_share = float(run.params["min_valid_share"])
+    inside = rk.roi_mask(run.roi, run.grid)
+    region_pixels = rk.roi_pixels(run.suhi_path, run.roi, label="SUHI intensity")
     has_intensity = np.isfinite(intensity)
     valid = inside & has_intensity & np.isfinite(population)
     masked = {
@@ -179,15 +228,15 @@ def main() -> int:
                 what="have a SUHI intensity and a population",
             )  # fmt: skip
         )
-    classes = classify_heat(np.where(valid, intensity, np.nan), thresholds)
+    classes = np.where(valid, _load("classes.npy", run.grid), -1).astype("int8")
 
-    rk.progress(80, "combining population and heat")
+    run.report(40, "combining population and heat")
     exposure = np.where(valid, combine(population, intensity), np.nan)
-    figures = exposure_statistics(population, intensity, classes, valid, thresholds)
+    figures = exposure_statistics(population, intensity, classes, valid, run.thresholds)
     in_region = inside & np.isfinite(population)
     statistics = {
         "app_id": "heat_exposure",
-        "order_id": job.get("order_id"),
+        "order_id": run.job.get("order_id"),
         **figures,
         "population_without_intensity": float(population[in_region & ~has_intensity].sum()),
         "valid_pixels": valid_pixels,
@@ -196,38 +245,63 @@ def main() -> int:
         "masked_share": (region_pixels - valid_pixels) / region_pixels,
         "masked": masked,
         "min_valid_share": min_valid_share,
-        "parameters": params,
-        "population_resampling": {
-            "method": "sum",
-            "source_crs": src_crs.to_string(),
-            "source_pixel_size": [abs(src_transform.a), abs(src_transform.e)],
-        },
-        "crs": grid.crs.to_string(),
-        "pixel_size": list(grid.resolution),
+        "parameters": run.params,
+        "population_resampling": json.loads(_work("population.json").read_text()),
+        "crs": run.grid.crs.to_string(),
+        "pixel_size": list(run.grid.resolution),
         "inputs": {
-            "suhi": rk.input_identifier(job, "suhi"),
-            "population": rk.input_identifier(job, "population"),
+            "suhi": rk.input_identifier(run.job, "suhi"),
+            "population": rk.input_identifier(run.job, "population"),
         },
     }
 
-    rk.progress(90, "writing outputs")
+    run.report(80, "writing outputs")
     outputs = rk.JOB_DIR / "outputs"
     rk.write_cog(
-        outputs / "heat_exposure.tif", exposure, grid,
+        outputs / "heat_exposure.tif", exposure, run.grid,
         description="heat exposure: persons x SUHI intensity above 0 K", units="person K",
     )  # fmt: skip
     rk.write_cog(
-        outputs / "population.tif", np.where(in_region, population, np.nan), grid,
+        outputs / "population.tif", np.where(in_region, population, np.nan), run.grid,
         description="population on the SUHI grid", units="persons",
     )  # fmt: skip
     rk.write_json(outputs / "statistics.json", statistics)
-    rk.progress(100, "done")
+    run.report(100, "done")
     share = figures["share_at_or_above_strong"]
     print(
         f"{figures['population']:.0f} persons in {valid_pixels} pixels;"
         f" {figures['persons_at_or_above_strong']:.0f}"
-        f" ({(share or 0):.1%}) where the SUHI is at or above {thresholds[1]:g} K"
+        f" ({(share or 0):.1%}) where the SUHI is at or above {run.thresholds[1]:g} K"
     )
+
+
+def _load(name: str, grid: rk.Grid) -> np.ndarray:
+    values = np.load(_work(name), allow_pickle=False)
+    if values.shape != grid.shape:
+        raise RuntimeError(f"work/{name} is {values.shape}, the grid {grid.shape}")
+    return values
+
+
+# The manifest's steps: align and classify side by side, then combine (which needs both).
+STEPS: dict[str, Callable[[Run], None]] = {
+    "align": step_align,
+    "classify": step_classify,
+    "combine": step_combine,
+}
+
+
+def main() -> int:
+    """``app.py <step> --params…`` runs one step of the workflow (as the worker does);
+    ``app.py --params…`` runs the three in order in one container, each its share of the
+    progress, through the same files in /job/work."""
+    argv = sys.argv[1:]
+    names = [argv.pop(0)] if argv and argv[0] in STEPS else list(STEPS)
+    for index, name in enumerate(names):
+
+        def report(percent: int, message: str, index: int = index) -> None:
+            rk.progress((100 * index + percent) // len(names), message)
+
+        STEPS[name](_prepare(argv, report))
     return 0
 
 
