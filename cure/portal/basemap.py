@@ -27,11 +27,11 @@ RESOLUTIONS = (("c", 25.0), ("l", 5.0), ("i", 1.0))
 KM_PER_DEGREE = 111.32
 # A box is drawn about 2000 pixels across (the view and a margin around it): the coarsest
 # resolution whose detail is under three pixels is read, detail below half a pixel simplified
-# away, and lakes and islands under three pixels square and rivers under ten pixels long left out.
+# away, and lakes and islands under three pixels square and rivers under 30 pixels long left out.
 PIXELS_ACROSS = 2048
 DETAIL_PIXELS = 3
 SMALLEST_AREA_PIXELS = 9
-SHORTEST_RIVER_PIXELS = 10
+SHORTEST_RIVER_PIXELS = 30
 
 # GSHHG's levels: 1 land, 2 lake, 3 island in a lake, 4 pond on such an island, 5 Antarctica's ice.
 LAND_LEVELS = frozenset({1, 3, 5})
@@ -115,6 +115,20 @@ def _clipped(
     ]
 
 
+def _rivers(layer: Layer, box: Box, tolerance: float, *, shortest: float) -> list[shapely.Geometry]:
+    """The rivers in the box, their pieces joined where they meet (the files hold a river in
+    many short pieces), those shorter than ``shortest`` left out."""
+    found = layer.index.query(shapely.box(*box))
+    if not len(found):
+        return []
+    joined = shapely.line_merge(
+        shapely.union_all(shapely.clip_by_rect(layer.geometries[found], *box))
+    )
+    rivers = shapely.get_parts(joined)
+    rivers = rivers[shapely.length(rivers) >= shortest]
+    return [river for river in shapely.simplify(rivers, tolerance) if not river.is_empty]
+
+
 def _feature(kind: str, geometry: shapely.Geometry, *, decimals: int) -> str:
     rounded = shapely.transform(geometry, lambda xy: np.round(xy, decimals))
     return (
@@ -141,11 +155,11 @@ def geojson(box: Box) -> bytes:
         _feature("land" if level in LAND_LEVELS else "lake", shape, decimals=decimals)
         for level, shape in shores
     ]
-    rivers = _clipped(
-        _layer("rivers", resolution), box, tolerance, smallest=SHORTEST_RIVER_PIXELS * pixel
+    rivers = _rivers(
+        _layer("rivers", resolution), box, tolerance, shortest=SHORTEST_RIVER_PIXELS * pixel
     )
     borders = _clipped(_layer("countries", resolution), box, tolerance)
-    features += [_feature("river", shape, decimals=decimals) for _, shape in rivers]
+    features += [_feature("river", shape, decimals=decimals) for shape in rivers]
     features += [_feature("border", shape, decimals=decimals) for _, shape in borders]
     head = json.dumps(
         {"type": "FeatureCollection", "attribution": ATTRIBUTION, "resolution": resolution}
