@@ -78,12 +78,14 @@ def _read(name: str, resolution: str, *, polygons: bool) -> Layer:
 
 
 _loading = threading.Lock()
+_layers: dict[tuple[str, str], Layer] = {}  # the package's files as read: they never change
 
 
-@lru_cache(maxsize=len(RESOLUTIONS) * 3)
 def _layer(name: str, resolution: str) -> Layer:
-    with _loading:  # two first requests read a file once, not twice at once
-        return _read(name, resolution, polygons=name == "gshhs")
+    with _loading:  # two first requests read a file once, not twice
+        if (name, resolution) not in _layers:
+            _layers[name, resolution] = _read(name, resolution, polygons=name == "gshhs")
+        return _layers[name, resolution]
 
 
 def resolution_for(box: Box) -> tuple[str, float]:

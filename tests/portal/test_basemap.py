@@ -60,6 +60,20 @@ async def test_an_inland_city_has_its_river_and_a_border_and_no_sea(client) -> N
     assert order.index("land") < order.index("river") < order.index("border")
 
 
+@pytest.mark.parametrize(
+    ("box", "kinds"),
+    [
+        ((-30.0, 40.0, -29.0, 41.0), {"sea"}),  # the open Atlantic
+        ((5.0, 25.0, 6.0, 26.0), {"land"}),  # the Sahara, in Algeria
+    ],
+)
+async def test_the_open_sea_is_all_sea_and_a_continent_all_land(client, box, kinds) -> None:
+    collection = await _basemap(client, box)
+    assert {feature["properties"]["kind"] for feature in collection["features"]} == kinds
+    (whole,) = collection["features"]
+    assert shape(whole["geometry"]).area == pytest.approx(1.0)  # the whole box, one degree square
+
+
 async def test_a_wider_box_is_read_coarser_and_stays_light(client) -> None:
     europe = await client.get("/v1/portal/basemap", params={"bbox": "-25,30,45,72"})
     world = await client.get("/v1/portal/basemap", params={"bbox": "-180,-90,180,90"})
