@@ -7,12 +7,13 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from cure.auth.dependencies import ThrottleDep, bearer_token
 from cure.auth.exceptions import OAuthError
+from cure.ccsi.reads import limit_anonymous_reads
 from cure.config import Settings
 from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.errors import InvalidInput, NotFound, error_body
@@ -283,7 +284,9 @@ BASEMAP_RESPONSE: dict[int | str, dict[str, Any]] = {
     PORTAL + "/basemap",
     tags=["portal"],
     response_class=Response,
-    responses={**BASEMAP_RESPONSE, **error_responses(422)},
+    responses={**BASEMAP_RESPONSE, **error_responses(422, 429)},
+    # Each new box costs the API a clip of the shorelines: counted like the catalogue's reads.
+    dependencies=[Depends(limit_anonymous_reads)],
 )
 async def read_basemap(
     request: Request,

@@ -4,13 +4,17 @@ wider box; what the page is told about tiles and the basemap."""
 
 import json
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from shapely.geometry import Point, shape
 
+from cure.ccsi.reads import ANONYMOUS_READS
 from cure.config import PortalSettings
 from cure.demo.rasters import city_by_name
+from cure.kit.state import state_of
 from cure.portal import basemap
+from tests.conftest import loopback_address, started_app
 
 COPENHAGEN = (12.37, 55.55, 12.77, 55.80)
 VIENNA_TO_BRATISLAVA = (16.2, 47.95, 17.3, 48.35)  # the Danube and the Austrian-Slovak border
@@ -100,6 +104,19 @@ async def test_a_bad_box_is_a_422_saying_why(client, bbox, reason) -> None:
     response = await client.get("/v1/portal/basemap", params=params)
     assert response.status_code == 422
     assert reason in json.dumps(response.json())
+
+
+async def test_anonymous_basemaps_count_as_catalogue_reads(settings) -> None:
+    async with started_app(settings.model_copy(update={"anonymous_reads_per_minute": 1})) as api:
+        transport = httpx.ASGITransport(app=api, client=(loopback_address(), 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
+            params = {"bbox": _bbox(COPENHAGEN)}
+            assert (await http.get("/v1/portal/basemap", params=params)).status_code == 200
+            buckets = state_of(api).need(ANONYMOUS_READS)
+            now = buckets.clock()
+            buckets.clock = lambda: now  # no token comes back while the test runs
+            limited = await http.get("/v1/portal/basemap", params=params)
+            assert limited.status_code == 429 and limited.json()["error"] == "AnonymousReadsLimited"
 
 
 def test_the_resolution_follows_the_box() -> None:
