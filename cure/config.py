@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -498,14 +498,39 @@ class PortalSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
     # The portal: the built single-page app (portal/dist, made by `npm run build` in portal/),
-    # an optional base map of XYZ tiles (e.g. an OpenStreetMap tile server; none by default, the
-    # maps then draw on a plain background) and the service account that runs and publishes the
-    # storylines' demonstration orders (`cure portal prepare`): a customer, never an admin, with
-    # no password, at an address no mail reaches.
+    # and the service account that runs and publishes the storylines' demonstration orders
+    # (`cure portal prepare`): a customer, never an admin, with no password, at an address no
+    # mail reaches.
     portal_dir: Path = Path(__file__).resolve().parent.parent / "portal" / "dist"
-    portal_tile_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
-    portal_tile_attribution: str = "© OpenStreetMap contributors"
     portal_demo_email: str = "demo@cure.invalid"
+
+    # The maps' base layer: XYZ tiles, OpenStreetMap's standard ones by default, with the
+    # attribution their tile usage policy asks for (text, and the page it links to). Another tile
+    # server needs its own attribution. Empty, "none" or "off": no tiles. Where the tiles fail
+    # (offline, blocked) or are off, the maps draw CURE's own light basemap instead
+    # (/v1/portal/basemap), so a map is never empty.
+    portal_tile_url: str | None = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png", pattern=r"^https?://[^\s]+$"
+    )
+    portal_tile_attribution: str = Field(default="© OpenStreetMap contributors", max_length=300)
+    portal_tile_attribution_url: str | None = Field(
+        default="https://www.openstreetmap.org/copyright", pattern=r"^https?://[^\s]+$"
+    )
+
+    @field_validator("portal_tile_url", "portal_tile_attribution_url", mode="before")
+    @classmethod
+    def _switched_off(cls, value: object) -> object:
+        """An empty value, "none" or "off" switches the tiles (or the link) off."""
+        if isinstance(value, str) and value.strip().lower() in {"", "none", "off"}:
+            return None
+        return value
+
+    @field_validator("portal_tile_url")
+    @classmethod
+    def _xyz(cls, value: str | None) -> str | None:
+        if value is not None and not all(part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError("a tile URL names {z}, {x} and {y}, e.g. https://host/{z}/{x}/{y}.png")
+        return value
 
     # Quicklooks rendered at once per API process (each holds a raster in memory and a thread);
     # a render that waits longer than quicklook_wait_seconds for its turn answers 503.

@@ -129,6 +129,9 @@ def test_environment(moto_url: str, smtp_port: int, scratch: Path) -> dict[str, 
         "CURE_MAIL_DIR": str(scratch / "mail"),
         # Stacks that want a worker's metrics name a free port; a fixed one would collide.
         "CURE_WORKER_METRICS_PORT": "0",
+        # No test reaches a tile server on the internet (OpenStreetMap's by default): the portal's
+        # browser tests set a tile server of their own on 127.0.0.1.
+        "CURE_PORTAL_TILE_URL": "off",
     }
 
 

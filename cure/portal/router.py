@@ -2,21 +2,24 @@
 policy), its cookie sessions, storylines and what the order form needs. (Quicklooks and download
 links are routes of the orders and the catalogue.)"""
 
+import asyncio
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from cure.auth.dependencies import ThrottleDep, bearer_token
 from cure.auth.exceptions import OAuthError
+from cure.ccsi.reads import limit_anonymous_reads
 from cure.config import Settings
 from cure.kit.dependencies import SessionDep, SessionmakerDep, SettingsDep
 from cure.kit.errors import InvalidInput, NotFound, error_body
 from cure.kit.geo import parse_bbox
 from cure.kit.schemas import error_responses
+from cure.portal import basemap
 from cure.portal import service as portal_service
 from cure.portal.exceptions import CsrfRejected, PortalNotBuilt
 from cure.portal.schemas import (
@@ -255,12 +258,52 @@ async def log_out(
 
 @router.get(PORTAL + "/config", tags=["portal"], response_model=PortalConfigRead)
 async def portal_config(settings: SettingsDep) -> PortalConfigRead:
-    """The base map (if any) and the client the portal logs in with."""
+    """The maps' tiles (if on) and CURE's own basemap, and the client the portal logs in with."""
+    tiles = settings.portal_tile_url is not None
     return PortalConfigRead(
         tile_url=settings.portal_tile_url,
-        tile_attribution=settings.portal_tile_attribution if settings.portal_tile_url else None,
+        tile_attribution=settings.portal_tile_attribution if tiles else None,
+        tile_attribution_url=settings.portal_tile_attribution_url if tiles else None,
+        basemap_url=PORTAL + "/basemap",
+        basemap_attribution=basemap.ATTRIBUTION,
+        basemap_attribution_url=basemap.ATTRIBUTION_URL,
         client_id=settings.first_party_client_id,
     )
+
+
+BASEMAP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A GeoJSON FeatureCollection: features whose `kind` is sea, land, lake, "
+        "river or border, in drawing order",
+        "content": {"application/geo+json": {}},
+    }
+}
+
+
+@router.get(
+    PORTAL + "/basemap",
+    tags=["portal"],
+    response_class=Response,
+    responses={**BASEMAP_RESPONSE, **error_responses(422, 429)},
+    # Each new box costs the API a clip of the shorelines: counted like the catalogue's reads.
+    dependencies=[Depends(limit_anonymous_reads)],
+)
+async def read_basemap(
+    request: Request,
+    bbox: Annotated[str, Query(max_length=200, description="west,south,east,north (WGS84)")],
+) -> Response:
+    """CURE's own light basemap of a box: sea, land, lakes, rivers and national borders (GSHHG
+    and WDBII), clipped to the box and simplified to its scale (the box as about 2000 pixels
+    across). The maps draw it where no tile server answers, or the tiles are off."""
+    box = _bbox(bbox)
+    if box is None or box[0] == box[2] or box[1] == box[3]:
+        raise InvalidInput("bbox must have an extent on both axes", loc=("query", "bbox"))
+    plain, packed = await asyncio.to_thread(basemap.served, box)
+    headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(packed, media_type="application/geo+json", headers=headers)
+    return Response(plain, media_type="application/geo+json", headers=headers)
 
 
 @router.get(PORTAL + "/storylines", tags=["portal"], response_model=list[StorylineSummary])

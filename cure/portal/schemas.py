@@ -21,8 +21,14 @@ class SessionRead(BaseSchema):
 
 
 class PortalConfigRead(BaseSchema):
-    tile_url: str | None = Field(description="XYZ tiles of a base map; none: a plain background")
-    tile_attribution: str | None
+    tile_url: str | None = Field(description="XYZ tiles of the base map; none: the tiles are off")
+    tile_attribution: str | None = Field(description="To show with the tiles")
+    tile_attribution_url: str | None = Field(description="The page the attribution links to")
+    basemap_url: str = Field(
+        description="CURE's own basemap (GeoJSON for ?bbox=), drawn where the tiles fail or are off"
+    )
+    basemap_attribution: str
+    basemap_attribution_url: str
     client_id: str = Field(description="The first-party public client the portal logs in with")
 
 

@@ -82,7 +82,7 @@ async function boot(): Promise<void> {
   try {
     configureMaps(await api<PortalConfig>("/v1/portal/config", { auth: false }));
   } catch {
-    /* maps fall back to a plain background */
+    /* without it the maps draw CURE's own basemap, no tiles */
   }
   await session.refresh(); // a login that survives a reload (the refresh cookie)
   session.onChange(() => {

@@ -363,6 +363,7 @@ async def test_every_endpoint_declares_its_scope_in_openapi(client) -> None:
         ("post", "/stac/search"),
         # the portal: its public pages, and its cookie sessions (a login, the refresh cookie)
         ("get", "/v1/portal/config"),
+        ("get", "/v1/portal/basemap"),
         ("get", "/v1/portal/storylines"),
         ("get", "/v1/portal/storylines/{slug}"),
         ("get", "/v1/portal/places"),

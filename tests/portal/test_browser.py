@@ -1,18 +1,26 @@
 """The portal in a real browser: Debian's Chromium, headless, driven by playwright-core from npm
 (portal/e2e/*.mjs, run with node), against a live stack with the demo data of three cities
 seeded and the storylines' demonstration products prepared the way `scripts/run` prepares them.
+The stack's maps ask for tiles from a tile server of the test's own on 127.0.0.1 (never
+OpenStreetMap's): the first test draws its tiles, then the server stops and the maps draw CURE's
+own basemap, in that test and in those after it.
 
 Screenshots of each main page, at desktop and phone widths, go to var/test-output/portal/; with
 CURE_PORTAL_DOCS_SCREENSHOTS=1 the README's are copied into docs/.
 """
 
 import os
+import re
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cure.demo.rasters import city_by_name
@@ -20,7 +28,8 @@ from cure.demo.seed import seed
 from cure.demo.showcase import prepare
 from cure.kit.resources import Resources
 from cure.kit.state import state_of
-from tests.conftest import ROOT, running_stack, write_apps_dir
+from cure.quicklooks.render import encode_png
+from tests.conftest import ROOT, free_port, running_stack, write_apps_dir
 
 PORTAL = ROOT / "portal"
 OUTPUT = ROOT / "var" / "test-output" / "portal"
@@ -58,15 +67,69 @@ async def seeded(app, sessionmaker, settings) -> None:
     )
 
 
+def _tile_png() -> bytes:
+    """A light tile with a darker edge: a grid on the map where the tiles are drawn."""
+    rgba = np.full((256, 256, 4), (236, 232, 222, 255), dtype=np.uint8)
+    rgba[0, :] = rgba[:, 0] = (170, 160, 140, 255)
+    return encode_png(rgba)
+
+
+class TileServer:
+    """XYZ tiles on 127.0.0.1 at a fixed port, which it can stop answering (the port closed) and
+    start again; it keeps the paths asked for."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/tiles/{{z}}/{{x}}/{{y}}.png"
+        self.paths: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        png, paths = _tile_png(), self.paths
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(png)))
+                self.end_headers()
+                self.wfile.write(png)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
 @pytest.fixture(scope="module")
-def stack(built, seeded, engine, tmp_path_factory):
+def tile_server() -> Iterator[TileServer]:
+    server = TileServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(built, seeded, engine, tile_server, tmp_path_factory):
     # The probe app (it can sleep, to be cancelled) besides the real apps.
     apps = write_apps_dir(
         tmp_path_factory.mktemp("portal-apps"),
         probe_timeout=120,
         also=("suhi", "urban_green", "flood_susceptibility", "heat_exposure"),
     )
-    with running_stack("portal", CURE_APPS_DIR=str(apps)) as live:
+    with running_stack(
+        "portal", CURE_APPS_DIR=str(apps), CURE_PORTAL_TILE_URL=tile_server.url
+    ) as live:
         yield live
 
 
@@ -80,7 +143,7 @@ async def prepared(stack, app, sessionmaker, settings) -> None:
     assert len(report.published) == 6
 
 
-def run_scenario(stack, name: str) -> str:
+def run_scenario(stack, name: str, *args: str) -> str:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -90,7 +153,7 @@ def run_scenario(stack, name: str) -> str:
     }
     started = time.monotonic()
     done = subprocess.run(
-        ["node", f"e2e/{name}.mjs"],
+        ["node", f"e2e/{name}.mjs", *args],
         cwd=PORTAL,
         env=env,
         capture_output=True,
@@ -101,8 +164,34 @@ def run_scenario(stack, name: str) -> str:
     output = done.stdout + done.stderr
     print(f"{name}: {time.monotonic() - started:.1f} s\n{output}")
     assert done.returncode == 0, output
-    assert f"ok: {name}" in done.stdout
+    assert f"ok: {'-'.join((name, *args))}" in done.stdout
     return output
+
+
+TILE_PATH = re.compile(r"/tiles/(\d+)/(\d+)/(\d+)\.png")
+
+
+def test_the_maps_draw_the_configured_tiles(stack, tile_server) -> None:
+    tile_server.start()
+    tile_server.paths.clear()
+    run_scenario(stack, "basemap", "tiles")
+    assert len(tile_server.paths) >= 4
+    for path in tile_server.paths:
+        match = TILE_PATH.fullmatch(path)
+        assert match, path
+        z, x, y = (int(n) for n in match.groups())
+        assert 0 <= x < 2**z and 0 <= y < 2**z, path
+
+
+def test_where_the_tiles_do_not_answer_the_maps_draw_cures_own_basemap(
+    stack, prepared, tile_server
+) -> None:
+    """The same tile URL with nothing listening on its port: the page falls back to the
+    basemap CURE serves (the scenario checks that its endpoint was asked and its shapes drawn)."""
+    tile_server.stop()
+    tile_server.paths.clear()
+    run_scenario(stack, "basemap", "fallback")
+    assert tile_server.paths == []
 
 
 def test_a_visitor_sees_a_storyline_with_its_map_and_charts(stack, prepared) -> None:

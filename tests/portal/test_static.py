@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from cure.config import PortalSettings
 from cure.portal.router import content_security_policy
 from tests.conftest import loopback_address, started_app
 
@@ -59,7 +60,12 @@ async def test_an_unbuilt_portal_says_how_to_build_it(settings, tmp_path) -> Non
 
 
 def test_a_configured_base_map_is_the_only_other_origin(settings) -> None:
-    assert "https:" not in content_security_policy(settings)
+    assert "https:" not in content_security_policy(settings)  # the tests switch the tiles off
+    default = PortalSettings.model_fields["portal_tile_url"].default
+    openstreetmap = settings.model_copy(update={"portal_tile_url": default})
+    assert "img-src 'self' blob: data: https://tile.openstreetmap.org;" in (
+        content_security_policy(openstreetmap)
+    )
     tiles = settings.model_copy(
         update={"portal_tile_url": "https://{s}.tiles.example.org/{z}/{x}/{y}.png"}
     )
