@@ -77,6 +77,11 @@ def flood_image(app_engine) -> str:  # type: ignore[no-untyped-def]
     return _build(app_engine, "flood_susceptibility")
 
 
+@pytest.fixture(scope="session")
+def air_quality_image(app_engine) -> str:  # type: ignore[no-untyped-def]
+    return _build(app_engine, "air_quality")
+
+
 def _job_archive(job: dict[str, Any], files: dict[str, Path]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
