@@ -64,7 +64,7 @@ def stack(built, seeded, engine, tmp_path_factory):
     apps = write_apps_dir(
         tmp_path_factory.mktemp("portal-apps"),
         probe_timeout=120,
-        also=("suhi", "urban_green", "flood_susceptibility"),
+        also=("suhi", "urban_green", "flood_susceptibility", "air_quality"),
     )
     with running_stack("portal", CURE_APPS_DIR=str(apps)) as live:
         yield live
@@ -77,7 +77,7 @@ async def prepared(stack, app, sessionmaker, settings) -> None:
         Resources(settings, state_of(app).db.engine, sessionmaker), timeout_seconds=120
     )
     assert report.ok, report.failed
-    assert len(report.published) == 5
+    assert len(report.published) == 6
 
 
 def run_scenario(stack, name: str) -> str:
