@@ -36,6 +36,7 @@ import rasterio
 import rasterio.errors
 import rasterio.features
 import rasterio.warp
+import rasterio.windows
 import rasterkit as rk
 from affine import Affine
 
@@ -78,12 +79,16 @@ POLLUTANTS = {
 
 @dataclass(frozen=True)
 class Fields:
-    """One pollutant's hourly fields as read: values (fields, rows, cols) in µg/m3, NaN where
-    there is none, each field's time (UTC), on grid."""
+    """One pollutant's hourly fields over the region: values (fields, rows, cols) in µg/m3 on
+    the lattice of the product's cells that the region's box touches (see region_lattice), NaN
+    where there is none; each field's time (UTC); the product's whole grid, and where the
+    lattice lies on it (offset: row, col)."""
 
     values: np.ndarray
     times: list[datetime]
     grid: rk.Grid
+    lattice: rk.Grid
+    offset: tuple[int, int]
     units: str
     attributes: dict[str, str]
 
@@ -109,12 +114,12 @@ def main() -> int:
     fields = read_fields(path, pollutant.variable, roi=roi)
 
     rk.progress(40, "computing the daily values")
-    lattice, offset = region_lattice(fields.grid, roi)
-    hourly, hours_found = hourly_series(fields, lattice, offset, first_day, len(days))
+    lattice = fields.lattice
+    hourly, hours_found = hourly_series(fields, first_day, len(days))
     daily = daily_values(hourly, ozone=pollutant.is_ozone, min_valid_hours=min_valid_hours)
     weights = cell_weights(roi, lattice)
     in_region = weights > 0
-    inside_product = has_product(fields.grid, lattice, offset)
+    inside_product = has_product(fields.grid, lattice, fields.offset)
 
     rk.progress(70, "counting the days above the guideline")
     valid = np.isfinite(daily) & in_region
@@ -183,7 +188,8 @@ def read_fields(path: Path, variable: str, *, roi: dict[str, Any]) -> Fields:
     2024-07-15 00:00:00``) are read too. Longitudes may run from 0 to 360 (the ensemble's files:
     335.05 to 44.95); the grid is put on the side of the region. No values: the variable's
     _FillValue or missing_value, netCDF's default fill, NaN, and anything outside
-    CONCENTRATION_RANGE."""
+    CONCENTRATION_RANGE. Only the window of the region's cells is read: a file of the whole
+    domain for a month holds 700 x 420 cells an hour."""
     name = _subdataset(path, variable)
     try:
         src = rasterio.open(name)
@@ -219,24 +225,34 @@ def read_fields(path: Path, variable: str, *, roi: dict[str, Any]) -> Fields:
             times.append(reference + value * step)
         surface = min(levels.values()) if levels else 0.0
         chosen = [(b, t) for b, t in zip(keep, times) if levels[b] == surface]
-        data = src.read([b for b, _ in chosen], masked=True)
-        values = data.astype("float64").filled(np.nan)
+        grid = _beside(rk.Grid(crs, transform, src.width, src.height), roi)
+        lattice, (row0, col0) = region_lattice(grid, roi)
+        values = np.full((len(chosen), lattice.height, lattice.width), np.nan)
+        # the part of the lattice that the product holds, in the product's rows and columns
+        r0, c0 = max(row0, 0), max(col0, 0)
+        r1 = min(row0 + lattice.height, grid.height)
+        c1 = min(col0 + lattice.width, grid.width)
+        if r1 > r0 and c1 > c0:
+            window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+            data = src.read([b for b, _ in chosen], window=window, masked=True)
+            values[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = data.astype("float64").filled(
+                np.nan
+            )
         missing = _number(tags.get(f"{variable}#missing_value"))
-        grid = rk.Grid(crs=crs, transform=transform, width=src.width, height=src.height)
     if missing is not None:
         values[values == missing] = np.nan
     low, high = CONCENTRATION_RANGE
     with np.errstate(invalid="ignore"):
         values[(values < low) | (values > high) | (values >= NETCDF_DEFAULT_FILL)] = np.nan
     units = _units(tags.get(f"{variable}#units"), variable)
-    grid = _beside(grid, roi)
     attributes = {
         key.split("#", 1)[1]: value
         for key, value in tags.items()
         if key.startswith("NC_GLOBAL#")
         and key.split("#", 1)[1] in ("source", "history", "institution", "title")
     }
-    return Fields(values, [t for _, t in chosen], grid, units, attributes)
+    times = [t for _, t in chosen]
+    return Fields(values, times, grid, lattice, (row0, col0), units, attributes)
 
 
 def _subdataset(path: Path, variable: str) -> str:
@@ -424,20 +440,15 @@ def cell_area_km2(grid: rk.Grid) -> np.ndarray:
 # --- hours to days --------------------------------------------------------------------------------
 
 
-def hourly_series(
-    fields: Fields, lattice: rk.Grid, offset: tuple[int, int], first_day: date, days: int
-) -> tuple[np.ndarray, np.ndarray]:
+def hourly_series(fields: Fields, first_day: date, days: int) -> tuple[np.ndarray, np.ndarray]:
     """The fields on the lattice, one per hour from 7 hours before the first day's midnight to
-    the last day's 23:00 (NaN where there is none), and for each day whether the product has
-    any field of it."""
+    the last day's 23:00 (NaN where there is none; of two fields of one hour, the first), and
+    for each day whether the product has any field of it."""
     lead = O3_WINDOW_HOURS - 1
     start = datetime.combine(first_day, datetime.min.time(), UTC) - timedelta(hours=lead)
+    lattice = fields.lattice
     hourly = np.full((lead + 24 * days, lattice.height, lattice.width), np.nan)
-    row0, col0 = offset
-    grid = fields.grid
-    # the part of the lattice that the product holds, in both arrays' indices
-    r0, c0 = max(row0, 0), max(col0, 0)
-    r1, c1 = min(row0 + lattice.height, grid.height), min(col0 + lattice.width, grid.width)
+    filled = np.zeros(hourly.shape[0], dtype=bool)
     found_days = np.zeros(days, dtype=bool)
     for index, moment in enumerate(fields.times):
         hours = (moment - start).total_seconds() / 3600
@@ -446,14 +457,12 @@ def hourly_series(
             raise rk.InvalidInput(
                 f"the fields are not hourly: one is valid at {moment:%Y-%m-%d %H:%M}"
             )
-        if not 0 <= hour < hourly.shape[0]:
+        if not 0 <= hour < hourly.shape[0] or filled[hour]:
             continue
         if hour >= lead:
             found_days[(hour - lead) // 24] = True
-        if r1 > r0 and c1 > c0 and np.isnan(hourly[hour]).all():  # the first field of an hour
-            hourly[hour, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = fields.values[
-                index, r0:r1, c0:c1
-            ]
+        hourly[hour] = fields.values[index]
+        filled[hour] = True
     return hourly, found_days
 
 
