@@ -642,11 +642,11 @@ def _scene_classes(
 # 335), latitudes from north to south; dimensions longitude, latitude, level (one, 0 m) and time
 # (unlimited: hours from the first day's midnight, UTC, as its long_name "ANALYSIS time from
 # YYYYMMDD" says); one variable (time, level, latitude, longitude) per pollutant. Per demo date
-# one product: the day before to the day after, over the city's box and AQ_MARGIN around it.
+# one product: the day before to the day after, over the city's box snapped outward to whole
+# cells (an area the Data Store cuts by whole cells too; about 3 x 2 cells of 10 km).
 
 AQ_COLLECTION, AQ_PRODUCT_TYPE = "cams-europe-air-quality", "ENSEMBLE_ANALYSIS"
 AQ_STEP = 0.1
-AQ_MARGIN = 0.3  # degrees around the city's box: the plume and the air around the city
 AQ_DAYS_BEFORE_AND_AFTER = 1
 # variable: species and CF standard name, as the ensemble's files name them
 AQ_VARIABLES = {
@@ -664,10 +664,10 @@ def _air_quality_product(out_dir: Path, model: CityModel, day: date) -> Generate
     is lower in the core, where traffic's NO takes it up; each day has its own weather."""
     city = model.city
     west, south, east, north = city["bbox"]
-    x0 = math.floor(round((west - AQ_MARGIN) / AQ_STEP, 6)) * AQ_STEP
-    x1 = math.ceil(round((east + AQ_MARGIN) / AQ_STEP, 6)) * AQ_STEP
-    y0 = math.floor(round((south - AQ_MARGIN) / AQ_STEP, 6)) * AQ_STEP
-    y1 = math.ceil(round((north + AQ_MARGIN) / AQ_STEP, 6)) * AQ_STEP
+    x0 = math.floor(round(west / AQ_STEP, 6)) * AQ_STEP
+    x1 = math.ceil(round(east / AQ_STEP, 6)) * AQ_STEP
+    y0 = math.floor(round(south / AQ_STEP, 6)) * AQ_STEP
+    y1 = math.ceil(round(north / AQ_STEP, 6)) * AQ_STEP
     width, height = round((x1 - x0) / AQ_STEP), round((y1 - y0) / AQ_STEP)
     lons = x0 + AQ_STEP * (np.arange(width) + 0.5)
     lats = y1 - AQ_STEP * (np.arange(height) + 0.5)  # north to south, as the ensemble's files
