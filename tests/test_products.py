@@ -1,6 +1,6 @@
 """Real products end to end: demo inputs in S3 and the catalogue, orders of SUHI, urban green,
-flood susceptibility and heat exposure (on a SUHI product) through the API and real containers,
-the product registered with its lineage, the cache, and missing inputs."""
+flood susceptibility, heat exposure (on a SUHI product) and air quality through the API and real
+containers, the product registered with its lineage, the cache, and missing inputs."""
 
 import asyncio
 import json
@@ -244,6 +244,26 @@ async def _submit_over(http, headers, app_id: str, roi: dict) -> str:
     response = await http.post(f"/v1/apps/{app_id}/orders", json=body, headers=headers)
     assert response.status_code == 202, response.text
     return str(response.json()["order_id"])
+
+
+async def test_an_air_quality_order_counts_the_days_above_the_who_guideline(
+    stack, http, account
+) -> None:
+    """From the demo's CAMS ensemble analysis (netCDF, 0.1 degree, hourly): NO2's daily mean
+    over the 10 km cells the city core touches, the core's cell above the WHO 2021 guideline."""
+    headers = {"Authorization": account["Authorization"]}
+    order = await final(http, headers, await submit(http, headers, "air_quality"))
+    assert order["status"] == "SUCCESS", order["message"]
+    tiff = await download(http, headers, f"/v1/orders/{order['order_id']}/result")
+    with MemoryFile(tiff) as memory, memory.open() as raster:
+        assert raster.crs.to_epsg() == 4326 and raster.count == 4
+        assert raster.res == pytest.approx((0.1, 0.1), abs=1e-4)
+        exceedance_days = raster.read(2, masked=True)
+    statistics = json.loads(await download(http, headers, order["assets"][1]["href"]))
+    assert statistics["guideline_ugm3"] == 25 and statistics["period"]["days"] == 1
+    assert statistics["max_daily_ugm3"] > 25 and statistics["exceedance_days"] == 1
+    assert 0 < statistics["exceedance_area_share"] < 1 and statistics["valid_share"] == 1
+    assert int(exceedance_days.sum()) >= 1
 
 
 async def test_the_vienna_demonstration_is_published_under_a_service_account(

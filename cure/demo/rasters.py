@@ -35,6 +35,8 @@ from rasterio.crs import CRS
 from rasterio.warp import transform as transform_points
 from rasterio.warp import transform_bounds
 
+from cure.demo import netcdf
+
 WGS84 = "EPSG:4326"
 LAEA_EUROPE = "EPSG:3035"
 LST_NODATA = -32768.0
@@ -131,8 +133,8 @@ def city_by_name(name: str) -> City:
 def generate(
     out_dir: Path, cities: Iterable[City] = CITIES, dates: Iterable[date] = DATES
 ) -> list[GeneratedProduct]:
-    """Write every city's imperviousness, elevation and population and, per date, its LST and
-    reflectance products."""
+    """Write every city's imperviousness, elevation and population and, per date, its LST,
+    reflectance and air quality products."""
     days = sorted(set(dates))
     products: list[GeneratedProduct] = []
     for city in cities:
@@ -143,6 +145,7 @@ def generate(
         for day in days:
             products.append(_lst_product(out_dir, model, day))
             products.append(_reflectance_product(out_dir, model, day))
+            products.append(_air_quality_product(out_dir, model, day))
     return products
 
 
@@ -685,6 +688,165 @@ def _scene_classes(
     classes = np.where(cloud > 0, SCL_CLOUD_MEDIUM, classes)
     classes = np.where(cloud > 0.7, SCL_CLOUD_HIGH, classes)
     return classes.astype("uint8")
+
+
+# --- CAMS European air quality (the air_quality app's input) ---------------------------------------
+#
+# The CAMS regional (European) ensemble analysis as the Atmosphere Data Store delivers an area
+# of it in netCDF: hourly surface concentrations (µg/m3) on a regular 0.1-degree lon/lat grid
+# with cell centres at x.x5 degrees, longitudes from 0 to 360 east (west of Greenwich above
+# 335), latitudes from north to south; dimensions longitude, latitude, level (one, 0 m) and time
+# (unlimited: hours from the first day's midnight, UTC, as its long_name "ANALYSIS time from
+# YYYYMMDD" says); one variable (time, level, latitude, longitude) per pollutant. Per demo date
+# one product: the day before to the day after, over the city's box snapped outward to whole
+# cells (an area the Data Store cuts by whole cells too; about 3 x 2 cells of 10 km).
+
+AQ_COLLECTION, AQ_PRODUCT_TYPE = "cams-europe-air-quality", "ENSEMBLE_ANALYSIS"
+AQ_STEP = 0.1
+AQ_DAYS_BEFORE_AND_AFTER = 1
+# variable: species and CF standard name, as the ensemble's files name them
+AQ_VARIABLES = {
+    "no2_conc": ("Nitrogen Dioxide", "mass_concentration_of_nitrogen_dioxide_in_air"),
+    "pm2p5_conc": ("PM2.5 Aerosol", "mass_concentration_of_pm2p5_ambient_aerosol_in_air"),
+    "pm10_conc": ("PM10 Aerosol", "mass_concentration_of_pm10_ambient_aerosol_in_air"),
+    "o3_conc": ("Ozone", "mass_concentration_of_ozone_in_air"),
+}
+
+
+def _air_quality_product(out_dir: Path, model: CityModel, day: date) -> GeneratedProduct:
+    """Three days of hourly NO2, PM2.5, PM10 and O3 over the city in the CAMS European ensemble
+    analysis's netCDF layout. The city's sealing drives its traffic and heating emissions: NO2
+    and particles peak in the core at the rush hours, ozone builds up in the afternoon sun and
+    is lower in the core, where traffic's NO takes it up; each day has its own weather."""
+    city = model.city
+    west, south, east, north = city["bbox"]
+    x0 = math.floor(round(west / AQ_STEP, 6)) * AQ_STEP
+    x1 = math.ceil(round(east / AQ_STEP, 6)) * AQ_STEP
+    y0 = math.floor(round(south / AQ_STEP, 6)) * AQ_STEP
+    y1 = math.ceil(round(north / AQ_STEP, 6)) * AQ_STEP
+    width, height = round((x1 - x0) / AQ_STEP), round((y1 - y0) / AQ_STEP)
+    lons = x0 + AQ_STEP * (np.arange(width) + 0.5)
+    lats = y1 - AQ_STEP * (np.arange(height) + 0.5)  # north to south, as the ensemble's files
+    urban = _cell_sealing(model, lons, lats)
+
+    first = day - timedelta(days=AQ_DAYS_BEFORE_AND_AFTER)
+    days = [first + timedelta(days=n) for n in range(2 * AQ_DAYS_BEFORE_AND_AFTER + 1)]
+    fields = _hourly_air(model, days, urban)
+    hours = len(days) * 24
+
+    identifier = (
+        f"CAMS_EUROPE_AQ_ENSEMBLE_ANALYSIS_{days[0]:%Y%m%d}_{days[-1]:%Y%m%d}"
+        f"_CURE_DEMO_{_slug(city)}"
+    )
+    variables = [
+        netcdf.Variable(
+            "longitude",
+            ("longitude",),
+            np.round(lons % 360.0, 6).astype("float32"),
+            {"long_name": "longitude", "units": "degrees_east"},
+        ),
+        netcdf.Variable(
+            "latitude",
+            ("latitude",),
+            np.round(lats, 6).astype("float32"),
+            {"long_name": "latitude", "units": "degrees_north"},
+        ),
+        netcdf.Variable(
+            "level", ("level",), np.zeros(1, "float32"), {"long_name": "level", "units": "m"}
+        ),
+        netcdf.Variable(
+            "time",
+            ("time",),
+            np.arange(hours, dtype="float32"),
+            {"long_name": f"ANALYSIS time from {days[0]:%Y%m%d}", "units": "hours"},
+        ),
+    ]
+    for name, (species, standard_name) in AQ_VARIABLES.items():
+        attributes = {
+            "species": species,
+            "units": "µg/m3",
+            "value": "hourly values",
+            "standard_name": standard_name,
+        }
+        data = fields[name].astype("float32")[:, np.newaxis]  # (time, level, latitude, longitude)
+        variables.append(
+            netcdf.Variable(name, ("time", "level", "latitude", "longitude"), data, attributes)
+        )
+    span = f"{days[0]:%Y%m%d}+[0H_{hours - 1}H]"
+    path = netcdf.write_classic(
+        out_dir / AQ_COLLECTION / identifier / f"{identifier}.nc",
+        {"longitude": width, "latitude": height, "level": 1, "time": None},
+        variables,
+        {
+            "title": "NO2 PM25 PM10 O3 Air Pollutant ANALYSIS at the Surface",
+            "institution": "Data produced by Meteo France",
+            "source": "Data from ENSEMBLE model",
+            "history": "Model ENSEMBLE ANALYSIS",
+            "ANALYSIS": f"Europe, {span}",
+            "summary": (
+                f"ENSEMBLE model hourly ANALYSIS of NO2 PM25 PM10 O3 concentration at the"
+                f" Surface from {span} on Europe"
+            ),
+            "project": "MACC-RAQ (http://macc-raq.gmes-atmosphere.eu)",
+            "comment": "CURE demo data: synthetic fields in the ensemble analysis's layout",
+        },
+    )
+    start = datetime.combine(days[0], time(0), UTC)
+    end = datetime.combine(days[-1], time(23), UTC)
+    return GeneratedProduct(
+        AQ_COLLECTION,
+        identifier,
+        AQ_PRODUCT_TYPE,
+        start,
+        end,
+        {"concentrations": path},
+        (round(x0, 6), round(y0, 6), round(x1, 6), round(y1, 6)),
+        city["name"],
+        {"cams:model": "ENSEMBLE", "cams:type": "analysis", "cams:level_m": 0},
+    )
+
+
+def _cell_sealing(model: CityModel, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
+    """The mean sealing (0-1) of each 0.1-degree cell, from 10 x 10 points in it."""
+    offsets = AQ_STEP * ((np.arange(10) + 0.5) / 10 - 0.5)
+    lon = lons[np.newaxis, :, np.newaxis, np.newaxis] + offsets[np.newaxis, np.newaxis, np.newaxis]
+    lat = (
+        lats[:, np.newaxis, np.newaxis, np.newaxis] + offsets[np.newaxis, np.newaxis, :, np.newaxis]
+    )
+    lon, lat = np.broadcast_arrays(lon, lat)
+    sealing = model.layers(lon.reshape(-1), lat.reshape(-1))["sealing"]
+    return sealing.reshape(lon.shape).mean(axis=(2, 3))
+
+
+def _hourly_air(model: CityModel, days: list[date], urban: np.ndarray) -> dict[str, np.ndarray]:
+    """Hourly concentrations (µg/m3) of each variable over the days, shape (hours, rows, cols).
+
+    A day's weather sets how well the air mixes (calm days hold the city's emissions) and how
+    much ozone the sun makes; hours follow local solar time."""
+    utc_offset = round(model.lon0 / 15)
+    local = (np.arange(24) + utc_offset) % 24
+    rush = 0.4 + np.exp(-(((local - 8) / 1.5) ** 2)) + 0.9 * np.exp(-(((local - 18) / 2) ** 2))
+    rush = rush / rush.mean()
+    sun = np.clip(np.sin(np.pi * (local - 6) / 14), 0, None) ** 1.5  # 0 at night, 1 mid-afternoon
+    warmth = (model.city["summer_lst_k"] - 296.0) / 18.0  # 0: Copenhagen, 1: Madrid
+    fields: dict[str, list[np.ndarray]] = {name: [] for name in AQ_VARIABLES}
+    for day in days:
+        rng = np.random.default_rng(_seed(model.city["name"], day, "air"))
+        stagnation = float(rng.lognormal(0.0, 0.3))  # above 1: calm, the city's air stays put
+        sunshine = float(rng.uniform(0.7, 1.2))
+        dust = float(rng.uniform(0, 12) * warmth)  # Saharan dust reaches the south more often
+        for hour in range(24):
+            noise = rng.normal(0, 1, (4, *urban.shape))
+            traffic = urban * rush[hour] * stagnation
+            no2 = 9 + 4 * warmth + 52 * traffic + 1.5 * noise[0]
+            pm25 = 5 + 2 * warmth + 4 * stagnation + 8 * traffic + 0.6 * noise[1]
+            pm10 = 1.4 * pm25 + 3 + dust + 4 * traffic + 1.0 * noise[2]
+            ozone = (70 + 35 * warmth) * (0.6 + 0.65 * sun[hour] * sunshine) - 30 * traffic
+            fields["no2_conc"].append(no2)
+            fields["pm2p5_conc"].append(pm25)
+            fields["pm10_conc"].append(pm10)
+            fields["o3_conc"].append(ozone + 2 * noise[3])
+    return {name: np.clip(np.stack(values), 0.5, None) for name, values in fields.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

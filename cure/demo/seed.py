@@ -20,6 +20,7 @@ from cure.kit.resources import Resources
 from cure.storage.service import make_storage
 
 GEOTIFF = "image/tiff; application=geotiff"
+NETCDF = "application/x-netcdf"  # the CAMS air quality product (the air_quality app's input)
 # The demo products' layout: 2 has Sentinel-2 as the catalogues publish it (B04 and B08 at 10 m
 # with the baseline 04.00 offset, SCL at 20 m). Demo products of another layout are replaced.
 DEMO_LAYOUT = 2
@@ -74,10 +75,11 @@ async def seed(
                     continue
                 assets = {}
                 for key, path in product.assets.items():
-                    await storage.put_file(_key(product, path), path, media_type=GEOTIFF)
+                    media_type = NETCDF if path.suffix == ".nc" else GEOTIFF
+                    await storage.put_file(_key(product, path), path, media_type=media_type)
                     assets[key] = AssetCreate(
                         href=_key(product, path),
-                        type=GEOTIFF,
+                        type=media_type,
                         size=path.stat().st_size,
                         checksum=(await asyncio.to_thread(size_and_sha256, path))[1],
                         roles=["data"],

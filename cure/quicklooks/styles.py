@@ -39,6 +39,13 @@ COLORMAPS: dict[str, list[tuple[float, tuple[int, int, int]]]] = {
         (0.75, (33, 113, 181)),
         (1.0, (8, 48, 107)),
     ],
+    "air": [  # ColorBrewer YlOrRd: clean to polluted air
+        (0.0, (255, 255, 204)),
+        (0.25, (254, 217, 118)),
+        (0.5, (253, 141, 60)),
+        (0.75, (227, 26, 28)),
+        (1.0, (128, 0, 38)),
+    ],
     "viridis": [
         (0.0, (68, 1, 84)),
         (0.25, (59, 82, 139)),
@@ -68,6 +75,7 @@ STYLES = {
     "SL_2_LST": Style("temperature", "Land surface temperature", "K"),
     "flood_susceptibility": Style("water", "Flood susceptibility", None, fixed=(0.0, 1.0)),
     "heat_exposure": Style("temperature", "Heat exposure", "person K"),
+    "air_quality": Style("air", "Mean daily concentration", "µg/m³"),  # band 1 of its four
 }
 DEFAULT_STYLE = Style("viridis", "Value")
 

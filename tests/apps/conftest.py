@@ -82,6 +82,11 @@ def heat_exposure_image(app_engine) -> str:  # type: ignore[no-untyped-def]
     return _build(app_engine, "heat_exposure")
 
 
+@pytest.fixture(scope="session")
+def air_quality_image(app_engine) -> str:  # type: ignore[no-untyped-def]
+    return _build(app_engine, "air_quality")
+
+
 def _job_archive(job: dict[str, Any], files: dict[str, Path]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:

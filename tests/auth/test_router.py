@@ -19,6 +19,7 @@ from tests.factories import (
 DEFAULT_SCOPES = {
     "account:read",
     "account:write",
+    "app:air_quality",
     "app:flood_susceptibility",
     "app:heat_exposure",
     "app:roi_stats",

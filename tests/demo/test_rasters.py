@@ -2,14 +2,14 @@
 other: a warm, sealed, grey city core and a cooler, greener edge."""
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
 import rasterio
 from rasterio.warp import transform_bounds
 
-from cure.demo.rasters import GeneratedProduct, city_by_name, generate
+from cure.demo.rasters import AQ_COLLECTION, GeneratedProduct, city_by_name, generate
 
 DATES = [date(2024, 7, 15), date(2024, 8, 12)]
 CITIES = [city_by_name("Vienna"), city_by_name("Madrid")]
@@ -34,8 +34,8 @@ def core_and_edge(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_one_imperviousness_per_city_and_lst_and_reflectance_per_date(products) -> None:
-    # with one DEM and one population grid per city
-    assert len(products) == len(CITIES) * (3 + 2 * len(DATES))
+    # with one DEM and one population grid per city, and an air quality product per date
+    assert len(products) == len(CITIES) * (3 + 3 * len(DATES))
     assert len({p.identifier for p in products}) == len(products)
     for city in CITIES:
         (imd,) = of(products, "hrl-imperviousness", city["name"])
@@ -65,6 +65,8 @@ def test_one_imperviousness_per_city_and_lst_and_reflectance_per_date(products) 
 
 def test_files_carry_their_acquisition_tags(products) -> None:
     for product in products:
+        if product.collection == AQ_COLLECTION:
+            continue  # netCDF: its times are its time axis (test_air_quality_products_...)
         for path in product.assets.values():
             with rasterio.open(path) as src:
                 tags = src.tags()
@@ -159,6 +161,9 @@ def test_the_same_inputs_give_the_same_rasters_and_dates_differ(products, tmp_pa
     for product in again:
         (first,) = [p for p in products if p.identifier == product.identifier]
         for key, path in product.assets.items():
+            if path.suffix == ".nc":  # no history or creation time in it: the very same bytes
+                assert path.read_bytes() == first.assets[key].read_bytes()
+                continue
             with rasterio.open(path) as a, rasterio.open(first.assets[key]) as b:
                 assert np.array_equal(a.read(), b.read())
     july, august = of(products, "sentinel3-slstr-lst", "Vienna")
@@ -216,3 +221,49 @@ def test_the_population_grid_has_the_ghs_pop_layout_and_people_live_in_the_seale
         assert core.mean() > 5 * edge.mean()
     (vienna,) = of(products, "ghs-pop", "Vienna")
     assert "_R4_C20_" in vienna.identifier  # x 1.25e6, y 5.71e6 m: the 4th row, 20th column
+
+
+def test_air_quality_products_in_the_cams_ensemble_analysis_layout(products) -> None:
+    """Per city and date, three days of hourly NO2, PM2.5, PM10 and O3 (µg/m3) on CAMS's
+    0.1-degree grid (cell centres at x.x5) over the city's box in whole cells, as netCDF whose
+    time axis counts hours from the first day's midnight; NO2 is highest in the sealed core and
+    ozone lowest there (traffic's NO takes it up)."""
+    for city in CITIES:
+        found = of(products, AQ_COLLECTION, city["name"])
+        assert [p.start.date() for p in found] == [d - timedelta(days=1) for d in DATES]
+        for product in found:
+            assert product.product_type == "ENSEMBLE_ANALYSIS"
+            assert product.end - product.start == timedelta(days=2, hours=23)
+            (path,) = product.assets.values()
+            assert path.suffix == ".nc" and path.stat().st_size < 40_000
+            with rasterio.open(path) as src:
+                assert sorted(name.rsplit(":", 1)[1] for name in src.subdatasets) == [
+                    "no2_conc", "o3_conc", "pm10_conc", "pm2p5_conc"
+                ]  # fmt: skip
+                assert src.tags()["NC_GLOBAL#source"] == "Data from ENSEMBLE model"
+            daily = {}
+            for variable in ("no2_conc", "o3_conc", "pm2p5_conc", "pm10_conc"):
+                with rasterio.open(f"NETCDF:{path}:{variable}") as src:
+                    tags = src.tags()
+                    assert tags[f"{variable}#units"] == "µg/m3"
+                    assert tags["time#long_name"] == f"ANALYSIS time from {product.start:%Y%m%d}"
+                    assert tags["time#units"] == "hours"
+                    hours = [float(src.tags(b)["NETCDF_DIM_time"]) for b in range(1, src.count + 1)]
+                    assert hours == list(range(72))
+                    assert src.res == pytest.approx((0.1, 0.1), abs=2e-5)  # float32 coordinates
+                    west, north = src.transform.c, src.transform.f
+                    # cell edges at whole tenths of a degree (float32 coordinates: nearly)
+                    assert west * 10 == pytest.approx(round(west * 10), abs=1e-4)
+                    assert north * 10 == pytest.approx(round(north * 10), abs=1e-4)
+                    bbox = product.bbox
+                    # the city's box in whole cells: at most a cell more on each side
+                    assert city["bbox"][0] - 0.1 < west <= city["bbox"][0]
+                    assert city["bbox"][3] <= north < city["bbox"][3] + 0.1
+                    assert (west, north) == pytest.approx((bbox[0], bbox[3]), abs=1e-4)
+                    values = src.read()
+                assert 0 < values.min() and values.max() < 300
+                daily[variable] = values[24:48].mean(axis=0)  # the demo date's daily mean
+            core = np.unravel_index(np.argmax(daily["no2_conc"]), daily["no2_conc"].shape)
+            assert daily["no2_conc"][core] > 2 * daily["no2_conc"].min()
+            assert daily["o3_conc"][core] < daily["o3_conc"].max() - 5
+            assert (daily["pm10_conc"] > daily["pm2p5_conc"]).all()

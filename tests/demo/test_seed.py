@@ -45,7 +45,7 @@ async def test_seed_replaces_sentinel2_products_of_the_earlier_layout(
     first = await seed(resources, cities=[COPENHAGEN], dates=[DAY])
     again = await seed(resources, cities=[COPENHAGEN], dates=[DAY])
 
-    # imperviousness, elevation, population, and the day's temperature and reflectance
+    # imperviousness, elevation, population, and the day's temperature, reflectance and air quality
     assert (first.added, first.present) == (5, 0)
     assert (again.added, again.present) == (0, 5)
     async with sessionmaker() as session:
@@ -64,3 +64,13 @@ async def test_seed_replaces_sentinel2_products_of_the_earlier_layout(
     assert set(now.assets) == {"red", "nir", "scl"}
     assert now.properties["s2:processing_baseline"] == "05.10"
     assert now.properties["demo_layout"] == 2
+    async with sessionmaker() as session:
+        (air,) = await ccsi_service.find_products(
+            session,
+            None,
+            ProductCriteria(collections=("cams-europe-air-quality",), bbox=COPENHAGEN["bbox"]),
+            limit=10,
+        )
+    netcdf = air.assets["concentrations"]
+    assert netcdf["type"] == "application/x-netcdf" and netcdf["href"].endswith(".nc")
+    assert 0 < netcdf["size"] < 150_000 and air.product_type == "ENSEMBLE_ANALYSIS"

@@ -125,7 +125,7 @@ def stack(built, seeded, engine, tile_server, tmp_path_factory):
     apps = write_apps_dir(
         tmp_path_factory.mktemp("portal-apps"),
         probe_timeout=120,
-        also=("suhi", "urban_green", "flood_susceptibility", "heat_exposure"),
+        also=("suhi", "urban_green", "flood_susceptibility", "heat_exposure", "air_quality"),
     )
     with running_stack(
         "portal", CURE_APPS_DIR=str(apps), CURE_PORTAL_TILE_URL=tile_server.url
@@ -140,7 +140,7 @@ async def prepared(stack, app, sessionmaker, settings) -> None:
         Resources(settings, state_of(app).db.engine, sessionmaker), timeout_seconds=120
     )
     assert report.ok, report.failed
-    assert len(report.published) == 6
+    assert len(report.published) == 7
 
 
 def run_scenario(stack, name: str, *args: str) -> str:

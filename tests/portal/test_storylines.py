@@ -35,7 +35,7 @@ def test_every_storyline_parses_and_its_products_exist_in_the_demo_data(settings
             apps.get(demo.app).validate_params(demo.params)
             assert demo.date in DATES
             assert any(inside(demo.region, city["bbox"]) for city in CITIES), demo
-    assert len(demonstrations()) == 6  # shared products are ordered once
+    assert len(demonstrations()) == 7  # shared products are ordered once
 
 
 def test_markdown_is_rendered_without_raw_html() -> None:
