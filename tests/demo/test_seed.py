@@ -46,8 +46,8 @@ async def test_seed_replaces_sentinel2_products_of_the_earlier_layout(
     again = await seed(resources, cities=[COPENHAGEN], dates=[DAY])
 
     # imperviousness, elevation, population, and the day's temperature, reflectance and air quality
-    assert (first.added, first.present) == (5, 0)
-    assert (again.added, again.present) == (0, 5)
+    assert (first.added, first.present) == (6, 0)
+    assert (again.added, again.present) == (0, 6)
     async with sessionmaker() as session:
         assert await ccsi_repository.get_by_identifier(session, "sentinel2-l2a", OLD) is None
         (now,) = await ccsi_service.find_products(
