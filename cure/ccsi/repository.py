@@ -392,24 +392,41 @@ async def covering_most(
     end: datetime,
     visible_to: Viewer,
     limit: int,
+    newest_first: bool = False,
 ) -> list[Product]:
     """Up to ``limit`` products ``visible_to`` sees of the collection (and type) that meet
     ``area`` within [start, end] (from any time before ``end`` when ``start`` is None): those
-    that cover most of the area first, then the newest."""
+    that cover most of the area first, then the newest (``newest_first``: the newest first)."""
     overlap = func.ST_Area(func.ST_Intersection(Product.footprint, area))
     query = select(Product).where(
         *_covering(collection, product_type, area, visible_to=visible_to), Product.start_at <= end
     )
     if start is not None:
         query = query.where(Product.end_at >= start)
-    query = query.order_by(overlap.desc(), Product.start_at.desc(), Product.id).limit(limit)
+    order = (
+        (Product.start_at.desc(),) if newest_first else (overlap.desc(), Product.start_at.desc())
+    )
+    query = query.order_by(*order, Product.id).limit(limit)
     return list((await session.execute(query)).scalars())
 
 
-async def owners(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
-    """The owner of each product of ``ids`` that exists (None: an input product)."""
-    rows = await session.execute(select(Product.id, Product.owner_id).where(Product.id.in_(ids)))
-    return {product_id: owner for product_id, owner in rows}
+@dataclass(frozen=True)
+class Named:
+    """How a stored product is named, and whose it is (None: an input product)."""
+
+    collection: str
+    identifier: str
+    owner_id: uuid.UUID | None
+
+
+async def named(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Named]:
+    """The collection, identifier and owner of each product of ``ids`` that exists."""
+    rows = await session.execute(
+        select(Product.id, Product.collection, Product.identifier, Product.owner_id).where(
+            Product.id.in_(ids)
+        )
+    )
+    return {row.id: Named(row.collection, row.identifier, row.owner_id) for row in rows}
 
 
 async def acquisition_days(

@@ -382,28 +382,27 @@ async def register_order_outputs(
 async def _lineage(
     session: AsyncSession, references: list[ProductReference]
 ) -> list[dict[str, Any]]:
-    """The lineage as stored: each reference once, a local one with the owner its product has
-    (read here, not taken from the worker's word), which decides who later sees it in full."""
+    """The lineage as stored: each reference once. A local one is named as its stored product
+    is (collection, identifier and owner read here, never taken from the worker's word), and
+    whose it is decides who later sees it in full; one of CURE's own collections that names no
+    stored product is kept by its collection alone."""
     local_ids = [r.id for r in references if r.id is not None and r.source == LOCAL]
-    owners = await repository.owners(session, local_ids) if local_ids else {}
+    rows = await repository.named(session, local_ids) if local_ids else {}
     stored: list[dict[str, Any]] = []
     seen: set[tuple[str, str | None, str]] = set()
     for reference in references:
-        key = (reference.collection, reference.identifier, reference.source)
-        if key in seen:
-            continue
-        seen.add(key)
-        entry: dict[str, Any] = {
-            "collection": reference.collection,
-            "identifier": reference.identifier,
-            "source": reference.source,
-        }
-        if reference.id is not None and reference.source == LOCAL:
-            entry["id"] = str(reference.id)
-            owner = owners.get(reference.id)
-            if owner is not None:
-                entry["owner_id"] = str(owner)
-        stored.append(entry)
+        row = rows.get(reference.id) if reference.id and reference.source == LOCAL else None
+        entry: dict[str, Any] = {"collection": reference.collection, "source": reference.source}
+        if row is not None:
+            entry.update(collection=row.collection, identifier=row.identifier, id=str(reference.id))
+            if row.owner_id is not None:
+                entry["owner_id"] = str(row.owner_id)
+        elif reference.source != LOCAL or app_schemas.producing_app(reference.collection) is None:
+            entry["identifier"] = reference.identifier  # an input product of a catalogue
+        key = (entry["collection"], entry.get("identifier"), entry["source"])
+        if key not in seen:
+            seen.add(key)
+            stored.append(entry)
     return stored
 
 
@@ -521,10 +520,11 @@ async def order_inputs(
     start: datetime | None,
     end: datetime,
     limit: int,
+    newest_first: bool = False,
 ) -> list[Product]:
     """Products of one of CURE's own collections an order of ``customer_id`` may take as inputs
     (``orderer``) that meet ``area`` within [start, end], as stored: those covering most of the
-    area first, then the newest."""
+    area first, then the newest (``newest_first``: the newest first)."""
     return await repository.covering_most(
         session,
         collection=collection,
@@ -534,6 +534,7 @@ async def order_inputs(
         end=end,
         visible_to=orderer(customer_id),
         limit=limit,
+        newest_first=newest_first,
     )
 
 

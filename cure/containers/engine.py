@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import tarfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -312,6 +313,8 @@ class DockerJob:
         self.volume = client.volumes.create(labels=self.labels)
         self.holder: Container | None = None
         self.steps: list[Container] = []
+        self.closed = False
+        self.lock = threading.Lock()  # no step's container is made once the job is closed
         try:
             self.holder = _create_hardened(
                 client,
@@ -339,18 +342,21 @@ class DockerJob:
         control: ContainerControl | None = None,
         command: list[str] | None = None,
     ) -> ContainerOutcome:
-        try:
-            container = _create_hardened(
-                self.client,
-                image,
-                labels={**self.labels, STEP_LABEL: step},
-                limits=limits,
-                volume=self.volume.name,
-                command=command,
-            )
-        except ImageNotFound as exc:
-            raise ImageMissing(image) from exc
-        self.steps.append(container)
+        with self.lock:
+            if self.closed:  # the run ended meanwhile (cancelled): nothing starts on its folder
+                return ContainerOutcome(exit_code=None, timed_out=False, logs=[], stopped=True)
+            try:
+                container = _create_hardened(
+                    self.client,
+                    image,
+                    labels={**self.labels, STEP_LABEL: step},
+                    limits=limits,
+                    volume=self.volume.name,
+                    command=command,
+                )
+            except ImageNotFound as exc:
+                raise ImageMissing(image) from exc
+            self.steps.append(container)
         try:
             return _start_and_watch(container, limits, control or NoControl())
         finally:
@@ -364,6 +370,8 @@ class DockerJob:
         return outcome
 
     def close(self) -> None:
+        with self.lock:
+            self.closed = True
         for container in [*self.steps, self.holder]:
             if container is not None:
                 _quietly(container.remove, force=True)

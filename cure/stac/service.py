@@ -8,7 +8,7 @@ with pystac, so they validate offline); CURE's products carry the processing ext
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from shapely.geometry import shape
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -290,7 +290,9 @@ def item(settings: Settings, product: ProductRead) -> dict[str, Any]:
         ]
         links += [
             _link(
-                f"{base}/collections/{r.collection}/items/{r.identifier}", "derived_from", GEOJSON
+                f"{base}/collections/{quote(r.collection)}/items/{quote(r.identifier)}",
+                "derived_from",
+                GEOJSON,
             )
             for r in product.derived_from
             if r.identifier is not None

@@ -435,15 +435,25 @@ async def run_workflow(
     if runner is None:
         runner = await asyncio.to_thread(open_runner, settings)
     try:
-        handle = await asyncio.to_thread(
-            runner.open_job,
-            image=app.manifest.image,
-            labels=labels,
-            job=job,
-            work_dir=work_dir,
-            files=files,
-            supersedes=supersedes,
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(
+                runner.open_job,
+                image=app.manifest.image,
+                labels=labels,
+                job=job,
+                work_dir=work_dir,
+                files=files,
+                supersedes=supersedes,
+            )
         )
+        try:
+            handle = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The folder is being made in its thread whatever happens here: close it once made.
+            with contextlib.suppress(Exception):
+                made = await opening
+                await asyncio.to_thread(made.close)
+            raise
         try:
             return await _run_steps(settings, app, handle, job, work_dir, watch)
         finally:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import rasterio
+from pydantic import ValidationError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -45,6 +46,7 @@ from cure.storage.service import Storage
 from cure.workers import remote, windows
 
 log = logging.getLogger(__name__)
+MAX_LINEAGE = 200  # products a lineage names at most (as an order event carries them)
 
 STALE_PARTIAL_SECONDS = 3600
 MAX_GEOMETRY_WKT = 4000  # a longer region is searched by its bounding box
@@ -76,16 +78,27 @@ class FoundProduct:
         properties: dict[str, Any] = self.feature.get("properties") or {}
         return properties
 
-    def reference(self) -> ProductReference:
-        """The product as the lineage of the order's product names it."""
+    def reference(self) -> ProductReference | None:
+        """The product as the lineage of the order's product names it; None when the catalogue
+        names it in a way a reference cannot hold (the lineage then leaves it out: the run
+        goes on). An id is kept only when it is a local product's UUID."""
         source = str(self.properties.get("source") or LOCAL)
-        local_id = self.feature.get("id") if source == LOCAL else None
-        return ProductReference(
-            collection=str(self.properties.get("collection")),
-            identifier=str(self.properties.get("identifier")),
-            id=uuid.UUID(str(local_id)) if local_id else None,
-            source=source,
-        )
+        local_id: uuid.UUID | None = None
+        if source == LOCAL and self.feature.get("id"):
+            try:
+                local_id = uuid.UUID(str(self.feature["id"]))
+            except ValueError:  # another catalogue's id (CURE_CCSI_URL): not one of ours
+                local_id = None
+        try:
+            return ProductReference(
+                collection=str(self.properties.get("collection")),
+                identifier=str(self.properties.get("identifier")),
+                id=local_id,
+                source=source,
+            )
+        except ValidationError:  # longer than a reference holds
+            log.warning("input %s is left out of the lineage", self.properties.get("identifier"))
+            return None
 
 
 @dataclass
@@ -127,9 +140,11 @@ class OrderProducts:
         region: BaseGeometry,
         start: datetime | None = None,
         end: datetime,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         """Up to ``count`` products as the catalogue's GeoJSON answer gives them: those that
-        cover most of the region first, then the newest."""
+        cover most of the region first, then the newest (``newest_first``: the newest first,
+        as the nearest earlier date with data is found)."""
         async with AsyncSession(self.engine) as session:
             products = await ccsi_service.order_inputs(
                 session,
@@ -140,6 +155,7 @@ class OrderProducts:
                 start=start,
                 end=end,
                 limit=count,
+                newest_first=newest_first,
             )
         reads = await ccsi_service.to_reads(
             products,
@@ -174,9 +190,9 @@ async def resolve(
     found: list[FoundProduct] = []
     async with CcsiClient(settings.catalogue_url, timeout=settings.stage_timeout_seconds) as ccsi:
 
-        async def first(count: int, **query: Any) -> list[dict[str, Any]]:
+        async def first(count: int, newest: Any = False, **query: Any) -> list[dict[str, Any]]:
             if own is not None and producing_app(query["collection"]) is not None:
-                return await own.search(count, region=region, **query)
+                return await own.search(count, region=region, newest_first=newest, **query)
             return await _first(ccsi, count, **query, **where)
 
         for wanted in inputs:
@@ -193,7 +209,7 @@ async def resolve(
                 earlier: list[datetime] = []
                 for served in formats:
                     query = {"collection": served.collection, "product_type": served.product_type}
-                    newest = await first(1, end=window_start, **query)
+                    newest = await first(1, newest=True, end=window_start, **query)
                     moment = _end_of(newest[0]) if newest else None
                     if moment is not None:
                         earlier.append(moment)
@@ -410,7 +426,9 @@ async def stage(
         staged.described.setdefault(product.role, []).append(
             _describe(product, assets.get(id(product), {}), values.get(id(product), {}))
         )
-        staged.derived_from.append(product.reference())
+        reference = product.reference()
+        if reference is not None and len(staged.derived_from) < MAX_LINEAGE:
+            staged.derived_from.append(reference)
     return staged
 
 

@@ -11,6 +11,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
@@ -42,8 +43,12 @@ async def run_steps(
     sorter = TopologicalSorter({step.name: step.needs for step in steps})
     sorter.prepare()
     abort = threading.Event()
+    # Threads of the workflow's own, as many as may run: the loop's default pool stays free for
+    # what the rest of the worker needs (a DNS lookup when a connection is made again).
+    threads = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cure-step")
+    loop = asyncio.get_running_loop()
     waiting: deque[str] = deque()
-    running: dict[asyncio.Task[ContainerOutcome], AppStep] = {}
+    running: dict[asyncio.Future[ContainerOutcome], AppStep] = {}
     failed: StepResult | None = None
     last: StepResult | None = None
     try:
@@ -51,7 +56,7 @@ async def run_steps(
             waiting.extend(sorter.get_ready())
             while waiting and len(running) < parallel:
                 step = by_name[waiting.popleft()]
-                task = asyncio.create_task(asyncio.to_thread(run_one, step, abort))
+                task = asyncio.ensure_future(loop.run_in_executor(threads, run_one, step, abort))
                 running[task] = step
             if not running:  # cannot happen in a valid DAG (the manifest checks it is one)
                 raise RuntimeError("no step of the workflow can run")
@@ -68,3 +73,4 @@ async def run_steps(
         if running:  # a step failed, raised, or the run itself was cancelled: stop the others
             abort.set()
             await asyncio.gather(*running, return_exceptions=True)
+        threads.shutdown(wait=False)

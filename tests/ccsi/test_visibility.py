@@ -211,3 +211,43 @@ async def test_lineage_names_another_customers_product_by_its_collection_alone(
     search = await client.get(f"/v1/ccsi/{made.collection}/search", params={"format": "json"})
     (feature,) = search.json()["features"]
     assert "suhi-private" not in str(feature) and str(suhi.id) not in str(feature)
+
+
+async def test_lineage_names_local_products_as_stored_whatever_the_event_said(
+    client, session, collection
+) -> None:
+    """The order's event names its inputs, but a local one is recorded as its stored product is
+    named and owned; a product of CURE's own collections that names no stored one (removed, or a
+    made-up reference) is recorded by its collection alone."""
+    from cure.ccsi.schemas import ProductReference
+
+    owner, _ = await customer_with_token(client)
+    other, other_headers = await customer_with_token(client)
+    private = await add_product(
+        session, collection, identifier="suhi-private", owner_id=uuid.UUID(owner["customer_id"])
+    )
+    made = await ccsi_service.register_order_outputs(
+        session,
+        order_id=uuid.uuid4(),
+        customer_id=uuid.UUID(other["customer_id"]),
+        app_id="heat_exposure",
+        app_version="1.0.0",
+        roi=box(16.3, 48.2, 16.4, 48.3),
+        start=date(2024, 7, 15),
+        end=date(2024, 7, 15),
+        params={},
+        assets={"data": {"href": "results/y/heat.tif", "type": "image/tiff", "roles": ["data"]}},
+        derived_from=[
+            # names another customer's product as if it were a public input of another name
+            ProductReference(collection="ghs-pop", identifier="GHS_POP_X", id=private.id),
+            ProductReference(collection="cure-suhi", identifier="suhi-gone", id=uuid.uuid4()),
+            ProductReference(collection="cure-suhi", identifier="suhi-no-id"),
+        ],
+    )
+    await session.commit()
+    read = await client.get(
+        f"/v1/ccsi/{made.collection}/products/{made.identifier}", headers=other_headers
+    )
+    assert read.status_code == 200, read.text
+    lineage = [(r["collection"], r["identifier"], r["id"]) for r in read.json()["derived_from"]]
+    assert lineage == [(collection, None, None), ("cure-suhi", None, None)]

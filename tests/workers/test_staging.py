@@ -70,3 +70,21 @@ def test_the_cache_evicts_the_least_recently_used(tmp_path) -> None:
     cache.admit(partial, checksum(b"c" * 10))
     assert cache.lookup(checksum(b"b" * 10), 10) is None  # the least recently used went
     assert cache.lookup(checksum(b"a" * 10), 10) is not None
+
+
+def test_a_reference_keeps_only_a_local_uuid_and_skips_what_it_cannot_hold() -> None:
+    """Another catalogue's ids (CURE_CCSI_URL) are not ours: the lineage names the product
+    without one; a name longer than a reference holds leaves the product out of the lineage
+    (the run goes on)."""
+    from cure.workers.staging import FoundProduct
+
+    def found(feature_id: str, identifier: str) -> FoundProduct:
+        properties = {"collection": "lst", "identifier": identifier}
+        return FoundProduct("lst", {"id": feature_id, "properties": properties}, ("data",))
+
+    scene = "S3A_SL_2_LST____20240701T093000"
+    reference = found(scene, scene).reference()
+    assert reference is not None and (reference.identifier, reference.id) == (scene, None)
+    ours = uuid.uuid4()
+    assert found(str(ours), "x").reference().id == ours  # type: ignore[union-attr]
+    assert found(scene, "x" * 300).reference() is None

@@ -242,3 +242,56 @@ async def test_a_failing_middle_step_fails_the_order_naming_it_and_leaves_nothin
     assert "step finish: done" not in messages  # nothing after the failed step ran
     assert left_behind(engine, order.id) == ([], [])
     assert list((flow_settings.work_dir).iterdir()) == []
+
+
+class SlowToOpen:
+    """The engine's runner, but a job folder takes a while to make (as a large upload does)."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.opened = threading.Event()
+
+    def open_job(self, **kwargs):  # type: ignore[no-untyped-def]
+        job = self.inner.open_job(**kwargs)
+        self.opened.set()
+        threading.Event().wait(1.0)
+        return job
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+async def test_a_run_cancelled_while_its_job_folder_is_made_leaves_nothing(
+    engine, flow_settings, tmp_path
+) -> None:
+    from cure.apps.registry import get_registry
+    from cure.containers.runner import open_runner
+
+    app = get_registry(flow_settings).get("probe_flow")
+    inner = open_runner(flow_settings)
+    runner = SlowToOpen(inner)
+    order_id = uuid.uuid4()
+    labels = pipeline.run_labels(flow_settings, order_id, 1)
+    job = {"order_id": str(order_id), "params": app.validate_params({})}
+
+    class Unwatched:
+        def for_step(self, step, abort):  # type: ignore[no-untyped-def]
+            raise AssertionError("no step may start")
+
+        def step_done(self, step: str) -> None:
+            raise AssertionError("no step may start")
+
+    try:
+        run = asyncio.create_task(
+            pipeline.run_workflow(
+                flow_settings, app, job=job, files={}, work_dir=tmp_path, labels=labels,
+                watch=Unwatched(), runner=runner,
+            )
+        )  # fmt: skip
+        assert await asyncio.to_thread(runner.opened.wait, 30)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert left_behind(engine, order_id) == ([], [])  # the holder and the volume went
+    finally:
+        inner.close()
