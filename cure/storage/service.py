@@ -13,7 +13,10 @@ from urllib.parse import quote, urlencode
 
 import aioboto3
 import botocore.session
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from cure.config import Settings, StorageSettings, reveal
@@ -62,11 +65,45 @@ class Storage(Protocol):
 SINGLE_PUT_BYTES = 8 << 20
 
 
+class _LinkSigner:
+    """Presigned GET links exactly as the S3 client makes them (signature version 4 in the
+    query, path-style), without what the client does around each one: resolving the endpoint
+    by its rule set and serialising a request took 0.3 of the 0.37 ms a link cost, half of a
+    catalogue search's CPU (BENCHMARKS.md, row 7). The URL up to the key is the client's own,
+    read from one link it made; tests/storage/test_links.py checks the links are the client's.
+    """
+
+    BASE_KEY = "cure-link-base"
+
+    def __init__(self, client: Any, bucket: str, credentials: Credentials) -> None:
+        sample: str = client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": self.BASE_KEY}, ExpiresIn=60
+        )
+        path = sample.split("?", 1)[0]
+        if not path.endswith("/" + self.BASE_KEY):
+            raise ValueError(f"unexpected link layout: {path}")
+        self.base = path[: -len(self.BASE_KEY)]
+        self.region = client.meta.region_name
+        self.credentials = credentials
+
+    def url(self, key: str, expires_in: int) -> str:
+        request = AWSRequest(method="GET", url=self.base + quote(key, safe="/~"))
+        S3SigV4QueryAuth(self.credentials, "s3", self.region, expires=expires_in).add_auth(request)
+        return str(request.url)
+
+
 class S3Storage:
     def __init__(self, settings: StorageSettings) -> None:
         self._bucket = settings.s3_bucket
         self._session = aioboto3.Session()
         self._signing_client: Any = None
+        self._link_signer: _LinkSigner | None = None
+        secret = settings.s3_secret_access_key
+        self._static_credentials = (
+            Credentials(settings.s3_access_key_id, secret.get_secret_value())
+            if settings.s3_access_key_id and secret
+            else None
+        )
         self._client_args = {
             # A plain-HTTP endpoint has no certificate to check: not loading the CA bundle
             # saves every call 25-30 ms of CPU (BENCHMARKS.md, rows 4 and 5).
@@ -156,9 +193,20 @@ class S3Storage:
             )
         return self._signing_client
 
+    def _links(self) -> "_LinkSigner | None":
+        """Plain GET links signed without the client's per-link machinery, when the keys are
+        configured (credentials from the environment or a role may be refreshed: the client
+        signs those)."""
+        if self._link_signer is None and self._static_credentials is not None:
+            self._link_signer = _LinkSigner(self._signer(), self._bucket, self._static_credentials)
+        return self._link_signer
+
     async def presigned_urls(self, keys: list[str], *, expires_in: int) -> dict[str, str]:
         if not keys:
             return {}
+        links = self._links()
+        if links is not None:
+            return {key: links.url(key, expires_in) for key in keys}
         signer = self._signer()
         return {
             key: signer.generate_presigned_url(
