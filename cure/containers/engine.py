@@ -6,6 +6,7 @@ Data moves with the archive API (put_archive / get_archive) into a volume mounte
 works against a remote engine and with the worker itself in a container.
 """
 
+import contextlib
 import io
 import json
 import logging
@@ -13,6 +14,7 @@ import shutil
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -388,6 +390,20 @@ def _from_a_connection(exc: BaseException) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _staged(image: str, files: dict[str, Path] | None, work_dir: Path) -> Iterator[Path | None]:
+    """The inputs as one tar in ``work_dir`` for as long as a run is set up (None: no inputs);
+    an image the engine does not have is ImageMissing."""
+    inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
+    try:
+        yield inputs
+    except ImageNotFound as exc:
+        raise ImageMissing(image) from exc
+    finally:
+        if inputs is not None:
+            inputs.unlink(missing_ok=True)
+
+
 class DockerRunner:
     """The container runner (``cure.containers.runner.ContainerRunner``) on a Docker engine."""
 
@@ -415,8 +431,7 @@ class DockerRunner:
         files: dict[str, Path] | None = None,
         supersedes: dict[str, str] | None = None,
     ) -> ContainerOutcome:
-        inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
-        try:
+        with _staged(image, files, work_dir) as inputs:
             return run_hardened(
                 self.client,
                 image=image,
@@ -429,11 +444,6 @@ class DockerRunner:
                 inputs=inputs,
                 supersedes=supersedes,
             )
-        except ImageNotFound as exc:
-            raise ImageMissing(image) from exc
-        finally:
-            if inputs is not None:
-                inputs.unlink(missing_ok=True)
 
     def open_job(
         self,
@@ -445,8 +455,7 @@ class DockerRunner:
         files: dict[str, Path] | None = None,
         supersedes: dict[str, str] | None = None,
     ) -> DockerJob:
-        inputs = inputs_archive(files, work_dir / "inputs.tar") if files else None
-        try:
+        with _staged(image, files, work_dir) as inputs:
             return DockerJob(
                 self.client,
                 image=image,
@@ -455,11 +464,6 @@ class DockerRunner:
                 inputs=inputs,
                 supersedes=supersedes,
             )
-        except ImageNotFound as exc:
-            raise ImageMissing(image) from exc
-        finally:
-            if inputs is not None:
-                inputs.unlink(missing_ok=True)
 
     def labelled(self, within: dict[str, str]) -> list[dict[str, str]]:
         return labelled(self.client, within)
