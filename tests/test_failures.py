@@ -422,9 +422,15 @@ async def test_a_worker_killed_during_a_step_is_retried_to_one_success(
     assert key.endswith("/report.json")
     await eventually_no_containers(order_id, seconds=30)
     assert volumes_of(order_id) == []
-    logs = await http.get(f"/v1/orders/{order_id}/logs", headers=headers)
-    assert logs.status_code == 200, logs.text
-    records = logs.json()["records"]
+    records: list[dict] = []
+    after, finished = 0, False
+    while not finished:  # the whole log: followed until the API says it is complete
+        page = await http.get(
+            f"/v1/orders/{order_id}/logs", headers=headers, params={"after": after, "wait": 10}
+        )
+        assert page.status_code == 200, page.text
+        records += page.json()["records"]
+        after, finished = page.json()["next_after"], page.json()["finished"]
     # the order's log names the step of each line the app wrote, for every step
     steps = {r["extra"].get("step") for r in records if r["logger"] == "cure.order.app"}
     assert {"prepare", "left", "right", "finish"} <= steps

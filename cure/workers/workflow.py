@@ -8,6 +8,8 @@ module only decides what runs when.
 """
 
 import asyncio
+import contextvars
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -56,7 +58,9 @@ async def run_steps(
             waiting.extend(sorter.get_ready())
             while waiting and len(running) < parallel:
                 step = by_name[waiting.popleft()]
-                task = asyncio.ensure_future(loop.run_in_executor(threads, run_one, step, abort))
+                # In the run's context (as asyncio.to_thread would): its log fields name the order.
+                call = functools.partial(contextvars.copy_context().run, run_one, step, abort)
+                task = asyncio.ensure_future(loop.run_in_executor(threads, call))
                 running[task] = step
             if not running:  # cannot happen in a valid DAG (the manifest checks it is one)
                 raise RuntimeError("no step of the workflow can run")

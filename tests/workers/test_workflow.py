@@ -295,3 +295,21 @@ async def test_a_run_cancelled_while_its_job_folder_is_made_leaves_nothing(
         assert left_behind(engine, order_id) == ([], [])  # the holder and the volume went
     finally:
         inner.close()
+
+
+async def test_steps_run_in_the_runs_context() -> None:
+    """A step's thread sees the run's context variables: its log records name the order."""
+    import contextvars
+
+    order = contextvars.ContextVar("order", default=None)
+    order.set("order-1")
+    seen: list[str | None] = []
+
+    def run_one(step: AppStep, abort: threading.Event) -> ContainerOutcome:
+        seen.append(order.get())
+        return done()
+
+    await workflow.run_steps(
+        steps_of(a=[], b=["a"]), run_one, parallel=2, succeeded=lambda s, o: True
+    )
+    assert seen == ["order-1", "order-1"]
