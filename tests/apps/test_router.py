@@ -46,3 +46,16 @@ async def test_unlisted_apps_are_not_shown(client, settings, app, tmp_path) -> N
         assert (await client.get("/v1/apps/roi_stats")).status_code == 200
     finally:
         app.dependency_overrides.clear()
+
+
+async def test_the_shipped_apps_include_a_workflow_and_a_chained_app(client) -> None:
+    """CURE's own apps as /v1/apps lists them: six or more; heat_exposure a workflow whose
+    steps run align and classify before combine, and an input from CURE's own SUHI products."""
+    apps = {app["id"]: app for app in (await client.get("/v1/apps")).json()}
+    assert {
+        "suhi", "urban_green", "roi_stats", "flood_susceptibility", "heat_exposure", "air_quality"
+    } <= set(apps)  # fmt: skip
+    steps = {step["name"]: step["needs"] for step in apps["heat_exposure"]["steps"]}
+    assert steps == {"align": [], "classify": [], "combine": ["align", "classify"]}
+    assert "cure-suhi" in apps["heat_exposure"]["input_collections"]
+    assert apps["suhi"]["steps"] == []  # one container
