@@ -301,6 +301,11 @@ def _entry(product: ProductRead) -> ET.Element:
         if asset.size is not None:
             link["length"] = str(asset.size)
         ET.SubElement(entry, "link", link)
+    for reference in product.derived_from or []:  # lineage: the products it was made from
+        made_from = {"collection": reference.collection, "source": reference.source}
+        if reference.identifier is not None:  # withheld: another customer's product
+            made_from["identifier"] = reference.identifier
+        ET.SubElement(entry, f"{{{CURE}}}derivedFrom", made_from)
     return entry
 
 

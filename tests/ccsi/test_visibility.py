@@ -3,6 +3,7 @@ admin publishes it; admins see everything."""
 
 import uuid
 from datetime import date
+from xml.etree import ElementTree
 
 from sqlalchemy import func, select
 
@@ -211,6 +212,21 @@ async def test_lineage_names_another_customers_product_by_its_collection_alone(
     search = await client.get(f"/v1/ccsi/{made.collection}/search", params={"format": "json"})
     (feature,) = search.json()["features"]
     assert "suhi-private" not in str(feature) and str(suhi.id) not in str(feature)
+    # the Atom answer names the lineage too, as the reader may see it
+    for headers, shown in ((owner_headers, True), ({}, False)):
+        atom = await client.get(
+            f"/v1/ccsi/{made.collection}/search", params={"format": "atom"}, headers=headers
+        )
+        assert atom.status_code == 200, atom.text
+        (entry,) = ElementTree.fromstring(atom.text).iter("{http://www.w3.org/2005/Atom}entry")
+        made_from = [
+            (e.get("collection"), e.get("identifier"))
+            for e in entry.iter("{urn:cure:ccsi}derivedFrom")
+        ]
+        private = (collection, "suhi-private" if shown else None)
+        assert made_from == [
+            private, (collection, "input-scene"), ("sentinel2-l2a", "S2B_X")
+        ]  # fmt: skip
 
 
 async def test_lineage_names_local_products_as_stored_whatever_the_event_said(
