@@ -588,5 +588,8 @@ async def http(stack: Stack) -> AsyncIterator[object]:
     """An HTTP client of the module's live ``stack``."""
     import httpx
 
-    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as client:
+    # Idle connections are dropped before the server's keep-alive of 5 s ends: a request sent on
+    # a connection the server closes at that moment fails (RemoteProtocolError, seen once).
+    limits = httpx.Limits(keepalive_expiry=2)
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15, limits=limits) as client:
         yield client
