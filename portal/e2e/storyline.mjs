@@ -40,7 +40,11 @@ await scenario("storyline", async (browser) => {
   await screenshot(page, "storyline-desktop-full", true);
 
   step("another storyline combines two apps: two maps");
+  const second = await links.nth(1).getAttribute("href");
   await links.nth(1).click();
+  // The new page's own navigation marks it current (the old page's article was ready too).
+  const nav = page.getByRole("navigation", { name: "Storylines" });
+  await nav.locator(`a[aria-current="page"][href="${second}"]`).waitFor();
   await page.locator("article.storyline[data-ready=true]").waitFor();
   check((await page.locator(".map-box[data-loaded=true]").count()) === 2, "both maps drawn");
 
