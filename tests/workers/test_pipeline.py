@@ -61,9 +61,14 @@ async def submit_probe(client, sessionmaker, probe_settings, **params) -> Order:
 async def order_and_run(client, sessionmaker, probe_settings, mode: str) -> Order:
     order = await submit_probe(client, sessionmaker, probe_settings, mode=mode)
     await pipeline.run_order(probe_settings, order.id)
+    return await stored_final(sessionmaker, order.id)
+
+
+async def stored_final(sessionmaker, order_id: uuid.UUID) -> Order:
+    """The order once the status manager has stored its final state."""
     for _ in range(100):
         async with sessionmaker() as session:
-            stored = await session.get(Order, order.id)
+            stored = await session.get(Order, order_id)
             if stored.status in {"SUCCESS", "FAILED", "INVALID"}:
                 return stored
         await asyncio.sleep(0.1)
@@ -211,6 +216,7 @@ async def test_the_pipeline_runs_apps_on_the_runner_it_is_given(
         assert status == "SUCCESS"
         labels = pipeline.run_labels(probe_settings, order.id, 1)
         assert recorder.calls == [("run", labels)]  # and not closed: its owner closes it
+        await stored_final(sessionmaker, order.id)  # the status manager has applied SUCCESS
         # a task for the finished order clears what a killed run may have left, on it too
         assert await pipeline.run_order(probe_settings, order.id, runner=runner) is None
         assert recorder.calls[1:] == [("remove", pipeline.order_labels(probe_settings, order.id))]
