@@ -117,6 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # CURE's metrics are Prometheus's (cure.kit.metrics), its logs its own: FastAPI's
+        # OpenTelemetry hooks would only ask, on every request, whether a provider is set.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.cure = AppState(settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))

@@ -230,8 +230,17 @@ async def db(app):  # type: ignore[no-untyped-def]
         reads = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
         )
+
+        @contextlib.asynccontextmanager
+        async def read_connection() -> AsyncIterator[object]:
+            yield (await connection.get_raw_connection()).driver_connection
+
         state.resources = dataclasses.replace(
-            committed, sessionmaker=joined, side_sessionmaker=joined, read_sessionmaker=reads
+            committed,
+            sessionmaker=joined,
+            side_sessionmaker=joined,
+            read_sessionmaker=reads,
+            read_connections=read_connection,  # type: ignore[arg-type]
         )
         # A transaction that never commits sends no change notice: no principal cache in it.
         principals = state.pop(PRINCIPALS)

@@ -47,10 +47,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 @uses_database  # on a cache miss
 async def current_principal(
-    request: Request,
-    authorization: Annotated[str | None, Security(_oauth2)],
-    settings: SettingsDep,
+    request: Request, authorization: Annotated[str | None, Security(_oauth2)]
 ) -> Principal:
+    # Every authenticated request solves this: what it needs of the app comes from its state,
+    # not from further dependencies (each one FastAPI solves costs more than reading it).
     token = bearer_token(authorization)
     if token is None:
         raise InvalidToken("an access token is required (Authorization: Bearer <token>)")
@@ -60,19 +60,17 @@ async def current_principal(
         return known
     # Read in a short session of its own, only when the cache cannot answer.
     async with state.db.sessionmaker() as session:
-        return await auth_service.authenticate(session, settings, token, cache)
+        return await auth_service.authenticate(session, state.settings, token, cache)
 
 
 @uses_database  # a token that is sent is checked
 async def optional_principal(
-    request: Request,
-    authorization: Annotated[str | None, Security(_oauth2)],
-    settings: SettingsDep,
+    request: Request, authorization: Annotated[str | None, Security(_oauth2)]
 ) -> Principal | None:
     """The caller, or None for an anonymous request; a token that is sent must be valid."""
     if authorization is None:
         return None
-    return await current_principal(request, authorization, settings)
+    return await current_principal(request, authorization)
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:

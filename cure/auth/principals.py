@@ -28,6 +28,7 @@ change's notice arrived, would keep a stale answer. Every notice bumps ``generat
 is stored only if no notice arrived since its read began.
 """
 
+import functools
 import time
 import uuid
 from collections import OrderedDict
@@ -83,6 +84,10 @@ class PrincipalCache(Generic[P]):
         self._entries: OrderedDict[TokenKey, _Entry[P]] = OrderedDict()
         self._by_customer: dict[uuid.UUID, set[TokenKey]] = {}
         self._by_jti: dict[str, set[TokenKey]] = {}
+        # The identity of each token text seen lately: ``token_key`` is a pure function of the
+        # text (decoding, JSON and a digest: a tenth of a status read's CPU), so remembering its
+        # answers changes nothing of what is kept or dropped above.
+        self._key_of = functools.lru_cache(maxsize=max_entries)(token_key)
 
     def subscription(self) -> Subscription:
         return Subscription(CHANNEL, self.on_notice, self.on_hearing)
@@ -94,7 +99,7 @@ class PrincipalCache(Generic[P]):
         """The principal kept for ``token``; None if none is, or the token is not spelled
         canonically (the caller then verifies it, and refuses it)."""
         try:
-            key = token_key(token)
+            key = self._key_of(token)
         except TokenInvalid:
             return None
         entry = self._entries.get(key)
@@ -119,7 +124,7 @@ class PrincipalCache(Generic[P]):
         since it was read; until the token expires or the backstop time passes."""
         if not self.hearing or read_at_generation != self.generation:
             return
-        key = token_key(token)
+        key = self._key_of(token)
         if key.jti != jti or key in self._entries:
             return
         while len(self._entries) >= self.max_entries:

@@ -4,7 +4,9 @@ No engine is cached here: whoever runs (the API's lifespan, a command, a task) b
 its settings, so two apps with different settings can live in one process.
 """
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.util import greenlet_spawn
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -120,3 +123,22 @@ def ping_idle_connections(engine: AsyncEngine, idle_seconds: float = IDLE_PING_S
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the engine's pool as the driver's own, for the hottest reads written as
+    one SQL statement: no ORM session, no transaction (each statement commits on its own), and
+    none of a session's bookkeeping per request (BENCHMARKS.md, row 1). Back to the pool at the
+    end; dropped from it when the statement left the connection closed (the server went away)."""
+    pooled = await engine.raw_connection()
+    driver = pooled.driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    try:
+        yield driver
+    except BaseException:
+        if driver.is_closed():
+            pooled.invalidate()
+        raise
+    finally:
+        await greenlet_spawn(pooled.close)

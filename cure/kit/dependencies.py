@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cure.config import Settings
+from cure.kit.resources import ReadConnections
 from cure.kit.state import state_of
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,8 +58,17 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+@uses_database
+async def get_read_connections(request: Request) -> ReadConnections:
+    """For a route whose read is one SQL statement: how to open its connection
+    (``Resources.read_connection``). A plain function of the request, not a generator: FastAPI
+    keeps no exit stack for it, and the connection is held only around the statement."""
+    return state_of(request.app).db.read_connection
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+ReadConnectionsDep = Annotated[ReadConnections, Depends(get_read_connections)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 # "function" scope: the commit happens when the endpoint returns, before the response is sent, so
 # a client never sees a 2xx for data that then fails to commit or is not yet visible.

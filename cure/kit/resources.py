@@ -5,13 +5,18 @@ command builds its own through the same function.
 """
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cure.config import Settings
-from cure.kit.db import make_engine, make_sessionmaker
+from cure.kit.db import driver_connection, make_engine, make_sessionmaker
+
+# Opens a connection for one read statement written in SQL (``Resources.read_connection``).
+ReadConnections = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 
 SIDE_POOL_SIZE = 3
 
@@ -30,6 +35,15 @@ class Resources:
     # Sessions on the main pool whose statements each commit on their own (no BEGIN, no
     # COMMIT): for requests that only read, where each statement is consistent by itself.
     read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    # Where ``read_connection`` draws from, if not the main pool (tests: their own transaction).
+    read_connections: ReadConnections | None = None
+
+    def read_connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A connection of the main pool as the driver's own, for the hottest reads: one SQL
+        statement each, no session, no transaction (``cure.kit.db.driver_connection``)."""
+        if self.read_connections is not None:
+            return self.read_connections()
+        return driver_connection(self.engine)
 
     @property
     def reads(self) -> async_sessionmaker[AsyncSession]:

@@ -3,6 +3,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
@@ -63,17 +64,14 @@ _OWN_STATUS = f"{_STATUS_READ} AND o.customer_id = $2 ORDER BY e.id"
 
 
 async def read_status(
-    session: AsyncSession, order_id: uuid.UUID, *, customer_id: uuid.UUID | None
+    connection: asyncpg.Connection, order_id: uuid.UUID, *, customer_id: uuid.UUID | None
 ) -> list[Mapping[str, Any]]:
     """The order's row once per event (its history, oldest first; one row with no event
     columns when it has none); none when it is missing or, with ``customer_id``, not theirs."""
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
     if customer_id is None:
-        rows = await driver.fetch(_ANY_STATUS, order_id)
+        rows = await connection.fetch(_ANY_STATUS, order_id)
     else:
-        rows = await driver.fetch(_OWN_STATUS, order_id, customer_id)
+        rows = await connection.fetch(_OWN_STATUS, order_id, customer_id)
     return list(rows)
 
 

@@ -18,7 +18,13 @@ from cure.auth.dependencies import require_scope
 from cure.auth.principals import Principal
 from cure.auth.scopes import ORDERS_READ, ORDERS_WRITE
 from cure.ccsi.dependencies import FederationDep
-from cure.kit.dependencies import ReadSessionDep, SessionDep, SessionmakerDep, SettingsDep
+from cure.kit.dependencies import (
+    ReadConnectionsDep,
+    ReadSessionDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+)
 from cure.kit.routes import deprecated_alias
 from cure.kit.schemas import error_responses
 from cure.orders import service as order_service
@@ -104,9 +110,11 @@ async def list_orders(
 @router.get(
     "/v1/orders/{order_id}", response_model=OrderRead, responses=error_responses(401, 403, 404)
 )
-async def get_order(order_id: uuid.UUID, session: ReadSessionDep, principal: Reader) -> OrderRead:
+async def get_order(
+    order_id: uuid.UUID, connect: ReadConnectionsDep, principal: Reader
+) -> OrderRead:
     """An order's status, history and, once it succeeded, its result."""
-    return await order_service.status(session, principal, order_id)
+    return await order_service.status(connect, principal, order_id)
 
 
 # The original CURE platform's name for an order's status: kept for old scripts, deprecated.

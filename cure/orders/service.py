@@ -26,6 +26,7 @@ from cure.kit import outbound
 from cure.kit.db import utcnow
 from cure.kit.geo import checked_to_db
 from cure.kit.pagination import decode_cursor, page_of
+from cure.kit.resources import ReadConnections
 from cure.orders import repository
 from cure.orders.dispatch import enqueue_run
 from cure.orders.events import apply_event, order_event
@@ -361,10 +362,11 @@ async def get(session: AsyncSession, principal: Principal, order_id: uuid.UUID) 
     return order
 
 
-async def status(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> OrderRead:
-    """What ``get`` answers, read in one statement without the ORM (the API's most frequent
-    request: GET /v1/orders/{id})."""
-    rows = await repository.read_status(session, order_id, customer_id=_owner(principal))
+async def status(connect: ReadConnections, principal: Principal, order_id: uuid.UUID) -> OrderRead:
+    """What ``get`` answers, read in one statement without the ORM or a session (the API's
+    most frequent request: GET /v1/orders/{id})."""
+    async with connect() as connection:
+        rows = await repository.read_status(connection, order_id, customer_id=_owner(principal))
     if not rows:
         raise OrderNotFound(f"no order with id {order_id}")
     return OrderRead.from_rows(rows)
