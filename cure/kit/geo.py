@@ -1,5 +1,6 @@
 """GeoJSON at the edges: parse and check a region of interest, convert to and from PostGIS."""
 
+import functools
 import json
 import math
 import re
@@ -156,8 +157,22 @@ def from_db(element: WKBElement) -> dict[str, Any]:
 
 def from_wkb(data: bytes) -> dict[str, Any]:
     """GeoJSON of a geometry read as WKB (``ST_AsBinary``), as ``from_db`` gives it: written by
-    GEOS and parsed, a third cheaper than shapely's ``mapping`` and the same values."""
-    return json.loads(shapely.to_geojson(shapely.wkb.loads(data)))
+    GEOS and parsed, a third cheaper than shapely's ``mapping`` and the same values. A small
+    region's text is remembered (a client polls one order's status many times); each call
+    parses its own copy, so no caller shares a mutable answer."""
+    text = _geojson_text(data) if len(data) <= _REMEMBERED_WKB_BYTES else _geojson_of(data)
+    return json.loads(text)
+
+
+# Regions up to this size (a polygon of about 250 vertices), 1,024 of them: at most 4 MiB.
+_REMEMBERED_WKB_BYTES = 4096
+
+
+def _geojson_of(data: bytes) -> str:
+    return str(shapely.to_geojson(shapely.wkb.loads(data)))
+
+
+_geojson_text = functools.lru_cache(maxsize=1024)(_geojson_of)
 
 
 def _lists(value: Any) -> Any:
