@@ -456,7 +456,10 @@ async def _page(
             products, more = await repository.find(
                 session, criteria, visible_to=viewer, limit=needed, after=after, by_identifier=True
             )
-            return products, more, await repository.count(session, criteria, visible_to=viewer)
+            total = repository.known_total(len(products), more, after=after)
+            if total is None:
+                total = await repository.count(session, criteria, visible_to=viewer)
+            return products, more, total
 
     (products, local_more, local_total), (answers, missing) = await asyncio.gather(
         local(), federation.ask_all(targets, query_of)

@@ -150,7 +150,20 @@ async def search(
         offset=query.start_index - 1,
         limit=query.max_records,
     )
-    return products, await count(session, criteria, visible_to=visible_to), more
+    total = known_total(len(products), more, offset=query.start_index - 1)
+    if total is None:
+        total = await count(session, criteria, visible_to=visible_to)
+    return products, total, more
+
+
+def known_total(
+    found: int, more: bool, *, offset: int = 0, after: Keyset | None = None
+) -> int | None:
+    """How many match, when a page of ``find`` already tells (its last page, paged by offset,
+    that found something or started at the first match); None when only ``count`` can."""
+    if more or after is not None or (found == 0 and offset > 0):
+        return None
+    return offset + found
 
 
 async def find(

@@ -123,7 +123,9 @@ async def find(
     products, more = await repository.find(
         session, criteria, visible_to=viewer, limit=limit, offset=offset, after=after
     )
-    matched = await repository.count(session, criteria, visible_to=viewer)
+    matched = repository.known_total(len(products), more, offset=offset, after=after)
+    if matched is None:
+        matched = await repository.count(session, criteria, visible_to=viewer)
     return FoundPage(
         items=await to_reads(products, settings=settings, storage=storage, viewer=viewer),
         last=Keyset.of(products[-1]) if products else None,

@@ -80,6 +80,13 @@ async def test_geojson_page_with_next_and_previous_links(client, five) -> None:
     assert {link["rel"] for link in last["links"]} == {"self", "previous", "search"}
     first = (await client.get(f"/v1/ccsi/{five}/search", params={"maxRecords": "10"})).json()
     assert {link["rel"] for link in first["links"]} == {"self", "search"}
+    # The total is the same whether the page tells it (all on it, or its last page) or it is
+    # counted (a page with more after it, or one past the end).
+    past = {**params, "startIndex": "9"}
+    beyond = (await client.get(f"/v1/ccsi/{five}/search", params=past)).json()
+    assert beyond["features"] == []
+    totals = [page["totalResults"] for page in (first, last, beyond)]
+    assert totals == [5, 5, 5], totals
 
 
 async def test_atom_feed_parses_with_entries_counts_and_links(client, five) -> None:
