@@ -27,7 +27,7 @@ from cure.kit.db import utcnow
 from cure.kit.geo import checked_to_db
 from cure.kit.pagination import decode_cursor, page_of
 from cure.orders import repository
-from cure.orders.dispatch import enqueue_run
+from cure.orders.dispatch import run_order_values
 from cure.orders.events import apply_event, order_event
 from cure.orders.exceptions import (
     AssetNotFound,
@@ -103,16 +103,16 @@ async def submit(
         if earlier is not None:
             return earlier, False
     await _check_limits(session, settings, principal.customer_id)
-    order = await _record(session, principal, app, data, params)
-    if idempotency_key is not None:
-        await repository.add_idempotency_key(
-            session,
-            customer_id=principal.customer_id,
-            key=idempotency_key,
-            request_hash=request_hash,
-            order_id=order.id,
-        )
-    await enqueue_run(session, settings, order.id, order.attempt)
+    order, received = _new_order(principal, app, data, params)
+    # The order, its event, its task message and the key: one statement (the outbox guarantee
+    # holds within it), its notice waking the relay at commit.
+    await repository.insert_submitted(
+        session,
+        order,
+        received,
+        task=run_order_values(settings, order.id, order.attempt),
+        key=None if idempotency_key is None else (idempotency_key, request_hash),
+    )
     return order, True
 
 
@@ -312,15 +312,16 @@ async def _check_limits(session: AsyncSession, settings: Settings, customer_id: 
         )
 
 
-async def _record(
-    session: AsyncSession,
+def _new_order(
     principal: Principal,
     app: app_registry.App,
     data: OrderCreate,
     params: dict[str, Any],
-) -> Order:
-    """The order and its RECEIVED event, flushed; its history loaded for the answer."""
+) -> tuple[Order, OrderEvent]:
+    """The new order and its RECEIVED event, as ``repository.insert_submitted`` stores them and
+    the answer shows them (its history set); made, not added to a session."""
     assert data.end_date is not None  # filled in by OrderCreate
+    now = utcnow()
     order = Order(
         id=uuid.uuid4(),
         customer_id=principal.customer_id,
@@ -335,11 +336,20 @@ async def _record(
         params=params,
         notify_email=data.notify_email,
         callback_url=str(data.callback_url) if data.callback_url else None,
+        created_at=now,
+        updated_at=now,
     )
-    received = OrderEvent(status=OrderStatus.RECEIVED.value, actor=_actor(principal, order))
-    repository.add(session, order, received)
+    received = OrderEvent(
+        event_id=uuid.uuid4(),
+        order_id=order.id,
+        status=OrderStatus.RECEIVED.value,
+        attempt=1,
+        actor=_actor(principal, order),
+        occurred_at=now,
+        recorded_at=now,
+    )
     set_committed_value(order, "events", [received])
-    return order
+    return order, received
 
 
 def _actor(principal: Principal, order: Order) -> str:
