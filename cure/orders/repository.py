@@ -1,7 +1,7 @@
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -26,9 +26,33 @@ from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.orders.schemas import OrderFilter
 from cure.outbox import repository as outbox_repository
 
+# A customer's orders that count against the limits: those not yet final (``active``) and those
+# created since ``since`` (``recent``, and the oldest of them). One definition, read alone before
+# the costly checks, and as part of the submit's statement under the customer's lock.
+_COUNTS = (
+    "SELECT count(*) FILTER (WHERE status = ANY(:active)) AS active, "
+    "count(*) FILTER (WHERE created_at >= :since) AS recent, "
+    "min(created_at) FILTER (WHERE created_at >= :since) AS oldest "
+    "FROM orders WHERE customer_id = :customer_id "
+    "AND (status = ANY(:active) OR created_at >= :since)"
+)
+_ACTIVE = [s.value for s in ACTIVE_STATES]
+
+
+class SubmissionCounts(NamedTuple):
+    active: int  # orders not yet final
+    recent: int  # orders created since the window's start
+    oldest: datetime | None  # the oldest of those
+
+
+_SUBMISSION_COUNTS = text(_COUNTS)
+
+
 # A new order, its RECEIVED event and the task message that runs it (and, when the client sent
-# one, its Idempotency-Key), written in one statement: one round trip under the customer's lock,
-# and the order never stored without its task message (one statement is all or nothing).
+# one, its Idempotency-Key), written in one statement that also reads the customer's counts
+# (``_COUNTS``) as they were before it (the statement's sub-statements share one snapshot and do
+# not see each other's rows): one round trip under the customer's lock, and the order never
+# stored without its task message (one statement is all or nothing).
 _INSERT_ORDER = (
     "INSERT INTO orders (id, customer_id, app_id, app_version, status, roi, start_date, "
     "end_date, params, attempt, dispatches, notify_email, callback_url, created_at, updated_at) "
@@ -50,13 +74,15 @@ _INSERT_KEY = (
 
 def _submit_statement(*, with_key: bool) -> TextClause:
     parts = [
+        f"counts AS ({_COUNTS})",
         f"new_order AS ({_INSERT_ORDER})",
         f"received AS ({_INSERT_EVENT})",
-        f"task AS ({outbox_repository.INSERT_MESSAGE})",
+        f"task AS ({outbox_repository.INSERT_MESSAGE} RETURNING id)",
     ]
     if with_key:
         parts.append(f"idempotency AS ({_INSERT_KEY})")
-    return text(f"WITH {', '.join(parts)} SELECT 1").bindparams(
+    query = "SELECT counts.*, task.id AS task_id FROM counts, task"
+    return text(f"WITH {', '.join(parts)} {query}").bindparams(
         bindparam("params", type_=JSONB), *outbox_repository.INSERT_MESSAGE_TYPES
     )
 
@@ -72,10 +98,12 @@ async def insert_submitted(
     *,
     task: dict[str, Any],
     key: tuple[str, str] | None,
-) -> None:
+    since: datetime,
+) -> tuple[SubmissionCounts, int]:
     """Store a new ``order`` (made, not added to the session) with its first event ``received``,
     its task message (``outbox_service.message_values``) and ``key`` (the Idempotency-Key and the
-    request's hash), in one statement."""
+    request's hash), in one statement; the customer's counts before it (``submission_counts``
+    with ``since``) and the task message's id (for ``take_back``)."""
     assert not order.roi.extended  # plain WKB, as checked_to_db makes it
     params: dict[str, Any] = {
         "id": order.id,
@@ -97,12 +125,28 @@ async def insert_submitted(
         "event_status": received.status,
         "actor": received.actor,
         "occurred_at": received.occurred_at,
+        "since": since,
+        "active": _ACTIVE,
         **outbox_repository.message_params(task),
     }
     if key is not None:
         params["key"], params["request_hash"] = key
     connection = await session.connection()
-    await connection.execute(_SUBMIT if key is None else _SUBMIT_WITH_KEY, params)
+    found = await connection.execute(_SUBMIT if key is None else _SUBMIT_WITH_KEY, params)
+    *counts, task_id = found.one()
+    return SubmissionCounts(*counts), task_id
+
+
+_TAKE_BACK = text(
+    "WITH gone AS (DELETE FROM orders WHERE id = :order_id) "
+    "DELETE FROM outbox_messages WHERE id = :task_id"
+)
+
+
+async def take_back(session: AsyncSession, order_id: uuid.UUID, task_id: int) -> None:
+    """Remove what ``insert_submitted`` wrote (its event and key go with the order)."""
+    connection = await session.connection()
+    await connection.execute(_TAKE_BACK, {"order_id": order_id, "task_id": task_id})
 
 
 # The status read, the API's most frequent statement: one round trip (the order joined with its
@@ -231,31 +275,16 @@ async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
     await connection.execute(_LOCK_CUSTOMER, {"key": f"orders:{customer_id}"})
 
 
-def _submission_counts() -> Select[int, int, datetime | None]:
-    orders = Order.__table__.c
-    active = orders.status.in_([s.value for s in ACTIVE_STATES])
-    recent = orders.created_at >= bindparam("since")
-    return select(
-        func.count().filter(active),
-        func.count().filter(recent),
-        func.min(orders.created_at).filter(recent),
-    ).where(orders.customer_id == bindparam("customer_id"), or_(active, recent))
-
-
-_SUBMISSION_COUNTS = _submission_counts()  # built once (its cache key too)
-
-
 async def submission_counts(
     session: AsyncSession, customer_id: uuid.UUID, since: datetime
-) -> tuple[int, int, datetime | None]:
+) -> SubmissionCounts:
     """In one read: the customer's orders not yet final, how many it created since ``since``,
     and the oldest of those."""
     connection = await session.connection()
     found = await connection.execute(
-        _SUBMISSION_COUNTS, {"customer_id": customer_id, "since": since}
+        _SUBMISSION_COUNTS, {"customer_id": customer_id, "since": since, "active": _ACTIVE}
     )
-    count_active, count_recent, oldest = found.one()
-    return int(count_active), int(count_recent), oldest
+    return SubmissionCounts(*found.one())
 
 
 async def get_idempotency_key(

@@ -43,6 +43,7 @@ from cure.orders.exceptions import (
 )
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus, result_files
 from cure.orders.models import Order, OrderEvent
+from cure.orders.repository import SubmissionCounts
 from cure.orders.schemas import (
     DownloadLinkRead,
     OrderCreate,
@@ -102,17 +103,23 @@ async def submit(
         earlier = await _replay(session, principal, idempotency_key, request_hash)
         if earlier is not None:
             return earlier, False
-    await _check_limits(session, settings, principal.customer_id)
     order, received = _new_order(principal, app, data, params)
-    # The order, its event, its task message and the key: one statement (the outbox guarantee
-    # holds within it), its notice waking the relay at commit.
-    await repository.insert_submitted(
+    # The order, its event, its task message and the key in one statement (the outbox guarantee
+    # holds within it; its notice wakes the relay at commit), which also reads the limits'
+    # counts as they were before it: under the lock they are exact. An order over the limits is
+    # taken back at once, so it is never stored whatever the caller does with the error.
+    counts, task_id = await repository.insert_submitted(
         session,
         order,
         received,
         task=run_order_values(settings, order.id, order.attempt),
         key=None if idempotency_key is None else (idempotency_key, request_hash),
+        since=_window_start(settings),
     )
+    refused = _over_limits(settings, counts)
+    if refused is not None:
+        await repository.take_back(session, order.id, task_id)
+        raise refused
     return order, True
 
 
@@ -294,22 +301,33 @@ async def _replay(
 
 
 async def _check_limits(session: AsyncSession, settings: Settings, customer_id: uuid.UUID) -> None:
-    window = timedelta(seconds=settings.orders_window_seconds)
-    active, count, oldest = await repository.submission_counts(
-        session, customer_id, utcnow() - window
-    )
-    if active >= settings.max_active_orders:
-        raise TooManyOrders(
-            f"{active} orders are not finished yet; at most {settings.max_active_orders} may be",
+    counts = await repository.submission_counts(session, customer_id, _window_start(settings))
+    refused = _over_limits(settings, counts)
+    if refused is not None:
+        raise refused
+
+
+def _window_start(settings: Settings) -> datetime:
+    return utcnow() - timedelta(seconds=settings.orders_window_seconds)
+
+
+def _over_limits(settings: Settings, counts: SubmissionCounts) -> TooManyOrders | None:
+    """The customer's limits: the one rule, whether read alone or as the order is stored."""
+    if counts.active >= settings.max_active_orders:
+        return TooManyOrders(
+            f"{counts.active} orders are not finished yet; at most "
+            f"{settings.max_active_orders} may be",
             retry_after=30,
         )
-    if count >= settings.max_orders_per_window and oldest is not None:
-        wait = int((oldest + window - utcnow()).total_seconds()) + 1
-        raise TooManyOrders(
+    if counts.recent >= settings.max_orders_per_window and counts.oldest is not None:
+        window = timedelta(seconds=settings.orders_window_seconds)
+        wait = int((counts.oldest + window - utcnow()).total_seconds()) + 1
+        return TooManyOrders(
             f"at most {settings.max_orders_per_window} orders per "
             f"{settings.orders_window_seconds}s",
             retry_after=wait,
         )
+    return None
 
 
 def _new_order(
