@@ -108,7 +108,7 @@ async def execute(
     if asynchronous:
         response.headers["Preference-Applied"] = "respond-async"
     if created and relay is not None:
-        background.add_task(relay.wake)  # after the commit; the relay also polls
+        background.add_task(relay.wake_soon)  # after the commit; the relay also polls
     return info
 
 

@@ -7,6 +7,7 @@ Applying is idempotent and monotonic, so duplicates and late arrivals change not
 
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,15 +54,43 @@ def order_event(
 async def apply_event(
     session: AsyncSession, event: OrderEventMessage, *, fresh: bool = False
 ) -> bool:
-    """Apply one event idempotently and monotonically; False when it changes nothing.
+    """Apply one event idempotently and monotonically; False when it changes nothing (see
+    ``apply_events``)."""
+    return (await apply_events(session, [event], fresh=fresh))[0]
+
+
+async def apply_events(
+    session: AsyncSession, events: Sequence[OrderEventMessage], *, fresh: bool = False
+) -> list[bool]:
+    """Apply events in their order, idempotently and monotonically; for each, False when it
+    changes nothing.
 
     Duplicates (same event id), events of an older attempt and transitions the lifecycle does not
     allow (an event arriving after a later one) are dropped, so redelivery is always safe.
-    ``fresh``: the caller built the event just now (a new id), so it cannot be a duplicate.
+    ``fresh``: the caller built the events just now (new ids), so none can be a duplicate.
+    However many events, their orders are read (and locked) in one statement and their changes
+    and history written in one flush: the relay applies a whole batch's QUEUED marks so.
     """
-    if not fresh and await repository.event_exists(session, event.event_id):
-        return False
-    order = await repository.get_for_update(session, event.order_id)
+    if not events:
+        return []
+    seen: set[uuid.UUID] = set()
+    if not fresh:
+        seen = await repository.existing_event_ids(session, [e.event_id for e in events])
+    orders = await repository.lock_for_events(
+        session, {e.order_id for e in events if e.event_id not in seen}
+    )
+    applied: list[bool] = []
+    for event in events:
+        if event.event_id in seen:
+            applied.append(False)
+            continue
+        seen.add(event.event_id)  # the same event twice in one batch is a duplicate too
+        applied.append(await _apply(session, orders.get(event.order_id), event))
+    await session.flush()
+    return applied
+
+
+async def _apply(session: AsyncSession, order: Order | None, event: OrderEventMessage) -> bool:
     if order is None:
         log.warning(
             "event %s names unknown order %s",
@@ -86,7 +115,7 @@ async def apply_event(
         )
         return False
     _update(order, event)
-    await repository.add_event(
+    repository.add_event(
         session,
         OrderEvent(
             event_id=event.event_id,

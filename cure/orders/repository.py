@@ -1,11 +1,22 @@
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    TextClause,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import joinedload
@@ -14,15 +25,129 @@ from cure.kit.pagination import keyset
 from cure.orders.lifecycle import ACTIVE_STATES, FINAL_STATES
 from cure.orders.models import IdempotencyKey, Order, OrderEvent
 from cure.orders.schemas import OrderFilter
+from cure.outbox import repository as outbox_repository
+
+# A customer's orders that count against the limits: those not yet final (``active``) and those
+# created since ``since`` (``recent``, and the oldest of them). One definition, read alone before
+# the costly checks, and as part of the submit's statement under the customer's lock.
+_COUNTS = (
+    "SELECT count(*) FILTER (WHERE status = ANY(:active)) AS active, "
+    "count(*) FILTER (WHERE created_at >= :since) AS recent, "
+    "min(created_at) FILTER (WHERE created_at >= :since) AS oldest "
+    "FROM orders WHERE customer_id = :customer_id "
+    "AND (status = ANY(:active) OR created_at >= :since)"
+)
+_ACTIVE = [s.value for s in ACTIVE_STATES]
 
 
-def add(session: AsyncSession, order: Order, event: OrderEvent) -> Order:
-    """Add the order (its id set) and its first event; they are written at the next flush,
-    with whatever else the transaction adds (one flush, not one per row)."""
-    assert order.id is not None
-    event.order_id = order.id
-    session.add_all([order, event])
-    return order
+class SubmissionCounts(NamedTuple):
+    active: int  # orders not yet final
+    recent: int  # orders created since the window's start
+    oldest: datetime | None  # the oldest of those
+
+
+_SUBMISSION_COUNTS = text(_COUNTS)
+
+
+# A new order, its RECEIVED event and the task message that runs it (and, when the client sent
+# one, its Idempotency-Key), written in one statement that also reads the customer's counts
+# (``_COUNTS``) as they were before it (the statement's sub-statements share one snapshot and do
+# not see each other's rows): one round trip under the customer's lock, and the order never
+# stored without its task message (one statement is all or nothing).
+_INSERT_ORDER = (
+    "INSERT INTO orders (id, customer_id, app_id, app_version, status, roi, start_date, "
+    "end_date, params, attempt, dispatches, notify_email, callback_url, created_at, updated_at) "
+    "VALUES (:id, :customer_id, :app_id, :app_version, :status, ST_GeomFromWKB(:roi, 4326), "
+    ":start_date, :end_date, :params, :attempt, :dispatches, :notify_email, :callback_url, "
+    ":created_at, :updated_at)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO order_events (event_id, order_id, status, attempt, actor, occurred_at, "
+    "recorded_at) VALUES (:event_id, :id, :event_status, :attempt, :actor, :occurred_at, "
+    ":occurred_at)"
+)
+_INSERT_KEY = (
+    "INSERT INTO idempotency_keys (customer_id, key, request_hash, order_id, created_at) "
+    "VALUES (:customer_id, :key, :request_hash, :id, :created_at) "
+    "ON CONFLICT ON CONSTRAINT uq_idempotency_keys_customer_key DO NOTHING"
+)
+
+
+def _submit_statement(*, with_key: bool) -> TextClause:
+    parts = [
+        f"counts AS ({_COUNTS})",
+        f"new_order AS ({_INSERT_ORDER})",
+        f"received AS ({_INSERT_EVENT})",
+        f"task AS ({outbox_repository.INSERT_MESSAGE} RETURNING id)",
+    ]
+    if with_key:
+        parts.append(f"idempotency AS ({_INSERT_KEY})")
+    query = "SELECT counts.*, task.id AS task_id FROM counts, task"
+    return text(f"WITH {', '.join(parts)} {query}").bindparams(
+        bindparam("params", type_=JSONB), *outbox_repository.INSERT_MESSAGE_TYPES
+    )
+
+
+_SUBMIT = _submit_statement(with_key=False)
+_SUBMIT_WITH_KEY = _submit_statement(with_key=True)
+
+
+async def insert_submitted(
+    session: AsyncSession,
+    order: Order,
+    received: OrderEvent,
+    *,
+    task: dict[str, Any],
+    key: tuple[str, str] | None,
+    since: datetime,
+) -> tuple[SubmissionCounts, int]:
+    """Store a new ``order`` (made, not added to the session) with its first event ``received``,
+    its task message (``outbox_service.message_values``) and ``key`` (the Idempotency-Key and the
+    request's hash), in one statement; the customer's counts before it (``submission_counts``
+    with ``since``) and the task message's id (for ``take_back``)."""
+    assert not order.roi.extended  # plain WKB, as checked_to_db makes it
+    params: dict[str, Any] = {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "app_id": order.app_id,
+        "app_version": order.app_version,
+        "status": order.status,
+        "roi": bytes(order.roi.data),
+        "start_date": order.start_date,
+        "end_date": order.end_date,
+        "params": order.params,
+        "attempt": order.attempt,
+        "dispatches": order.dispatches,
+        "notify_email": order.notify_email,
+        "callback_url": order.callback_url,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "event_id": received.event_id,
+        "event_status": received.status,
+        "actor": received.actor,
+        "occurred_at": received.occurred_at,
+        "since": since,
+        "active": _ACTIVE,
+        **outbox_repository.message_params(task),
+    }
+    if key is not None:
+        params["key"], params["request_hash"] = key
+    connection = await session.connection()
+    found = await connection.execute(_SUBMIT if key is None else _SUBMIT_WITH_KEY, params)
+    *counts, task_id = found.one()
+    return SubmissionCounts(*counts), task_id
+
+
+_TAKE_BACK = text(
+    "WITH gone AS (DELETE FROM orders WHERE id = :order_id) "
+    "DELETE FROM outbox_messages WHERE id = :task_id"
+)
+
+
+async def take_back(session: AsyncSession, order_id: uuid.UUID, task_id: int) -> None:
+    """Remove what ``insert_submitted`` wrote (its event and key go with the order)."""
+    connection = await session.connection()
+    await connection.execute(_TAKE_BACK, {"order_id": order_id, "task_id": task_id})
 
 
 # The status read, the API's most frequent statement: one round trip (the order joined with its
@@ -86,17 +211,31 @@ async def get_for_update(
 
 async def lock_orders(session: AsyncSession, order_ids: list[uuid.UUID]) -> None:
     if order_ids:
-        await session.execute(select(Order.id).where(Order.id.in_(order_ids)).with_for_update())
+        query = select(Order.id).where(Order.id.in_(order_ids)).order_by(Order.id)
+        await session.execute(query.with_for_update())
 
 
-async def event_exists(session: AsyncSession, event_id: uuid.UUID) -> bool:
-    found = await session.execute(select(OrderEvent.id).where(OrderEvent.event_id == event_id))
-    return found.first() is not None
+async def lock_for_events(
+    session: AsyncSession, order_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, Order]:
+    """The orders, locked, by id (in id order, as every locker of several takes them)."""
+    if not order_ids:
+        return {}
+    query = select(Order).where(Order.id.in_(order_ids)).order_by(Order.id).with_for_update()
+    return {order.id: order for order in (await session.execute(query)).scalars()}
 
 
-async def add_event(session: AsyncSession, event: OrderEvent) -> None:
+async def existing_event_ids(session: AsyncSession, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``event_ids`` already stored (applied before)."""
+    found = await session.execute(
+        select(OrderEvent.event_id).where(OrderEvent.event_id.in_(event_ids))
+    )
+    return set(found.scalars())
+
+
+def add_event(session: AsyncSession, event: OrderEvent) -> None:
+    """Written at the next flush, with the rest of the batch."""
     session.add(event)
-    await session.flush()
 
 
 # A worker's run lock: a session-level advisory lock on one attempt of an order, held on its own
@@ -125,28 +264,25 @@ async def read_row(connection: AsyncConnection, order_id: uuid.UUID) -> Row[Any]
     return (await connection.execute(select(Order.__table__).where(Order.id == order_id))).first()
 
 
+_LOCK_CUSTOMER = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
 async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
     """Serialise one customer's submissions until the transaction ends (limits stay exact)."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"orders:{customer_id}"},
-    )
+    connection = await session.connection()
+    await connection.execute(_LOCK_CUSTOMER, {"key": f"orders:{customer_id}"})
 
 
 async def submission_counts(
     session: AsyncSession, customer_id: uuid.UUID, since: datetime
-) -> tuple[int, int, datetime | None]:
+) -> SubmissionCounts:
     """In one read: the customer's orders not yet final, how many it created since ``since``,
     and the oldest of those."""
-    active = Order.status.in_([s.value for s in ACTIVE_STATES])
-    recent = Order.created_at >= since
-    query = select(
-        func.count().filter(active),
-        func.count().filter(recent),
-        func.min(Order.created_at).filter(recent),
-    ).where(Order.customer_id == customer_id, or_(active, recent))
-    count_active, count_recent, oldest = (await session.execute(query)).one()
-    return int(count_active), int(count_recent), oldest
+    connection = await session.connection()
+    found = await connection.execute(
+        _SUBMISSION_COUNTS, {"customer_id": customer_id, "since": since, "active": _ACTIVE}
+    )
+    return SubmissionCounts(*found.one())
 
 
 async def get_idempotency_key(
@@ -156,24 +292,6 @@ async def get_idempotency_key(
         IdempotencyKey.customer_id == customer_id, IdempotencyKey.key == key
     )
     return (await session.execute(query)).scalar_one_or_none()
-
-
-async def add_idempotency_key(
-    session: AsyncSession,
-    *,
-    customer_id: uuid.UUID,
-    key: str,
-    request_hash: str,
-    order_id: uuid.UUID,
-) -> bool:
-    """Record the key; False when a concurrent request recorded it first."""
-    inserted = await session.execute(
-        insert(IdempotencyKey)
-        .values(customer_id=customer_id, key=key, request_hash=request_hash, order_id=order_id)
-        .on_conflict_do_nothing(constraint="uq_idempotency_keys_customer_key")
-        .returning(IdempotencyKey.id)
-    )
-    return inserted.first() is not None
 
 
 def _duration() -> ColumnElement[Any]:

@@ -95,7 +95,7 @@ async def submit_order(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     if created and relay is not None:
-        background.add_task(relay.wake)  # runs after the commit; the relay also polls
+        background.add_task(relay.wake_soon)  # runs after the commit; the relay also polls
     return order
 
 

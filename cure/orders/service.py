@@ -28,7 +28,7 @@ from cure.kit.geo import checked_to_db
 from cure.kit.pagination import decode_cursor, page_of
 from cure.kit.resources import ReadConnections
 from cure.orders import repository
-from cure.orders.dispatch import enqueue_run
+from cure.orders.dispatch import run_order_values
 from cure.orders.events import apply_event, order_event
 from cure.orders.exceptions import (
     AssetNotFound,
@@ -44,6 +44,7 @@ from cure.orders.exceptions import (
 )
 from cure.orders.lifecycle import FINAL_STATES, OrderStatus, result_files
 from cure.orders.models import Order, OrderEvent
+from cure.orders.repository import SubmissionCounts
 from cure.orders.schemas import (
     DownloadLinkRead,
     OrderCreate,
@@ -103,17 +104,23 @@ async def submit(
         earlier = await _replay(session, principal, idempotency_key, request_hash)
         if earlier is not None:
             return earlier, False
-    await _check_limits(session, settings, principal.customer_id)
-    order = await _record(session, principal, app, data, params)
-    if idempotency_key is not None:
-        await repository.add_idempotency_key(
-            session,
-            customer_id=principal.customer_id,
-            key=idempotency_key,
-            request_hash=request_hash,
-            order_id=order.id,
-        )
-    await enqueue_run(session, settings, order.id, order.attempt)
+    order, received = _new_order(principal, app, data, params)
+    # The order, its event, its task message and the key in one statement (the outbox guarantee
+    # holds within it; its notice wakes the relay at commit), which also reads the limits'
+    # counts as they were before it: under the lock they are exact. An order over the limits is
+    # taken back at once, so it is never stored whatever the caller does with the error.
+    counts, task_id = await repository.insert_submitted(
+        session,
+        order,
+        received,
+        task=run_order_values(settings, order.id, order.attempt),
+        key=None if idempotency_key is None else (idempotency_key, request_hash),
+        since=_window_start(settings),
+    )
+    refused = _over_limits(settings, counts)
+    if refused is not None:
+        await repository.take_back(session, order.id, task_id)
+        raise refused
     return order, True
 
 
@@ -295,33 +302,45 @@ async def _replay(
 
 
 async def _check_limits(session: AsyncSession, settings: Settings, customer_id: uuid.UUID) -> None:
-    window = timedelta(seconds=settings.orders_window_seconds)
-    active, count, oldest = await repository.submission_counts(
-        session, customer_id, utcnow() - window
-    )
-    if active >= settings.max_active_orders:
-        raise TooManyOrders(
-            f"{active} orders are not finished yet; at most {settings.max_active_orders} may be",
+    counts = await repository.submission_counts(session, customer_id, _window_start(settings))
+    refused = _over_limits(settings, counts)
+    if refused is not None:
+        raise refused
+
+
+def _window_start(settings: Settings) -> datetime:
+    return utcnow() - timedelta(seconds=settings.orders_window_seconds)
+
+
+def _over_limits(settings: Settings, counts: SubmissionCounts) -> TooManyOrders | None:
+    """The customer's limits: the one rule, whether read alone or as the order is stored."""
+    if counts.active >= settings.max_active_orders:
+        return TooManyOrders(
+            f"{counts.active} orders are not finished yet; at most "
+            f"{settings.max_active_orders} may be",
             retry_after=30,
         )
-    if count >= settings.max_orders_per_window and oldest is not None:
-        wait = int((oldest + window - utcnow()).total_seconds()) + 1
-        raise TooManyOrders(
+    if counts.recent >= settings.max_orders_per_window and counts.oldest is not None:
+        window = timedelta(seconds=settings.orders_window_seconds)
+        wait = int((counts.oldest + window - utcnow()).total_seconds()) + 1
+        return TooManyOrders(
             f"at most {settings.max_orders_per_window} orders per "
             f"{settings.orders_window_seconds}s",
             retry_after=wait,
         )
+    return None
 
 
-async def _record(
-    session: AsyncSession,
+def _new_order(
     principal: Principal,
     app: app_registry.App,
     data: OrderCreate,
     params: dict[str, Any],
-) -> Order:
-    """The order and its RECEIVED event, flushed; its history loaded for the answer."""
+) -> tuple[Order, OrderEvent]:
+    """The new order and its RECEIVED event, as ``repository.insert_submitted`` stores them and
+    the answer shows them (its history set); made, not added to a session."""
     assert data.end_date is not None  # filled in by OrderCreate
+    now = utcnow()
     order = Order(
         id=uuid.uuid4(),
         customer_id=principal.customer_id,
@@ -336,11 +355,20 @@ async def _record(
         params=params,
         notify_email=data.notify_email,
         callback_url=str(data.callback_url) if data.callback_url else None,
+        created_at=now,
+        updated_at=now,
     )
-    received = OrderEvent(status=OrderStatus.RECEIVED.value, actor=_actor(principal, order))
-    repository.add(session, order, received)
+    received = OrderEvent(
+        event_id=uuid.uuid4(),
+        order_id=order.id,
+        status=OrderStatus.RECEIVED.value,
+        attempt=1,
+        actor=_actor(principal, order),
+        occurred_at=now,
+        recorded_at=now,
+    )
     set_committed_value(order, "events", [received])
-    return order
+    return order, received
 
 
 def _actor(principal: Principal, order: Order) -> str:

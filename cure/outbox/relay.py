@@ -20,20 +20,19 @@ from cure.config import Settings
 from cure.kit import broker
 from cure.kit.db import utcnow
 from cure.outbox import repository as outbox_repository
-from cure.outbox.models import OutboxMessage
+from cure.outbox.repository import Pending
 
 log = logging.getLogger(__name__)
 BATCH = 50
 
 
 class RelayHooks(Protocol):
-    """What a domain does, in the relay's transaction, around publishing its kind of message."""
+    """What a domain does, in the relay's transaction, around publishing a batch of its kind of
+    message: before, with every message of the batch; after, with those that went out."""
 
-    async def before_publish(
-        self, session: AsyncSession, messages: Sequence[OutboxMessage]
-    ) -> None: ...
+    async def before_publish(self, session: AsyncSession, messages: Sequence[Pending]) -> None: ...
 
-    async def after_publish(self, session: AsyncSession, message: OutboxMessage) -> None: ...
+    async def after_publish(self, session: AsyncSession, messages: Sequence[Pending]) -> None: ...
 
 
 DeclareTopology = Callable[[AbstractChannel], Awaitable[object]]
@@ -63,6 +62,12 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
+    async def wake_soon(self) -> None:
+        """``wake`` as a coroutine, for a response's background task: Starlette runs a plain
+        function there on a thread of its pool, a hop per request, and ``wake`` must run on the
+        relay's own event loop anyway."""
+        self.wake()
+
     def _reconnected(self, *_: object) -> None:
         log.info("outbox relay: the broker is back")
         self._channel = None
@@ -90,47 +95,66 @@ class OutboxRelay:
         return self._channel
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many messages were sent."""
+        """Publish one batch; returns how many messages were sent.
+
+        The batch's messages are published together and their confirms awaited together (one
+        wait for the broker, not one per message); the rows are marked sent, and the hooks' work
+        done, in one transaction with the lock that took them, so a crash anywhere before its
+        commit leaves them unsent, to be published again."""
         channel = await self._ensure_channel()
         async with self.sessionmaker() as session, session.begin():
             messages = await outbox_repository.lock_unpublished(session, now=utcnow(), limit=BATCH)
             if not messages:
                 return 0
-            for kind in sorted({m.kind for m in messages}):
-                if kind in self.hooks:
-                    await self.hooks[kind].before_publish(
-                        session, [m for m in messages if m.kind == kind]
-                    )
-            sent = 0
-            for message in messages:
-                # Bounded: a blocked broker (a memory or disk alarm) must not hold these row
-                # locks, and the changes waiting on them, for ever.
-                try:
-                    async with asyncio.timeout(self.settings.publish_timeout_seconds):
-                        await self._publish(channel, message)
-                except aio_pika.exceptions.DeliveryError as exc:
+            kinds = sorted({m.kind for m in messages if m.kind in self.hooks})
+            for kind in kinds:
+                await self.hooks[kind].before_publish(
+                    session, [m for m in messages if m.kind == kind]
+                )
+            outcomes = await self._publish_all(channel, messages)
+            sent: list[Pending] = []
+            for message, outcome in zip(messages, outcomes, strict=True):
+                if isinstance(outcome, aio_pika.exceptions.DeliveryError):
                     # The broker is fine but cannot route this one message (its queue is gone):
                     # it waits and is tried again later; the rest of the batch goes on.
-                    self._defer(message, f"unroutable: {exc}")
-                    continue
-                message.sent_at = utcnow()
-                message.attempts += 1
-                sent += 1
-                if message.kind in self.hooks:
-                    await self.hooks[message.kind].after_publish(session, message)
-        return sent
+                    await self._defer(session, message, f"unroutable: {outcome}")
+                elif isinstance(outcome, BaseException):
+                    raise outcome  # the broker or the channel failed: the batch stays unsent
+                else:
+                    sent.append(message)
+            await outbox_repository.mark_sent(session, [m.id for m in sent], now=utcnow())
+            for kind in kinds:
+                done = [m for m in sent if m.kind == kind]
+                if done:
+                    await self.hooks[kind].after_publish(session, done)
+        return len(sent)
 
-    def _defer(self, message: OutboxMessage, reason: str) -> None:
-        message.attempts += 1
-        message.last_error = reason[:2000]
-        pause = min(2 ** min(message.attempts, 10), 600)
-        message.available_at = utcnow() + timedelta(seconds=pause)
+    async def _publish_all(
+        self, channel: AbstractChannel, messages: Sequence[Pending]
+    ) -> list[object]:
+        """Publish every message, in order, and wait for all their confirms: each one's outcome
+        (None, or the exception it failed with). Bounded as a whole: a blocked broker (a memory
+        or disk alarm) must not hold these row locks, and the changes waiting on them, for ever."""
+        async with asyncio.timeout(self.settings.publish_timeout_seconds):
+            return await asyncio.gather(
+                *(self._publish(channel, message) for message in messages), return_exceptions=True
+            )
+
+    async def _defer(self, session: AsyncSession, message: Pending, reason: str) -> None:
+        attempts = message.attempts + 1
+        pause = min(2 ** min(attempts, 10), 600)
+        await outbox_repository.defer(
+            session,
+            message.id,
+            attempts=attempts,
+            reason=reason[:2000],
+            available_at=utcnow() + timedelta(seconds=pause),
+        )
         log.error(
             "outbox message %s (%s): %s; next try in %ss", message.id, message.kind, reason, pause
         )
 
-    async def _publish(self, channel: AbstractChannel, message: OutboxMessage) -> None:
-        assert message.routing_key is not None  # only broker messages are selected
+    async def _publish(self, channel: AbstractChannel, message: Pending) -> None:
         await broker.publish_confirmed(
             channel,
             exchange=message.exchange,

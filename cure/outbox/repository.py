@@ -1,29 +1,114 @@
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cure.outbox.models import OutboxMessage
 
+# One new message, its values the parameters ``message_<column>`` (``message_params``): for a
+# statement that writes a message together with the rows it belongs to (one round trip, one
+# transaction), such as an order's submit.
+INSERT_MESSAGE = (
+    "INSERT INTO outbox_messages (kind, subject_id, payload, exchange, routing_key, headers, "
+    "properties, created_at, available_at, attempts) VALUES (:message_kind, :message_subject_id, "
+    ":message_payload, :message_exchange, :message_routing_key, :message_headers, "
+    ":message_properties, :message_created_at, :message_available_at, :message_attempts)"
+)
+# Its parameters that need a type (JSON, serialised by SQLAlchemy).
+INSERT_MESSAGE_TYPES = tuple(
+    bindparam(f"message_{column}", type_=JSONB) for column in ("payload", "headers", "properties")
+)
 
-async def lock_unpublished(
-    session: AsyncSession, *, now: datetime, limit: int
-) -> Sequence[OutboxMessage]:
+
+def message_params(values: dict[str, Any]) -> dict[str, Any]:
+    """``outbox_service.message_values`` as the parameters of ``INSERT_MESSAGE``."""
+    return {f"message_{column}": value for column, value in values.items()}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An unsent broker message as the relay reads it (plain values, no ORM object)."""
+
+    id: int
+    kind: str
+    subject_id: uuid.UUID | None
+    payload: Any
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any] | None
+    properties: dict[str, Any] | None
+    attempts: int
+
+
+_t = OutboxMessage.__table__.c
+# Built once: SQLAlchemy computes their cache keys once, not per batch.
+_UNPUBLISHED = (
+    select(
+        _t.id,
+        _t.kind,
+        _t.subject_id,
+        _t.payload,
+        _t.exchange,
+        _t.routing_key,
+        _t.headers,
+        _t.properties,
+        _t.attempts,
+    )
+    .where(_t.sent_at.is_(None), _t.routing_key.is_not(None), _t.available_at <= bindparam("now"))
+    .order_by(_t.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_MARK_SENT = (
+    update(OutboxMessage)
+    .where(_t.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .values(sent_at=bindparam("now"), attempts=_t.attempts + 1)
+)
+_DEFER = (
+    update(OutboxMessage)
+    .where(_t.id == bindparam("message_id"))
+    .values(
+        attempts=bindparam("attempts"),
+        last_error=bindparam("reason"),
+        available_at=bindparam("available_at"),
+    )
+)
+
+
+async def lock_unpublished(session: AsyncSession, *, now: datetime, limit: int) -> list[Pending]:
     """The oldest unsent broker messages whose time has come, locked; rows other sessions hold
     are skipped."""
-    query = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.sent_at.is_(None),
-            OutboxMessage.routing_key.is_not(None),
-            OutboxMessage.available_at <= now,
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    connection = await session.connection()
+    rows = await connection.execute(_UNPUBLISHED, {"now": now, "limit": limit})
+    return [Pending(*row) for row in rows]
+
+
+async def mark_sent(session: AsyncSession, ids: Sequence[int], *, now: datetime) -> None:
+    """The messages went out: one statement for the whole batch."""
+    if ids:
+        connection = await session.connection()
+        await connection.execute(_MARK_SENT, {"ids": list(ids), "now": now})
+
+
+async def defer(
+    session: AsyncSession, message_id: int, *, attempts: int, reason: str, available_at: datetime
+) -> None:
+    """A message that could not go out waits until ``available_at``."""
+    connection = await session.connection()
+    await connection.execute(
+        _DEFER,
+        {
+            "message_id": message_id,
+            "attempts": attempts,
+            "reason": reason,
+            "available_at": available_at,
+        },
     )
-    return (await session.execute(query)).scalars().all()
 
 
 async def lock_due(

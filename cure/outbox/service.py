@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cure.kit.db import utcnow
 from cure.outbox.models import OutboxMessage
 
 
@@ -21,6 +22,31 @@ class BrokerMessage:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
+def message_values(
+    *,
+    kind: str,
+    payload: Any,
+    subject_id: uuid.UUID | None = None,
+    broker: BrokerMessage | None = None,
+) -> dict[str, Any]:
+    """The stored columns of a new message (``outbox_repository.MESSAGE_COLUMNS``): the one
+    description of a message, whether it is added alone (``enqueue``) or written in the same
+    statement as the rows it belongs to (an order's submit)."""
+    now = utcnow()
+    return {
+        "kind": kind,
+        "subject_id": subject_id,
+        "payload": payload,
+        "exchange": broker.exchange if broker is not None else "",
+        "routing_key": broker.routing_key if broker is not None else None,
+        "headers": broker.headers if broker is not None else None,
+        "properties": broker.properties if broker is not None else None,
+        "created_at": now,
+        "available_at": now,
+        "attempts": 0,
+    }
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -30,12 +56,9 @@ async def enqueue(
     broker: BrokerMessage | None = None,
 ) -> OutboxMessage:
     """Write a message in the caller's transaction; it is delivered once that commits."""
-    message = OutboxMessage(kind=kind, payload=payload, subject_id=subject_id)
-    if broker is not None:
-        message.routing_key = broker.routing_key
-        message.exchange = broker.exchange
-        message.headers = broker.headers
-        message.properties = broker.properties
+    message = OutboxMessage(
+        **message_values(kind=kind, payload=payload, subject_id=subject_id, broker=broker)
+    )
     session.add(message)
     await session.flush()
     return message

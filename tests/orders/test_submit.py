@@ -155,3 +155,75 @@ async def test_events_and_the_original_status_path(client) -> None:
     assert (
         await client.get(f"/v1/services/order_status/{order_id}", headers=stranger)
     ).status_code == 404
+
+
+async def _lock_waiters(sessionmaker) -> int:
+    from sqlalchemy import text
+
+    async with sessionmaker() as probe:
+        found = await probe.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        )
+        return int(found.scalar_one())
+
+
+async def test_an_order_over_the_limit_found_under_the_lock_is_never_stored(
+    committing_client, settings, sessionmaker
+) -> None:
+    """Two submissions with one place left: both pass the early check, the second waits on the
+    customer's lock, finds the first's order in its counts and is refused; the rows its statement
+    wrote are taken back, so even a caller that commits after the error stores nothing."""
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from cure.auth.principals import Principal
+    from cure.orders import service as order_service
+    from cure.orders.exceptions import TooManyOrders
+    from cure.orders.schemas import OrderCreate
+    from cure.outbox.models import OutboxMessage
+
+    customer, _ = await customer_with_token(committing_client)
+    customer_id = uuid.UUID(customer["customer_id"])
+    principal = Principal(
+        customer_id=customer_id,
+        client_id=customer["client_id"],
+        scopes=frozenset(customer["scopes"]),
+        is_admin=False,
+    )
+    limited = settings.model_copy(update={"max_active_orders": 1})
+    data = OrderCreate(**order_body())
+
+    async def second() -> None:
+        async with sessionmaker() as writer:
+            try:
+                await order_service.submit(
+                    writer, limited, principal, app_id="roi_stats", data=data
+                )
+            finally:
+                await writer.commit()  # what a careless caller might do
+
+    async with sessionmaker() as first:
+        accepted, _ = await order_service.submit(
+            first, limited, principal, app_id="roi_stats", data=data
+        )
+        waiting = asyncio.create_task(second())
+        while await _lock_waiters(sessionmaker) == 0:  # past its early check, on the lock
+            assert not waiting.done(), waiting
+            await asyncio.sleep(0.05)
+        await first.commit()
+    with pytest.raises(TooManyOrders):
+        await waiting
+
+    async with sessionmaker() as reader:
+        orders = (
+            await reader.execute(select(Order.id).where(Order.customer_id == customer_id))
+        ).scalars()
+        assert list(orders) == [accepted.id]
+        unowned_tasks = await reader.execute(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.kind == "run_order")
+            .where(OutboxMessage.subject_id.not_in(select(Order.id)))
+        )
+        assert unowned_tasks.scalar_one() == 0
