@@ -81,5 +81,11 @@ def _cached(apps_dir: Path) -> AppRegistry:
     return load_registry(apps_dir)
 
 
+@lru_cache
+def _resolved(apps_dir: Path) -> Path:
+    # Resolving asks the file system for every part of the path: once per path, not per order.
+    return apps_dir.resolve()
+
+
 def get_registry(settings: Settings) -> AppRegistry:
-    return _cached(settings.apps_dir.resolve())
+    return _cached(_resolved(settings.apps_dir))

@@ -152,6 +152,8 @@ def checked_to_db(roi: dict[str, Any]) -> WKBElement:
 
 
 def from_db(element: WKBElement) -> dict[str, Any]:
+    if not element.extended and isinstance(element.data, bytes | memoryview):
+        return from_wkb(bytes(element.data))  # plain WKB: a new order's, as checked_to_db made it
     return to_geojson(to_shape(element))
 
 
