@@ -76,7 +76,8 @@ class ResultTidier:
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
-        self.storage = storage or make_storage(settings)
+        self._own_storage = storage is None
+        self.storage = storage or make_storage(settings, kept=True)
 
     async def tidy_once(self) -> int:
         """Carry out the tidies that are due; returns how many were tried."""
@@ -86,16 +87,20 @@ class ResultTidier:
         return len(claims)
 
     async def run(self) -> None:
-        while True:
-            try:
-                handled = await self.tidy_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tidy pass failed")
-                handled = 0
-            if handled < BATCH:
-                await asyncio.sleep(self.settings.notify_poll_seconds)
+        try:
+            while True:
+                try:
+                    handled = await self.tidy_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("tidy pass failed")
+                    handled = 0
+                if handled < BATCH:
+                    await asyncio.sleep(self.settings.notify_poll_seconds)
+        finally:
+            if self._own_storage:
+                await self.storage.close()
 
     async def _claim(self) -> list[tuple[int, uuid.UUID, list[str] | None]]:
         """Lease the due rows and commit, so no lock is held over storage calls."""
