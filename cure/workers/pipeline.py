@@ -732,6 +732,7 @@ async def _execute(
             log.info("order %s: removing its outputs: %s", job.order_id, watch.stop_reason)
             await storage.delete([asset.key for asset in assets])
             return None
+    alone = job.attempt == 1 and await _stored_alone(storage, job.order_id, assets)
     await events.publish(OrderStatus.RUNNING, progress=95, message="registering the product")
     primary = next(a for a in assets if a.primary)
     return OrderStatus.SUCCESS, {
@@ -739,7 +740,23 @@ async def _execute(
         "assets": assets,
         "message": _last_line(outcome, prefer_errors=False),
         "derived_from": staged.derived_from,
+        "stored_alone": alone,
     }
+
+
+async def _stored_alone(
+    storage: Storage, order_id: uuid.UUID, assets: list[OrderAssetInfo]
+) -> bool:
+    """Whether the order's results hold only this run's files, listed after storing them: then
+    its SUCCESS needs no tidy, and the order-event consumer queues none (one listing here, on
+    the worker's kept client, instead of an outbox row, the tidier's claim and listing for
+    every order). Any doubt (storage away for the listing) leaves the tidy to be queued."""
+    try:
+        stored = await storage.keys(results_prefix(order_id))
+    except Exception:
+        log.info("order %s: could not list its stored files; its SUCCESS asks for a tidy", order_id)
+        return False
+    return set(stored) == {asset.key for asset in assets}
 
 
 @contextlib.contextmanager
