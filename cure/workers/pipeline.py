@@ -50,7 +50,7 @@ from cure.orders.schemas import OrderAssetInfo, OrderResultInfo
 from cure.orders.tidy import named_keys, results_prefix, unnamed
 from cure.storage.service import Storage, make_storage
 from cure.workers import staging, workflow
-from cure.workers.events import EventPublisher
+from cure.workers.events import EventLink, EventPublisher
 
 log = logging.getLogger(__name__)
 app_output = logging.getLogger(ORDER_APP_LOGGER)
@@ -511,6 +511,7 @@ async def run_order(
     storage: Storage | None = None,
     engine: AsyncEngine | None = None,
     runner: ContainerRunner | None = None,
+    events_link: EventLink | None = None,
 ) -> OrderStatus | None:
     """Run the order once; returns the final state reported, or None when there was nothing to do.
 
@@ -519,7 +520,8 @@ async def run_order(
     ``engine`` are the worker process's own when given, kept across its runs (an S3 session and
     a new engine's first connections cost a small order more than its upload); without them the
     run makes its own and disposes of them. ``runner`` runs the app's container (default: a
-    runner of the run's own, on the configured engine).
+    runner of the run's own, on the configured engine). ``events_link``: the worker process's
+    kept broker connection for the run's events (default: a connection of the run's own).
     """
     storage = storage or make_storage(settings)
     own_engine = engine is None
@@ -539,7 +541,7 @@ async def run_order(
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
             return None
         with log_context(order_id=str(order_id), customer_id=str(job.customer_id)):
-            return await _run_locked(settings, storage, engine, job, runner)
+            return await _run_locked(settings, storage, engine, job, runner, events_link)
     finally:
         if own_engine:
             await engine.dispose()
@@ -551,6 +553,7 @@ async def _run_locked(
     engine: AsyncEngine,
     job: OrderJob,
     runner: ContainerRunner | None,
+    events_link: EventLink | None = None,
 ) -> OrderStatus | None:
     """The run itself, while this worker holds the lock of the order's attempt."""
     order_id = job.order_id
@@ -563,7 +566,7 @@ async def _run_locked(
             return None
         actor = f"worker:{socket.gethostname()}"
         async with EventPublisher(
-            settings, order_id=order_id, attempt=job.attempt, actor=actor
+            settings, order_id=order_id, attempt=job.attempt, actor=actor, link=events_link
         ) as events:
             async with _heartbeats(settings, events):
                 outcome = await _execute(settings, storage, engine, job, events, runner)

@@ -21,6 +21,7 @@ from cure.orders.dispatch import RUN_ORDER_TASK
 from cure.storage.service import Storage, make_storage
 from cure.workers import pipeline
 from cure.workers.celery_app import celery_app
+from cure.workers.events import EventLink
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class ProcessResources:
     storage: Storage
     # The Docker engine's client: made once (its API version asked once), not for every run.
     containers: ContainerRunner
+    # The broker connection for order events, kept while runs follow each other.
+    events: EventLink
 
     def close(self) -> None:
         # An app still running in this process is stopped at its supervisor's next tick (about
@@ -64,6 +67,8 @@ class ProcessResources:
             self.runner.run(self.engine.dispose())
         with contextlib.suppress(Exception):
             self.runner.run(self.storage.close())  # its S3 client lives on this loop
+        with contextlib.suppress(Exception):
+            self.runner.run(self.events.close())
         self.runner.close()
         with contextlib.suppress(Exception):
             self.containers.close()
@@ -84,6 +89,7 @@ def process_resources() -> ProcessResources:
                 engine=pipeline.worker_engine(settings, kept=True),
                 storage=make_storage(settings, kept=True),
                 containers=open_runner(settings),
+                events=EventLink(settings),
             )
         )
     return _kept[0]
@@ -119,6 +125,7 @@ def run_order(order_id: str, attempt: int | None = None) -> str | None:
                     storage=kept.storage,
                     engine=kept.engine,
                     runner=kept.containers,
+                    events_link=kept.events,
                 )
             )
             return final.value if final else None

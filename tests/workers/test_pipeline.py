@@ -21,6 +21,7 @@ from cure.orders.tidy import ORDER_TIDY, ResultTidier
 from cure.outbox.models import OutboxMessage
 from cure.storage.service import make_storage
 from cure.workers import pipeline
+from cure.workers.events import EventLink
 from tests.conftest import PROBE_IMAGE, write_apps_dir
 from tests.factories import customer_with_token, order_body
 
@@ -116,6 +117,33 @@ async def test_a_run_that_stored_alone_leaves_nothing_to_tidy_one_after_a_lost_r
     assert await _tidies(sessionmaker, order.id) == 1
     await ResultTidier(probe_settings, sessionmaker).tidy_once()
     assert await storage.keys(f"results/{order.id}/") == [order.result_key]
+
+
+async def test_runs_share_the_process_s_broker_link_until_one_fails(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    link = EventLink(probe_settings)
+    try:
+        connections = []
+        for _ in range(2):
+            order = await submit_probe(committing_client, sessionmaker, probe_settings)
+            await pipeline.run_order(probe_settings, order.id, events_link=link)
+            assert (await stored_final(sessionmaker, order.id)).status == "SUCCESS"
+            connections.append(link._connection)
+        assert connections[0] is not None and connections[0] is connections[1]
+
+        # A run that fails (here: its events cannot be published) leaves the link closed,
+        # and the next run connects anew and succeeds.
+        broken = probe_settings.model_copy(update={"publish_timeout_seconds": 0.000001})
+        order = await submit_probe(committing_client, sessionmaker, probe_settings)
+        with pytest.raises(TimeoutError):
+            await pipeline.run_order(broken, order.id, events_link=link)
+        assert link._connection is None and connections[0].is_closed
+        await pipeline.run_order(probe_settings, order.id, events_link=link)
+        assert (await stored_final(sessionmaker, order.id)).status == "SUCCESS"
+        assert link._connection is not None and link._connection is not connections[0]
+    finally:
+        await link.close()
 
 
 async def _tidies(sessionmaker, order_id: uuid.UUID) -> int:
