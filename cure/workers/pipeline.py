@@ -731,11 +731,12 @@ async def _execute(
         await events.publish(OrderStatus.RUNNING, progress=90, message="storing the outputs")
         with _timed(app.id, "stage_out"):
             assets = await _stage_out(storage, app, job, outcome)
-        if not await watch.still_ours():  # a cancel that won the race leaves no file behind
+        # The two reads at once: whether the order is still ours, and what its results hold.
+        ours, alone = await asyncio.gather(watch.still_ours(), _stored_alone(storage, job, assets))
+        if not ours:  # a cancel that won the race leaves no file behind
             log.info("order %s: removing its outputs: %s", job.order_id, watch.stop_reason)
             await storage.delete([asset.key for asset in assets])
             return None
-    alone = job.attempt == 1 and await _stored_alone(storage, job.order_id, assets)
     await events.publish(OrderStatus.RUNNING, progress=95, message="registering the product")
     primary = next(a for a in assets if a.primary)
     return OrderStatus.SUCCESS, {
@@ -747,17 +748,19 @@ async def _execute(
     }
 
 
-async def _stored_alone(
-    storage: Storage, order_id: uuid.UUID, assets: list[OrderAssetInfo]
-) -> bool:
+async def _stored_alone(storage: Storage, job: OrderJob, assets: list[OrderAssetInfo]) -> bool:
     """Whether the order's results hold only this run's files, listed after storing them: then
-    its SUCCESS needs no tidy, and the order-event consumer queues none (one listing here, on
-    the worker's kept client, instead of an outbox row, the tidier's claim and listing for
-    every order). Any doubt (storage away for the listing) leaves the tidy to be queued."""
+    a first attempt's SUCCESS needs no tidy, and the order-event consumer queues none (one
+    listing here, on the worker's kept client, instead of an outbox row, the tidier's claim and
+    listing for every order). Any doubt (storage away for the listing) leaves the tidy queued."""
+    if job.attempt != 1:  # an earlier attempt's files are the tidier's to find
+        return False
     try:
-        stored = await storage.keys(results_prefix(order_id))
+        stored = await storage.keys(results_prefix(job.order_id))
     except Exception:
-        log.info("order %s: could not list its stored files; its SUCCESS asks for a tidy", order_id)
+        log.info(
+            "order %s: could not list its stored files; its SUCCESS asks for a tidy", job.order_id
+        )
         return False
     return set(stored) == {asset.key for asset in assets}
 
