@@ -169,7 +169,8 @@ def _make_parts(state: AppState) -> OutboxRelay:
     settings = state.settings
     resources = state.resources = build_resources(settings)
     state.put(PASSWORD_HASHER, PasswordHasher(settings))
-    state.put(STORAGE, make_storage(settings))
+    # One S3 client kept on this process's loop (closed in _stop), not one per call.
+    state.put(STORAGE, make_storage(settings, kept=True))
     state.put(LOG_PUBLISHER, LogPublisher(settings))
     # One connection per process hears the database's change notices (cure.kit.listen).
     listener = state.listener = Listener(settings.database_url)
@@ -233,6 +234,7 @@ async def _stop(state: AppState, tasks: list[asyncio.Task[None]], relay: OutboxR
         (relay.close(), "the relay's connection"),
         (state.need(LOG_PUBLISHER).close(), "the log publisher"),
         (state.need(FEDERATION).aclose(), "the catalogue sources' clients"),
+        (state.need(STORAGE).close(), "the storage's client"),
         (state.db.dispose(), "the database pools"),
     )
     for step, what in steps:

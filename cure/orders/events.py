@@ -139,9 +139,19 @@ async def _apply(session: AsyncSession, order: Order | None, event: OrderEventMe
             log.exception("order %s: its product could not be registered", order.id)
     if event.status != current and event.status in FINAL_STATES:
         await _notify_final(session, order)
-        await enqueue_tidy(session, order.id)  # only what a SUCCESS names stays stored
+        if not _nothing_to_tidy(event):
+            await enqueue_tidy(session, order.id)  # only what a SUCCESS names stays stored
         _count_final(order)
     return True
+
+
+def _nothing_to_tidy(event: OrderEventMessage) -> bool:
+    """A first attempt's SUCCESS whose run listed the order's stored files after storing its own
+    and found no other: no run of the order stored anything else before it (runs of one attempt
+    run one at a time, under its lock), and a run that stores later finds the order final or no
+    longer its own and removes its files itself (cure.workers.pipeline). Every other final state
+    queues a tidy."""
+    return event.status == OrderStatus.SUCCESS and event.attempt == 1 and event.stored_alone
 
 
 def _count_final(order: Order) -> None:

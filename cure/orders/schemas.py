@@ -238,6 +238,11 @@ class OrderEventMessage(BaseSchema):
         default=None, max_length=200, description="On SUCCESS: the input products the run staged"
     )
     heartbeat: bool = Field(default=False, description="Only a sign of life; not a transition")
+    stored_alone: bool = Field(
+        default=False,
+        description="On SUCCESS of a first attempt: after storing, the run found no stored file "
+        "of its order but the ones it names, so its final state needs no tidy (cure.orders.tidy)",
+    )
 
     @field_validator("actor", "message")
     @classmethod

@@ -7,6 +7,11 @@ final state; a SUCCESS that came too late), and this loop carries them out later
 growing pause while storage is away. So a cancel always wins: whatever a run stored for an order
 that ends CANCELLED is removed, however the run ended, and removing never holds up order events.
 
+The one final change that queues none is a first attempt's SUCCESS whose run listed the order's
+files after storing its own and found no other (``stored_alone`` in the event; most orders): runs
+of one attempt take turns under its lock, so none stored before it unseen, and one that stores
+after finds the order final or not its own and removes its files itself.
+
 A tidy never removes a file the order names, so a late or repeated one is always safe: for a final
 order it removes every file under the order's results that the order does not name; for an order
 still running only the files its payload lists (a superseded attempt's), never the current run's.
@@ -76,6 +81,7 @@ class ResultTidier:
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self._own_storage = storage is None
         self.storage = storage or make_storage(settings)
 
     async def tidy_once(self) -> int:
@@ -86,16 +92,22 @@ class ResultTidier:
         return len(claims)
 
     async def run(self) -> None:
-        while True:
-            try:
-                handled = await self.tidy_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tidy pass failed")
-                handled = 0
-            if handled < BATCH:
-                await asyncio.sleep(self.settings.notify_poll_seconds)
+        if self._own_storage:  # the loop lives as long as its event loop: one client kept
+            self.storage = make_storage(self.settings, kept=True)
+        try:
+            while True:
+                try:
+                    handled = await self.tidy_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("tidy pass failed")
+                    handled = 0
+                if handled < BATCH:
+                    await asyncio.sleep(self.settings.notify_poll_seconds)
+        finally:
+            if self._own_storage:
+                await self.storage.close()
 
     async def _claim(self) -> list[tuple[int, uuid.UUID, list[str] | None]]:
         """Lease the due rows and commit, so no lock is held over storage calls."""

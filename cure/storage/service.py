@@ -2,11 +2,14 @@
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import shutil
 import time
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -60,6 +63,10 @@ class Storage(Protocol):
         """Raise unless storage can be used now (readiness)."""
         ...
 
+    async def close(self) -> None:
+        """Let go of what the storage keeps on the running event loop (its S3 client)."""
+        ...
+
 
 # Files smaller than this are stored with one PUT; larger ones by a managed (multipart) transfer.
 SINGLE_PUT_BYTES = 8 << 20
@@ -92,10 +99,34 @@ class _LinkSigner:
         return str(request.url)
 
 
+class _KeptClient:
+    """An S3 client kept open on one event loop, and the context that closes it."""
+
+    def __init__(self, context: Any, client: Any) -> None:
+        self.context = context
+        self.client = client
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.context.__aexit__(None, None, None)
+
+
 class S3Storage:
-    def __init__(self, settings: StorageSettings) -> None:
+    """S3 through aioboto3. ``keep_client``: one client per event loop, kept open across calls
+    (made per call, a small PUT cost 9.4 ms of CPU, on a kept client 4.7 ms: BENCHMARKS.md,
+    rows 4 and 5); its owner calls ``close()`` on that loop when it is done. A kept client is
+    never shared between loops, and one whose call failed other than by S3's own answer (a
+    connection refused or reset, a cancel mid-call) is dropped, so the next call starts anew.
+    Without it (short-lived storages: a readiness check, a command) each call makes its own."""
+
+    def __init__(self, settings: StorageSettings, *, keep_client: bool = False) -> None:
         self._bucket = settings.s3_bucket
         self._session = aioboto3.Session()
+        self._keep = keep_client
+        self._kept: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeptClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closing: set[asyncio.Task[None]] = set()
         self._signing_client: Any = None
         self._link_signer: _LinkSigner | None = None
         secret = settings.s3_secret_access_key
@@ -126,8 +157,52 @@ class S3Storage:
             ),
         }
 
-    def _client(self):  # type: ignore[no-untyped-def]
+    def _new_client(self):  # type: ignore[no-untyped-def]
         return self._session.client("s3", **self._client_args)
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[Any]:
+        if not self._keep:
+            async with self._new_client() as s3:
+                yield s3
+            return
+        kept = await self._kept_client()
+        try:
+            yield kept.client
+        except ClientError:
+            raise  # S3 answered: the client and its connections are sound
+        except BaseException:
+            self._drop(kept)
+            raise
+
+    async def _kept_client(self) -> _KeptClient:
+        loop = asyncio.get_running_loop()
+        kept = self._kept.get(loop)
+        if kept is None:
+            context = self._new_client()
+            made = _KeptClient(context, await context.__aenter__())
+            kept = self._kept.setdefault(loop, made)  # another call may have made one meanwhile
+            if kept is not made:
+                await made.close()
+        return kept
+
+    def _drop(self, kept: _KeptClient) -> None:
+        """Forget a client whose call failed; it is closed in the background (this call may
+        be being cancelled), and ``close()`` waits for that."""
+        loop = asyncio.get_running_loop()
+        if self._kept.get(loop) is kept:
+            del self._kept[loop]
+        task = loop.create_task(kept.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        kept = self._kept.pop(loop, None)
+        if kept is not None:
+            await kept.close()
+        mine = [task for task in self._closing if task.get_loop() is loop]
+        await asyncio.gather(*mine, return_exceptions=True)
 
     async def ensure_bucket(self) -> None:
         async with self._client() as s3:
@@ -348,6 +423,9 @@ class LocalStorage:
 
         await asyncio.to_thread(remove)
 
+    async def close(self) -> None:
+        return None
+
     async def presigned_url(self, key: str, *, expires_in: int) -> str:
         expires = int(time.time()) + expires_in
         query = urlencode({"expires": expires, "signature": self.signature(key, expires)})
@@ -358,7 +436,10 @@ class LocalStorage:
         return await self.presigned_url(key, expires_in=expires_in)
 
 
-def make_storage(settings: Settings) -> S3Storage | LocalStorage:
+def make_storage(settings: Settings, *, kept: bool = False) -> S3Storage | LocalStorage:
+    """The configured storage. ``kept``: for an owner that lives as long as its event loop (the
+    API, a worker process, a service loop) and calls ``close()`` at its end; S3 then keeps one
+    client per loop instead of making one per call."""
     if settings.storage_backend == "s3":
-        return S3Storage(settings)
+        return S3Storage(settings, keep_client=kept)
     return LocalStorage(settings)

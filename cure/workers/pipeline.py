@@ -50,7 +50,7 @@ from cure.orders.schemas import OrderAssetInfo, OrderResultInfo
 from cure.orders.tidy import named_keys, results_prefix, unnamed
 from cure.storage.service import Storage, make_storage
 from cure.workers import staging, workflow
-from cure.workers.events import EventPublisher
+from cure.workers.events import EventLink, EventPublisher
 
 log = logging.getLogger(__name__)
 app_output = logging.getLogger(ORDER_APP_LOGGER)
@@ -511,6 +511,7 @@ async def run_order(
     storage: Storage | None = None,
     engine: AsyncEngine | None = None,
     runner: ContainerRunner | None = None,
+    events_link: EventLink | None = None,
 ) -> OrderStatus | None:
     """Run the order once; returns the final state reported, or None when there was nothing to do.
 
@@ -519,7 +520,8 @@ async def run_order(
     ``engine`` are the worker process's own when given, kept across its runs (an S3 session and
     a new engine's first connections cost a small order more than its upload); without them the
     run makes its own and disposes of them. ``runner`` runs the app's container (default: a
-    runner of the run's own, on the configured engine).
+    runner of the run's own, on the configured engine). ``events_link``: the worker process's
+    kept broker connection for the run's events (default: a connection of the run's own).
     """
     storage = storage or make_storage(settings)
     own_engine = engine is None
@@ -539,7 +541,7 @@ async def run_order(
             log.info("order %s: task of attempt %s, order is at %s", order_id, attempt, job.attempt)
             return None
         with log_context(order_id=str(order_id), customer_id=str(job.customer_id)):
-            return await _run_locked(settings, storage, engine, job, runner)
+            return await _run_locked(settings, storage, engine, job, runner, events_link)
     finally:
         if own_engine:
             await engine.dispose()
@@ -551,6 +553,7 @@ async def _run_locked(
     engine: AsyncEngine,
     job: OrderJob,
     runner: ContainerRunner | None,
+    events_link: EventLink | None = None,
 ) -> OrderStatus | None:
     """The run itself, while this worker holds the lock of the order's attempt."""
     order_id = job.order_id
@@ -563,7 +566,7 @@ async def _run_locked(
             return None
         actor = f"worker:{socket.gethostname()}"
         async with EventPublisher(
-            settings, order_id=order_id, attempt=job.attempt, actor=actor
+            settings, order_id=order_id, attempt=job.attempt, actor=actor, link=events_link
         ) as events:
             async with _heartbeats(settings, events):
                 outcome = await _execute(settings, storage, engine, job, events, runner)
@@ -728,7 +731,9 @@ async def _execute(
         await events.publish(OrderStatus.RUNNING, progress=90, message="storing the outputs")
         with _timed(app.id, "stage_out"):
             assets = await _stage_out(storage, app, job, outcome)
-        if not await watch.still_ours():  # a cancel that won the race leaves no file behind
+        # The two reads at once: whether the order is still ours, and what its results hold.
+        ours, alone = await asyncio.gather(watch.still_ours(), _stored_alone(storage, job, assets))
+        if not ours:  # a cancel that won the race leaves no file behind
             log.info("order %s: removing its outputs: %s", job.order_id, watch.stop_reason)
             await storage.delete([asset.key for asset in assets])
             return None
@@ -739,7 +744,25 @@ async def _execute(
         "assets": assets,
         "message": _last_line(outcome, prefer_errors=False),
         "derived_from": staged.derived_from,
+        "stored_alone": alone,
     }
+
+
+async def _stored_alone(storage: Storage, job: OrderJob, assets: list[OrderAssetInfo]) -> bool:
+    """Whether the order's results hold only this run's files, listed after storing them: then
+    a first attempt's SUCCESS needs no tidy, and the order-event consumer queues none (one
+    listing here, on the worker's kept client, instead of an outbox row, the tidier's claim and
+    listing for every order). Any doubt (storage away for the listing) leaves the tidy queued."""
+    if job.attempt != 1:  # an earlier attempt's files are the tidier's to find
+        return False
+    try:
+        stored = await storage.keys(results_prefix(job.order_id))
+    except Exception:
+        log.info(
+            "order %s: could not list its stored files; its SUCCESS asks for a tidy", job.order_id
+        )
+        return False
+    return set(stored) == {asset.key for asset in assets}
 
 
 @contextlib.contextmanager

@@ -122,3 +122,53 @@ async def test_a_success_keeps_what_it_names_and_a_running_order_its_current_run
     assert late != current
     async with sessionmaker() as session:
         assert (await session.get(Order, order_id)).result_key == current
+
+
+def _success(order_id: uuid.UUID, key: str, *, attempt: int, stored_alone: bool):
+    asset = OrderAssetInfo(
+        key=key,
+        size=2,
+        media_type="application/json",
+        checksum="sha256:" + "0" * 64,
+        role="data",
+        title="report",
+        primary=True,
+    )
+    result = OrderResultInfo(**asset.model_dump(include=set(OrderResultInfo.model_fields)))
+    return order_event(
+        order_id,
+        OrderStatus.SUCCESS,
+        attempt=attempt,
+        actor="test",
+        result=result,
+        assets=[asset],
+        stored_alone=stored_alone,
+    )
+
+
+async def test_a_first_success_that_stored_alone_queues_no_tidy_any_other_does(
+    committing_client, sessionmaker, settings
+) -> None:
+    storage = make_storage(settings)
+    alone, _ = await _running_order(committing_client, sessionmaker)
+    key = await _store(storage, alone, "1-alone")
+    async with sessionmaker() as session, session.begin():
+        assert await apply_event(session, _success(alone, key, attempt=1, stored_alone=True))
+    assert await _tidies(sessionmaker, alone) == []
+    assert await storage.keys(f"results/{alone}/") == [key]
+
+    # A run that saw other files (or could not look), and a later attempt's run, whatever it
+    # saw: their SUCCESS queues a tidy, which removes what the order does not name.
+    for attempt, stored_alone in ((1, False), (2, True)):
+        order_id, _ = await _running_order(committing_client, sessionmaker)
+        stray = await _store(storage, order_id, "1-died")
+        key = await _store(storage, order_id, f"{attempt}-named")
+        event = _success(order_id, key, attempt=attempt, stored_alone=stored_alone)
+        async with sessionmaker() as session, session.begin():
+            for status in (OrderStatus.QUEUED, OrderStatus.RUNNING) if attempt == 2 else ():
+                retry = order_event(order_id, status, attempt=2, actor="test")
+                assert await apply_event(session, retry)
+            assert await apply_event(session, event)
+        assert len(await _tidies(sessionmaker, order_id)) == 1
+        await ResultTidier(settings, sessionmaker).tidy_once()
+        assert await storage.keys(f"results/{order_id}/") == [key], stray

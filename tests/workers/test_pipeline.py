@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from cure.auth.principals import Principal
 from cure.containers.runner import ContainerOutcome, ContainerRunner, Job, open_runner
@@ -16,8 +17,11 @@ from cure.orders import service as order_service
 from cure.orders.event_consumer import OrderEventConsumer
 from cure.orders.models import Order
 from cure.orders.schemas import OrderCreate
+from cure.orders.tidy import ORDER_TIDY, ResultTidier
+from cure.outbox.models import OutboxMessage
 from cure.storage.service import make_storage
 from cure.workers import pipeline
+from cure.workers.events import EventLink
 from tests.conftest import PROBE_IMAGE, write_apps_dir
 from tests.factories import customer_with_token, order_body
 
@@ -92,6 +96,62 @@ async def test_success_stores_the_result(
     # every parameter reaches the app both ways: params.json and the command line
     assert report["params"] == {"mode": "report", "pause": 1.2}
     assert report["argv"] == ["--mode=report", "--pause=1.2"]
+
+
+async def test_a_run_that_stored_alone_leaves_nothing_to_tidy_one_after_a_lost_run_does(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    alone = await order_and_run(committing_client, sessionmaker, probe_settings, "report")
+    assert alone.status == "SUCCESS", alone.message
+    assert await _tidies(sessionmaker, alone.id) == 0
+    storage = make_storage(probe_settings)
+    assert await storage.keys(f"results/{alone.id}/") == [alone.result_key]
+
+    # An earlier run of the same attempt stored its output and died before reporting it.
+    order = await submit_probe(committing_client, sessionmaker, probe_settings, mode="report")
+    lost = f"results/{order.id}/1-lostrun00000/report.json"
+    await storage.put(lost, b"{}", media_type="application/json")
+    await pipeline.run_order(probe_settings, order.id)
+    order = await stored_final(sessionmaker, order.id)
+    assert order.status == "SUCCESS", order.message
+    assert await _tidies(sessionmaker, order.id) == 1
+    await ResultTidier(probe_settings, sessionmaker).tidy_once()
+    assert await storage.keys(f"results/{order.id}/") == [order.result_key]
+
+
+async def test_runs_share_the_process_s_broker_link_until_one_fails(
+    committing_client, sessionmaker, engine, probe_settings, status_manager
+) -> None:
+    link = EventLink(probe_settings)
+    try:
+        connections = []
+        for _ in range(2):
+            order = await submit_probe(committing_client, sessionmaker, probe_settings)
+            await pipeline.run_order(probe_settings, order.id, events_link=link)
+            assert (await stored_final(sessionmaker, order.id)).status == "SUCCESS"
+            connections.append(link._connection)
+        assert connections[0] is not None and connections[0] is connections[1]
+
+        # A run that fails (here: its events cannot be published) leaves the link closed,
+        # and the next run connects anew and succeeds.
+        broken = probe_settings.model_copy(update={"publish_timeout_seconds": 0.000001})
+        order = await submit_probe(committing_client, sessionmaker, probe_settings)
+        with pytest.raises(TimeoutError):
+            await pipeline.run_order(broken, order.id, events_link=link)
+        assert link._connection is None and connections[0].is_closed
+        await pipeline.run_order(probe_settings, order.id, events_link=link)
+        assert (await stored_final(sessionmaker, order.id)).status == "SUCCESS"
+        assert link._connection is not None and link._connection is not connections[0]
+    finally:
+        await link.close()
+
+
+async def _tidies(sessionmaker, order_id: uuid.UUID) -> int:
+    async with sessionmaker() as session:
+        query = select(func.count()).where(
+            OutboxMessage.kind == ORDER_TIDY, OutboxMessage.subject_id == order_id
+        )
+        return int(await session.scalar(query) or 0)
 
 
 async def test_invalid_input_exit_code(
