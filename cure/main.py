@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 
 # Where an order and its region come in: our own submit, and OGC API - Processes' execution.
 ORDER_SUBMIT = re.compile(r"^(/v1/apps/[^/]+/orders|/ogc/processes/[^/]+/execution)/?$")
+# The collector's thresholds once the process serves (generation 0's new objects, then passes of
+# the younger generation between two of the next): CPython's are (700, 10, 10).
+GC_THRESHOLDS = (20_000, 20, 20)
 SMALL_BODIES = ("/v1/auth/", "/v1/crm/", "/v1/portal/session")
 
 
@@ -150,6 +153,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lambda _sig: waiters.stop(), at_once=lambda sig: _arm_backstop(settings, sig)
     )
     tasks: list[asyncio.Task[None]] = []
+    thresholds = gc.get_threshold()
     try:
         tasks.extend(await _start(state, relay))
         # What is loaded now (routes, schemas, mappers) lives as long as the process: keep
@@ -157,10 +161,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # of milliseconds every few thousand requests (the p99 of BENCHMARKS.md row 1).
         gc.collect()
         gc.freeze()
+        # And fewer passes over what requests leave behind: at CPython's thresholds (a pass
+        # per 700 new objects) the passes stalled about one request in a hundred by several
+        # milliseconds (BENCHMARKS.md, row 1: p99 5.9-7.6 ms at the defaults, 3.3-3.5 ms with
+        # these, and 5 % more requests a second). Cycles are still collected, a little later.
+        gc.set_threshold(*GC_THRESHOLDS)
         yield
     finally:
         await _stop(state, tasks, relay)
         restore_signals()
+        gc.set_threshold(*thresholds)
 
 
 def _make_parts(state: AppState) -> OutboxRelay:

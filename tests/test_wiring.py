@@ -19,3 +19,19 @@ async def test_two_apps_with_different_settings_in_one_process(settings) -> None
             async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
                 response = await http.get("/health")
             assert response.status_code == expected, response.text
+
+
+async def test_a_serving_api_runs_the_collector_less_often_and_gives_it_back(settings) -> None:
+    import gc
+
+    from cure.main import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's own, whatever other apps of the session set
+    try:
+        async with started_app(settings):
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert gc.isenabled()  # cycles are still collected
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
