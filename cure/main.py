@@ -86,17 +86,19 @@ def body_limits(settings: Settings) -> Callable[[str, str], int]:
 
 
 ROUTERS = (
-    # First the routes polled most (an order's status): routing tries each route in turn.
+    # First the routes asked most: routing tries each route in turn (FastAPI's included
+    # routers, a few microseconds each), so an order's status, then the catalogue's searches
+    # (OpenSearch and STAC) come before the rest (BENCHMARKS.md, row 8).
     orders_router,
+    sources_router,  # before ccsi_router: /v1/ccsi/{collection}/... would take its paths
+    ccsi_router,
+    stac_router,
     auth_router,
     crm_router,
     apps_router,
-    sources_router,  # before ccsi_router: /v1/ccsi/{collection}/... would take its paths
-    ccsi_router,
     notifications_router,
     storage_router,
     ogc_router,
-    stac_router,
     logs_router,
     ops_router,
     portal_router,
