@@ -28,7 +28,6 @@ change's notice arrived, would keep a stale answer. Every notice bumps ``generat
 is stored only if no notice arrived since its read began.
 """
 
-import functools
 import time
 import uuid
 from collections import OrderedDict
@@ -40,7 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from cure.auth.models import Customer, OAuthClient
-from cure.auth.tokens import TokenInvalid, TokenKey, token_key
+from cure.auth.tokens import TokenKey, token_key
 from cure.kit.listen import Subscription
 
 CHANNEL = "cure_auth"
@@ -66,6 +65,7 @@ class _Entry(Generic[P]):
     principal: P
     customer_id: uuid.UUID
     expires_at: float
+    text: str  # the token as it was verified
 
 
 class PrincipalCache(Generic[P]):
@@ -84,10 +84,12 @@ class PrincipalCache(Generic[P]):
         self._entries: OrderedDict[TokenKey, _Entry[P]] = OrderedDict()
         self._by_customer: dict[uuid.UUID, set[TokenKey]] = {}
         self._by_jti: dict[str, set[TokenKey]] = {}
-        # The identity of each token text seen lately: ``token_key`` is a pure function of the
-        # text (decoding, JSON and a digest: a tenth of a status read's CPU), so remembering its
-        # answers changes nothing of what is kept or dropped above.
-        self._key_of = functools.lru_cache(maxsize=max_entries)(token_key)
+        # The text each kept token was verified as, and its identity: a lookup by the text
+        # itself, instead of ``token_key`` (decoding, JSON and a digest: a tenth of a status
+        # read's CPU) on every request. Only kept tokens are here, so texts nobody verified
+        # take no memory; and a canonical text has one identity (``token_key`` refuses the
+        # others), so a text not here has no entry: nothing kept or dropped changes.
+        self._texts: dict[str, TokenKey] = {}
 
     def subscription(self) -> Subscription:
         return Subscription(CHANNEL, self.on_notice, self.on_hearing)
@@ -98,9 +100,8 @@ class PrincipalCache(Generic[P]):
     def get(self, token: str) -> P | None:
         """The principal kept for ``token``; None if none is, or the token is not spelled
         canonically (the caller then verifies it, and refuses it)."""
-        try:
-            key = self._key_of(token)
-        except TokenInvalid:
+        key = self._texts.get(token)
+        if key is None:
             return None
         entry = self._entries.get(key)
         if entry is None:
@@ -124,13 +125,14 @@ class PrincipalCache(Generic[P]):
         since it was read; until the token expires or the backstop time passes."""
         if not self.hearing or read_at_generation != self.generation:
             return
-        key = self._key_of(token)
+        key = token_key(token)
         if key.jti != jti or key in self._entries:
             return
         while len(self._entries) >= self.max_entries:
             self._drop(next(iter(self._entries)))
         expires_at = min(expires_at, self.clock() + self.ttl_seconds)
-        self._entries[key] = _Entry(principal, customer_id, expires_at)
+        self._entries[key] = _Entry(principal, customer_id, expires_at, token)
+        self._texts[token] = key
         self._by_customer.setdefault(customer_id, set()).add(key)
         self._by_jti.setdefault(jti, set()).add(key)
 
@@ -156,6 +158,7 @@ class PrincipalCache(Generic[P]):
 
     def clear(self) -> None:
         self._entries.clear()
+        self._texts.clear()
         self._by_customer.clear()
         self._by_jti.clear()
 
@@ -163,6 +166,7 @@ class PrincipalCache(Generic[P]):
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        self._texts.pop(entry.text, None)
         _discard(self._by_customer, entry.customer_id, key)
         _discard(self._by_jti, key.jti, key)
 

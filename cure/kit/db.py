@@ -130,14 +130,17 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     """A connection of the engine's pool as the driver's own, for the hottest reads written as
     one SQL statement: no ORM session, no transaction (each statement commits on its own), and
     none of a session's bookkeeping per request (BENCHMARKS.md, row 1). Back to the pool at the
-    end; dropped from it when the statement left the connection closed (the server went away)."""
+    end; dropped from it unless the server refused the statement (the server went away, a
+    cancel)."""
     pooled = await engine.raw_connection()
     driver = pooled.driver_connection
     assert isinstance(driver, asyncpg.Connection)
     try:
         yield driver
-    except BaseException:
-        if driver.is_closed():
+    except BaseException as exc:
+        # The server's refusal of a statement leaves the connection usable; anything else (the
+        # server gone, a cancel that may leave the statement being cancelled) drops it.
+        if driver.is_closed() or not isinstance(exc, asyncpg.PostgresError):
             pooled.invalidate()
         raise
     finally:

@@ -100,11 +100,14 @@ class _LinkSigner:
 
 
 class _KeptClient:
-    """An S3 client kept open on one event loop, and the context that closes it."""
+    """An S3 client kept open on one event loop, and the context that closes it; how many calls
+    use it now, and whether it was dropped (closed once the last of them is done)."""
 
     def __init__(self, context: Any, client: Any) -> None:
         self.context = context
         self.client = client
+        self.users = 0
+        self.dropped = False
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -154,6 +157,9 @@ class S3Storage:
                 connect_timeout=10,
                 read_timeout=60,
                 retries={"max_attempts": 3, "mode": "standard"},
+                # A kept client serves every call of its process: one large multipart
+                # transfer (10 parts at once) must not take all of botocore's default 10.
+                max_pool_connections=32,
             ),
         }
 
@@ -167,6 +173,7 @@ class S3Storage:
                 yield s3
             return
         kept = await self._kept_client()
+        kept.users += 1
         try:
             yield kept.client
         except ClientError:
@@ -174,6 +181,10 @@ class S3Storage:
         except BaseException:
             self._drop(kept)
             raise
+        finally:
+            kept.users -= 1
+            if kept.dropped and kept.users == 0:
+                self._close_later(kept)
 
     async def _kept_client(self) -> _KeptClient:
         loop = asyncio.get_running_loop()
@@ -187,12 +198,18 @@ class S3Storage:
         return kept
 
     def _drop(self, kept: _KeptClient) -> None:
-        """Forget a client whose call failed; it is closed in the background (this call may
-        be being cancelled), and ``close()`` waits for that."""
+        """Forget a client whose call failed: the next call makes a new one. Other calls may
+        still be using it (its connections are theirs too), so the last of them to finish
+        closes it (``_close_later``), never this one."""
         loop = asyncio.get_running_loop()
         if self._kept.get(loop) is kept:
             del self._kept[loop]
-        task = loop.create_task(kept.close())
+        kept.dropped = True
+
+    def _close_later(self, kept: _KeptClient) -> None:
+        """Close a dropped client in the background (its last call may be being cancelled);
+        ``close()`` waits for that."""
+        task = asyncio.get_running_loop().create_task(kept.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -200,7 +217,9 @@ class S3Storage:
         loop = asyncio.get_running_loop()
         kept = self._kept.pop(loop, None)
         if kept is not None:
-            await kept.close()
+            kept.dropped = True
+            if kept.users == 0:  # else the last call still using it closes it
+                await kept.close()
         mine = [task for task in self._closing if task.get_loop() is loop]
         await asyncio.gather(*mine, return_exceptions=True)
 

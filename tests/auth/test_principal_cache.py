@@ -320,3 +320,34 @@ async def test_every_revocation_a_process_commits_drops_its_own_entries_at_once(
             assert cache.get(access) is None
             assert (await http.get("/v1/orders", headers=bearer(access))).status_code == 401
     assert held, "the notices were not held back: this test proved nothing"
+
+
+def test_only_verified_tokens_texts_are_kept() -> None:
+    from cure.auth.principals import PrincipalCache
+    from cure.auth.tokens import token_key
+
+    cache: PrincipalCache[str] = PrincipalCache(max_entries=2, ttl_seconds=60)
+    cache.on_hearing(True)
+
+    def unsigned(jti: str) -> str:  # well formed, signed by nobody the server knows
+        return str(jwt.encode({"jti": jti, "sub": "x"}, "not the server's key", algorithm="HS256"))
+
+    # Texts nobody verified cost nothing, however many are sent.
+    for n in range(50):
+        assert cache.get(unsigned(f"stranger-{n}")) is None
+    assert cache._texts == {}
+    kept = [unsigned(f"kept-{n}") for n in range(3)]
+    for n, token in enumerate(kept):
+        cache.put(
+            token,
+            f"principal {n}",
+            customer_id=uuid.uuid4(),
+            jti=token_key(token).jti,
+            expires_at=time.time() + 60,
+            read_at_generation=cache.generation,
+        )
+    # The oldest was evicted (two entries at most), with its text.
+    assert [cache.get(token) for token in kept] == [None, "principal 1", "principal 2"]
+    assert set(cache._texts) == set(kept[1:])
+    cache.on_notice("jti:" + token_key(kept[1]).jti)  # revoked: gone with its text
+    assert cache.get(kept[1]) is None and set(cache._texts) == {kept[2]}

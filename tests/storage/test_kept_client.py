@@ -70,3 +70,24 @@ async def test_a_kept_client_survives_the_s3_server_restarting(settings) -> None
     finally:
         await storage.close()
         server.stop()
+
+
+async def test_a_failed_call_never_closes_the_client_under_another_call(settings) -> None:
+    storage = make_storage(settings, kept=True)
+    assert isinstance(storage, S3Storage)
+    await storage.ensure_bucket()
+    try:
+        async with storage._client() as in_flight:  # a call still using the kept client
+            with pytest.raises(RuntimeError):
+                async with storage._client():
+                    raise RuntimeError("this call broke, not S3's answer")
+            assert storage._kept == {}  # forgotten: the next call makes a new client
+            # ...but the call in flight goes on on its connections.
+            await in_flight.put_object(
+                Bucket=settings.s3_bucket, Key="tests/kept/on.txt", Body=b"on"
+            )
+        await asyncio.gather(*storage._closing)  # closed once its last call was done
+        assert await storage.read("tests/kept/on.txt") == b"on"
+        assert len(storage._kept) == 1
+    finally:
+        await storage.close()
