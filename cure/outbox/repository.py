@@ -13,12 +13,21 @@ from cure.outbox.models import OutboxMessage
 # One new message, its values the parameters ``message_<column>`` (``message_params``): for a
 # statement that writes a message together with the rows it belongs to (one round trip, one
 # transaction), such as an order's submit.
-INSERT_MESSAGE = (
-    "INSERT INTO outbox_messages (kind, subject_id, payload, exchange, routing_key, headers, "
-    "properties, created_at, available_at, attempts) VALUES (:message_kind, :message_subject_id, "
-    ":message_payload, :message_exchange, :message_routing_key, :message_headers, "
-    ":message_properties, :message_created_at, :message_available_at, :message_attempts)"
+MESSAGE_COLUMNS = (
+    "kind",
+    "subject_id",
+    "payload",
+    "exchange",
+    "routing_key",
+    "headers",
+    "properties",
+    "created_at",
+    "available_at",
+    "attempts",
 )
+_NAMES = ", ".join(MESSAGE_COLUMNS)
+_VALUES = ", ".join(f":message_{column}" for column in MESSAGE_COLUMNS)
+INSERT_MESSAGE = f"INSERT INTO outbox_messages ({_NAMES}) VALUES ({_VALUES})"  # noqa: S608 (constants)
 # Its parameters that need a type (JSON, serialised by SQLAlchemy).
 INSERT_MESSAGE_TYPES = tuple(
     bindparam(f"message_{column}", type_=JSONB) for column in ("payload", "headers", "properties")
@@ -27,7 +36,7 @@ INSERT_MESSAGE_TYPES = tuple(
 
 def message_params(values: dict[str, Any]) -> dict[str, Any]:
     """``outbox_service.message_values`` as the parameters of ``INSERT_MESSAGE``."""
-    return {f"message_{column}": value for column, value in values.items()}
+    return {f"message_{column}": values[column] for column in MESSAGE_COLUMNS}
 
 
 @dataclass(frozen=True)
