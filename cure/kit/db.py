@@ -60,6 +60,8 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, asyncpg.PostgresError):
         return means_unavailable(str(getattr(exc, "sqlstate", "")))
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True  # a message the driver did not expect: the server ending the connection
     return isinstance(exc, asyncpg.exceptions.InterfaceError) and not isinstance(
         exc, asyncpg.exceptions.DataError
     )
@@ -111,6 +113,11 @@ def ping_idle_connections(engine: AsyncEngine, idle_seconds: float = IDLE_PING_S
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if isinstance(driver, asyncpg.Connection) and driver.is_closed():
+            # The driver already saw this one end (the server terminated it while it sat in the
+            # pool): replaced without a round trip, instead of failing the request that gets it.
+            raise sa_exc.DisconnectionError("a pooled connection was closed by the server")
         since = record.info.get("checked_in_at")
         if since is None or time.monotonic() - since < idle_seconds:
             return
@@ -139,8 +146,12 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         yield driver
     except BaseException as exc:
         # The server's refusal of a statement leaves the connection usable; anything else (the
-        # server gone, a cancel that may leave the statement being cancelled) drops it.
-        if driver.is_closed() or not isinstance(exc, asyncpg.PostgresError):
+        # server ending the connection, which the driver may report before it sees the
+        # connection close, or a cancel that may leave the statement being cancelled) drops it.
+        refused = isinstance(exc, asyncpg.PostgresError) and not means_unavailable(
+            str(getattr(exc, "sqlstate", "") or "")
+        )
+        if driver.is_closed() or not refused:
             pooled.invalidate()
         raise
     finally:

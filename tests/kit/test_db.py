@@ -3,7 +3,7 @@
 import asyncpg
 import pytest
 
-from cure.kit.db import driver_connection, make_engine
+from cure.kit.db import driver_connection, is_transient, make_engine
 from tests.conftest import TEST_DATABASE_URL
 
 
@@ -36,12 +36,66 @@ async def test_a_connection_the_server_ended_is_dropped_from_the_pool(engine) ->
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", doomed)
     finally:
         await admin.close()
-    # Handed out again at once (no idle ping yet): the statement fails on the ended connection...
-    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+    # Handed out again at once (no idle ping yet). If the driver has seen it close, the pool
+    # replaces it and the read succeeds; if not, the statement fails on the ended connection,
+    # as the server's "terminating connection" or the driver's protocol out of step (the
+    # server's message seen on the idle connection, its close not yet)...
+    try:
         async with driver_connection(engine) as connection:
-            await connection.fetchval("SELECT 1")
-    # ...which leaves the pool: the next read gets a new one.
+            assert await connection.fetchval("SELECT 1") == 1
+            assert connection.get_server_pid() != doomed
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+        pass
+    # ...and either way it has left the pool: the next read gets a new one.
     async with driver_connection(engine) as connection:
         assert connection.get_server_pid() != doomed
         assert await connection.fetchval("SELECT 2") == 2
     assert engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_a_pooled_connection_known_closed_is_replaced_before_it_is_handed_out(engine) -> None:  # type: ignore[no-untyped-def]
+    async with driver_connection(engine) as connection:
+        closed = connection.get_server_pid()
+        connection.terminate()  # closed while the pool still counts it as good
+    async with driver_connection(engine) as connection:
+        assert not connection.is_closed()
+        assert connection.get_server_pid() != closed
+        assert await connection.fetchval("SELECT 1") == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        # The server refused the statement: the connection is fine and stays in the pool.
+        (asyncpg.exceptions.DivisionByZeroError("division by zero"), True),
+        # The server ending the connection, reported before the driver sees it close: dropped.
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), False),
+        (asyncpg.InternalClientError("cannot switch to state 11"), False),
+    ],
+)
+async def test_what_the_failure_says_decides_whether_the_connection_is_kept(  # type: ignore[no-untyped-def]
+    engine, error, kept
+) -> None:
+    with pytest.raises(type(error)):
+        async with driver_connection(engine) as connection:
+            first_pid = connection.get_server_pid()
+            assert not connection.is_closed()
+            raise error
+    async with driver_connection(engine) as connection:
+        assert (connection.get_server_pid() == first_pid) is kept
+    assert engine.sync_engine.pool.checkedout() == 0
+
+
+def test_a_connection_ended_under_the_driver_is_transient_and_a_refused_statement_is_not() -> None:
+    for ended in (
+        asyncpg.InternalClientError("cannot switch to state 11"),
+        asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+    ):
+        assert is_transient(ended), ended
+    for refused in (
+        asyncpg.exceptions.DivisionByZeroError("division by zero"),
+        asyncpg.exceptions.DataError("invalid input for query argument $1"),
+    ):
+        assert not is_transient(refused), refused

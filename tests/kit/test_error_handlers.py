@@ -42,16 +42,35 @@ async def test_server_starting_or_stopping_is_503(error) -> None:
         assert response.headers["retry-after"] == "5"
 
 
+async def test_a_connection_the_server_ended_under_the_driver_is_503() -> None:
+    # What asyncpg raises for a statement sent after the server's "terminating connection"
+    # arrived on the idle connection but before the driver saw it close.
+    ended = asyncpg.InternalClientError(
+        "cannot switch to state 11; another operation (2) is in progress"
+    )
+    gone = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+    closed = asyncpg.InterfaceError("cannot perform operation: connection is closed")
+    for raised in (ended, gone, closed):
+        response = await call(app_raising(raised))
+        assert response.status_code == 503, type(raised)
+        assert response.json()["error"] == "ServiceUnavailable"
+
+
 async def test_refused_connection_is_503() -> None:
     response = await call(app_raising(ConnectionRefusedError(111, "Connection refused")))
     assert response.status_code == 503
 
 
 async def test_data_exception_is_422_and_other_errors_stay_500() -> None:
-    bad_value = DBAPIError("INSERT", {}, asyncpg.exceptions.CharacterNotInRepertoireError("NUL"))
-    assert (await call(app_raising(bad_value))).status_code == 422
-    unique = DBAPIError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("dup"))
-    assert (await call(app_raising(unique))).status_code == 500
+    not_in_repertoire = asyncpg.exceptions.CharacterNotInRepertoireError("NUL")
+    unencodable = asyncpg.exceptions.DataError("invalid input for query argument $1")
+    duplicate = asyncpg.exceptions.UniqueViolationError("dup")
+    # Wrapped by SQLAlchemy (an ORM session) or raw (a read on the driver's own connection).
+    for bad_value in (not_in_repertoire, unencodable):
+        for raised in (DBAPIError("INSERT", {}, bad_value), bad_value):
+            assert (await call(app_raising(raised))).status_code == 422, raised
+    for raised in (DBAPIError("INSERT", {}, duplicate), duplicate):
+        assert (await call(app_raising(raised))).status_code == 500
 
 
 async def test_a_local_file_error_is_not_reported_as_an_outage() -> None:
