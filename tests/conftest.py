@@ -5,6 +5,7 @@ Each run gets its own database (cure_test) and its own RabbitMQ virtual host (cu
 anew, so a stack started by scripts/run on the same machine is never touched.
 """
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -251,6 +252,14 @@ async def db(app):  # type: ignore[no-untyped-def]
             if principals is not None:
                 state.put(PRINCIPALS, principals)
             await transaction.rollback()
+
+
+async def until(condition, seconds: float = 15) -> None:  # type: ignore[no-untyped-def]
+    """Wait for a condition that, once true, stays true until the test acts (never a race)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        await asyncio.sleep(0.01)
 
 
 def loopback_address() -> str:

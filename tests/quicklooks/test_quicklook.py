@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import dataclasses
 import struct
-import time
 import uuid
 import zlib
 from pathlib import Path
@@ -28,7 +27,7 @@ from cure.quicklooks.dependencies import RENDERS
 from cure.quicklooks.renders import Renders
 from cure.storage.dependencies import STORAGE
 from tests.ccsi.factories import add_product, box
-from tests.conftest import TEST_DATABASE_URL, loopback_address, started_app
+from tests.conftest import TEST_DATABASE_URL, loopback_address, started_app, until
 from tests.factories import customer_with_token, order_body
 
 
@@ -178,14 +177,6 @@ async def http_of(api):  # type: ignore[no-untyped-def]
     transport = httpx.ASGITransport(app=api, client=(loopback_address(), 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://cure.test") as http:
         yield http
-
-
-async def until(condition, seconds: float = 15) -> None:  # type: ignore[no-untyped-def]
-    """Wait for a condition that, once true, stays true until the test acts (never a race)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never came true"
-        await asyncio.sleep(0.01)
 
 
 async def _public_raster_product(api, tmp_path: Path, collection: str, **fields):  # type: ignore[no-untyped-def]
