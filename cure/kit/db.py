@@ -60,8 +60,6 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, asyncpg.PostgresError):
         return means_unavailable(str(getattr(exc, "sqlstate", "")))
-    if isinstance(exc, asyncpg.InternalClientError):
-        return True  # a message the driver did not expect: the server ending the connection
     return isinstance(exc, asyncpg.exceptions.InterfaceError) and not isinstance(
         exc, asyncpg.exceptions.DataError
     )
@@ -124,7 +122,7 @@ def ping_idle_connections(engine: AsyncEngine, idle_seconds: float = IDLE_PING_S
         try:
             dbapi_connection.ping()
         except Exception as exc:
-            # The pool drops this connection and checks out another (up to three times).
+            # The pool drops this connection and opens a new one in its place.
             raise sa_exc.DisconnectionError(f"a pooled connection did not answer: {exc}") from exc
 
 
@@ -138,21 +136,38 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     one SQL statement: no ORM session, no transaction (each statement commits on its own), and
     none of a session's bookkeeping per request (BENCHMARKS.md, row 1). Back to the pool at the
     end; dropped from it unless the server refused the statement (the server went away, a
-    cancel)."""
-    pooled = await engine.raw_connection()
+    cancel).
+
+    Failures to connect, and a connection the server ended under the statement, are raised as
+    SQLAlchemy's errors, as a session would raise them (an ended connection as an
+    ``InterfaceError`` with ``connection_invalidated``), so that the API's handlers and
+    ``is_transient`` judge them alike; the server's refusal of a statement is raised as is."""
+    dbapi = engine.dialect.loaded_dbapi
+    try:
+        pooled = await engine.raw_connection()
+    except dbapi.Error as exc:  # the dialect's adapted error, which only a Connection wraps
+        raise sa_exc.DBAPIError.instance(
+            None, None, exc, dbapi.Error, dialect=engine.dialect
+        ) from exc
     driver = pooled.driver_connection
     assert isinstance(driver, asyncpg.Connection)
     try:
         yield driver
     except BaseException as exc:
-        # The server's refusal of a statement leaves the connection usable; anything else (the
-        # server ending the connection, which the driver may report before it sees the
-        # connection close, or a cancel that may leave the statement being cancelled) drops it.
-        refused = isinstance(exc, asyncpg.PostgresError) and not means_unavailable(
-            str(getattr(exc, "sqlstate", "") or "")
+        refused = isinstance(exc, asyncpg.PostgresError)
+        ended = (
+            driver.is_closed()
+            # The server's "terminating connection" (57P01), seen before the connection closes,
+            # or seen on the idle connection, which leaves asyncpg's protocol out of step.
+            or isinstance(exc, asyncpg.InternalClientError)
+            or (refused and means_unavailable(str(getattr(exc, "sqlstate", "") or "")))
         )
-        if driver.is_closed() or not refused:
+        # A refusal leaves the connection usable; anything else (it ended, or a cancel that may
+        # leave the statement being cancelled) drops it.
+        if ended or not refused:
             pooled.invalidate()
+        if ended and isinstance(exc, Exception) and not isinstance(exc, OSError):
+            raise sa_exc.InterfaceError(None, None, exc, connection_invalidated=True) from exc
         raise
     finally:
         await greenlet_spawn(pooled.close)

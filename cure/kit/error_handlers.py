@@ -82,9 +82,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(asyncpg.PostgresError)
     async def _raw_postgres_error(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
-        # Raised unwrapped when a pooled connection is opened while the server starts or stops,
-        # and by a read on the driver's own connection (``driver_connection``): the same rules
-        # as for the wrapped errors above.
+        # Raised unwrapped by a statement on the driver's own connection (``driver_connection``),
+        # or by asyncpg itself outside SQLAlchemy: the same rules as for the wrapped errors.
         sqlstate = str(getattr(exc, "sqlstate", "") or "")
         if means_unavailable(sqlstate):
             log.warning("database unavailable: %s", type(exc).__name__)
@@ -93,22 +92,6 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         log.warning("data exception from the database: %s", sqlstate)
         return _bad_value()
-
-    @app.exception_handler(asyncpg.InterfaceError)
-    async def _driver_error(_: Request, exc: asyncpg.InterfaceError) -> JSONResponse:
-        # Raised unwrapped by a read on the driver's own connection (``driver_connection``): the
-        # connection was closed under it. (The driver's check of a parameter it cannot encode is
-        # a DataError, a PostgresError: below.)
-        log.warning("database connection unusable: %s", type(exc).__name__)
-        return _unavailable("the database is unavailable; try again shortly")
-
-    @app.exception_handler(asyncpg.InternalClientError)
-    async def _driver_out_of_step(_: Request, exc: asyncpg.InternalClientError) -> JSONResponse:
-        # A message the driver did not expect on an idle connection: the server ending it (its
-        # error arrives before the connection closes). The connection is dropped; asking again
-        # gets a new one.
-        log.warning("database connection ended: %s", exc)
-        return _unavailable("the database is unavailable; try again shortly")
 
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 import asyncpg
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from cure.kit.db import driver_connection, is_transient, make_engine
 from tests.conftest import TEST_DATABASE_URL
@@ -44,7 +45,7 @@ async def test_a_connection_the_server_ended_is_dropped_from_the_pool(engine) ->
         async with driver_connection(engine) as connection:
             assert await connection.fetchval("SELECT 1") == 1
             assert connection.get_server_pid() != doomed
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+    except (sa_exc.InterfaceError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         pass
     # ...and either way it has left the pool: the next read gets a new one.
     async with driver_connection(engine) as connection:
@@ -63,39 +64,44 @@ async def test_a_pooled_connection_known_closed_is_replaced_before_it_is_handed_
         assert await connection.fetchval("SELECT 1") == 1
 
 
+def _ended(reported: Exception) -> Exception:
+    return sa_exc.InterfaceError(None, None, reported, connection_invalidated=True)
+
+
 @pytest.mark.parametrize(
-    ("error", "kept"),
+    ("error", "raised"),
     [
-        # The server refused the statement: the connection is fine and stays in the pool.
-        (asyncpg.exceptions.DivisionByZeroError("division by zero"), True),
-        # The server ending the connection, reported before the driver sees it close: dropped.
-        (asyncpg.exceptions.AdminShutdownError("terminating connection"), False),
-        (asyncpg.InternalClientError("cannot switch to state 11"), False),
+        # The server refused the statement: the connection is fine, stays in the pool, and the
+        # refusal is raised as is.
+        (asyncpg.exceptions.DivisionByZeroError("division by zero"), None),
+        # The server ending the connection, reported before the driver sees it close: dropped,
+        # and raised as a session would raise it.
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), sa_exc.InterfaceError),
+        (asyncpg.InternalClientError("cannot switch to state 11"), sa_exc.InterfaceError),
     ],
 )
 async def test_what_the_failure_says_decides_whether_the_connection_is_kept(  # type: ignore[no-untyped-def]
-    engine, error, kept
+    engine, error, raised
 ) -> None:
-    with pytest.raises(type(error)):
+    with pytest.raises(raised or type(error)) as caught:
         async with driver_connection(engine) as connection:
             first_pid = connection.get_server_pid()
             assert not connection.is_closed()
             raise error
+    if raised is not None:
+        assert caught.value.connection_invalidated and caught.value.orig is error
+        assert is_transient(caught.value)
     async with driver_connection(engine) as connection:
-        assert (connection.get_server_pid() == first_pid) is kept
+        assert (connection.get_server_pid() == first_pid) is (raised is None)
     assert engine.sync_engine.pool.checkedout() == 0
 
 
-def test_a_connection_ended_under_the_driver_is_transient_and_a_refused_statement_is_not() -> None:
-    for ended in (
-        asyncpg.InternalClientError("cannot switch to state 11"),
-        asyncpg.InterfaceError("cannot perform operation: connection is closed"),
-        asyncpg.exceptions.AdminShutdownError("terminating connection"),
-        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
-    ):
-        assert is_transient(ended), ended
-    for refused in (
-        asyncpg.exceptions.DivisionByZeroError("division by zero"),
-        asyncpg.exceptions.DataError("invalid input for query argument $1"),
-    ):
-        assert not is_transient(refused), refused
+async def test_a_failure_to_connect_is_raised_as_a_session_would_raise_it(db) -> None:  # type: ignore[no-untyped-def]
+    nowhere = make_engine(TEST_DATABASE_URL.rsplit("/", 1)[0] + "/cure_no_such_database")
+    try:
+        with pytest.raises(sa_exc.DBAPIError) as caught:
+            async with driver_connection(nowhere):
+                pass
+        assert caught.value.orig.sqlstate == "3D000"  # invalid_catalog_name
+    finally:
+        await nowhere.dispose()
