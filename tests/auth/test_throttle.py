@@ -133,6 +133,9 @@ async def test_an_account_under_attack_still_lets_its_owner_in(strict_app) -> No
         started = time.perf_counter()
         assert (await _login(owner, customer["email"], PASSWORD)).status_code == 200
         assert time.perf_counter() - started >= 0.05  # slowed down, not refused
+    # Slowed down because the account was under attack: the 5 wrong guesses are still counted
+    # against it (past its limit of 4), the owner's right attempt was taken back.
+    assert len(await _stored(strict_app, _key("user", customer["email"].lower()))) == 5
 
 
 async def test_a_fuzzing_address_still_logs_in_the_others_behind_it(strict_client) -> None:
