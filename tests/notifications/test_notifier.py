@@ -1,7 +1,7 @@
 """The notifier's calls: pinned to the checked address, bounded by one deadline."""
 
+import asyncio
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +11,7 @@ import pytest
 from cure.kit import outbound as targets
 from cure.notifications.notifier import DeliveryFailed, Notifier
 from cure.orders.models import Order
+from tests.conftest import until
 
 
 async def test_the_request_goes_to_the_address_that_was_checked() -> None:
@@ -38,30 +39,34 @@ def failed_order(callback_url: str) -> Order:
     )
 
 
-def quick_notifier(settings) -> Notifier:
+def quick_notifier(settings, deadline: float) -> Notifier:
     return Notifier(
         settings.model_copy(
-            update={"allow_private_callbacks": True, "callback_timeout_seconds": 1}
+            update={"allow_private_callbacks": True, "callback_timeout_seconds": deadline}
         ),
         sessionmaker=None,  # type: ignore[arg-type]  (not used by _callback)
     )
 
 
 class Trickler(BaseHTTPRequestHandler):
-    """Answers 200 and then sends its body one byte at a time, for a long while."""
+    """Answers 200 and then sends its body one byte at a time, for a minute (far past the
+    notifier's deadline of 10 s), unless the test stops it first."""
 
+    BYTES = 240  # one every 0.25 s
+    stop = threading.Event()
     finished = threading.Event()
 
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
-        self.send_header("Content-Length", "40")
+        self.send_header("Content-Length", str(Trickler.BYTES))
         self.end_headers()
         try:
-            for _ in range(40):
+            for _ in range(Trickler.BYTES):
                 self.wfile.write(b".")
                 self.wfile.flush()
-                time.sleep(0.25)
+                if Trickler.stop.wait(0.25):
+                    return
             Trickler.finished.set()
         except OSError:
             pass  # the notifier hung up: what we want
@@ -71,16 +76,21 @@ class Trickler(BaseHTTPRequestHandler):
 
 
 async def test_a_trickling_receiver_cannot_hold_the_notifier(settings) -> None:
+    Trickler.stop.clear()
+    Trickler.finished.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Trickler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        notifier = quick_notifier(settings)
+        # A roomy deadline (a loopback exchange may be slow under load), still far shorter
+        # than the trickle: a notifier that read the body would fail here by its deadline, or
+        # without one return only after the whole minute of body.
+        notifier = quick_notifier(settings, deadline=10)
         order = failed_order(f"http://127.0.0.1:{server.server_address[1]}/hook")
-        # Without a deadline on the whole exchange this call would wait for the slow body; the
-        # notifier does not read bodies at all, so it returns on the status line.
+        # The notifier does not read bodies at all, so it returns on the status line.
         await notifier._callback(order)
         assert not Trickler.finished.is_set()
     finally:
+        Trickler.stop.set()
         server.shutdown()
         server.server_close()
 
@@ -92,7 +102,7 @@ async def test_a_receiver_that_never_answers_times_out(settings) -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen()  # accepts connections, never answers
     try:
-        notifier = quick_notifier(settings)
+        notifier = quick_notifier(settings, deadline=1)  # it never answers: the deadline fires
         order = failed_order(f"http://127.0.0.1:{listener.getsockname()[1]}/hook")
         with pytest.raises(DeliveryFailed, match="Timeout"):
             await notifier._callback(order)
@@ -101,9 +111,10 @@ async def test_a_receiver_that_never_answers_times_out(settings) -> None:
 
 
 class Slow(BaseHTTPRequestHandler):
-    """Answers 204 after a pause; counts how many requests it holds at once."""
+    """Holds each request until the test opens its gate, then answers 204; counts how many
+    requests it holds at once."""
 
-    pause = 0.6
+    gate = threading.Event()
     lock = threading.Lock()
     now = 0
     most = 0
@@ -114,7 +125,7 @@ class Slow(BaseHTTPRequestHandler):
         with Slow.lock:
             Slow.now += 1
             Slow.most = max(Slow.most, Slow.now)
-        time.sleep(Slow.pause)
+        Slow.gate.wait(120)  # the test opens it (the limit only ends a test that failed)
         with Slow.lock:
             Slow.now -= 1
             Slow.served += 1
@@ -128,9 +139,11 @@ class Slow(BaseHTTPRequestHandler):
 @pytest.fixture
 def slow_receiver():  # type: ignore[no-untyped-def]
     Slow.now = Slow.most = Slow.served = 0
+    Slow.gate.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    Slow.gate.set()  # whatever the test did: no request stays held
     server.shutdown()
     server.server_close()
 
@@ -162,8 +175,9 @@ def _notifier(settings, **overrides):  # type: ignore[no-untyped-def]
     from cure.kit.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
+    # A roomy deadline: a call stays held until the test opens the gate, however slow it is.
     tuned = settings.model_copy(
-        update={"allow_private_callbacks": True, "callback_timeout_seconds": 5, **overrides}
+        update={"allow_private_callbacks": True, "callback_timeout_seconds": 60, **overrides}
     )
     return Notifier(tuned, make_sessionmaker(engine)), engine
 
@@ -179,40 +193,42 @@ def _claim(order_id: uuid.UUID):  # type: ignore[no-untyped-def]
 async def test_no_database_connection_is_held_while_a_callback_is_called(
     settings, slow_receiver
 ) -> None:
-    import asyncio
-
     (order_id,) = await _orders_with_callback(settings, slow_receiver, 1)
     notifier, engine = _notifier(settings)
+    delivery = asyncio.create_task(notifier.deliver_all([_claim(order_id)]))
     try:
-        delivery = asyncio.create_task(notifier.deliver_all([_claim(order_id)]))
-        for _ in range(300):  # until the receiver holds the call
-            if Slow.now or delivery.done():
-                break
-            await asyncio.sleep(0.01)
-        assert Slow.now == 1  # the receiver holds the call now
+        # until the receiver holds the call: it holds it until the gate opens
+        await until(lambda: Slow.now == 1 or delivery.done(), 60)
+        assert Slow.now == 1, delivery
         assert engine.pool.checkedout() == 0
+        Slow.gate.set()
         await delivery
         assert Slow.served == 1
     finally:
+        Slow.gate.set()
+        await asyncio.gather(delivery, return_exceptions=True)
         await engine.dispose()
 
 
 async def test_deliveries_at_once_stay_below_the_pool(settings, slow_receiver) -> None:
     ids = await _orders_with_callback(settings, slow_receiver, 8)
     notifier, engine = _notifier(settings, notify_concurrency=3)
+    delivery = asyncio.create_task(notifier.deliver_all([_claim(order_id) for order_id in ids]))
     try:
-        Slow.pause = 0.3
-        await notifier.deliver_all([_claim(order_id) for order_id in ids])
+        # Three calls held at once, as many as the notifier may make: held until the gate
+        # opens, so the test cannot miss them. Then the rest go through, never more at once.
+        await until(lambda: Slow.now >= 3 or delivery.done(), 60)
+        Slow.gate.set()
+        await delivery
     finally:
-        Slow.pause = 0.6
+        Slow.gate.set()
+        await asyncio.gather(delivery, return_exceptions=True)
         await engine.dispose()
     assert Slow.served == 8
     assert Slow.most == 3
 
 
 async def test_a_host_that_never_resolves_is_given_up_within_the_deadline(settings) -> None:
-    import asyncio
-
     async def never(host: str, port: int) -> list[str]:  # a DNS server that does not answer
         await asyncio.sleep(3600)
         return []

@@ -68,7 +68,10 @@ async def relayed_app(settings) -> AsyncIterator[tuple[httpx.AsyncClient, Relay,
         update={
             "database_url": settings.database_url.replace(":5432/", f":{database.port}/"),
             "broker_url": f"amqp://guest:guest@127.0.0.1:{broker.port}/{TEST_VHOST}",
-            "health_timeout_seconds": 2,
+            # Roomy: a check that must pass (a Docker ping, an AMQP handshake, S3, SELECT 1) may
+            # be slow under load. A dependency "down" here fails at once (its connection is
+            # refused or cut), not by this limit.
+            "health_timeout_seconds": 30,
             # Every probe runs its checks: the test follows each change at once.
             "health_cache_seconds": 0,
             "metrics_cache_seconds": 0,

@@ -4,6 +4,7 @@ live; the metrics moving after a real order; `cure check` passing, and failing w
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,9 @@ def stack(engine, tmp_path_factory) -> Iterator[Stack]:
     worker_metrics = free_port()
     with running_stack(
         "ops",
-        CURE_APPS_DIR=str(write_apps_dir(tmp_path_factory.mktemp("ops"))),
+        # A roomy time limit for the probe: no test here is about it, and a slow start under
+        # load must not kill the progress order (2.1 s of pauses) as "ran longer than 3s".
+        CURE_APPS_DIR=str(write_apps_dir(tmp_path_factory.mktemp("ops"), probe_timeout=60)),
         CURE_WORKER_METRICS_PORT=str(worker_metrics),
         CURE_METRICS_CACHE_SECONDS="0",  # each scrape reads the gauges: they follow the order
     ) as running:
@@ -85,10 +88,10 @@ async def test_an_orders_log_is_followed_live(http, account) -> None:
     )
     order_id = submitted.json()["order_id"]
 
-    # long polling: the first records come while the order runs, before the wait is over
-    started = time.monotonic()
+    # long polling: the wait ends with the first records, which come while the order runs
+    # (tests/logs/test_waits.py follows a wait step by step, without a clock)
     polled = await http.get(f"/v1/orders/{order_id}/logs?wait=20", headers=headers)
-    assert polled.json()["records"] and time.monotonic() - started < 19
+    assert polled.json()["records"]
 
     # Server-Sent Events: every record as it is saved, then the end
     events: list[tuple[str, dict]] = []
@@ -232,4 +235,10 @@ def test_cure_check_passes_and_names_the_step_that_fails(stack: Stack) -> None:
         stack.start_worker()
     assert failed.returncode == 1
     assert "FAILED at step 'order'" in failed.stderr
-    assert "still QUEUED" in failed.stderr and "worker" in failed.stderr
+    # The order waits for a worker: QUEUED once the relay has published it, RECEIVED before
+    # that (a relay slowed by load may not have published it within the check's 4 s). Queued,
+    # the check asks whether a worker runs; tests/ops/test_check.py shows that without a clock.
+    status = re.search(r"order \S+ still (\w+) after 4s", failed.stderr)
+    assert status, failed.stderr
+    assert status[1] in ("RECEIVED", "QUEUED")
+    assert ("(is a worker running?)" in failed.stderr) == (status[1] == "QUEUED")

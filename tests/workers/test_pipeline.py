@@ -187,14 +187,16 @@ async def test_finished_order_is_not_run_again(
 
 
 async def test_two_deliveries_of_one_attempt_run_it_once(
-    committing_client, sessionmaker, engine, probe_settings, status_manager
+    committing_client, sessionmaker, engine, probe_settings, tmp_path: Path, status_manager
 ) -> None:
-    order = await submit_probe(
-        committing_client, sessionmaker, probe_settings, mode="progress", pause=0.5
-    )
+    # A roomy time limit (the same events queue): the run's 1.5 s of pauses must not meet the
+    # probe's 3 s under load; this test is not about the limit.
+    apps = write_apps_dir(tmp_path / "roomy", probe_timeout=60)
+    roomy = probe_settings.model_copy(update={"apps_dir": apps})
+    order = await submit_probe(committing_client, sessionmaker, roomy, mode="progress", pause=0.5)
     first, second = await asyncio.gather(
-        pipeline.run_order(probe_settings, order.id, 1),
-        pipeline.run_order(probe_settings, order.id, 1),
+        pipeline.run_order(roomy, order.id, 1),
+        pipeline.run_order(roomy, order.id, 1),
     )
     assert sorted([str(first), str(second)]) == ["None", "SUCCESS"]
     for _ in range(100):
