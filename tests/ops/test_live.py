@@ -237,7 +237,7 @@ def test_cure_check_passes_and_names_the_step_that_fails(stack: Stack) -> None:
     assert "FAILED at step 'order'" in failed.stderr
     # The order waits for a worker: QUEUED once the relay has published it, RECEIVED before
     # that (a relay slowed by load may not have published it within the check's 4 s). Queued,
-    # the check asks whether a worker runs; tests/ops/test_check.py shows that without a clock.
+    # the check asks whether a worker runs.
     status = re.search(r"order \S+ still (\w+) after 4s", failed.stderr)
     assert status, failed.stderr
     assert status[1] in ("RECEIVED", "QUEUED")
