@@ -38,7 +38,10 @@ FAST = {
     "CURE_HEARTBEAT_INTERVAL_SECONDS": "1",
     "CURE_HEARTBEAT_TIMEOUT_SECONDS": "5",
     "CURE_RECONCILE_INTERVAL_SECONDS": "1",
-    "CURE_QUEUED_TIMEOUT_SECONDS": "8",
+    "CURE_QUEUED_TIMEOUT_SECONDS": "8",  # a message the broker's restart lost is sent again...
+    # ...as often as it takes: no test here is about giving up on a queued order, and with the
+    # default (5) one still queued after about 40 s (late in the chaos run) would fail
+    "CURE_MAX_DISPATCHES": "1000",
     "CURE_CONTAINER_SWEEP_SECONDS": "1",
     "CURE_MAX_ACTIVE_ORDERS": "60",
     "CURE_NOTIFY_RETRY_BASE_SECONDS": "0.5",

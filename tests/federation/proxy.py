@@ -1,7 +1,8 @@
 """A counting HTTP proxy in front of a real server, on 127.0.0.1, for the federation tests: it
 forwards every request as it came (method, path, query, body, Host) and counts them, so a test
-observes how many calls a source got; on demand it answers slowly, with a status of its own, or
-with garbage instead, or demands a bearer token (401 without it)."""
+observes how many calls a source got; on demand it answers slowly, holds every request until the
+test releases it (a source that never answers in time, whatever its deadline), answers with a
+status of its own or with garbage instead, or demands a bearer token (401 without it)."""
 
 import http.server
 import threading
@@ -17,6 +18,8 @@ class CountingProxy:
         self.target = target.rstrip("/")
         self.requests: list[tuple[str, str]] = []  # (method, path with query)
         self.delay = 0.0  # seconds before answering
+        self.gate = threading.Event()  # a request waits while it is clear (see hold)
+        self.gate.set()
         self.status: int | None = None  # answer this status (with a short body) instead
         self.garbage: bytes | None = None  # answer 200 with these bytes instead
         self.bearer: str | None = None  # when set, a request without this token gets 401
@@ -36,13 +39,23 @@ class CountingProxy:
         with self.lock:
             return sum(1 for _, path in self.requests if path_part in path)
 
+    def hold(self) -> None:
+        """Every request from now on waits, unanswered, until release (or close)."""
+        self.gate.clear()
+
+    def release(self) -> None:
+        """The held requests go on, and later ones are not held."""
+        self.gate.set()
+
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
         self.delay, self.status, self.garbage, self.bearer = 0.0, None, None, None
         self.require_token, self.refused, self.tokens = False, set(), []
+        self.release()
 
     def close(self) -> None:
+        self.release()  # no handler thread is left waiting
         self._server.shutdown()
         self._server.server_close()
 
@@ -57,6 +70,7 @@ class CountingProxy:
                     proxy.requests.append((self.command, self.path))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                proxy.gate.wait()
                 if proxy.delay:
                     time.sleep(proxy.delay)
                 if proxy.observe is not None:

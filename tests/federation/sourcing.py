@@ -25,7 +25,9 @@ def stac_source(url: str, *, name: str | None = None, **overrides: Any) -> dict[
         "kind": "stac",
         "url": url,
         "auth": {"type": "none"},
-        "timeout_seconds": 5,
+        # Roomy: a good source answers within it even on a loaded machine (a test that needs
+        # one to miss its deadline holds its requests: see CountingProxy.hold).
+        "timeout_seconds": 30,
         "collections": {
             "sentinel2-l2a": {
                 "remote": "sentinel-2-l2a",

@@ -186,9 +186,12 @@ async def test_a_slow_busy_or_babbling_source_is_named_missing(
     app, sessionmaker, client, scenes: Scenes, proxy: CountingProxy, stac_server: str, trouble: str
 ) -> None:
     good = stac_source(stac_server)
-    bad = stac_source(proxy.url, timeout_seconds=1)
+    bad = stac_source(proxy.url)  # a good source's roomy deadline: what it answers counts...
     if trouble == "slow":
-        proxy.delay = 3  # past the source's deadline of 1 s
+        # ...or it never answers (held until the test ends): any deadline fires, a short one
+        # only keeps the search's wait short
+        bad["timeout_seconds"] = 1
+        proxy.hold()
     elif trouble == "busy":
         proxy.status = 503
     else:
@@ -206,10 +209,13 @@ async def test_a_source_that_missed_its_deadline_is_not_asked_again_for_as_long(
     app, sessionmaker, client, scenes: Scenes, proxy: CountingProxy, monkeypatch
 ) -> None:
     """A host that swallows requests would cost every search the whole deadline: once missed,
-    the source rests for its deadline (on the federation's clock, held still here)."""
+    the source rests for its deadline (on the federation's clock, held still here). The source
+    first holds every request unanswered, so its deadline fires however long it is; it is long
+    enough for the answer the third search waits for (the first search waits it all)."""
     monkeypatch.setattr(state_of(app).need(FEDERATION), "_clock", lambda: 1000.0)
-    slow = stac_source(proxy.url, timeout_seconds=1)
-    proxy.delay = 3
+    deadline = 10
+    slow = stac_source(proxy.url, timeout_seconds=deadline)
+    proxy.hold()
 
     async with registered(app, sessionmaker, slow):
         first = await search(client, bbox=bbox_of(scenes), **JULY)
@@ -217,9 +223,9 @@ async def test_a_source_that_missed_its_deadline_is_not_asked_again_for_as_long(
         second = await search(client, bbox=bbox_of(scenes), timeStart="2026-05-01")
         after_second = proxy.count()
         monkeypatch.setattr(
-            state_of(app).need(FEDERATION), "_clock", lambda: 1001.5
+            state_of(app).need(FEDERATION), "_clock", lambda: 1000.0 + deadline + 0.5
         )  # rested enough
-        proxy.delay = 0
+        proxy.release()
         third = await search(client, bbox=bbox_of(scenes), **JULY)
 
     assert first["sourcesMissing"] == second["sourcesMissing"] == [slow["name"]]
