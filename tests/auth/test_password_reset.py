@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from cure.auth.models import PasswordResetToken
-from tests.conftest import free_port, loopback_address
+from tests.conftest import free_port, loopback_address, until
 from tests.factories import (
     PASSWORD,
     bearer,
@@ -32,10 +32,7 @@ async def _reset_token(http, mailbox, email: str) -> str:  # type: ignore[no-unt
     before = len(mailbox.to(email))
     response = await http.post("/v1/auth/password-reset", json={"email": email})
     assert response.status_code == 202
-    for _ in range(100):
-        if len(mailbox.to(email)) > before:
-            break
-        await __import__("asyncio").sleep(0.05)
+    await until(lambda: len(mailbox.to(email)) > before)  # the new mail stays once it came
     return _token_of(mailbox.to(email)[-1])
 
 

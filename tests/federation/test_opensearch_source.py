@@ -97,7 +97,7 @@ def opensearch_source(url: str, **overrides: Any) -> dict[str, Any]:
         "name": source_name("cdse-os"),
         "kind": "opensearch",
         "url": url,
-        "timeout_seconds": 5,
+        "timeout_seconds": 30,
         "collections": {
             "sentinel2-l2a": {
                 "remote": "Sentinel2",
