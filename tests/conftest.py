@@ -500,7 +500,8 @@ PROBE_IMAGE = _probe_tag()
 PROBE_MANIFEST = {
     "id": "probe",
     "title": "Probe",
-    "description": "A test app that reports its sandbox and fails, sleeps or reports progress on request",
+    "description": "A test app that reports its sandbox and fails, sleeps, reports progress or "
+    "is held until released on request",
     "version": "0.0.1",
     "image": PROBE_IMAGE,
     "public": True,
@@ -524,7 +525,7 @@ PROBE_FLOW_MANIFEST = {
     "title": "Probe workflow",
     "description": "The probe as a workflow: prepare, then left and right side by side (each "
     "waits for the other to start), then finish, which reports what the work folder holds; a "
-    "step fails, sleeps or reports progress slowly on request",
+    "step fails, sleeps, reports progress slowly or is held until released on request",
     "version": "0.0.1",
     "image": PROBE_IMAGE,
     "public": True,
@@ -545,6 +546,7 @@ PROBE_FLOW_MANIFEST = {
             "fail_step": {"type": "string", "default": ""},
             "sleep_step": {"type": "string", "default": ""},
             "slow_step": {"type": "string", "default": ""},
+            "hold_step": {"type": "string", "default": ""},
             "pause": {"type": "number", "default": 1.2},
         },
     },

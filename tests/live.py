@@ -2,7 +2,9 @@
 wait on them, and look at their containers and stored files."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Iterable
 
 import aioboto3
 import docker
@@ -52,6 +54,59 @@ def volumes_of(order_id: str) -> list:
         return client.volumes.list(filters={"label": f"cure.order_id={order_id}"})
     finally:
         client.close()
+
+
+RELEASE = "/tmp/cure-release"  # noqa: S108 (inside the app's container: see the probe's hold)
+
+
+def _release_new(order_ids: list[str], spare: set[str], released: set[str]) -> None:
+    client = docker.from_env()
+    try:
+        for order_id in order_ids:
+            for container in client.containers.list(
+                ignore_removed=True,
+                filters={"label": f"cure.order_id={order_id}", "status": "running"},
+            ):
+                if container.id in spare or container.id in released:
+                    continue
+                try:
+                    done = container.exec_run(["touch", RELEASE])
+                except docker.errors.APIError:  # it ended (or went) meanwhile: nothing to hold
+                    continue
+                if done.exit_code == 0:
+                    released.add(container.id)
+    finally:
+        client.close()
+
+
+@contextlib.asynccontextmanager
+async def releasing(
+    order_ids: str | Iterable[str], *, spare: Iterable[str] = ()
+) -> AsyncIterator[set[str]]:
+    """While the block runs, release each held probe app (mode hold, or a workflow's hold_step)
+    of the orders once its container runs: one that is not released waits (tests/probe_app), so
+    the test acts on a run that is still there, however late it comes. Containers in ``spare``
+    (ids) are left held: the run the test broke, which the product has to remove by itself. A
+    retried run's new container is released like any other. Yields the ids released so far."""
+    wanted = [order_ids] if isinstance(order_ids, str) else list(order_ids)
+    kept, released = set(spare), set[str]()
+
+    async def loop() -> None:
+        while True:
+            await asyncio.to_thread(_release_new, wanted, kept, released)
+            await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield released
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def container_ids(order_id: str) -> set[str]:
+    return {c.id for c in containers_of(order_id)}
 
 
 async def eventually_no_containers(order_ids: str | list[str], seconds: float = 15) -> None:

@@ -5,6 +5,7 @@ import time
 
 job = json.load(open("/job/params.json"))
 mode = job["params"].get("mode", "report")
+RELEASE = "/tmp/cure-release"  # held apps (mode hold, hold_step) wait for it
 
 
 def can_write(path):
@@ -21,6 +22,15 @@ def status_field(name):
         if line.startswith(name + ":"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def hold():
+    """Wait until the test releases the app (tests/live.py, ``releasing``: it creates the file in
+    the container's /tmp), so what the test then breaks finds the app still running. A release
+    forgotten ends the wait after 300 s (the app's own time limit is shorter)."""
+    deadline = time.monotonic() + 300
+    while not os.path.exists(RELEASE) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def routes():
@@ -41,9 +51,11 @@ def step(name):
         sys.exit(7)
     if name in params.get("sleep_step", "").split(","):
         time.sleep(600)
-    if params.get("slow_step") == name:
+    if name in (params.get("slow_step"), params.get("hold_step")):
         for percent in (25, 50, 75):
             print(f"CURE_PROGRESS {percent} {name} at {percent}", flush=True)
+            if percent == 25 and params.get("hold_step") == name:
+                hold()
             time.sleep(float(params.get("pause", 1.2)))
     if name == "prepare":
         with open(f"{work}/prepare.txt", "w") as fh:
@@ -103,9 +115,11 @@ report = {
 print("probe ran")
 if mode == "sleep":
     time.sleep(600)
-if mode == "progress":
+if mode in ("progress", "hold"):  # hold: the first step, then held until released
     for percent in (25, 50, 75):
         print(f"CURE_PROGRESS {percent} step {percent}", flush=True)
+        if percent == 25 and mode == "hold":
+            hold()
         time.sleep(float(job["params"].get("pause", 1.2)))
 if mode == "leak":  # output with secrets in it, which the order's log must not show
     print("calling with Authorization: Bearer abcdefgh12345678 and password=hunter22", flush=True)
