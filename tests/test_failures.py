@@ -23,8 +23,10 @@ from cure.orders.dispatch import RUN_ORDER_TASK
 from tests.conftest import SmtpServer, Stack, running_stack, write_apps_dir
 from tests.factories import wait_final
 from tests.live import (
+    container_ids,
     containers_of,
     eventually_no_containers,
+    releasing,
     statuses,
     stored_keys,
     submit,
@@ -133,13 +135,16 @@ async def test_cancelled_queued_order_never_starts(stack, http, headers) -> None
 
 
 async def test_kill_9_worker_while_its_container_runs(stack, smtp, http, account, headers) -> None:
-    order_id = await submit(http, headers, mode="progress", pause=1.5)
+    order_id = await submit(http, headers, mode="hold", pause=0.5)
+    # held after its first step until released: it runs for as long as the test needs
     await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
-    assert containers_of(order_id), "the app container should be running"
+    held = container_ids(order_id)
+    assert held, "the app container should be running"
     victim = stack.workers[0]
     stack.kill_worker(victim)
     stack.start_worker()  # the task is redelivered to the new worker
-    final = await wait_final(http, order_id, headers, seconds=90)
+    async with releasing(order_id, spare=held):  # the killed run's app stays held
+        final = await wait_final(http, order_id, headers, seconds=90)
     assert final["status"] == "SUCCESS", final
     assert statuses(final).count("SUCCESS") == 1
     # one run's file (the killed run stored none), in that run's own folder
@@ -186,19 +191,21 @@ def _pg(action: str) -> None:
 
 
 async def test_postgres_outage_is_503_and_loses_no_event(http, headers) -> None:
-    order_id = await submit(http, headers, mode="progress", pause=1.5)
-    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    order_id = await submit(http, headers, mode="hold", pause=1.5)
+    # held after its first step (29) until released: the rest comes during the outage
+    await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
     await asyncio.to_thread(_pg, "stop")
-    try:
-        # Answered, not hung: the client's own timeout (15 s) bounds the wait.
-        down = await http.get(f"/v1/orders/{order_id}", headers=headers)
-        assert down.status_code == 503
-        assert down.json()["error"] == "ServiceUnavailable"
-        assert "retry-after" in down.headers
-        await asyncio.sleep(6)  # the app finishes and reports while the database is down
-    finally:
-        await asyncio.to_thread(_pg, "start")
-    final = await wait_final(http, order_id, headers, seconds=60)
+    async with releasing(order_id):
+        try:
+            # Answered, not hung: the client's own timeout (15 s) bounds the wait.
+            down = await http.get(f"/v1/orders/{order_id}", headers=headers)
+            assert down.status_code == 503
+            assert down.json()["error"] == "ServiceUnavailable"
+            assert "retry-after" in down.headers
+            await asyncio.sleep(6)  # released: the app finishes and reports meanwhile
+        finally:
+            await asyncio.to_thread(_pg, "start")
+        final = await wait_final(http, order_id, headers, seconds=60)
     assert final["status"] == "SUCCESS"
     progress = {e["progress"] for e in final["history"] if e["progress"] is not None}
     assert {29, 49, 69} <= progress  # reported during the outage, applied after it
@@ -417,14 +424,22 @@ async def test_a_cancel_during_workflow_steps_stops_them_all_and_stores_nothing(
 async def test_a_worker_killed_during_a_step_is_retried_to_one_success(
     stack, http, headers
 ) -> None:
-    order_id = await submit(http, headers, app="probe_flow", slow_step="right", pause=1.5)
+    order_id = await submit(http, headers, app="probe_flow", hold_step="right", pause=0.5)
+    # the right step is held after its first progress line until released
     await wait_for(
-        http, headers, order_id, lambda o: (o["message"] or "").startswith("step right: right at")
+        http,
+        headers,
+        order_id,
+        lambda o: any(
+            (e["message"] or "").startswith("step right: right at") for e in o["history"]
+        ),
     )
     assert "right" in step_containers(order_id)
+    held = container_ids(order_id)
     stack.kill_worker(stack.workers[0])
     stack.start_worker()  # the task comes back to the new worker, which runs every step again
-    final = await wait_final(http, order_id, headers, seconds=90)
+    async with releasing(order_id, spare=held):  # the killed run's step stays held
+        final = await wait_final(http, order_id, headers, seconds=90)
     assert final["status"] == "SUCCESS", final
     assert statuses(final).count("SUCCESS") == 1
     (key,) = await stored_keys(stack, order_id)  # one run's result
