@@ -32,7 +32,15 @@ from tests.conftest import (
     write_apps_dir,
 )
 from tests.factories import wait_final
-from tests.live import eventually_no_containers, statuses, stored_keys, submit, wait_for
+from tests.live import (
+    container_ids,
+    eventually_no_containers,
+    releasing,
+    statuses,
+    stored_keys,
+    submit,
+    wait_for,
+)
 
 FAST = {
     "CURE_HEARTBEAT_INTERVAL_SECONDS": "1",
@@ -80,15 +88,19 @@ async def one_result(stack: Stack, http, headers, order: dict, seconds: float = 
 
 
 async def test_a_frozen_worker_thawed_late_changes_nothing(stack, http, headers) -> None:
-    order_id = await submit(http, headers, "probe", mode="progress", pause=2)
+    order_id = await submit(http, headers, "probe", mode="hold", pause=0.5)
+    # held after its first step until released: still running when its worker freezes
     await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
+    held = container_ids(order_id)
     frozen = list(stack.workers)
     for worker in frozen:
         stack.freeze(worker)
     stack.start_worker()
     try:
-        # silent past the heartbeat timeout: attempt 2 runs on the live worker, promptly
-        final = await wait_final(http, order_id, headers, seconds=60)
+        # silent past the heartbeat timeout: attempt 2 runs on the live worker, promptly (its
+        # app released; the frozen run's stays held)
+        async with releasing(order_id, spare=held):
+            final = await wait_final(http, order_id, headers, seconds=60)
         assert (final["status"], final["attempt"]) == ("SUCCESS", 2), final
     finally:
         for worker in frozen:
@@ -101,14 +113,16 @@ async def test_a_frozen_worker_thawed_late_changes_nothing(stack, http, headers)
 
 
 async def test_a_worker_frozen_for_good_does_not_hold_its_order(stack, http, headers) -> None:
-    order_id = await submit(http, headers, "probe", mode="progress", pause=2)
-    await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
+    order_id = await submit(http, headers, "probe", mode="hold", pause=0.5)
+    await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)  # held
+    held = container_ids(order_id)
     frozen = list(stack.workers)
     for worker in frozen:
         stack.freeze(worker)
     stack.start_worker()
     try:
-        final = await wait_final(http, order_id, headers, seconds=60)
+        async with releasing(order_id, spare=held):
+            final = await wait_final(http, order_id, headers, seconds=60)
         assert final["status"] == "SUCCESS", final
         await one_result(stack, http, headers, final)
     finally:
@@ -119,12 +133,14 @@ async def test_a_worker_frozen_for_good_does_not_hold_its_order(stack, http, hea
 async def test_the_api_down_longer_than_the_heartbeat_timeout_costs_no_attempt(
     stack, http, headers
 ) -> None:
-    order_id = await submit(http, headers, "probe", mode="progress", pause=4)  # runs about 12 s
-    await wait_for(http, headers, order_id, lambda o: o["status"] == "RUNNING")
+    order_id = await submit(http, headers, "probe", mode="hold", pause=1)
+    # held after its first step until released: it runs all through the API's absence
+    await wait_for(http, headers, order_id, lambda o: (o["progress"] or 0) >= 29)
     stack.stop_api()
     await asyncio.sleep(8)  # past the 5 s heartbeat timeout; heartbeats pile up meanwhile
     stack.start_api()
-    final = await wait_final(http, order_id, headers, seconds=60)
+    async with releasing(order_id):
+        final = await wait_final(http, order_id, headers, seconds=60)
     assert (final["status"], final["attempt"]) == ("SUCCESS", 1), final
     assert "QUEUED" not in statuses(final)[2:]  # never requeued
     await one_result(stack, http, headers, final)
