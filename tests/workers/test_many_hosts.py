@@ -42,7 +42,14 @@ from tests.conftest import (
 )
 from tests.factories import wait_final
 from tests.hosts import Host, Lan, Relay, unavailable, wait_until, worker_env
-from tests.live import containers_of, eventually_no_containers, statuses, stored_keys, submit
+from tests.live import (
+    containers_of,
+    eventually_no_containers,
+    releasing,
+    statuses,
+    stored_keys,
+    submit,
+)
 
 HOST_A = socket.gethostname()  # this machine: the stack's own worker
 DEPLOYMENT = f"hosts-{TEST_DB}"  # equal on every host (their database URLs differ)
@@ -349,7 +356,8 @@ async def test_each_host_sweeps_its_own_engine_alone(stack, host_b) -> None:
 
 
 async def test_a_lost_host_loses_no_order(stack, host_b, http, headers) -> None:
-    orders = [await submit(http, headers, "probe", mode="progress", pause=2) for _ in range(6)]
+    # Each app is held after its first step until released: host B's still run when it is lost.
+    orders = [await submit(http, headers, "probe", mode="hold", pause=1) for _ in range(6)]
     # Wait until host B's apps run: its events say so.
     deadline = time.monotonic() + 60
     while True:
@@ -369,7 +377,8 @@ async def test_a_lost_host_loses_no_order(stack, host_b, http, headers) -> None:
         await asyncio.sleep(0.2)
     host_b.lose()  # its worker, its engine and its apps, all at once (SIGKILL)
     assert host_b.alive() == []
-    finals = [await wait_final(http, order_id, headers, seconds=120) for order_id in orders]
+    async with releasing(orders):  # on host A's engine (this machine's): B's went with B
+        finals = [await wait_final(http, order_id, headers, seconds=120) for order_id in orders]
     victims = [f for f in finals if "cure-host-b" in run_hosts(f)]
     print("\nhost B lost; its runs:")
     for final in finals:
