@@ -223,7 +223,19 @@ class OrderWatch:
             return False
 
     def drain(self, new_lines: list[OutputLine], step: str | None = None) -> None:
+        """The app's last lines, read after it ended: logged, and the progress it reported in
+        them sent too (a step the app printed just before it exited, which no tick saw, is a
+        step it reported). Not for a run already stopped: its outcome is decided."""
         self.record(new_lines, step)
+        if self.stop_reason is not None or not any(
+            PROGRESS_LINE.match(line.strip()) for _, line in new_lines
+        ):
+            return
+        future = asyncio.run_coroutine_threadsafe(self._report_lines(new_lines, step), self.loop)
+        try:
+            future.result(timeout=30)
+        except Exception:
+            log.warning("order %s: the app's last progress was not reported", self.job.order_id)
 
     def ready(self, step: str | None = None) -> bool:
         """Right before the app (or a step) starts: only if the order is still this attempt's
@@ -266,11 +278,14 @@ class OrderWatch:
         return self.stop_reason is None
 
     async def _tick(self, new_lines: list[OutputLine], step: str | None = None) -> bool:
+        await self._report_lines(new_lines, step)
+        return not await self.still_ours()
+
+    async def _report_lines(self, new_lines: list[OutputLine], step: str | None) -> None:
         for _, line in new_lines:
             match = PROGRESS_LINE.match(line.strip())
             if match:
                 await self.report(int(match.group(1)), match.group(2), step)
-        return not await self.still_ours()
 
     async def report(self, app_percent: int, message: str | None, step: str | None) -> None:
         """An app's (or a step's) 0-100: the app's share of the order's progress is 10-89

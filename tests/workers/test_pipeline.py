@@ -15,7 +15,7 @@ from cure.auth.principals import Principal
 from cure.containers.runner import ContainerOutcome, ContainerRunner, Job, open_runner
 from cure.orders import service as order_service
 from cure.orders.event_consumer import OrderEventConsumer
-from cure.orders.models import Order
+from cure.orders.models import Order, OrderEvent
 from cure.orders.schemas import OrderCreate
 from cure.orders.tidy import ORDER_TIDY, ResultTidier
 from cure.outbox.models import OutboxMessage
@@ -152,6 +152,33 @@ async def _tidies(sessionmaker, order_id: uuid.UUID) -> int:
             OutboxMessage.kind == ORDER_TIDY, OutboxMessage.subject_id == order_id
         )
         return int(await session.scalar(query) or 0)
+
+
+async def test_progress_printed_just_before_the_app_exits_is_stored(
+    committing_client, sessionmaker, probe_settings, status_manager
+) -> None:
+    """No pause between the app's three reports and its exit: whether a tick or the last read
+    after the exit sees them, each is a stored RUNNING event before the SUCCESS."""
+    order = await submit_probe(
+        committing_client, sessionmaker, probe_settings, mode="progress", pause=0
+    )
+    await pipeline.run_order(probe_settings, order.id)
+    assert (await stored_final(sessionmaker, order.id)).status == "SUCCESS"
+    async with sessionmaker() as session:
+        events = (
+            await session.execute(
+                select(OrderEvent.status, OrderEvent.progress, OrderEvent.message)
+                .where(OrderEvent.order_id == order.id)
+                .order_by(OrderEvent.id)
+            )
+        ).all()
+    reported = [tuple(e) for e in events if e.progress in (29, 49, 69)]
+    assert reported == [
+        ("RUNNING", 29, "step 25"),
+        ("RUNNING", 49, "step 50"),
+        ("RUNNING", 69, "step 75"),
+    ]
+    assert [e.status for e in events][-1] == "SUCCESS"
 
 
 async def test_invalid_input_exit_code(
