@@ -3,6 +3,7 @@ order of a real SUHI product followed with a progress bar and downloaded with it
 verified, orders and products listed, the async and blocking APIs, retries that respect
 Retry-After, and a watch that carries on while the API restarts."""
 
+import asyncio
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from cure.kit.resources import Resources
 from cure.kit.state import state_of
 from tests.conftest import Stack, running_stack, write_apps_dir
 from tests.factories import PASSWORD, create_customer
+from tests.live import releasing
 
 DAY = date(2024, 7, 15)
 VIENNA = city_by_name("Vienna")
@@ -238,7 +240,7 @@ async def test_a_watch_carries_on_while_the_api_restarts(stack, http, customer, 
     body = {
         "roi": region.from_bbox("16.3,48.2,16.4,48.3"),
         "start_date": "2024-07-15",
-        "params": {"mode": "progress", "pause": 2},
+        "params": {"mode": "hold", "pause": 2},  # held until the API has restarted
     }
     order_id = (await http.post("/v1/apps/probe/orders", json=body, headers=headers)).json()[
         "order_id"
@@ -255,7 +257,8 @@ async def test_a_watch_carries_on_while_the_api_restarts(stack, http, customer, 
         assert watch.stdout is not None
         before = [json.loads(watch.stdout.readline())]  # it is following the order
         stack.restart_api()
-        rest, errors = watch.communicate(timeout=90)
+        async with releasing(order_id):  # the app goes on only now: the order cannot be over
+            rest, errors = await asyncio.to_thread(watch.communicate, timeout=90)
     finally:
         if watch.poll() is None:
             watch.kill()
