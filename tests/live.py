@@ -93,7 +93,10 @@ async def releasing(
 
     async def loop() -> None:
         while True:
-            await asyncio.to_thread(_release_new, wanted, kept, released)
+            try:
+                await asyncio.to_thread(_release_new, wanted, kept, released)
+            except Exception as exc:  # the engine busy or a container gone: the next pass
+                print(f"releasing: {type(exc).__name__}: {exc}")
             await asyncio.sleep(0.2)
 
     task = asyncio.create_task(loop())

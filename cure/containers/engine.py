@@ -529,7 +529,9 @@ def _drain(container: Container, cursor: "_LogCursor", control: ContainerControl
         while quiet < 2 and time.monotonic() < deadline:
             lines = cursor.new_lines(container)
             quiet = 0 if lines else quiet + 1
+            handed = time.monotonic()
             control.drain(lines)
+            deadline += time.monotonic() - handed  # the control's time (it may publish) is its own
             if quiet == 1:  # after the second quiet read there is nothing left to wait for
                 time.sleep(0.1)
     except NotFound:

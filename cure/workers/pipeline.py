@@ -227,14 +227,18 @@ class OrderWatch:
         them sent too (a step the app printed just before it exited, which no tick saw, is a
         step it reported). Not for a run already stopped: its outcome is decided."""
         self.record(new_lines, step)
-        if self.stop_reason is not None or not any(
-            PROGRESS_LINE.match(line.strip()) for _, line in new_lines
-        ):
+        stopped = self.stop_reason is not None or stopping_now.is_set()
+        if stopped or not any(PROGRESS_LINE.match(line.strip()) for _, line in new_lines):
             return
-        future = asyncio.run_coroutine_threadsafe(self._report_lines(new_lines, step), self.loop)
+        future = None
         try:
+            future = asyncio.run_coroutine_threadsafe(
+                self._report_lines(new_lines, step), self.loop
+            )
             future.result(timeout=30)
         except Exception:
+            if future is not None:
+                future.cancel()  # not sent later, after the run's outcome
             log.warning("order %s: the app's last progress was not reported", self.job.order_id)
 
     def ready(self, step: str | None = None) -> bool:
@@ -325,7 +329,10 @@ class StepControl:
         return self.watch.tick(new_lines, self.step) or self.abort.is_set()
 
     def drain(self, new_lines: list[OutputLine]) -> None:
-        self.watch.drain(new_lines, self.step)
+        if self.abort.is_set():  # stopped because another step failed: its lines are only logged
+            self.watch.record(new_lines, self.step)
+        else:
+            self.watch.drain(new_lines, self.step)
 
 
 async def _clean_up(
