@@ -225,7 +225,8 @@ class OrderWatch:
     def drain(self, new_lines: list[OutputLine], step: str | None = None) -> None:
         """The app's last lines, read after it ended: logged, and the progress it reported in
         them sent too (a step the app printed just before it exited, which no tick saw, is a
-        step it reported). Not for a run already stopped: its outcome is decided."""
+        step it reported). Not for a run already stopped: its outcome is decided. (A workflow
+        step's control logs them only: ``StepControl.drain``.)"""
         self.record(new_lines, step)
         stopped = self.stop_reason is not None or stopping_now.is_set()
         if stopped or not any(PROGRESS_LINE.match(line.strip()) for _, line in new_lines):
@@ -329,10 +330,10 @@ class StepControl:
         return self.watch.tick(new_lines, self.step) or self.abort.is_set()
 
     def drain(self, new_lines: list[OutputLine]) -> None:
-        if self.abort.is_set():  # stopped because another step failed: its lines are only logged
-            self.watch.record(new_lines, self.step)
-        else:
-            self.watch.drain(new_lines, self.step)
+        # A step's last lines are only logged: its end is reported by ``step_done`` as an event
+        # of its own ("step align: done"), which a last line at 100 % reported first would
+        # leave without any progress to add (the event would be dropped as no news).
+        self.watch.record(new_lines, self.step)
 
 
 async def _clean_up(
