@@ -4,6 +4,7 @@ import uuid
 
 import httpx
 
+from cure.auth import passwords
 from cure.auth.models import Customer
 from tests.conftest import loopback_address
 from tests.factories import PASSWORD, create_customer, problems, unique_email
@@ -97,3 +98,10 @@ async def test_password_policy_errors_are_clear(client) -> None:
         json={"name": "Test Customer", "email": email, "password": "correct horse battery staple"},
     )
     assert ok.status_code == 201
+
+
+def test_a_client_secret_never_reads_as_a_command_line_option() -> None:
+    # One token in 64 starts with "-": among 2,000 the chance of none is about 2e-14.
+    drawn = [passwords.new_client_secret() for _ in range(2000)]
+    assert not [secret for secret in drawn if secret.startswith("-")]
+    assert len(set(drawn)) == len(drawn) and {len(secret) for secret in drawn} == {43}
