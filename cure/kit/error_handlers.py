@@ -64,15 +64,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
         sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
-        if means_unavailable(sqlstate):
-            log.warning("database unavailable: SQLSTATE %s", sqlstate)
-            return _unavailable("the database is unavailable; try again shortly")
-        # SQLSTATE class 22 (data exception: a NUL byte, a value out of range, ...) is the
-        # client's input that no validation caught: a 422, not a 500. Anything else stays a 500.
-        if not sqlstate.startswith("22"):
-            raise exc
-        log.warning("data exception from the database: %s", sqlstate)
-        return _bad_value()
+        return _by_sqlstate(sqlstate, exc)
 
     @app.exception_handler(PoolTimeout)
     async def _pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
@@ -84,14 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _raw_postgres_error(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
         # Raised unwrapped by a statement on the driver's own connection (``driver_connection``),
         # or by asyncpg itself outside SQLAlchemy: the same rules as for the wrapped errors.
-        sqlstate = str(getattr(exc, "sqlstate", "") or "")
-        if means_unavailable(sqlstate):
-            log.warning("database unavailable: %s", type(exc).__name__)
-            return _unavailable("the database is unavailable; try again shortly")
-        if not sqlstate.startswith("22"):
-            raise exc
-        log.warning("data exception from the database: %s", sqlstate)
-        return _bad_value()
+        return _by_sqlstate(str(getattr(exc, "sqlstate", "") or ""), exc)
 
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:
@@ -109,6 +94,19 @@ _LOCAL_FILE_ERRORS = (
     IsADirectoryError,
     NotADirectoryError,
 )
+
+
+def _by_sqlstate(sqlstate: str, exc: Exception) -> JSONResponse:
+    """A database error by its SQLSTATE, wrapped by SQLAlchemy or raw: unavailable is a 503;
+    class 22 (data exception: a NUL byte, a value out of range, ...) is the client's input that
+    no validation caught, a 422; anything else stays a 500."""
+    if means_unavailable(sqlstate):
+        log.warning("database unavailable: SQLSTATE %s", sqlstate)
+        return _unavailable("the database is unavailable; try again shortly")
+    if not sqlstate.startswith("22"):
+        raise exc
+    log.warning("data exception from the database: %s", sqlstate)
+    return _bad_value()
 
 
 def _bad_value() -> JSONResponse:
